@@ -1,0 +1,26 @@
+"""Inference backends. Each engine lives in its own module and is imported only when chosen."""
+
+from harness.backends.base import Backend, Completion, ModelInfo, Request, Sampling
+
+__all__ = ["Backend", "Completion", "ModelInfo", "Request", "Sampling", "backend_for", "load_backend"]
+
+
+def backend_for(model: str) -> str:
+    """The backend a model spec implies when --backend is auto."""
+    if model.startswith("openai:"):
+        return "openai"
+    if model.startswith("fake:"):
+        return "fake"
+    return "transformers"
+
+
+def load_backend(cfg, dev) -> Backend:
+    """Instantiate the configured backend through the registry (engines import lazily)."""
+    from harness import registry
+
+    name = cfg.backend if cfg.backend != "auto" else backend_for(cfg.model)
+    cls = registry.get("backends", name).load()
+    return cls.from_options(cfg.model, device=dev, revision=cfg.revision, trust_remote_code=cfg.trust_remote_code,
+                            allow_pickle=cfg.allow_pickle, tokenizer=cfg.tokenizer, device_map=cfg.device_map,
+                            max_memory=cfg.max_memory, base_url=cfg.base_url, api_key_env=cfg.api_key_env,
+                            max_concurrency=cfg.max_concurrency, tensor_parallel_size=cfg.tensor_parallel_size, seed=cfg.seed)

@@ -1,0 +1,225 @@
+"""The transformers backend: static batches with left padding, true per-row counts and timings.
+
+Timing: a stopping criterion runs after every decoding step; it synchronises the device and reads
+the clock, so step s has a timestamp. A row's TTFT is the first step's time (in a static batch all
+rows share the prefill), its e2e is the time of the step that produced its own last token.
+Sampling: each row draws from its own torch.Generator seeded by the request, so a sample does not
+depend on which batch it lands in; greedy decoding is plain argmax.
+"""
+
+from __future__ import annotations
+
+import time
+
+import torch
+from transformers import GenerationConfig, LogitsProcessor, LogitsProcessorList, StoppingCriteria, StoppingCriteriaList
+
+from harness.backends.base import Backend, Completion, ModelInfo, Request
+from harness.models import load as load_model
+from harness.protocols import join_prefill, plain_prompt
+
+
+class RowSampler(LogitsProcessor):
+    """Per-row temperature/top-k/top-p sampling with per-row generators.
+
+    Returns scores where only the drawn token is finite, so the (greedy) generate loop picks it.
+    Also masks token ids beyond the tokenizer (random models have larger embedding tables)."""
+
+    def __init__(self, requests: list[Request], vocab_limit: int | None, device):
+        self.requests, self.vocab_limit = requests, vocab_limit
+        self.sample = not all(r.sampling.greedy for r in requests)
+        self.generators = []
+        if self.sample:
+            for r in requests:
+                g = torch.Generator(device=device)
+                g.manual_seed(r.seed & 0x7FFF_FFFF_FFFF_FFFF)
+                self.generators.append(g)
+
+    def __call__(self, input_ids, scores):
+        if self.vocab_limit is not None and scores.shape[-1] > self.vocab_limit:
+            scores[:, self.vocab_limit:] = -float("inf")
+        if not self.sample:
+            return scores
+        out = torch.full_like(scores, -float("inf"))
+        for i, (r, g) in enumerate(zip(self.requests, self.generators)):
+            s = r.sampling
+            row = scores[i].float()
+            if s.greedy:
+                out[i, int(row.argmax())] = 0.0
+                continue
+            row = row / s.temperature
+            if s.top_k and s.top_k < row.shape[-1]:
+                kth = torch.topk(row, s.top_k).values[-1]
+                row = row.masked_fill(row < kth, -float("inf"))
+            probs = torch.softmax(row, dim=-1)
+            if s.top_p < 1.0:
+                sorted_p, idx = torch.sort(probs, descending=True)
+                cut = torch.cumsum(sorted_p, dim=-1) - sorted_p > s.top_p  # keep the smallest set reaching top_p
+                sorted_p[cut] = 0.0
+                probs = torch.zeros_like(probs).scatter(0, idx, sorted_p)
+            token = torch.multinomial(probs, 1, generator=g)
+            out[i, token] = 0.0
+        return out
+
+
+class StepClock(StoppingCriteria):
+    """Timestamps every decoding step and notes when each row finished (EOS or a stop string)."""
+
+    def __init__(self, sync, eos_ids: set[int], stop_criteria=None):
+        self.sync, self.eos = sync, torch.tensor(sorted(eos_ids)) if eos_ids else None
+        self.stop_criteria = stop_criteria
+        self.times: list[float] = []
+        self.finished_at: dict[int, tuple[int, str]] = {}  # row -> (step, reason)
+
+    def __call__(self, input_ids, scores, **kwargs):
+        self.sync()
+        self.times.append(time.perf_counter())
+        step = len(self.times) - 1
+        last = input_ids[:, -1]
+        done = torch.isin(last, self.eos.to(last.device)) if self.eos is not None else torch.zeros_like(last, dtype=torch.bool)
+        stop = self.stop_criteria(input_ids, scores) if self.stop_criteria is not None else None
+        for row in range(input_ids.shape[0]):
+            if row in self.finished_at:
+                continue
+            if bool(done[row]):
+                self.finished_at[row] = (step, "eos")
+            elif stop is not None and bool(stop[row]):
+                self.finished_at[row] = (step, "stop")
+        if stop is not None:
+            done = done | stop.to(done.device)
+        return done
+
+
+class TransformersBackend(Backend):
+    name = "transformers"
+
+    def __init__(self, model, tokenizer, info: ModelInfo, device: str):
+        self.model, self.tokenizer, self.info, self.device = model, tokenizer, info, device
+        self.has_template = bool(getattr(tokenizer, "chat_template", None))
+        self.vocab_limit = len(tokenizer) if model.config.get_text_config().vocab_size > len(tokenizer) else None
+        eos = model.generation_config.eos_token_id if model.generation_config is not None else None
+        eos_ids = set(eos if isinstance(eos, list) else [eos] if eos is not None else [])
+        if tokenizer.eos_token_id is not None:
+            eos_ids.add(tokenizer.eos_token_id)
+        self.eos_ids = eos_ids
+
+    @classmethod
+    def from_options(cls, model: str, *, device, revision=None, trust_remote_code=False, allow_pickle=False,
+                     tokenizer=None, device_map=None, max_memory=None, **_ignored) -> "TransformersBackend":
+        dtype = getattr(torch, device.dtype)
+        placement = device_map or device.torch_device
+        loaded = load_model(model, torch_dtype=dtype, device_map=placement, revision=revision, trust_remote_code=trust_remote_code,
+                            allow_pickle=allow_pickle, tokenizer=tokenizer, max_memory=max_memory)
+        m = loaded.model
+        cfg = m.config.get_text_config()
+        n_params = sum(p.numel() for p in m.parameters())
+        weight_bytes = sum(p.numel() * p.element_size() for p in m.parameters())
+        info = ModelInfo(
+            name_or_path=loaded.path, backend=cls.name, revision=loaded.revision, dtype=str(next(m.parameters()).dtype).replace("torch.", ""),
+            num_parameters=n_params, random_weights=loaded.source == "random", architecture=(m.config.architectures or [type(m).__name__])[0],
+            context_length=getattr(cfg, "max_position_embeddings", None), weight_bytes=weight_bytes,
+            kv_bytes_per_token=_kv_bytes_per_token(cfg, next(m.parameters()).element_size()),
+            quantization="gguf (dequantized)" if loaded.source == "gguf" else None)
+        if loaded.source == "random":
+            info.notes.append("random weights: accuracy is meaningless; speed and memory are those of the architecture")
+        first_device = str(next(m.parameters()).device)
+        return cls(m, loaded.tokenizer, info, first_device)
+
+    # ---- hooks ---------------------------------------------------------------------------
+    def render(self, request: Request) -> str:
+        msgs = list(request.messages)
+        if self.has_template and request.chat:
+            text = self.tokenizer.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True, **dict(request.template_kwargs))
+        else:
+            text = plain_prompt(msgs)
+        return join_prefill(text, request.prefill)
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.tokenizer(text, add_special_tokens=False).input_ids)
+
+    def synchronize(self) -> None:
+        kind = torch.device(self.device).type
+        mod = getattr(torch, kind, None)
+        if kind != "cpu" and mod is not None and hasattr(mod, "synchronize"):
+            mod.synchronize()
+
+    def memory(self) -> dict:
+        from harness.memory import device_peak
+
+        return {"device": device_peak(torch.device(self.device).type)}
+
+    def reset_peak_memory(self) -> None:
+        kind = torch.device(self.device).type
+        mod = getattr(torch, kind, None)
+        if kind != "cpu" and mod is not None and hasattr(mod, "reset_peak_memory_stats"):
+            mod.reset_peak_memory_stats()
+
+    def max_batch_size(self) -> int:
+        return 8 if torch.device(self.device).type == "cpu" else 64
+
+    def close(self) -> None:
+        del self.model
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+
+    # ---- generation ------------------------------------------------------------------------
+    def generate(self, requests: list[Request]) -> list[Completion]:
+        prompts = [self.render(r) for r in requests]
+        templated = self.has_template and requests[0].chat
+        enc = self.tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=not templated)
+        input_lens = enc.attention_mask.sum(dim=1).tolist()
+        enc = enc.to(self.device)
+        s0 = requests[0].sampling
+        if any(r.sampling.max_new_tokens != s0.max_new_tokens or r.sampling.stop != s0.stop or r.sampling.min_new_tokens != s0.min_new_tokens
+               for r in requests):
+            raise ValueError("a batch must share max_new_tokens, min_new_tokens and stop strings")
+        stop_criteria = None
+        if s0.stop:
+            from transformers.generation.stopping_criteria import StopStringCriteria
+
+            stop_criteria = StopStringCriteria(self.tokenizer, list(s0.stop))
+        clock = StepClock(self.synchronize, self.eos_ids, stop_criteria)
+        gen_cfg = GenerationConfig(max_new_tokens=s0.max_new_tokens, min_new_tokens=s0.min_new_tokens or None, do_sample=False,
+                                   eos_token_id=sorted(self.eos_ids) or None, pad_token_id=self.tokenizer.pad_token_id,
+                                   temperature=None, top_p=None, top_k=None)
+        sampler = RowSampler(requests, self.vocab_limit, self.device)
+        self.synchronize()
+        start = time.perf_counter()
+        with torch.inference_mode():
+            out = self.model.generate(**enc, generation_config=gen_cfg, logits_processor=LogitsProcessorList([sampler]),
+                                      stopping_criteria=StoppingCriteriaList([clock]))
+        self.synchronize()
+        end = time.perf_counter()
+        new = out[:, enc.input_ids.shape[1]:].tolist()
+        ttft = clock.times[0] - start if clock.times else None
+        results = []
+        for row, req in enumerate(requests):
+            step, reason = clock.finished_at.get(row, (len(new[row]) - 1, "length"))
+            n_out = step + 1
+            ids = new[row][:n_out]
+            if reason == "eos":
+                ids = ids[:-1]  # the EOS token counts as output but is not text
+            text = self.tokenizer.decode(ids, skip_special_tokens=False)
+            if reason == "stop":
+                text = _cut_at_stop(text, req.sampling.stop)
+            e2e = clock.times[step] - start if step < len(clock.times) else end - start
+            results.append(Completion(text=text, input_tokens=int(input_lens[row]), output_tokens=n_out, finish_reason=reason,
+                                      ttft_s=ttft, e2e_s=e2e, batch_size=len(requests), batch_wall_s=end - start))
+        return results
+
+
+def _cut_at_stop(text: str, stops) -> str:
+    cuts = [text.rfind(s) for s in stops if s and s in text]
+    return text[: max(cuts)] if cuts else text
+
+
+def _kv_bytes_per_token(cfg, elem: int) -> int | None:
+    try:
+        layers = cfg.num_hidden_layers
+        if getattr(cfg, "kv_lora_rank", None):  # MLA caches the compressed latent plus the rope key
+            return layers * (cfg.kv_lora_rank + cfg.qk_rope_head_dim) * elem
+        heads = getattr(cfg, "num_key_value_heads", None) or cfg.num_attention_heads
+        head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
+        return 2 * layers * heads * head_dim * elem
+    except AttributeError:
+        return None

@@ -1,0 +1,412 @@
+"""The OpenAI-compatible HTTP backend: streamed chat completions from a hosted API or a local server.
+
+Works against api.openai.com, api.deepseek.com, vLLM / SGLang / llama.cpp servers, anything that
+speaks `POST {base_url}/chat/completions` with server-sent events. Requests run concurrently on
+a thread pool of `max_concurrency` workers; each is streamed so the first token can be timed.
+
+What is measured, and from where:
+- ttft_s / e2e_s: from sending the request (the attempt that succeeded; backoff before it is not
+  counted) to the first content or reasoning delta, and to the end of the stream.
+- tokens: the server's `usage` (asked for with `stream_options.include_usage`). A server that
+  sends none (llama.cpp's) leaves input_tokens to a local `tokenizer` when one is given, and
+  output_tokens counted as non-empty streamed deltas (one token each on llama.cpp and vLLM
+  servers, fewer when a server merges pieces); the run's model notes say so.
+- reasoning: `reasoning_content` (DeepSeek) or `reasoning` (vLLM) deltas become
+  `Completion.reasoning_text`; `completion_tokens_details.reasoning_tokens` their count.
+- stop strings are matched here, on the streamed answer text, and not sent to the server: the API
+  reports a stop string and a natural end alike as "stop", so only local matching can tell
+  finish_reason "stop" from "eos". The stream is closed as soon as one matches.
+- Request.prefill (a forced assistant prefix such as "<think>\\n") cannot be sent to a chat API
+  and is ignored; the run's model notes record that it was.
+
+Retries: 429, 5xx, connection errors, timeouts and truncated streams are retried up to
+`max_retries` times with exponential backoff and full jitter, honouring Retry-After. 401/403/404
+stop the run (wrong key or model: retrying cannot help). A request that still fails comes back
+with finish_reason "error".
+
+The API key is read from the environment when the backend is built and kept only in the request
+headers: it is never put in ModelInfo, a Completion, a log line, an exception or a repr.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import ipaddress
+import json
+import os
+import random
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from urllib.parse import urlsplit, urlunsplit
+
+from harness.backends._sampling import StopScanner
+from harness.backends.base import Backend, Completion, ModelInfo, Request
+from harness.errors import ConfigError, ModelLoadError
+
+DEFAULT_BASE_URL = "https://api.openai.com/v1"
+# Hosted APIs reject fields they do not define (top_k, min_tokens), and want a key.
+OFFICIAL_HOSTS = ("api.openai.com", "api.deepseek.com")
+_OPTIONS = ("base_url", "api_key_env", "max_concurrency", "timeout_s", "max_retries", "tokenizer")
+_RETRY_STATUS = {408, 409, 425, 429}
+
+
+class _Retryable(Exception):
+    """A failure worth another attempt; `retry_after` is the server's requested wait, if any."""
+
+    def __init__(self, reason: str, retry_after: float | None = None):
+        super().__init__(reason)
+        self.retry_after = retry_after
+
+
+class _Rejected(_Retryable):
+    """A 4xx the server will give again (bad request, prompt too long): one attempt is enough."""
+
+
+def _import_httpx():
+    try:
+        import httpx
+    except ImportError as exc:
+        raise ModelLoadError("the OpenAI-compatible backend needs httpx", "pip install 'cnllm-harness[openai]'") from exc
+    return httpx
+
+
+def _is_local(host: str) -> bool:
+    if host in ("localhost", ""):
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return host.endswith((".local", ".internal", ".lan"))
+    return address.is_loopback or address.is_private or address.is_link_local
+
+
+def _public_url(url: str) -> str:
+    """The base URL without any user:password@ part, fit for notes and messages."""
+    parts = urlsplit(url)
+    netloc = parts.hostname or ""
+    if parts.port:
+        netloc += f":{parts.port}"
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
+def resolve_api_key(base_url: str, api_key_env: str | None) -> tuple[str | None, str]:
+    """(key or None, the variable it came from). Raises when a remote API has no key."""
+    host = (urlsplit(base_url).hostname or "").lower()
+    if api_key_env:
+        name = api_key_env
+    elif host.endswith("deepseek.com"):
+        name = "DEEPSEEK_API_KEY"
+    else:
+        name = "OPENAI_API_KEY"
+    key = os.environ.get(name) or None
+    if key is None and (api_key_env or not _is_local(host)):
+        raise ModelLoadError(
+            f"no API key for {_public_url(base_url)}: environment variable {name} is empty",
+            f"export {name}=... (or name another variable with --api-key-env)",
+        )
+    return key, name
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds to wait from a Retry-After header (delta-seconds or an HTTP date)."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def backoff_delay(attempt: int, base_s: float, cap_s: float, retry_after: float | None, rng: random.Random) -> float:
+    """Wait before retry `attempt` (0-based): the server's Retry-After when given (capped),
+    else full jitter over an exponentially growing window."""
+    if retry_after is not None:
+        return min(retry_after, cap_s)
+    return rng.uniform(0.0, min(cap_s, base_s * 2**attempt))
+
+
+class OpenAIBackend(Backend):
+    """Chat completions over HTTP. Build it with `from_options(model, base_url=..., ...)`."""
+
+    name = "openai"
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        base_url: str = DEFAULT_BASE_URL,
+        api_key_env: str | None = None,
+        max_concurrency: int = 8,
+        timeout_s: float = 600.0,
+        max_retries: int = 5,
+        tokenizer: str | None = None,
+        backoff_base_s: float = 0.5,
+        backoff_cap_s: float = 60.0,
+        transport=None,  # an httpx transport, for tests
+    ):
+        httpx = _import_httpx()
+        model = model.removeprefix("openai:")
+        if not model:
+            raise ConfigError("no model name for the OpenAI-compatible backend", "pass --model openai:<model name>")
+        if max_concurrency < 1 or max_retries < 0 or timeout_s <= 0:
+            raise ConfigError("max_concurrency must be >= 1, max_retries >= 0, timeout_s > 0")
+        self.model = model
+        self.base_url = base_url.rstrip("/")
+        host = (urlsplit(self.base_url).hostname or "").lower()
+        self._official = host in OFFICIAL_HOSTS
+        key, key_env = resolve_api_key(self.base_url, api_key_env)
+        self._headers = {"Accept": "text/event-stream"}
+        if key:
+            self._headers["Authorization"] = f"Bearer {key}"
+        self._secret = key  # only to scrub it from any server text we repeat
+        self.max_concurrency = int(max_concurrency)
+        self.timeout_s = float(timeout_s)
+        self.max_retries = int(max_retries)
+        self._backoff = (float(backoff_base_s), float(backoff_cap_s))
+        self._rng = random.Random()
+        self._lock = threading.Lock()
+        self._client = httpx.Client(
+            timeout=httpx.Timeout(self.timeout_s, connect=min(30.0, self.timeout_s)),
+            limits=httpx.Limits(max_connections=self.max_concurrency, max_keepalive_connections=self.max_concurrency),
+            transport=transport,
+        )
+        self._httpx = httpx
+        self._tokenizer = None
+        if tokenizer:
+            from transformers import AutoTokenizer
+
+            self._tokenizer = AutoTokenizer.from_pretrained(tokenizer)
+        self.info = ModelInfo(
+            name_or_path=model,
+            backend=self.name,
+            notes=[
+                f"served by {_public_url(self.base_url)}; API key from ${key_env}" if key else f"served by {_public_url(self.base_url)}; no API key",
+                f"up to {self.max_concurrency} concurrent requests; timings are client-side and include the network",
+            ],
+        )
+
+    @classmethod
+    def from_options(cls, model: str, **options) -> OpenAIBackend:
+        """Build from CLI/config options; options meant for other engines are noted and ignored."""
+        ignored = sorted(k for k, v in options.items() if k not in _OPTIONS and v not in (None, False))
+        backend = cls(model, **{k: v for k, v in options.items() if k in _OPTIONS and v is not None})
+        if ignored:
+            backend.info.notes.append(f"options ignored by the OpenAI-compatible backend: {', '.join(ignored)}")
+        return backend
+
+    def __repr__(self) -> str:
+        return f"OpenAIBackend(model={self.model!r}, base_url={_public_url(self.base_url)!r})"
+
+    # ---- hooks ----------------------------------------------------------------------------
+    def render(self, request: Request) -> str:
+        """With a local tokenizer, its chat template; otherwise the messages as sent (JSON)."""
+        if self._tokenizer is not None:
+            messages = [dict(m) for m in request.messages]
+            return self._tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        return json.dumps(list(request.messages), ensure_ascii=False)
+
+    def count_tokens(self, text: str) -> int | None:
+        if self._tokenizer is None:
+            return None
+        return len(self._tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def max_batch_size(self) -> int:
+        return self.max_concurrency
+
+    def close(self) -> None:
+        self._client.close()
+
+    def _note(self, text: str) -> None:
+        with self._lock:
+            if text not in self.info.notes:
+                self.info.notes.append(text)
+
+    def _scrub(self, text: str) -> str:
+        return text.replace(self._secret, "***") if self._secret else text
+
+    # ---- generation -----------------------------------------------------------------------
+    def payload(self, request: Request) -> dict:
+        """The JSON body for one request (stop strings are matched locally, see the module doc)."""
+        s = request.sampling
+        body = {
+            "model": self.model,
+            "messages": [dict(m) for m in request.messages],
+            "stream": True,
+            "stream_options": {"include_usage": True},
+            "temperature": 0.0 if s.greedy else s.temperature,
+            "seed": request.seed,
+            # OpenAI's reasoning models accept only max_completion_tokens; other servers only max_tokens.
+            ("max_completion_tokens" if self._official and "openai" in self.base_url else "max_tokens"): s.max_new_tokens,
+        }
+        if s.top_p < 1.0 and not s.greedy:
+            body["top_p"] = s.top_p
+        if not self._official:  # vLLM, SGLang and llama.cpp servers take these extensions
+            if s.greedy or s.top_k > 0:
+                body["top_k"] = 1 if s.greedy else s.top_k
+            if s.min_new_tokens > 0:
+                body["min_tokens"] = s.min_new_tokens
+        elif s.min_new_tokens > 0 or s.top_k > 0:
+            self._note("top_k / min_new_tokens not sent: this hosted API does not accept them")
+        return body
+
+    def generate(self, requests: list[Request]) -> list[Completion]:
+        if any(r.prefill for r in requests):
+            self._note("prefill ignored: a chat API takes no forced assistant prefix")
+        start = time.perf_counter()
+        workers = max(1, min(self.max_concurrency, len(requests)))
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="openai") as pool:
+            futures = [pool.submit(self._with_retries, r) for r in requests]
+            try:
+                completions = [f.result() for f in futures]
+            except BaseException:
+                for f in futures:
+                    f.cancel()
+                raise
+        wall = time.perf_counter() - start
+        for c in completions:
+            c.batch_size, c.batch_wall_s = len(requests), wall
+        return completions
+
+    def _with_retries(self, request: Request) -> Completion:
+        last = ""
+        for attempt in range(self.max_retries + 1):
+            try:
+                return self._attempt(request)
+            except _Retryable as exc:
+                last = str(exc)
+                if attempt == self.max_retries or isinstance(exc, _Rejected):
+                    break
+                with self._lock:
+                    delay = backoff_delay(attempt, *self._backoff, exc.retry_after, self._rng)
+                time.sleep(delay)
+        why = f"failed after {attempt + 1} attempt(s): {last}"
+        return Completion(
+            "", None, None, "error", None, None,
+            unmeasured={f: why for f in ("input_tokens", "output_tokens", "ttft_s", "e2e_s")},
+        )
+
+    def _attempt(self, request: Request) -> Completion:
+        httpx = self._httpx
+        url = f"{self.base_url}/chat/completions"
+        body = self.payload(request)
+        start = time.perf_counter()
+        deadline = start + self.timeout_s
+        try:
+            with self._client.stream("POST", url, json=body, headers=self._headers) as response:
+                if response.status_code != 200:
+                    self._raise_for_status(response)
+                return self._consume(request, response, start, deadline)
+        except httpx.TransportError as exc:  # connect/read errors, timeouts, broken streams
+            raise _Retryable(f"{type(exc).__name__}: {self._scrub(str(exc))}") from None
+
+    def _raise_for_status(self, response) -> None:
+        status = response.status_code
+        response.read()
+        try:
+            detail = response.json().get("error", {})
+            detail = detail.get("message", detail) if isinstance(detail, dict) else detail
+        except (ValueError, AttributeError):
+            detail = response.text
+        detail = self._scrub(str(detail))[:300]
+        where = _public_url(self.base_url)
+        if status in (401, 403):
+            # The body may quote the key (OpenAI echoes part of it): say nothing from it.
+            raise ModelLoadError(f"{where} refused the API key (HTTP {status})", "check the key in the environment variable named in the model notes")
+        if status == 404:
+            raise ModelLoadError(f"{where} has no chat model {self.model!r} (HTTP 404): {detail}", "check --model and --base-url")
+        if status in _RETRY_STATUS or status >= 500:
+            raise _Retryable(f"HTTP {status}: {detail}", parse_retry_after(response.headers.get("retry-after")))
+        raise _Rejected(f"HTTP {status}: {detail}")
+
+    def _consume(self, request: Request, response, start: float, deadline: float) -> Completion:
+        s = request.sampling
+        scanner = StopScanner(s.stop)
+        reasoning: list[str] = []
+        first = last = None
+        deltas = 0
+        usage = None
+        server_finish = None
+        local_stop = False
+        done = False
+        for line in response.iter_lines():
+            if time.perf_counter() > deadline:
+                raise _Retryable(f"no complete answer within {self.timeout_s:g} s")
+            if not line.startswith("data:"):
+                continue
+            data = line[5:].strip()
+            if data == "[DONE]":
+                done = True
+                break
+            try:
+                chunk = json.loads(data)
+            except ValueError:
+                raise _Retryable(f"malformed stream chunk: {self._scrub(data)[:100]!r}") from None
+            if chunk.get("error"):
+                raise _Retryable(f"server error in stream: {self._scrub(json.dumps(chunk['error']))[:300]}")
+            usage = chunk.get("usage") or usage
+            for choice in chunk.get("choices") or ():
+                delta = choice.get("delta") or {}
+                thought = delta.get("reasoning_content") or delta.get("reasoning") or ""
+                content = delta.get("content") or ""
+                if thought or content:
+                    last = time.perf_counter()
+                    first = first or last
+                    deltas += 1
+                if thought:
+                    reasoning.append(thought)
+                if content and scanner.feed(content, check=deltas >= s.min_new_tokens):
+                    local_stop = True
+                server_finish = choice.get("finish_reason") or server_finish
+            if local_stop:
+                break  # leaving the `with` closes the stream, so the server stops generating
+        if not (done or local_stop or server_finish):
+            raise _Retryable("stream ended before the answer was complete")
+        return self._completion(request, scanner, reasoning, first, last, start, deltas, usage, server_finish, local_stop)
+
+    def _completion(self, request, scanner, reasoning, first, last, start, deltas, usage, server_finish, local_stop) -> Completion:
+        unmeasured: dict[str, str] = {}
+        reasoning_text = "".join(reasoning) or None
+        reasoning_tokens = None
+        if usage and not local_stop:
+            input_tokens, output_tokens = usage.get("prompt_tokens"), usage.get("completion_tokens")
+            reasoning_tokens = (usage.get("completion_tokens_details") or {}).get("reasoning_tokens")
+        else:
+            output_tokens = deltas
+            self._note("output_tokens counted as streamed deltas where the server sent no usage (one token each on llama.cpp and vLLM servers)")
+            input_tokens = None
+            if self._tokenizer is not None:
+                input_tokens = self.count_tokens(self.render(request))
+                self._note("input_tokens counted with the local tokenizer's chat template where the server sent no usage")
+            else:
+                unmeasured["input_tokens"] = "the server sent no usage; pass a tokenizer to count prompts locally"
+        if reasoning_text is not None and reasoning_tokens is None:
+            unmeasured["reasoning_tokens"] = "the server did not report reasoning tokens"
+        if first is None:
+            unmeasured["ttft_s"] = "the server streamed no token"
+        for field, value in (("input_tokens", input_tokens), ("output_tokens", output_tokens)):
+            if value is None and field not in unmeasured:
+                unmeasured[field] = "the server's usage did not include it"
+        if local_stop:
+            finish = "stop"
+        else:  # a content filter's cut is not an answer the model finished
+            finish = {"length": "length", "content_filter": "error"}.get(server_finish, "eos")
+        return Completion(
+            text=scanner.text,
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+            finish_reason=finish,
+            ttft_s=None if first is None else first - start,
+            e2e_s=(last or time.perf_counter()) - start,
+            reasoning_text=reasoning_text,
+            reasoning_tokens=reasoning_tokens,
+            unmeasured=unmeasured,
+        )
+
+
+__all__ = ["OpenAIBackend", "backoff_delay", "parse_retry_after", "resolve_api_key"]

@@ -1,0 +1,216 @@
+"""The vLLM backend: the offline `vllm.LLM` engine with continuous batching.
+
+All requests of a `generate` call are submitted at once and the engine schedules them itself,
+so each row's timings come from the engine's own per-request metrics, not from a shared clock:
+- vLLM V1 (`RequestStateStats`): TTFT = `first_token_latency` (arrival to first token);
+  e2e = TTFT + (`last_token_ts` - `first_token_ts`) (the two engine timestamps share a clock).
+- vLLM V0 (`RequestMetrics`): TTFT = first_token_time - arrival_time; e2e = last_token_time -
+  arrival_time.
+- no metrics (older versions, or log stats off): both None, with the reason in `unmeasured`.
+The engine is built with `disable_log_stats=False`, without which V1 fills no metrics.
+
+Token counts are exact: len(prompt_token_ids) and len(outputs[0].token_ids) (the EOS token
+included when sampled). Prompts are rendered here with the tokenizer's chat template and sent as
+token ids, so a template that writes its own BOS does not get a second one.
+
+vllm is imported only when a backend is built; it needs a CUDA torch and cannot share an
+environment with the CPU stack, so it is the optional `vllm` extra.
+"""
+
+from __future__ import annotations
+
+import time
+
+from harness.backends._sampling import plain_prompt
+from harness.backends.base import Backend, Completion, ModelInfo, Request, Sampling
+from harness.errors import ModelLoadError
+
+_OPTIONS = ("revision", "dtype", "trust_remote_code", "tensor_parallel_size", "n_ctx", "tokenizer")
+NO_METRICS = "vLLM returned no per-request metrics (this version or its settings do not record them)"
+
+
+def _import_vllm():
+    try:
+        import vllm
+    except ImportError as exc:
+        raise ModelLoadError(
+            "vLLM backend needs vllm (a CUDA machine)", "pip install 'cnllm-harness[vllm]' on a GPU host"
+        ) from exc
+    return vllm
+
+
+def sampling_kwargs(sampling: Sampling, seed: int) -> dict:
+    """Keyword arguments for `vllm.SamplingParams` (top_k -1 is vLLM's "off" in every version)."""
+    greedy = sampling.greedy
+    return {
+        "n": 1,
+        "temperature": 0.0 if greedy else sampling.temperature,
+        "top_p": 1.0 if greedy else sampling.top_p,
+        "top_k": -1 if greedy or sampling.top_k <= 0 else sampling.top_k,
+        "max_tokens": sampling.max_new_tokens,
+        "min_tokens": sampling.min_new_tokens,
+        "stop": list(sampling.stop),
+        "seed": seed % (1 << 63),  # torch generators take a signed 64-bit seed
+    }
+
+
+def finish_reason(reason: str | None, stop_reason) -> str:
+    """vLLM's ("stop", None) is the end-of-sequence token; a str stop_reason is a stop string;
+    an int is a stop token id (the chat end token), which is an end of sequence too."""
+    if reason == "length":
+        return "length"
+    if reason == "stop":
+        return "stop" if isinstance(stop_reason, str) else "eos"
+    return "error"  # "abort", or unfinished
+
+
+def timings(metrics) -> tuple[float | None, float | None, dict[str, str]]:
+    """(ttft_s, e2e_s, unmeasured) from a RequestOutput's metrics of any vLLM version."""
+    if metrics is None:
+        return None, None, {"ttft_s": NO_METRICS, "e2e_s": NO_METRICS}
+    if hasattr(metrics, "first_token_latency"):  # V1 RequestStateStats
+        first, last = getattr(metrics, "first_token_ts", 0.0), getattr(metrics, "last_token_ts", 0.0)
+        if not metrics.first_token_latency or not first:
+            why = "vLLM recorded no first token for this request"
+            return None, None, {"ttft_s": why, "e2e_s": why}
+        ttft = float(metrics.first_token_latency)
+        return ttft, ttft + max(0.0, last - first), {}
+    arrival = getattr(metrics, "arrival_time", None)  # V0 RequestMetrics
+    first, last = getattr(metrics, "first_token_time", None), getattr(metrics, "last_token_time", None)
+    if arrival is None or first is None:
+        return None, None, {"ttft_s": NO_METRICS, "e2e_s": NO_METRICS}
+    return first - arrival, (last if last is not None else first) - arrival, {}
+
+
+def to_completion(output, batch_size: int, batch_wall_s: float | None) -> Completion:
+    """One vLLM RequestOutput -> Completion with true token counts and the engine's timings."""
+    sample = output.outputs[0]
+    ttft, e2e, unmeasured = timings(getattr(output, "metrics", None))
+    return Completion(
+        text=sample.text,
+        input_tokens=len(output.prompt_token_ids),
+        output_tokens=len(sample.token_ids),
+        finish_reason=finish_reason(sample.finish_reason, getattr(sample, "stop_reason", None)),
+        ttft_s=ttft,
+        e2e_s=e2e,
+        batch_size=batch_size,
+        batch_wall_s=batch_wall_s,
+        unmeasured=unmeasured,
+    )
+
+
+def kv_bytes_per_token(hf_config, dtype_bytes: int | None) -> int | None:
+    """K and V for every layer and KV head of one token of context."""
+    layers = getattr(hf_config, "num_hidden_layers", None)
+    heads = getattr(hf_config, "num_attention_heads", None)
+    kv_heads = getattr(hf_config, "num_key_value_heads", None) or heads
+    head_dim = getattr(hf_config, "head_dim", None) or (getattr(hf_config, "hidden_size", 0) // heads if heads else None)
+    if not (layers and kv_heads and head_dim and dtype_bytes):
+        return None
+    return layers * kv_heads * head_dim * 2 * dtype_bytes
+
+
+class VLLMBackend(Backend):
+    """A Hugging Face model on vLLM. Build it with `from_options(model, **options)`."""
+
+    name = "vllm"
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        revision: str | None = None,
+        dtype: str | None = None,
+        trust_remote_code: bool = False,
+        tensor_parallel_size: int = 1,
+        n_ctx: int | None = None,
+        tokenizer: str | None = None,
+    ):
+        vllm = _import_vllm()
+        self._vllm = vllm
+        kwargs = {
+            "model": model,
+            "revision": revision,
+            "tokenizer": tokenizer,
+            "dtype": dtype or "auto",
+            "trust_remote_code": bool(trust_remote_code),
+            "tensor_parallel_size": int(tensor_parallel_size or 1),
+            "disable_log_stats": False,  # V1 fills RequestOutput.metrics only with stats on
+        }
+        if n_ctx:
+            kwargs["max_model_len"] = int(n_ctx)
+        try:
+            self._llm = vllm.LLM(**kwargs)
+        except (OSError, ValueError) as exc:
+            raise ModelLoadError(f"vLLM could not load {model}: {exc}", "check --model, --revision and free GPU memory") from exc
+        self._tokenizer = self._llm.get_tokenizer()
+        self._templated = bool(getattr(self._tokenizer, "chat_template", None))
+        self.info = self._model_info(model, revision, int(tensor_parallel_size or 1))
+
+    @classmethod
+    def from_options(cls, model: str, **options) -> VLLMBackend:
+        """Build from CLI/config options; options meant for other engines are noted and ignored."""
+        ignored = sorted(k for k, v in options.items() if k not in _OPTIONS and v not in (None, False))
+        backend = cls(model, **{k: v for k, v in options.items() if k in _OPTIONS and v is not None})
+        if ignored:
+            backend.info.notes.append(f"options ignored by vLLM: {', '.join(ignored)}")
+        return backend
+
+    def _model_info(self, model: str, revision: str | None, tp: int) -> ModelInfo:
+        engine = getattr(self._llm, "llm_engine", None)
+        config = getattr(self._llm, "model_config", None) or getattr(engine, "model_config", None)
+        hf_config = getattr(config, "hf_config", None)
+        torch_dtype = getattr(config, "dtype", None)
+        architectures = getattr(hf_config, "architectures", None) or [None]
+        return ModelInfo(
+            name_or_path=model,
+            backend=self.name,
+            revision=getattr(config, "revision", None) or revision,
+            dtype=str(torch_dtype).removeprefix("torch.") if torch_dtype is not None else None,
+            architecture=architectures[0],
+            context_length=getattr(config, "max_model_len", None),
+            kv_bytes_per_token=kv_bytes_per_token(hf_config, getattr(torch_dtype, "itemsize", None)),
+            quantization=getattr(config, "quantization", None),
+            notes=[
+                f"vLLM {getattr(self._vllm, '__version__', '?')}, tensor parallel {tp}, continuous batching",
+                f"chat template: {'the tokenizer' if self._templated else 'none: message contents as plain text'}",
+                "device memory: vLLM reserves a fixed share of the GPU up front (gpu_memory_utilization)",
+            ],
+        )
+
+    # ---- hooks ----------------------------------------------------------------------------
+    def render(self, request: Request) -> str:
+        messages = [dict(m) for m in request.messages]
+        if self._templated:
+            text = self._tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        else:
+            text = plain_prompt(messages)
+        return text + request.prefill
+
+    def count_tokens(self, text: str) -> int | None:
+        return len(self._tokenizer.encode(text, add_special_tokens=False))
+
+    def max_batch_size(self) -> int:
+        return 256  # the scheduler packs what fits; this only bounds one submission
+
+    def close(self) -> None:
+        self._llm = None
+
+    # ---- generation -----------------------------------------------------------------------
+    def prompt_ids(self, request: Request) -> list[int]:
+        # A chat template writes the special tokens itself; plain text gets the tokenizer's own.
+        return list(self._tokenizer.encode(self.render(request), add_special_tokens=not self._templated))
+
+    def generate(self, requests: list[Request]) -> list[Completion]:
+        prompts = [{"prompt_token_ids": self.prompt_ids(r)} for r in requests]
+        params = [self._vllm.SamplingParams(**sampling_kwargs(r.sampling, r.seed)) for r in requests]
+        start = time.perf_counter()
+        outputs = self._llm.generate(prompts, params, use_tqdm=False)
+        wall = time.perf_counter() - start
+        return [to_completion(o, len(requests), wall) for o in outputs]
+
+    def __repr__(self) -> str:
+        return f"VLLMBackend({self.info.name_or_path!r})"
+
+
+__all__ = ["VLLMBackend", "finish_reason", "kv_bytes_per_token", "sampling_kwargs", "timings", "to_completion"]

@@ -1,0 +1,221 @@
+"""Command line: parses flags into a config and hands it to the module that does the work.
+
+Start-up imports nothing heavy (no torch, transformers or pydantic) so `harness --help` is
+instant; each command imports what it needs. Every user error ends in one `error:` line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from harness import __version__
+
+RUN_FLAGS = {  # flag -> (config key, type, help)
+    "--model": ("model", str, "random:<name>, a Hub id, a local folder, a .gguf file, or openai:<name> (default random:tiny)"),
+    "--backend": ("backend", str, "transformers | vllm | llamacpp | openai | fake (default: from --model)"),
+    "--revision": ("revision", str, "Hub branch, tag or commit; the resolved sha is recorded"),
+    "--tokenizer": ("tokenizer", str, "tokenizer folder (e.g. the real one for a random: model)"),
+    "--card": ("card", str, "model card name: run with the card's protocol and check its claims"),
+    "--tasks": ("tasks", str, "comma-separated tasks (default synthetic); lm_eval:<task> runs an lm-eval task"),
+    "--limit": ("limit", int, "at most this many problems per task"),
+    "--batch-size": ("batch_size", str, "N or auto (halves on out-of-memory)"),
+    "--max-new-tokens": ("max_new_tokens", int, "token budget per answer (thinking included)"),
+    "--num-samples": ("num_samples", int, "samples per problem (k): accuracy, pass@k, maj@k"),
+    "--temperature": ("temperature", float, "0 = greedy"),
+    "--top-p": ("top_p", float, None),
+    "--top-k": ("top_k", int, "0 = off"),
+    "--protocol": ("protocol", str, "prompt protocol: r1, qwen, qwen3-think, qwen3-nothink, fewshot, plain (default: by model)"),
+    "--think-budgets": ("think_budgets", str, "comma-separated caps on thinking tokens, one run each"),
+    "--device": ("device", str, "auto | cpu | cuda[:N] | mps | xpu | npu"),
+    "--dtype": ("dtype", str, "auto | bfloat16 | float16 | float32"),
+    "--device-map": ("device_map", str, "accelerate device_map (e.g. auto) for multi-GPU or offload"),
+    "--seed": ("seed", int, "base seed; each sample's seed derives from it"),
+    "--warmup": ("warmup", int, "warm-up generations before timing (default 1)"),
+    "--output-dir": ("output_dir", str, "where run folders go (default results/)"),
+    "--resume": ("resume", str, "continue an interrupted run folder"),
+    "--price-per-hour": ("price_per_hour", float, "USD per hour of this machine, for cost"),
+    "--instance": ("instance", str, "a named instance from the price table (see `harness list prices`)"),
+    "--base-url": ("base_url", str, "OpenAI-compatible server URL"),
+    "--api-key-env": ("api_key_env", str, "name of the environment variable holding the API key"),
+    "--max-concurrency": ("max_concurrency", int, "parallel API requests"),
+    "--tensor-parallel-size": ("tensor_parallel_size", int, "vLLM tensor parallelism"),
+    "--num-processes": ("num_processes", int, "data-parallel processes through accelerate"),
+}
+MULTI_FLAGS = {"--data-file": "data_files", "--stop": "stop", "--max-memory": "max_memory", "--task-option": "task_options"}
+SWITCHES = {"--allow-pickle": "allow_pickle", "--trust-remote-code": "trust_remote_code", "--quiet": "quiet"}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="harness", description="Benchmark open-weight LLMs on your own hardware: accuracy with "
+                                "intervals, latency, throughput, memory, energy, cost, and verdicts on published claims.")
+    p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    run = sub.add_parser("run", help="run tasks on a model and write a results folder")
+    for flag, (_, typ, help_) in RUN_FLAGS.items():
+        run.add_argument(flag, type=typ, default=None, help=help_)
+    run.add_argument("--data-file", action="append", default=[], metavar="TASK=PATH", help="read a task's rows from a local JSONL file")
+    run.add_argument("--task-option", action="append", default=[], metavar="TASK.KEY=VALUE", help="a task option, e.g. ceval.subject=physics")
+    run.add_argument("--stop", action="append", default=[], help="a stop string (repeatable)")
+    run.add_argument("--max-memory", action="append", default=[], metavar="DEVICE=SIZE", help="with --device-map: e.g. 0=20GiB cpu=64GiB")
+    for flag in SWITCHES:
+        run.add_argument(flag, action="store_true", default=None)
+    run.add_argument("--config", help="YAML/JSON file of run settings (flags override it)")
+
+    ls = sub.add_parser("list", help="list tasks, models, backends, devices, protocols, cards or prices")
+    ls.add_argument("what", nargs="?", default="all", choices=["all", "tasks", "models", "backends", "devices", "protocols", "cards", "prices"])
+    sub.add_parser("env", help="what this machine has: devices, memory bandwidth, energy counters, versions")
+    cards = sub.add_parser("cards", help="list and validate the model cards")
+    cards.add_argument("--dir", help="cards folder (default: model_cards/)")
+
+    bench = sub.add_parser("bench", help="performance sweep: batch sizes x prompt lengths x output lengths")
+    bench.add_argument("--model", default="random:tiny")
+    bench.add_argument("--backend", default="auto")
+    bench.add_argument("--batch-sizes", default="1,4")
+    bench.add_argument("--prompt-tokens", default="128")
+    bench.add_argument("--output-tokens", default="64")
+    bench.add_argument("--iterations", type=int, default=3)
+    bench.add_argument("--warmup", type=int, default=1)
+    bench.add_argument("--device", default="auto")
+    bench.add_argument("--dtype", default="auto")
+    bench.add_argument("--tokenizer")
+    bench.add_argument("--output", help="write the JSON here (default: printed)")
+
+    rep = sub.add_parser("report", help="write report.md and report.html for a run folder")
+    rep.add_argument("run_dir")
+    cmp_ = sub.add_parser("compare", help="compare runs: table, plots, Pareto frontier, paired tests")
+    cmp_.add_argument("run_dirs", nargs="+")
+    cmp_.add_argument("--output-dir", default="comparison")
+    cl = sub.add_parser("claims", help="check comparative and cost claims across runs")
+    cl.add_argument("run_dirs", nargs="+")
+    ex = sub.add_parser("export", help="export a run in another tool's format")
+    ex.add_argument("run_dir")
+    ex.add_argument("--format", default="lm-eval", choices=["lm-eval"])
+    ex.add_argument("--output")
+    return p
+
+
+def _split_pairs(values: list[str], flag: str, sep: str = "=") -> dict[str, str]:
+    from harness.errors import ConfigError
+
+    out = {}
+    for v in values:
+        key, eq, val = v.partition(sep)
+        if not eq or not key or not val:
+            raise ConfigError(f"{flag} expects KEY{sep}VALUE, got {v!r}", f"e.g. {flag} gsm8k=data/gsm8k.jsonl")
+        out[key.strip()] = val.strip()
+    return out
+
+
+def run_values(args: argparse.Namespace) -> dict:
+    """The settings the user gave explicitly (flags and --config), as config keys."""
+    from harness.config import load_config_file
+    from harness.errors import ConfigError
+
+    values = load_config_file(args.config) if args.config else {}
+    for flag, (key, _, _) in RUN_FLAGS.items():
+        v = getattr(args, key)
+        if v is not None:
+            values[key] = v
+    for flag, key in SWITCHES.items():
+        if getattr(args, key):
+            values[key] = True
+    if isinstance(values.get("tasks"), str):
+        values["tasks"] = [t.strip() for t in values["tasks"].split(",") if t.strip()]
+    if isinstance(values.get("think_budgets"), str):
+        try:
+            values["think_budgets"] = [int(x) for x in values["think_budgets"].split(",") if x.strip()]
+        except ValueError:
+            raise ConfigError(f"--think-budgets must be comma-separated integers, got {values['think_budgets']!r}", "e.g. --think-budgets 512,1024") from None
+    if isinstance(values.get("batch_size"), str) and values["batch_size"] != "auto":
+        try:
+            values["batch_size"] = int(values["batch_size"])
+        except ValueError:
+            raise ConfigError(f"--batch-size must be a positive integer or auto, got {values['batch_size']!r}", "e.g. --batch-size 8") from None
+    if args.data_file:
+        values["data_files"] = {**values.get("data_files", {}), **_split_pairs(args.data_file, "--data-file")}
+        if "tasks" not in values:
+            values["tasks"] = list(values["data_files"])
+    if args.stop:
+        values["stop"] = list(args.stop)
+    if args.max_memory:
+        values["max_memory"] = _split_pairs(args.max_memory, "--max-memory")
+    for opt in args.task_option:
+        key, val = next(iter(_split_pairs([opt], "--task-option").items()))
+        task, dot, name = key.partition(".")
+        if not dot:
+            raise ConfigError(f"--task-option expects TASK.KEY=VALUE, got {opt!r}", "e.g. --task-option synthetic.steps=4")
+        values.setdefault("task_options", {}).setdefault(task, {})[name] = _scalar(val)
+    return values
+
+
+def _scalar(text: str):
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    return {"true": True, "false": False}.get(text.lower(), text)
+
+
+def cmd_run(args, argv) -> int:
+    from harness.config import make_config
+
+    values = run_values(args)
+    if values.get("num_processes", 1) > 1 and int(os.environ.get("WORLD_SIZE", "1")) == 1:
+        from harness.launch import relaunch
+
+        return relaunch(argv, values["num_processes"])
+    if values.get("resume"):
+        from harness.results import read_config
+
+        stored = {k: v for k, v in read_config(values["resume"]).items() if not k.startswith("_")}
+        values = {**stored, **values}
+    cfg = make_config(**values)
+    if cfg.think_budgets:
+        from harness.budgets import run_budgets
+
+        dirs = run_budgets(cfg)
+        for d in dirs:
+            print(d)
+        return 0
+    from harness.console import run_with_progress
+
+    return run_with_progress(cfg)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.command:
+        parser.print_help()
+        return 0
+    from harness.errors import HarnessError, Interrupted
+
+    try:
+        if args.command == "run":
+            return cmd_run(args, argv)
+        from harness import commands
+
+        return getattr(commands, f"cmd_{args.command}")(args)
+    except HarnessError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return e.exit_code
+    except Interrupted as e:
+        return 128 + e.signum
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:  # an unexpected failure still ends in one line; HARNESS_DEBUG=1 shows the traceback
+        if os.environ.get("HARNESS_DEBUG"):
+            raise
+        msg = str(e).strip().splitlines()
+        print(f"error: unexpected {type(e).__name__}: {msg[0][:300] if msg else ''} (set HARNESS_DEBUG=1 for the traceback)", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

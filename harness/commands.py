@@ -1,0 +1,144 @@
+"""The commands other than `run`: each parses nothing (cli.py did) and calls one module."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+
+def cmd_list(args) -> int:
+    from harness import registry
+
+    what = args.what
+    if what in ("all", "tasks"):
+        print("tasks:")
+        for name, entry in registry.entries("tasks").items():
+            try:
+                task = entry.load()()
+                desc = f"{task.describe()} [{task.answer_type}]"
+            except Exception as e:  # a broken plugin must not hide the others
+                desc = f"(failed to load: {e})"
+            print(f"  {name:<15} {desc}{'' if entry.provider == 'builtin' else '  (' + entry.provider + ')'}")
+        print("  lm_eval:<task>  any lm-evaluation-harness generate-until task")
+    if what in ("all", "models"):
+        from harness.models import random_config, random_names
+
+        print("random models (real architecture configs, random weights, local tokenizer):")
+        for name in random_names():
+            cfg = random_config(name)
+            print(f"  random:{name:<28} {cfg.get('_hf_id') or 'tiny smoke-test Qwen2'}  [{cfg.get('_status', '')}]")
+        print("also: a Hub id (org/name), a local folder, a .gguf file, openai:<model> with --base-url")
+    if what in ("all", "backends"):
+        print("backends:")
+        extras = {"vllm": "pip install 'cnllm-harness[vllm]'", "llamacpp": "llama.cpp for GGUF: pip install 'cnllm-harness[llamacpp]'",
+                  "openai": "OpenAI-compatible HTTP: pip install 'cnllm-harness[openai]'", "transformers": "built in",
+                  "fake": "scripted, for tests"}
+        for name, entry in registry.entries("backends").items():
+            print(f"  {name:<13} {extras.get(name, entry.provider)}")
+    if what in ("all", "protocols"):
+        from harness.protocols import PROTOCOLS
+
+        print("prompt protocols:")
+        for p in PROTOCOLS.values():
+            print(f"  {p.name:<14} system={'yes' if p.system_prompt else 'no'} force_think={p.force_think} fewshot={p.fewshot} chat={p.chat}")
+    if what in ("all", "devices"):
+        from harness.device import inventory
+
+        print("devices:")
+        for row in inventory():
+            print(f"  {row['device']:<8} {'available' if row['available'] else 'absent':<10} {row['name']}")
+    if what == "cards":
+        return cmd_cards(args)
+    if what == "prices":
+        from harness.cost import load_prices
+
+        table = load_prices()
+        for name, e in table["instances"].items():
+            print(f"  {name:<28} ${e['usd_per_hour']}/h  {e.get('source', '')}")
+        for name, e in table["apis"].items():
+            print(f"  {name:<28} {json.dumps({k: v for k, v in e.items() if 'usd' in k})}  {e.get('source', '')}")
+    return 0
+
+
+def cmd_env(args) -> int:
+    import platform
+
+    import torch
+
+    from harness import __version__
+    from harness.device import inventory, resolve
+    from harness.energy import EnergyMeter
+    from harness.roofline import cached_bandwidth, measure_bandwidth
+
+    print(f"harness {__version__}, python {platform.python_version()}, torch {torch.__version__}, {platform.platform()}")
+    for row in inventory():
+        if row["available"]:
+            print(f"device {row['device']}: {row['name']}")
+    dev = resolve("auto", "auto")
+    print(f"auto picks: {dev.torch_device} ({dev.device_reason}); dtype {dev.dtype} ({dev.dtype_reason})")
+    gbps, source = cached_bandwidth(f"{dev.type}:{dev.name}", lambda: measure_bandwidth(dev.torch_device))
+    print(f"memory bandwidth ({dev.torch_device}): {gbps:.1f} GB/s, bytes read + written ({source})")
+    meter = EnergyMeter(dev.type, [dev.index] if dev.index is not None else None).start()
+    print(f"energy counter: {meter.stop()['energy_source']}")
+    return 0
+
+
+def cmd_cards(args) -> int:
+    import os
+
+    from harness.cards import validate_all
+
+    if getattr(args, "dir", None):
+        os.environ["HARNESS_CARDS_DIR"] = args.dir
+    bad = 0
+    for path, err in validate_all():
+        if err is None:
+            from harness.cards import load_card
+
+            c = load_card(path)
+            claims = len(getattr(c, "claims", []) or [])
+            print(f"ok    {path.stem:<28} {getattr(c, 'hub_id', None) or (c.api.model if getattr(c, 'api', None) else '')}  ({claims} claims)")
+        else:
+            bad += 1
+            print(f"FAIL  {err}")
+    if bad:
+        print(f"error: {bad} card(s) failed validation", file=sys.stderr)
+        return 2
+    return 0
+
+
+def cmd_bench(args) -> int:
+    from harness.bench import run_bench
+
+    return run_bench(args)
+
+
+def cmd_report(args) -> int:
+    from harness.report import write_reports
+
+    for p in write_reports(Path(args.run_dir)):
+        print(p)
+    return 0
+
+
+def cmd_compare(args) -> int:
+    from harness.compare import compare
+
+    out = compare([Path(d) for d in args.run_dirs], Path(args.output_dir))
+    print(f"wrote {args.output_dir}: {', '.join(sorted(out.get('files', [])))}" if isinstance(out, dict) else out)
+    return 0
+
+
+def cmd_claims(args) -> int:
+    from harness.claims import check_claims
+
+    return check_claims([Path(d) for d in args.run_dirs])
+
+
+def cmd_export(args) -> int:
+    from harness.lmeval import export_results
+
+    path = export_results(Path(args.run_dir), Path(args.output) if args.output else None)
+    print(path)
+    return 0

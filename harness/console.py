@@ -1,0 +1,45 @@
+"""What a person sees while a run goes: a progress bar on stderr, then where the results are
+and the headline numbers. Only the main process prints."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+
+def run_with_progress(cfg) -> int:
+    from harness import pipeline
+
+    main = int(os.environ.get("RANK", "0")) == 0
+    show = main and not cfg.quiet and sys.stderr.isatty()
+    if show:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+        bar = Progress(TextColumn("generating"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
+                       transient=True)
+        with bar:
+            task = bar.add_task("run", total=None)
+            run_dir = pipeline.run(cfg, progress=lambda n: bar.advance(task, n))
+    else:
+        run_dir = pipeline.run(cfg)
+    if main:
+        summarize(run_dir)
+    return 0
+
+
+def summarize(run_dir) -> None:
+    data = json.loads((run_dir / "run.json").read_text())
+    print(f"run folder: {run_dir}")
+    for name, t in data["tasks"].items():
+        acc = t["metrics"]["accuracy"]
+        extra = "".join(f", {m} {100 * v['value']:.1f}%" for m, v in t["metrics"].items() if m.startswith(("pass@", "maj@")))
+        print(f"{name}: accuracy {100 * acc['value']:.1f}% [{100 * acc['ci95'][0]:.1f}, {100 * acc['ci95'][1]:.1f}] "
+              f"over {t['n']} problems x {t['k']}{extra}; truncated {100 * t['truncation_rate']:.0f}%")
+    perf = data["perf"]
+    tps = perf.get("output_tokens_per_s")
+    print(f"perf: {perf['wall_s']:.2f} s generating, {tps:.1f} output tok/s" if tps else f"perf: {perf['wall_s']:.2f} s generating")
+    for c in data.get("claims") or []:
+        print(f"claim {c['task']} {c['metric']} {100 * c['claimed']:.1f}%: {c['verdict']}")
+    for w in data.get("warnings") or []:
+        print(f"warning: {w}")

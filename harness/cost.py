@@ -1,0 +1,142 @@
+"""Cost as a pure function of measured time or tokens and a price, with the price's source.
+
+Two bases:
+- time: a machine rented by the hour (`--price-per-hour`, or a named instance from
+  harness/data/prices.yaml): usd_total = wall seconds / 3600 x price per hour;
+- tokens: an API billed per token: usd_total = input x in-price + output x out-price (per 1M).
+
+Derived figures are None where they are undefined (no price, no output tokens, nothing correct),
+never 0 or infinity. Looking a price up is separate from computing with it, so the computing
+functions stay pure.
+"""
+
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+
+from harness.errors import ConfigError
+
+PER_GPU_SUFFIX = "/gpu"
+
+
+@lru_cache(maxsize=4)
+def load_prices(path: str | None = None) -> dict:
+    """The price table: {"instances": {...}, "apis": {...}} (default: the packaged prices.yaml)."""
+    import yaml
+
+    text = Path(path).read_text() if path else (resources.files("harness") / "data" / "prices.yaml").read_text()
+    table = yaml.safe_load(text) or {}
+    return {"instances": table.get("instances") or {}, "apis": table.get("apis") or {}}
+
+
+def _describe(name: str, entry: dict) -> str:
+    return (
+        f"{name}: ${entry['usd_per_hour']}/h on-demand ({entry.get('region', '?')}), as of "
+        f"{entry.get('as_of', '?')}, {entry.get('status', 'unverified')}: {entry.get('source', 'no source')}"
+    )
+
+
+def _check_price(value: float, what: str) -> float:
+    if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+        raise ConfigError(f"{what} must be a non-negative number, got {value!r}", "pass a price in USD")
+    return float(value)
+
+
+def hourly_price(
+    price_per_hour: float | None, instance: str | None, *, table: dict | None = None
+) -> tuple[float | None, str]:
+    """(USD per hour, where it came from). An explicit price wins over a named instance.
+
+    `instance` is a name from prices.yaml; `NAME/gpu` charges one GPU's share of a multi-GPU
+    instance. Neither given: (None, reason).
+    """
+    if price_per_hour is not None:
+        price = _check_price(price_per_hour, "--price-per-hour")
+        note = f" (overrides --instance {instance})" if instance else ""
+        return price, f"user: --price-per-hour {price:g}{note}"
+    if not instance:
+        return None, "no price given: pass --price-per-hour or --instance"
+    instances = (table or load_prices())["instances"]
+    name, per_gpu = instance, False
+    if instance.endswith(PER_GPU_SUFFIX):
+        name, per_gpu = instance[: -len(PER_GPU_SUFFIX)], True
+    if name not in instances:
+        raise ConfigError(
+            f"unknown instance '{instance}'",
+            f"use one of {', '.join(sorted(instances))} (append /gpu for one GPU's share), or --price-per-hour",
+        )
+    entry = instances[name]
+    price = _check_price(entry["usd_per_hour"], f"prices.yaml {name}.usd_per_hour")
+    source = _describe(name, entry)
+    if per_gpu:
+        gpus = int(entry.get("gpus") or 0)
+        if gpus < 1:
+            raise ConfigError(f"instance '{name}' has no GPUs to share", f"use --instance {name}")
+        return price / gpus, f"1/{gpus} of {source}"
+    return price, source
+
+
+def api_price(model: str, *, table: dict | None = None) -> tuple[float, float, str]:
+    """(USD per 1M input tokens (cache miss), per 1M output tokens, source) for a named API model."""
+    apis = (table or load_prices())["apis"]
+    if model not in apis:
+        raise ConfigError(f"no API price for '{model}'", f"use one of {', '.join(sorted(apis))}")
+    e = apis[model]
+    source = (
+        f"{model}: ${e['input_per_1m']}/1M input, ${e['output_per_1m']}/1M output, as of "
+        f"{e.get('as_of', '?')}, {e.get('status', 'unverified')}: {e.get('source', 'no source')}"
+    )
+    return float(e["input_per_1m"]), float(e["output_per_1m"]), source
+
+
+def _per(total: float | None, count: int | None, scale: float = 1.0) -> float | None:
+    if total is None or not count:
+        return None
+    return total / count * scale
+
+
+def time_cost(
+    wall_s: float,
+    price_per_hour: float | None,
+    output_tokens: int | None,
+    correct: int | None,
+    *,
+    price_source: str | None = None,
+) -> dict:
+    """Cost of renting a machine for `wall_s` seconds (pass the time the machine is billed for)."""
+    total = None if price_per_hour is None else wall_s / 3600.0 * price_per_hour
+    return {
+        "price_per_hour_usd": price_per_hour,
+        "price_source": price_source,
+        "basis": "time",
+        "usd_total": total,
+        "usd_per_1m_output_tokens": _per(total, output_tokens, 1e6),
+        "usd_per_correct": _per(total, correct),
+    }
+
+
+def token_cost(
+    input_tokens: int | None,
+    output_tokens: int | None,
+    price_in_per_1m: float,
+    price_out_per_1m: float,
+    correct: int | None,
+    *,
+    price_source: str | None = None,
+) -> dict:
+    """Cost of an API run billed per token (reasoning tokens count as output)."""
+    if input_tokens is None or output_tokens is None:
+        total = None  # an unmeasured count would make any total a guess
+    else:
+        total = (input_tokens * price_in_per_1m + output_tokens * price_out_per_1m) / 1e6
+    return {
+        "price_per_hour_usd": None,
+        "price_source": price_source,
+        "basis": "tokens",
+        "usd_total": total,
+        "usd_per_1m_output_tokens": _per(total, output_tokens, 1e6),
+        "usd_per_correct": _per(total, correct),
+    }

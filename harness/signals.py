@@ -1,0 +1,34 @@
+"""SIGINT/SIGTERM handling: the first signal asks the run to stop after the batch in flight;
+a second one stops at once. Exit codes follow the shell's 128 + signal number (130, 143)."""
+
+from __future__ import annotations
+
+import signal
+import threading
+
+
+class StopSignals:
+    def __init__(self):
+        self._got: int | None = None
+        self._old: dict = {}
+
+    def received(self) -> int | None:
+        return self._got
+
+    def _handle(self, signum, frame):
+        if self._got is not None:
+            raise KeyboardInterrupt  # second signal: stop now
+        self._got = signum
+        import sys
+
+        print(f"\nreceived signal {signum}: stopping after the batch in flight (again to stop now)", file=sys.stderr, flush=True)
+
+    def __enter__(self) -> "StopSignals":
+        if threading.current_thread() is threading.main_thread():
+            for s in (signal.SIGINT, signal.SIGTERM):
+                self._old[s] = signal.signal(s, self._handle)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for s, h in self._old.items():
+            signal.signal(s, h)
