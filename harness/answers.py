@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from decimal import Decimal, InvalidOperation
 from fractions import Fraction
-from typing import Sequence
+from typing import Iterator, Sequence
 
 LETTERS = "ABCDEFGHIJ"
 
@@ -22,10 +22,12 @@ LETTERS = "ABCDEFGHIJ"
 # no-break spaces, and the Unicode minus all read as their ASCII selves.
 _TABLE = {c: c - 0xFEE0 for c in range(0xFF01, 0xFF5F)}
 _TABLE.update({0x3000: 0x20, 0x00A0: 0x20, 0x2009: 0x20, 0x202F: 0x20, 0x2212: 0x2D, 0xFE63: 0x2D})
+_NEEDS_TABLE = re.compile("[" + "".join(map(chr, sorted(_TABLE))) + "]")
 
 
 def clean(text: str) -> str:
-    return text.translate(_TABLE)
+    # translate() with a dict costs ~0.1 s per MB of CJK text; most replies need nothing
+    return text.translate(_TABLE) if _NEEDS_TABLE.search(text) else text
 
 
 # ---- boxed answers ----------------------------------------------------------------------------
@@ -81,15 +83,19 @@ _GSM = re.compile(r"####[ \t]*([^\n]+)")
 _MATH_SPAN = re.compile(r"\$\$?(.+?)\$\$?|\\\((.+?)\\\)|\\\[(.+?)\\\]")
 # Where a marked answer stops: a full stop, Chinese sentence punctuation, a clause after a comma.
 _STOP = re.compile(r"\.(?=\s|$)|[。;?；？]|,\s*(?=[A-Za-z]{3,}|[\u4e00-\u9fff])|\s+(?:because|since|which|so that)\b")
+MAX_MARKERS = 16  # a marker further back than this is not the final answer (and loops repeat them)
 
 
-def _marked(text: str, pattern: re.Pattern) -> list[str]:
-    """The text each marker introduces, last marker first (the first line that has content)."""
-    out = []
-    for m in reversed(list(pattern.finditer(text))):
-        rest = text[m.end():m.end() + 2000].lstrip(" \t\r\n*:_")
-        out.append(_trim(rest.split("\n", 1)[0]))
-    return out
+def _marker_ends(text: str, *patterns: re.Pattern) -> list[int]:
+    """Where the last few answer markers end, last first."""
+    ends = sorted(((m.start(), m.end()) for p in patterns for m in p.finditer(text)), reverse=True)
+    return [end for _, end in ends[:MAX_MARKERS]]
+
+
+def _introduced(text: str, end: int) -> str:
+    """The first line with content after a marker: "Answer:\n\n42" introduces "42"."""
+    rest = text[end:end + 2000].lstrip(" \t\r\n*:_")
+    return rest.split("\n", 1)[0]
 
 
 def _trim(phrase: str) -> str:
@@ -100,18 +106,20 @@ def _trim(phrase: str) -> str:
     return s.strip().strip("*_").strip().rstrip(".。").replace("$", "").strip()
 
 
-def strict_candidates(text: str) -> list[str]:
+def strict_candidates(text: str) -> Iterator[str]:
     """Explicitly marked final answers, best first: the last boxed, the last `####`, then the
     answer markers from last to first (a reply may end "I hope the answer is right")."""
-    out = []
     boxed = last_boxed(text)
     if boxed is not None:
-        out.append(_unwrap_math(boxed))
-    gsm = list(_GSM.finditer(text))
-    if gsm:
-        out.append(_trim(gsm[-1].group(1)))
-    out.extend(_marked(text, _MARK))
-    return [c for c in out if c]
+        yield _unwrap_math(boxed)
+    gsm = None
+    for gsm in _GSM.finditer(text):
+        pass
+    if gsm is not None and (c := _trim(gsm.group(1))):
+        yield c
+    for end in _marker_ends(text, _MARK):
+        if c := _trim(_introduced(text, end)):
+            yield c
 
 
 def _unwrap_math(s: str) -> str:
@@ -148,22 +156,32 @@ def number_value(token: str) -> Fraction | None:
         return None
 
 
+_WRAPPERS = re.compile(r"\\(?:text|textrm|textbf|mathrm|mathbf|mbox|rm)\b")
+_SYMBOLIC = re.compile(r"\\[A-Za-z]|\^")
+
+
 def read_number(candidate: str) -> str | None:
-    """The number a marked answer states: after the last "=", the first number token."""
-    s = numeric_prep(candidate)
-    parts = _EQUALS.split(s)
-    for part in (parts[-1], s) if len(parts) > 1 else (s,):
-        m = _NUM.search(part)
-        if m and number_value(m.group()) is not None:
-            return _tidy(m.group())
-    return None
+    """The number a marked answer states: after the last "=", the first number token ("18 eggs",
+    "x = 18"). None when that part is an expression (`\\sqrt{2}`, `10^3`), not a number."""
+    part = _EQUALS.split(numeric_prep(candidate))[-1]
+    if _SYMBOLIC.search(_WRAPPERS.sub("", part)):
+        return None
+    m = _NUM.search(part)
+    return _tidy(m.group()) if m and number_value(m.group()) is not None else None
+
+
+TAIL = 4096  # fallbacks look at the end of a long reply first; the whole text only if need be
 
 
 def last_number(text: str) -> str | None:
-    found = None
-    for m in _NUM.finditer(numeric_prep(text)):
-        found = m
-    return _tidy(found.group()) if found and number_value(found.group()) is not None else None
+    for window in ((text[-TAIL:], text) if len(text) > TAIL else (text,)):
+        found = None
+        for found in _NUM.finditer(numeric_prep(window)):
+            pass
+        # a match at the very start of the tail may be the end of a longer number
+        if found and (window is text or found.start() > 64):
+            return _tidy(found.group()) if number_value(found.group()) is not None else None
+    return None
 
 
 def _tidy(token: str) -> str:
@@ -216,10 +234,8 @@ def strict_letter(text: str, choices: Sequence[str]) -> str | None:
     boxed = last_boxed(text)
     if boxed is not None:
         return read_letter(boxed, choices, lower_ok=True) or _unwrap_math(boxed)
-    marked = sorted(((m.start(), m.end()) for p in (_MARK, _CHOICE_MARK) for m in p.finditer(text)), reverse=True)
-    for _, end in marked:
-        rest = text[end:end + 2000].lstrip(" \t\r\n*:_")
-        letter = read_letter(_trim(rest.split("\n", 1)[0]) or rest[:1], choices)
+    for end in _marker_ends(text, _MARK, _CHOICE_MARK):
+        letter = read_letter(_trim(_introduced(text, end)), choices)
         if letter:
             return letter
     lines = [ln.strip() for ln in text[-2000:].splitlines() if ln.strip()]
@@ -240,10 +256,11 @@ def lenient_letter(text: str, choices: Sequence[str]) -> str | None:
     """The last standalone capital in range (not "A"/"I" used as a word), else the option whose
     text appears last."""
     valid = letter_range(choices)
-    for m in reversed(list(_STANDALONE.finditer(text))):
-        letter = m.group(1)
-        if letter in valid and not (letter in "AI" and re.match(r" [a-z]", text[m.end():m.end() + 2])):
-            return letter
+    for start in (len(text) - TAIL, 0) if len(text) > TAIL else (0,):
+        for m in reversed(list(_STANDALONE.finditer(text, start))):  # lookbehind still sees text[:start]
+            letter = m.group(1)
+            if letter in valid and not (letter in "AI" and re.match(r" [a-z]", text[m.end():m.end() + 2])):
+                return letter
     low = clean(text).lower()
     best: tuple[int, int, str] | None = None
     for i, choice in enumerate(choices[:len(LETTERS)]):

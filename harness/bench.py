@@ -47,6 +47,7 @@ def sweep(backend, batch_sizes, prompt_tokens, output_tokens, *, iterations: int
     cells = []
     for bs, pt, ot in itertools.product(batch_sizes, prompt_tokens, output_tokens):
         text = prompt_of(backend, pt)
+        backend.reset_peak_memory()  # each cell reports its own peak
         reqs = [Request(key=f"bench/{i}", messages=({"role": "user", "content": text},), chat=False,
                         sampling=Sampling(max_new_tokens=ot, min_new_tokens=ot), seed=i) for i in range(bs)]
         for _ in range(warmup):

@@ -7,14 +7,17 @@ per query, per benchmark) and what they *claimed* (benchmark, metric, value, sou
 Hosted models also carry an `api` section with the endpoint and the published prices.
 
 This module owns the schema (pydantic, `extra="forbid"`, so an unknown key is an error), loading
-(`yaml.safe_load` semantics only, with duplicate keys rejected), lookup by name, the generation
-defaults a card implies for a task, and the list of ways a run differs from the card's protocol.
-Verdicts on claims live in harness/verdicts.py. `model_cards/_template.yaml` documents every field.
+(`yaml.safe_load` only, so YAML tags cannot build Python objects; duplicate keys are rejected),
+lookup by name, the generation defaults a card implies for a task, and the list of ways a run
+differs from the card's protocol. These belong together because each reads the same schema; it
+makes the module longer than most. Verdicts on claims live in harness/verdicts.py;
+`model_cards/_template.yaml` documents every field.
 """
 
 from __future__ import annotations
 
 import difflib
+import functools
 import os
 import re
 import types
@@ -27,10 +30,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 import harness
 from harness.errors import ConfigError
+from harness.protocols import PROTOCOLS
 
-# Prompt protocols implemented in harness/protocols.py (owned there; mirrored here so a card with
-# a misspelt protocol fails at validation, not half-way through a run).
-PROTOCOL_NAMES = ("r1", "qwen", "qwen3-think", "fewshot", "plain")
+# Prompt protocols are owned by harness/protocols.py; reading their names here makes a card with a
+# misspelt protocol fail at validation, not half-way through a run.
+PROTOCOL_NAMES: tuple[str, ...] = tuple(PROTOCOLS)
 
 # Used by card_generation_defaults for settings a card leaves unstated (null). They are the
 # harness's own choices, never the card's: protocol_differences compares stated values only.
@@ -268,6 +272,9 @@ class Card(_Strict):
 
 # ---- loading ----------------------------------------------------------------------------------
 
+_NODE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when present: composing is then fast
+
+
 def _check_duplicate_keys(node: yaml.Node | None) -> None:
     """safe_load silently keeps the last of two equal keys; in a card that is always a mistake."""
     if isinstance(node, yaml.MappingNode):
@@ -336,6 +343,17 @@ def _format_errors(path: Path, exc: ValidationError) -> str:
 def load_card(path: str | Path) -> Card:
     """Read and validate one card. Every problem is a ConfigError "<file>: <field path>: <reason>"."""
     path = Path(path)
+    try:
+        stat = path.stat()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read model card ({exc.strerror or exc})", "check the path") from None
+    # Cards are frozen and small but pure-Python YAML is slow (~0.1 s each); listing and lookup
+    # reread them often, so parse a file once per (path, mtime, size).
+    return _load_card(path, stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=256)
+def _load_card(path: Path, _mtime_ns: int, _size: int) -> Card:
     fix = "see model_cards/_template.yaml for every field and its meaning"
     try:
         text = path.read_text(encoding="utf-8")
@@ -343,7 +361,7 @@ def load_card(path: str | Path) -> Card:
         raise ConfigError(f"{path}: cannot read model card ({exc.strerror or exc})", "check the path") from None
     try:
         data = yaml.safe_load(text)  # never yaml.load: a card must not be able to build Python objects
-        _check_duplicate_keys(yaml.compose(text, Loader=yaml.SafeLoader))  # nodes only, nothing constructed
+        _check_duplicate_keys(yaml.compose(text, Loader=_NODE_LOADER))  # nodes only, nothing constructed
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "yaml"
@@ -445,6 +463,9 @@ def _same_model(model_source: str, card: Card) -> bool:
     return any(f"models--{i.replace('/', '--')}".lower() in src.lower() for i in ids if "/" in i)
 
 
+_DTYPE_ALIASES = {"bf16": "bfloat16", "fp16": "float16", "half": "float16", "fp32": "float32", "float": "float32"}
+
+
 def _num(x: Any) -> str:
     return f"{x:g}" if isinstance(x, float) else str(x)
 
@@ -466,7 +487,8 @@ def protocol_differences(card: Card, task: str, used: dict, *, random_weights: b
         expected = card.hub_id or (card.api.model if card.api else card.name)
         diffs.append(f"model: {model_source} is not the card's {expected}")
 
-    if used.get("revision") and card.revision and used["revision"] != card.revision:
+    rev = used.get("revision")
+    if rev and card.revision and not (card.revision.startswith(rev) or rev.startswith(card.revision)):
         diffs.append(f"revision {used['revision']} instead of the card's pinned {card.revision}")
 
     if used.get("protocol") and used["protocol"] != stated["protocol"]:
@@ -494,9 +516,10 @@ def protocol_differences(card: Card, task: str, used: dict, *, random_weights: b
             greedy = " (greedy)" if key == "temperature" and float(got) == 0.0 else ""
             diffs.append(f"{key} {_num(got)}{greedy} instead of the card's {_num(want)}")
 
-    dtype = used.get("dtype")
-    if dtype and card.dtype and str(dtype).replace("torch.", "") != card.dtype:
-        diffs.append(f"dtype {str(dtype).replace('torch.', '')} instead of the card's {card.dtype}")
+    dtype = str(used.get("dtype") or "").replace("torch.", "")
+    dtype = _DTYPE_ALIASES.get(dtype, dtype)
+    if dtype and dtype != "auto" and card.dtype and dtype != card.dtype:
+        diffs.append(f"dtype {dtype} instead of the card's {card.dtype}")
     if used.get("quantization"):
         diffs.append(f"quantised weights ({used['quantization']}) instead of the card's {card.dtype or 'published'} checkpoint")
 

@@ -47,8 +47,20 @@ MULTI_FLAGS = {"--data-file": "data_files", "--stop": "stop", "--max-memory": "m
 SWITCHES = {"--allow-pickle": "allow_pickle", "--trust-remote-code": "trust_remote_code", "--quiet": "quiet"}
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error also ends in one `error:` line naming the fix, and flags are never
+    abbreviated: `--api-key sk-...` must fail, not be taken as `--api-key-env` and stored."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **{"allow_abbrev": False, **kwargs})
+
+    def error(self, message: str):
+        self.print_usage(sys.stderr)
+        self.exit(2, f"error: {message} — see `{self.prog} --help`\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="harness", description="Benchmark open-weight LLMs on your own hardware: accuracy with "
+    p = _Parser(prog="harness", description="Benchmark open-weight LLMs on your own hardware: accuracy with "
                                 "intervals, latency, throughput, memory, energy, cost, and verdicts on published claims.")
     p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
@@ -97,6 +109,9 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+PAIR_EXAMPLES = {"--data-file": "gsm8k=data/gsm8k.jsonl", "--max-memory": "0=20GiB", "--task-option": "synthetic.steps=4"}
+
+
 def _split_pairs(values: list[str], flag: str, sep: str = "=") -> dict[str, str]:
     from harness.errors import ConfigError
 
@@ -104,7 +119,7 @@ def _split_pairs(values: list[str], flag: str, sep: str = "=") -> dict[str, str]
     for v in values:
         key, eq, val = v.partition(sep)
         if not eq or not key or not val:
-            raise ConfigError(f"{flag} expects KEY{sep}VALUE, got {v!r}", f"e.g. {flag} gsm8k=data/gsm8k.jsonl")
+            raise ConfigError(f"{flag} expects KEY{sep}VALUE, got {v!r}", f"e.g. {flag} {PAIR_EXAMPLES.get(flag, 'KEY=VALUE')}")
         out[key.strip()] = val.strip()
     return out
 

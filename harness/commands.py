@@ -115,10 +115,19 @@ def cmd_bench(args) -> int:
 
 
 def cmd_report(args) -> int:
+    run_dir = Path(args.run_dir)
+    if (run_dir / "budgets.json").exists():  # a --think-budgets folder: the curve, then each run's report
+        from harness.budgets import write_curve
+
+        runs = sorted(p.parent for p in run_dir.glob("*/run.json"))
+        print(write_curve(run_dir, runs))
+    else:
+        runs = [run_dir]
     from harness.report import write_reports
 
-    for p in write_reports(Path(args.run_dir)):
-        print(p)
+    for d in runs:
+        for p in write_reports(d):
+            print(p)
     return 0
 
 

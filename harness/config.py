@@ -3,6 +3,7 @@ and the whole config is stored with the run so that `--resume` can refuse differ
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Literal
 
@@ -34,7 +35,9 @@ class RunConfig(BaseModel):
     top_k: int | None = Field(default=None, ge=0)
     stop: tuple[str, ...] = ()
     protocol: str | None = None
-    think_budgets: tuple[int, ...] = ()
+    think_budgets: tuple[int, ...] = ()  # one run per budget (harness/budgets.py)
+    think_budget: int | None = Field(default=None, gt=0)  # cap on thinking tokens for this run
+    answer_tokens: int = Field(default=256, gt=0)  # budget for the answer after a capped trace
     device: str = "auto"
     dtype: Literal["auto", "bfloat16", "float16", "float32"] = "auto"
     device_map: str | None = None
@@ -62,6 +65,13 @@ class RunConfig(BaseModel):
             raise ValueError("must be a positive integer or 'auto'")
         return v
 
+    @field_validator("think_budgets")
+    @classmethod
+    def _positive_budgets(cls, v):
+        if any(b <= 0 for b in v):
+            raise ValueError("every thinking budget must be a positive number of tokens")
+        return v
+
     @field_validator("tasks")
     @classmethod
     def _some_tasks(cls, v):
@@ -69,11 +79,26 @@ class RunConfig(BaseModel):
             raise ValueError("name at least one task")
         return v
 
+    @field_validator("api_key_env")
+    @classmethod
+    def _a_name_not_a_key(cls, v):  # config.json stores this value: it must never be the key itself
+        if v is not None and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", v):
+            raise ValueError("give the NAME of an environment variable (e.g. DEEPSEEK_API_KEY), never the key itself")
+        return v
+
+    @field_validator("stop")
+    @classmethod
+    def _no_empty_stop(cls, v):
+        if any(not s for s in v):
+            raise ValueError("a stop string cannot be empty (it would end every answer after one token)")
+        return v
+
     @model_validator(mode="after")
     def _data_files_match_tasks(self):
-        unknown = set(self.data_files) - set(self.tasks)
-        if unknown:
-            raise ValueError(f"--data-file names task(s) not in --tasks: {', '.join(sorted(unknown))}")
+        for what, names in (("--data-file", self.data_files), ("--task-option", self.task_options)):
+            unknown = set(names) - set(self.tasks)
+            if unknown:  # a typo here would otherwise be silently ignored
+                raise ValueError(f"{what} names task(s) not in --tasks: {', '.join(sorted(unknown))}")
         return self
 
     def stored(self) -> dict:
@@ -91,10 +116,13 @@ def make_config(**values) -> RunConfig:
         return RunConfig(**values)
     except ValidationError as e:
         err = e.errors()[0]
-        where = ".".join(str(x) for x in err["loc"]) or "config"
+        where = ".".join(str(x) for x in err["loc"])
+        msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             raise ConfigError(f"unknown config key {where!r}", "check the spelling against `harness run --help`") from None
-        raise ConfigError(f"invalid value for {where}: {err['msg']}", f"fix --{where.replace('_', '-')}") from None
+        if not where:  # a rule across settings (see the model validator)
+            raise ConfigError(msg, "add those tasks to --tasks, or drop the setting that names them") from None
+        raise ConfigError(f"invalid value for {where}: {msg}", f"fix --{where.split('.')[0].replace('_', '-')}") from None
 
 
 def load_config_file(path: str | Path) -> dict:

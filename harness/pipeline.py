@@ -15,6 +15,7 @@ from pathlib import Path
 from harness import device as devices
 from harness import parallel, results
 from harness.config import RunConfig
+from harness.cost import hourly_price
 from harness.errors import ConfigError, Interrupted
 from harness.backends import load_backend
 from harness.generate import generate_all
@@ -23,9 +24,10 @@ from harness.record import sample_row
 from harness.signals import StopSignals
 
 
-def run(cfg: RunConfig, progress=None) -> Path:
+def run(cfg: RunConfig, progress=None, backend=None) -> Path:
     card = _card(cfg)
     plan = make_plan(cfg, card)                                               # tasks, items, protocol, sampling
+    hourly_price(cfg.price_per_hour, cfg.instance)                            # a bad price fails now, not after measuring
     dev = devices.resolve(cfg.device, cfg.dtype)                              # device and dtype, with reasons
     dist = parallel.context(dev.type)
     if dist.world > 1 and dev.type in ("cuda", "xpu", "npu"):
@@ -33,8 +35,13 @@ def run(cfg: RunConfig, progress=None) -> Path:
     if cfg.resume:
         _check_resume(cfg)                                                    # refuse changed settings before loading
     t0 = time.perf_counter()
-    backend = load_backend(cfg, dev)                                         # the model, on the device
+    shared = backend is not None
+    backend = backend or load_backend(cfg, dev)                               # the model, on the device
     load_s = time.perf_counter() - t0
+    if cfg.think_budget:
+        from harness.budgets import BudgetedBackend
+
+        backend = BudgetedBackend(backend, cfg.think_budget, cfg.answer_tokens)
     run_dir, state = _open_run_dir(cfg, plan, dist)                           # new folder, or the one to resume
     try:
         return _generate_and_finish(cfg, plan, dev, dist, backend, run_dir, state, load_s, progress)
@@ -43,7 +50,8 @@ def run(cfg: RunConfig, progress=None) -> Path:
             shutil.rmtree(run_dir, ignore_errors=True)                        # nothing measured: leave no half folder
         raise
     finally:
-        backend.close()
+        if not shared:
+            backend.close()
 
 
 def _empty(run_dir: Path) -> bool:

@@ -53,6 +53,22 @@ def _present(values: Sequence[float | None]) -> list[float]:
     return [float(v) for v in values if v is not None and math.isfinite(float(v))]
 
 
+def _bin_edges(xs: list[float], bins: int) -> list[float]:
+    """Bin edges: integer counts (tokens) get whole-number bins, so no bar falls between two integers;
+    a single distinct value gets one narrow bin around it instead of a unit-wide one."""
+    lo, hi = min(xs), max(xs)
+    # A few dozen samples spread over 30 bins would draw as isolated slivers.
+    bins = min(bins, max(5, math.ceil(2 * math.sqrt(len(xs)))))
+    if all(float(x).is_integer() for x in xs):
+        width = max(1, math.ceil((hi - lo + 1) / bins))
+        n = int((hi - lo) // width) + 1
+        return [lo - 0.5 + width * i for i in range(n + 1)]
+    if hi == lo:
+        half = abs(lo) * 0.05 or 0.5
+        return [lo - half, lo + half]
+    return [lo + (hi - lo) * i / bins for i in range(bins + 1)]
+
+
 def histogram(
     values: Sequence[float | None],
     *,
@@ -76,9 +92,7 @@ def histogram(
         return None
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(5.2, 2.8))
-    xs = [v for v, _ in pairs]
-    lo, hi = min(xs), max(xs)
-    edges = bins if hi > lo else [lo - 0.5, hi + 0.5]
+    edges = _bin_edges([v for v, _ in pairs], bins)
     plain = [v for v, f in pairs if not f]
     marked = [v for v, f in pairs if f]
     data, colors, labels = [plain], [ACCENT], ["finished" if marked else None]
@@ -91,13 +105,20 @@ def histogram(
         if x is None:
             continue
         ax.axvline(x, color="#333333", linestyle=(0, (4, 2 + 2 * i)), linewidth=1)
-        ax.annotate(name, (x, 1), xycoords=("data", "axes fraction"), xytext=(3, -10), textcoords="offset points",
+        ax.annotate(name, (x, 1), xycoords=("data", "axes fraction"), xytext=(3, -10 - 10 * i), textcoords="offset points",
                     fontsize=8, color="#333333")
+    from matplotlib.ticker import MaxNLocator
+
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    if all(v.is_integer() for v, _ in pairs):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_title(title, loc="left")
     ax.set_xlabel(xlabel)
     ax.set_ylabel("samples")
     if marked:
-        ax.legend(frameon=False, fontsize=8, loc="upper right")
+        # Head-room above the tallest bar keeps the legend off the data.
+        ax.set_ylim(top=ax.get_ylim()[1] * 1.3)
+        ax.legend(frameon=False, fontsize=8, loc="upper left", ncol=2)
     return to_png(fig)
 
 
@@ -163,6 +184,20 @@ class Point:
     marker_key: str
 
 
+def _linear_xlim(ax, xs: list[float]) -> None:
+    """Start at zero when the data spread toward it (costs compare as ratios), else zoom on the data."""
+    lo, hi = min(xs), max(xs)
+    if hi <= 0:
+        return
+    if lo == hi:
+        ax.set_xlim(0.8 * lo, 1.2 * hi)
+    elif lo < 0.5 * hi:
+        ax.set_xlim(0, hi * 1.08)
+    else:
+        pad = 0.15 * (hi - lo)
+        ax.set_xlim(lo - pad, hi + pad)
+
+
 def pareto_plot(panels: dict[str, list[Point]], *, xlabel: str, title: str, ylabel: str = "accuracy (%)") -> bytes | None:
     """One panel per task: accuracy (y, in [0, 1]) against a cost (x) with the Pareto frontier drawn.
 
@@ -174,6 +209,7 @@ def pareto_plot(panels: dict[str, list[Point]], *, xlabel: str, title: str, ylab
         return None
     plt = _pyplot()
     from matplotlib.lines import Line2D
+    from matplotlib.ticker import FuncFormatter, MaxNLocator
 
     all_pts = [p for pts in panels.values() for p in pts]
     colors = {k: PALETTE[i % len(PALETTE)] for i, k in enumerate(dict.fromkeys(p.color_key for p in all_pts))}
@@ -190,7 +226,6 @@ def pareto_plot(panels: dict[str, list[Point]], *, xlabel: str, title: str, ylab
                 yerr = [[max(0.0, 100 * (p.y - p.ci95[0]))], [max(0.0, 100 * (p.ci95[1] - p.y))]]
             ax.errorbar([p.x], [100 * p.y], yerr=yerr, fmt=markers[p.marker_key], color=colors[p.color_key],
                         markersize=8, capsize=3, elinewidth=1, markeredgecolor="white", markeredgewidth=0.8)
-            ax.annotate(p.label, (p.x, 100 * p.y), xytext=(6, 5), textcoords="offset points", fontsize=7, color="#333333")
         front = [pts[i] for i in pareto_front([(p.x, p.y) for p in pts])]
         if len(front) > 1:
             ax.step([p.x for p in front], [100 * p.y for p in front], where="post", color="#333333",
@@ -200,10 +235,25 @@ def pareto_plot(panels: dict[str, list[Point]], *, xlabel: str, title: str, ylab
         xs = [p.x for p in pts]
         if min(xs) > 0 and max(xs) / min(xs) > 30:
             ax.set_xscale("log")
+        else:
+            _linear_xlim(ax, xs)
+            ax.xaxis.set_major_locator(MaxNLocator(5))
+            ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.3g}"))
+        lo, hi = ax.get_xlim()
+        placed: list[tuple[float, float]] = []
+        for p in pts:
+            # Labels of points in the right part of a panel go to their left, so they stay inside it;
+            # a label that would overprint an earlier one near it is stacked above it.
+            pos = (math.log(p.x / lo) / math.log(hi / lo)) if ax.get_xscale() == "log" else (p.x - lo) / ((hi - lo) or 1)
+            right = pos > 0.55
+            clash = sum(abs(pos - q) < 0.3 and abs(p.y - y) < 0.06 for q, y in placed)
+            placed.append((pos, p.y))
+            ax.annotate(p.label.replace(" · ", "\n", 1), (p.x, 100 * p.y), xytext=(-7 if right else 7, 4 + 22 * clash),
+                        textcoords="offset points", fontsize=7, color="#333333", ha="right" if right else "left", va="bottom")
         ax.set_title(task, loc="left")
         ax.set_xlabel(xlabel)
         ax.set_ylabel(ylabel)
-        ax.set_ylim(0, min(102.0, max(5.0, ax.get_ylim()[1])))
+        ax.set_ylim(-4.0, min(104.0, max(5.0, ax.get_ylim()[1])))  # below 0 so a 0% marker is not cut in half
     handles = [Line2D([], [], marker="o", linestyle="", color=c, label=k) for k, c in colors.items()]
     handles += [Line2D([], [], marker=m, linestyle="", color="#555555", label=k) for k, m in markers.items()]
     handles.append(Line2D([], [], marker="o", markersize=12, markerfacecolor="none", markeredgecolor="#333333",

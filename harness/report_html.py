@@ -10,6 +10,7 @@ computes nothing new beyond histograms of per-sample values.
 from __future__ import annotations
 
 import html
+import math
 from collections.abc import Callable, Sequence
 
 from harness import plots
@@ -32,7 +33,7 @@ a{color:var(--accent)}
 .meta{display:grid;grid-template-columns:repeat(auto-fit,minmax(250px,1fr));gap:10px;margin:14px 0}
 .meta div,.tile{background:var(--card);border:1px solid var(--line);border-radius:8px;padding:10px 12px}
 .meta b{display:block;font-size:11px;text-transform:uppercase;letter-spacing:.05em;color:var(--muted)}
-.tiles{display:grid;grid-template-columns:repeat(auto-fit,minmax(200px,1fr));gap:10px;margin:10px 0}
+.tiles{display:grid;grid-template-columns:repeat(auto-fit,minmax(240px,1fr));gap:10px;margin:10px 0}
 .tile .k{font-size:11px;text-transform:uppercase;letter-spacing:.05em;color:var(--muted)}
 .tile .v{font-size:22px;font-weight:650;margin:2px 0}.tile .n{font-size:12px;color:var(--muted)}
 .warn{background:#fff8e6;border:1px solid #f0d58c;border-left:4px solid var(--warn);border-radius:6px;padding:8px 12px;margin:8px 0}
@@ -45,7 +46,7 @@ tr:last-child td{border-bottom:none}tbody tr:hover{background:#f3f8fc}
 .ci i{position:absolute;top:0;height:10px;background:#9cc7e4;border-radius:5px}.ci s{position:absolute;top:-2px;width:3px;height:14px;background:var(--accent)}
 .badge{display:inline-block;padding:1px 8px;border-radius:10px;font-size:12px;font-weight:650;background:#eef2f6;color:var(--muted)}
 .good{background:#dafbe1;color:var(--good)}.bad{background:#ffe9dc;color:var(--bad)}.mid{background:#fff3c4;color:var(--warn)}
-.figs{display:grid;grid-template-columns:repeat(auto-fit,minmax(440px,1fr));gap:12px}
+.figs{display:grid;grid-template-columns:repeat(auto-fit,minmax(440px,1fr));gap:12px;align-items:start}
 figure{margin:0;background:var(--card);border:1px solid var(--line);border-radius:8px;padding:8px}
 figure img{width:100%;height:auto;display:block}figcaption{font-size:12px;color:var(--muted);padding:4px 4px 0}
 .note{color:var(--muted);font-size:13px}
@@ -72,8 +73,25 @@ def pct(x, digits: int = 1) -> str:
     return "—" if x is None else f"{100 * x:.{digits}f}%"
 
 
-def num(x, fmt: str = "{:.3g}") -> str:
-    return "—" if x is None else fmt.format(x)
+def num(x, fmt: str = "{:.3g}", suffix: str = "") -> str:
+    return "—" if x is None else fmt.format(x) + suffix
+
+
+def pct_sig(x) -> str:
+    """A percentage that keeps two significant digits when it is tiny (0.04%, not 0.0%)."""
+    if x is None or x == 0 or abs(x) >= 0.01:
+        return pct(x)
+    return f"{100 * x:.2g}%"
+
+
+def count(x) -> str:
+    """1.5 B, 122 M, 12.3 K."""
+    if x is None:
+        return "?"
+    for unit, size in (("B", 1e9), ("M", 1e6), ("K", 1e3)):
+        if x >= size:
+            return f"{x / size:.3g} {unit}"
+    return str(x)
 
 
 def nbytes(x) -> str:
@@ -83,6 +101,15 @@ def nbytes(x) -> str:
         if x >= size:
             return f"{x / size:.2f} {unit}"
     return f"{x} B"
+
+
+def usd(x) -> str:
+    """Dollars with three significant digits and no exponent: $0.0000613, $0.726, $1,234.50."""
+    if x is None:
+        return "—"
+    if x >= 1 or x == 0:
+        return f"${x:,.2f}"
+    return f"${x:.{2 - math.floor(math.log10(x))}f}"
 
 
 def seconds(x) -> str:
@@ -115,6 +142,10 @@ def sample_verdict(row: dict) -> tuple[str, str]:
     if row.get("correct_lenient"):
         return "lenient only", "mid"
     return "wrong", "bad"
+
+
+def _yes(flag) -> str:
+    return "—" if flag is None else ("yes" if flag else "no")
 
 
 def _ci_bar(value, ci) -> str:
@@ -152,8 +183,7 @@ def _header(d: dict) -> str:
            f'<p class="sub">run {e(d.get("run_id"))} · <span class="badge {cls}">{e(status)}</span> · '
            f'{e(done.get("done", "?"))}/{e(done.get("planned", "?"))} samples · created {e(d.get("created_utc"))} · '
            f'finished {e(d.get("finished_utc"))}</p>', '<div class="meta">']
-    params = m.get("num_parameters")
-    out.append(f"<div><b>model</b>{e(m.get('architecture') or '?')}, {e(num(params / 1e9, '{:.3g}') + ' B' if params else '?')} parameters, "
+    out.append(f"<div><b>model</b>{e(m.get('architecture') or '?')}, {e(count(m.get('num_parameters')))} parameters, "
                f"{e(m.get('dtype'))}, backend {e(m.get('backend'))}"
                f"{', quantization ' + e(m.get('quantization')) if m.get('quantization') else ''}"
                f"{', revision ' + e(str(m.get('revision'))[:12]) if m.get('revision') else ''}</div>")
@@ -212,21 +242,21 @@ def _performance(d: dict, samples: list[dict], step: Callable[[str], None]) -> s
     mem, roof = perf.get("peak_memory_bytes") or {}, perf.get("roofline") or {}
     dmem = mem.get("device") or {}
     out = ['<h2 id="performance">Performance</h2>', '<div class="tiles">',
-           _tile("output throughput", f"{num(perf.get('output_tokens_per_s'))} tok/s",
+           _tile("output throughput", num(perf.get("output_tokens_per_s"), suffix=" tok/s"),
                  f"prefill {num(perf.get('prefill_tokens_per_s'))} · decode {num(perf.get('decode_tokens_per_s'))} tok/s"),
            _tile("generation time", seconds(perf.get("wall_s")),
                  f"load {seconds(perf.get('load_s'))} · warm-up {seconds((perf.get('warmup') or {}).get('s'))} (excluded)"),
-           _tile("tokens", f"{num(perf.get('output_tokens'), '{:,}')} out", f"{num(perf.get('input_tokens'), '{:,}')} in"),
+           _tile("tokens", num(perf.get("output_tokens"), "{:,}", " out"), num(perf.get("input_tokens"), "{:,}", " in")),
            _tile("peak memory", nbytes(dmem.get("reserved")) if dmem else nbytes(mem.get("host")),
                  f"device allocated {nbytes(dmem.get('allocated'))} · host RSS {nbytes(mem.get('host'))}" if dmem
                  else "host RSS (no device memory counter)"),
-           _tile("energy", f"{num(perf.get('energy_j'))} J",
+           _tile("energy", num(perf.get("energy_j"), suffix=" J"),
                  f"{num(perf.get('joules_per_output_token'))} J/token · {num(perf.get('joules_per_correct'))} J/correct · "
                  f"{perf.get('energy_source') or 'no energy counter'}"),
-           _tile("cost", num(cost.get("usd_total"), "${:.4g}"),
-                 f"{num(cost.get('usd_per_1m_output_tokens'), '${:.4g}')} / 1M output tok · "
-                 f"{num(cost.get('usd_per_correct'), '${:.4g}')} / correct · {cost.get('price_source') or 'no price given'}"),
-           _tile("roofline", pct(roof.get("fraction")),
+           _tile("cost", usd(cost.get("usd_total")),
+                 f"{usd(cost.get('usd_per_1m_output_tokens'))} / 1M output tok · "
+                 f"{usd(cost.get('usd_per_correct'))} / correct · {cost.get('price_source') or 'no price given'}"),
+           _tile("roofline", pct_sig(roof.get("fraction")),
                  f"of the batch-1 decode bound {num(roof.get('bound_tokens_per_s'))} tok/s at {num(roof.get('bandwidth_gbps'))} GB/s"),
            "</div>"]
     rows = [[e(label)] + [seconds((perf.get(k) or {}).get(q)) for q in ("mean", "p50", "p90", "p99")] for k, label in PERF_FIELDS]
@@ -235,8 +265,13 @@ def _performance(d: dict, samples: list[dict], step: Callable[[str], None]) -> s
     for key, label in PERF_FIELDS:
         vals = [r.get(key) for r in samples]
         p = perf.get(key) or {}
-        png = plots.histogram(vals, title=label, xlabel="seconds", vlines={"p50": p.get("p50"), "p90": p.get("p90")})
-        out.append(_figure(png, label, _unmeasured(samples, key)))
+        # Sub-second latencies read better in milliseconds.
+        scale, unit = (1000.0, "ms") if max((v for v in vals if v is not None), default=1.0) < 1 else (1.0, "s")
+        png = plots.histogram([None if v is None else v * scale for v in vals], title=label, xlabel=unit,
+                              vlines={q: None if p.get(q) is None else p[q] * scale for q in ("p50", "p90")})
+        n = sum(v is not None for v in vals)
+        out.append(_figure(png, f"{label}: {n:,} requests · p50 {seconds(p.get('p50'))} · p90 {seconds(p.get('p90'))}",
+                           _unmeasured(samples, key)))
         step(f"{key} histogram")
     png = plots.scatter([r.get("output_tokens") for r in samples], [r.get("e2e_s") for r in samples],
                         title="latency vs answer length", xlabel="output tokens", ylabel="end-to-end (s)")
@@ -253,8 +288,12 @@ def _lengths(d: dict, samples: list[dict], step: Callable[[str], None]) -> str:
                           f"mean thinking {num(t.get('mean_thinking_tokens'), '{:.0f}')} · mean output {num(t.get('mean_output_tokens'), '{:.0f}')} tok")
                     for name, t in (d.get("tasks") or {}).items())
     vlines = {"budget": budget} if isinstance(budget, (int, float)) else None
-    think = plots.histogram([r.get("thinking_tokens") for r in samples], title="thinking length", xlabel="thinking tokens",
-                            highlight=truncated, highlight_label="truncated (hit the budget)")
+    thinking = [r.get("thinking_tokens") for r in samples]
+    think = None
+    if any(thinking):  # all zero: the protocol has no thinking trace, and a bar at 0 says nothing
+        think = plots.histogram(thinking, title="thinking length", xlabel="thinking tokens",
+                                highlight=truncated, highlight_label="truncated (hit the budget)")
+    think_missing = "no sample has a thinking trace" if any(t is not None for t in thinking) else "no thinking tokens counted"
     step("thinking histogram")
     outlen = plots.histogram([r.get("output_tokens") for r in samples], title="output length (thinking included)",
                              xlabel="output tokens", highlight=truncated, highlight_label="truncated (hit the budget)", vlines=vlines)
@@ -263,7 +302,7 @@ def _lengths(d: dict, samples: list[dict], step: Callable[[str], None]) -> str:
             f'<p class="note">A truncated trace (it reached the token budget{f" of {e(budget)}" if budget else ""} before answering) '
             'is never scored correct.</p>'
             f'<div class="tiles">{tiles}</div><div class="figs">'
-            + _figure(think, "thinking tokens per sample", "no thinking tokens counted")
+            + _figure(think, "thinking tokens per sample", think_missing)
             + _figure(outlen, "output tokens per sample", "output tokens not measured") + "</div>")
 
 
@@ -295,7 +334,7 @@ def _samples(samples: list[dict], max_samples: int, step: Callable[[str], None])
                      num(r.get("output_tokens"), "{:,}"), num(r.get("thinking_tokens"), "{:,}"), e(r.get("finish_reason")),
                      seconds(r.get("e2e_s"))])
         meta = r.get("meta") or {}
-        kv = [("verdict", f'<span class="badge {cls}">{e(label)}</span> strict {e(r.get("correct"))} · lenient {e(r.get("correct_lenient"))}'),
+        kv = [("verdict", f'<span class="badge {cls}">{e(label)}</span> strict {_yes(r.get("correct"))} · lenient {_yes(r.get("correct_lenient"))}'),
               ("extracted", e(r.get("extracted"))), ("extracted (lenient)", e(r.get("extracted_lenient"))), ("target", e(r.get("target"))),
               ("tokens", f'{e(r.get("input_tokens"))} in · {e(r.get("output_tokens"))} out · {e(r.get("thinking_tokens"))} thinking'),
               ("finish", e(r.get("finish_reason"))),
@@ -310,10 +349,11 @@ def _samples(samples: list[dict], max_samples: int, step: Callable[[str], None])
             texts += f"<h4>output</h4><pre>{e(clip(r.get('output')))}</pre>"
         # The anchor sits inside the <details>: navigating to it makes the browser open the element.
         details.append(f'<details class="sample"><summary>#{i} · {e(r.get("task"))} · id {e(r.get("id"))} · sample {e(r.get("sample"))} · '
-                       f'<span class="badge {cls}">{e(label)}</span></summary><div class="anchor" id="{anchor}"></div>'
+                       f'<span class="badge {cls}">{e(label)}</span> <span class="note">answer {e(r.get("extracted"))} · target {e(r.get("target"))}</span>'
+                       f'</summary><div class="anchor" id="{anchor}"></div>'
                        f'<div class="kv">{body}</div>{texts}<p><a href="#samples">back to the table</a></p></details>')
     step("samples")
-    table = _table(["#", "task", "id", "k", "verdict", "extracted", "target", "output tok", "thinking tok", "finish", "e2e"],
+    table = _table(["#", "task", "id", "sample", "verdict", "extracted", "target", "output tok", "thinking tok", "finish", "e2e"],
                    rows, num_cols=(0, 7, 8, 10))
     return (f'<h2 id="samples">Samples</h2><p class="note">{e(cap)} Click a row\'s id to open its prompt, thinking and answer.</p>'
             f"{table}<h3>Sample details</h3>{''.join(details)}")

@@ -66,15 +66,17 @@ def write_json_atomic(path: Path, data: dict) -> None:
 
 
 def write_text_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
+    tmp = None
+    try:  # creating the temp file can fail too (a full disk, a full quota)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except OSError as e:
-        Path(tmp).unlink(missing_ok=True)
+        if tmp:
+            Path(tmp).unlink(missing_ok=True)
         raise HarnessError(f"could not write {path} ({e.strerror or e})", "free disk space or check permissions, then --resume") from None
     _fsync_dir(path.parent)
 
@@ -101,22 +103,31 @@ def _jsonable(obj):
 
 
 class SampleWriter:
-    """Appends rows to a JSONL file durably; one `append` call is one flushed, fsync'd write."""
+    """Appends rows to a JSONL file durably; one `append` call is one written, fsync'd batch.
+
+    Unbuffered, so a failed append (a full disk) leaves no data behind in a buffer to be flushed
+    later; the partial batch is cut off again, so the file keeps whole rows only."""
 
     def __init__(self, path: Path):
         self.path = path
         repair_torn_tail(path)
-        self._f = open(path, "a", encoding="utf-8")
+        self._f = open(path, "ab", buffering=0)
 
     def append(self, rows: list[dict]) -> None:
         if not rows:
             return
-        data = "".join(json.dumps(r, ensure_ascii=False, allow_nan=False, default=_jsonable) + "\n" for r in rows)
+        data = "".join(json.dumps(r, ensure_ascii=False, allow_nan=False, default=_jsonable) + "\n" for r in rows).encode("utf-8")
+        start = os.fstat(self._f.fileno()).st_size
         try:
-            self._f.write(data)
-            self._f.flush()
+            view = memoryview(data)
+            while view:  # a raw write may be partial
+                view = view[self._f.write(view):]
             os.fsync(self._f.fileno())
         except OSError as e:
+            try:
+                os.ftruncate(self._f.fileno(), start)
+            except OSError:
+                pass  # a torn last line is still dropped on read and on --resume
             raise HarnessError(f"could not append to {self.path} ({e.strerror or e})", "free disk space, then continue with --resume") from None
 
     def close(self) -> None:
@@ -181,6 +192,8 @@ def sample_key(row: dict) -> tuple[str, str, int]:
 
 def read_config(run_dir: str | Path) -> dict:
     path = Path(run_dir) / CONFIG
+    if not Path(run_dir).is_dir():
+        raise ConfigError(f"run folder not found: {run_dir}", "pass a folder written by `harness run`")
     if not path.exists():
         raise ConfigError(f"{run_dir} has no {CONFIG}: not a run folder", "pass a folder written by `harness run`")
     try:

@@ -17,6 +17,7 @@ nesting, power towers, huge factorials, sums and integrals) are compared as stri
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import re
@@ -76,15 +77,15 @@ def extract(text: str, answer_type: str, choices: Sequence[str] = ()) -> tuple[s
     """(strict, lenient) readings of an already `clean`ed answer."""
     if answer_type == "choice":
         strict = answers.strict_letter(text, choices)
-        usable = strict is not None and strict in answers.letter_range(choices)
-        return strict, strict if usable else answers.lenient_letter(text, choices)
-    candidates = answers.strict_candidates(text)
-    if answer_type == "number":
-        numbers = [n for n in map(read_number, candidates) if n is not None]
-        strict = numbers[0] if numbers else (candidates[0] if candidates else None)
-        return strict, numbers[0] if numbers else answers.last_number(text)
-    strict = candidates[0] if candidates else None
-    return strict, strict if strict is not None else answers.last_number(text)
+    else:
+        candidates = answers.strict_candidates(text)
+        strict = next(candidates, None)
+        if answer_type == "number" and strict is not None:
+            # the first marked answer that states a number; else the first marked answer as written
+            strict = next((n for n in map(read_number, itertools.chain([strict], candidates)) if n is not None), strict)
+    if strict is not None:  # the fallbacks are for replies that marked nothing
+        return strict, strict
+    return None, answers.lenient_letter(text, choices) if answer_type == "choice" else answers.last_number(text)
 
 
 # ---- equivalence ------------------------------------------------------------------------------
@@ -94,16 +95,17 @@ def equivalent(pred: str, target: str, answer_type: str, choices: Sequence[str] 
         return gold is not None and pred == gold
     if answer_type == "number":
         gold_num = read_number(answers.clean(target))
-        if gold_num is not None:
-            mine = read_number(pred)
-            return mine is not None and number_value(mine) == number_value(gold_num)
-    return math_equal(pred, target)
+        mine = read_number(pred)
+        if gold_num is not None and mine is not None:
+            return number_value(mine) == number_value(gold_num)
+    return math_equal(pred, target)  # an expression on either side ("10^3", "\\sqrt{2}")
 
 
 _DOLLARS = re.compile(r"^\$+|\$+$")
 _DROP = re.compile(r"\\left|\\right|\\displaystyle|\\[,!;: ]|\\q?quad|~|\s+|\\?%|°|\^\s*\{?\s*\\circ\s*\}?|\\mathrm\{\s*\}")
 _TEXT = re.compile(r"\\(?:text|textrm|textbf|mbox|mathrm)\s*\{([^{}]*)\}")
 _UNIT_TAIL = re.compile(r"(?<=\S)\s*\\(?:text|textrm|mbox|mathrm)\s*\{\s*[A-Za-z][A-Za-z .^0-9]*\}\s*$")
+_UNIT_WORDS = re.compile(r"^([-+]?[\d.,/]+)\s+[A-Za-z]{2,}(?:\s+[A-Za-z]+)*\.?$")  # "12 inches", "5 square units"
 _SHORT_FRAC = re.compile(r"\\frac\s*([0-9A-Za-z])\s*([0-9A-Za-z])")
 _SHORT_SQRT = re.compile(r"\\sqrt\s*([0-9A-Za-z])")
 _VAR_PREFIX = re.compile(r"^[A-Za-z]=(?=.)")
@@ -117,6 +119,7 @@ def normalise_math(s: str) -> str:
             s = s[2:-2]
     s = _DOLLARS.sub("", s.strip()).replace("\\dfrac", "\\frac").replace("\\tfrac", "\\frac")
     s = _UNIT_TAIL.sub("", s)
+    s = _UNIT_WORDS.sub(r"\1", s)
     s = _TEXT.sub(r"\1", s)
     s = _DROP.sub("", s)
     s = _SHORT_FRAC.sub(r"\\frac{\1}{\2}", s)
@@ -204,7 +207,6 @@ def _symbolic_equal(pred: str, gold: str) -> bool:
         from math_verify import parse, verify
     except ImportError:  # pragma: no cover - math-verify is a core dependency
         return False
-    _quiet_math_verify()
     limit = ALARM_SECONDS if os.name == "posix" and threading.current_thread() is threading.main_thread() else None
     try:
         gold_parsed = parse(f"${gold}$", parsing_timeout=limit)
@@ -217,18 +219,11 @@ def _symbolic_equal(pred: str, gold: str) -> bool:
 
 
 class _DropExpected(logging.Filter):
-    """We switch math-verify's alarms off on purpose and handle its timeouts: no warning per call."""
+    """Alarms are off on purpose (or their timeouts handled here): no warning per call."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         return "Timeout" not in record.getMessage()
 
 
-_quieted = False
-
-
-def _quiet_math_verify() -> None:
-    global _quieted
-    if not _quieted:
-        for name in ("math_verify.parser", "math_verify.grader"):
-            logging.getLogger(name).addFilter(_DropExpected())
-        _quieted = True
+for _name in ("math_verify.parser", "math_verify.grader"):
+    logging.getLogger(_name).addFilter(_DropExpected())

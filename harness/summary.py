@@ -42,6 +42,11 @@ def finish_run(run_dir: Path, cfg, plan, dev, info, state, gathered: list[dict],
     perf.update(_energy(gathered, dev, perf.get("output_tokens"), correct))
     perf["peak_memory_bytes"] = _memory(gathered)
     perf["processes"] = world
+    if world > 1:  # the job's throughput: all processes' tokens over the slowest process's wall time
+        perf["per_process_output_tokens_per_s"] = perf["output_tokens_per_s"]
+        perf["output_tokens_per_s"] = perf["output_tokens"] / wall_s if perf.get("output_tokens") and wall_s else None
+        perf["per_process"] = [{"rank": i, "wall_s": g["wall_s"], "load_s": g["load_s"], "energy_j": g.get("energy_j"),
+                                "device_memory": (g.get("memory") or {}).get("device")} for i, g in enumerate(gathered)]
     perf["roofline"] = _roofline(dev, info, rows, perf)
     data = {
         "schema_version": SCHEMA_VERSION, "run_id": state.run_id, "status": status,
@@ -142,9 +147,8 @@ def _claims(data, plan, info, dev) -> None:
 
     diffs = {}
     for name, tp in plan.tasks.items():
-        used = {**tp.settings, "dtype": info.dtype, "quantization": info.quantization, "revision": info.revision,
-                "n_total": None}
+        used = {**tp.settings, "dtype": info.dtype, "quantization": info.quantization, "revision": info.revision}
         diffs[name] = protocol_differences(plan.card, name, used, random_weights=info.random_weights, model_source=info.name_or_path)
     data["protocol_differences"] = diffs
-    data["claims"] = claims_for_run(plan.card, data["tasks"], differences_by_task=diffs)
+    data["claims"] = claims_for_run(plan.card, data["tasks"], differences_by_task=diffs, run_protocol=plan.protocol.name)
     data["card"] = plan.card.name if hasattr(plan.card, "name") else str(plan.card)

@@ -9,11 +9,9 @@ answer at all: whatever it boxed while thinking was a candidate, not a reply.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 OPEN, CLOSE = "<think>", "</think>"
-_OPENED_AT_END = re.compile(r"<think>\s*\Z")
 
 
 @dataclass(frozen=True)
@@ -27,16 +25,17 @@ class Split:
 
 def prompt_opens_think(prompt: str) -> bool:
     """True when the prompt ends inside an opened `<think>` (the template or a prefill opened it)."""
-    return bool(_OPENED_AT_END.search(prompt[-64:]))
+    return prompt.rstrip().endswith(OPEN)
 
 
 def split_thinking(output: str, *, prompt_opened: bool = False, reasoning_text: str | None = None) -> Split:
     """Split at the LAST `</think>`: models sometimes quote the tag inside their own trace."""
-    if reasoning_text is not None:
+    if reasoning_text and reasoning_text.strip():
         answer = output.strip()
-        # The server stripped the tags for us; an empty reply after a non-empty trace is the
-        # only sign it was cut off while thinking.
-        return Split(reasoning_text.strip(), answer, closed=bool(answer) or not reasoning_text.strip())
+        # The server split the trace off for us; an empty reply after it is the only sign that
+        # generation stopped while still thinking. (An empty trace means no split was made:
+        # the tags, if any, are still in `output`.)
+        return Split(reasoning_text.strip(), answer, closed=bool(answer))
     cut = output.rfind(CLOSE)
     if cut >= 0:
         return Split(_drop_open(output[:cut]).strip(), output[cut + len(CLOSE):].strip(), closed=True)

@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from harness.cards import stated_settings
+from harness.cards import Card, stated_settings
 
 Z95 = 1.96
 _EDGE = 1e-9  # float slack so a claim printed on an interval edge counts as on it
@@ -99,7 +99,7 @@ def verdict(claimed: float, measured: float, ci95: tuple[float, float] | list[fl
     return {"verdict": "consistent", "gap": gap, "note": f"the claimed {_pct(claimed)} lies inside the {interval}"}
 
 
-def claims_for_run(card, run_tasks: dict, *, differences_by_task: dict[str, list[str]], run_protocol: str | None = None, max_width: float = 0.10) -> list[dict]:
+def claims_for_run(card: Card, run_tasks: dict, *, differences_by_task: dict[str, list[str]], run_protocol: str | None = None, max_width: float = 0.10) -> list[dict]:
     """run.json `claims` entries for every card claim whose task ran and whose metric we computed.
 
     `run_tasks` is run.json's `tasks` mapping ({task: {"n", "k", "metrics": {name: {"value", "ci95", ...}}}}).
@@ -121,7 +121,7 @@ def claims_for_run(card, run_tasks: dict, *, differences_by_task: dict[str, list
             where = f"in {claim.setting}" if claim.setting else f"with protocol {claim.protocol!r}"
             diffs.append(f"the claim was measured {where}; this run used protocol {(run_protocol or card.protocol.name)!r}")
         card_k = stated_settings(card, claim.task).get("num_samples")
-        if claim.samples and claim.samples != card_k and claim.metric == "pass@1" and task.get("k") and task["k"] < claim.samples:
+        if claim.samples and claim.samples != card_k and metric == "accuracy" and task.get("k") and task["k"] < claim.samples:
             # protocol_differences compares with the card's protocol; this claim used its own sample count.
             diffs.append(f"the claim averages {claim.samples} samples per problem; this run drew {task['k']}")
         ci = measured.get("ci95")

@@ -71,7 +71,7 @@ def llama_cpp_converter() -> Path:
         return dest
     with tempfile.TemporaryDirectory() as tmp:
         cmd = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--no-binary", ":all:",
-               "--no-build-isolation", f"llama-cpp-python=={version}", "-d", tmp]
+               f"llama-cpp-python=={version}", "-d", tmp]
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
         sdists = list(Path(tmp).glob("llama_cpp_python-*.tar.gz"))
         if not sdists:  # pip may fail on metadata after the download: the file is what we need
@@ -118,9 +118,31 @@ def build_tiny_qwen(out: Path, seed: int = 0, eager_eos: bool = False) -> Path:
     return out
 
 
+# The converter imports sentencepiece before it looks for a tokenizer.model, even for BPE
+# tokenizers that need none. Without the package installed, make that step report the missing
+# file first, so the converter falls through to its BPE path as it would with the package.
+_RUN_CONVERTER = """
+import importlib.util, os, runpy, sys
+script = sys.argv[1]
+sys.argv = sys.argv[1:]
+here = os.path.dirname(script)
+sys.path[:0] = [here, os.path.join(here, "gguf-py")]  # as `python convert_hf_to_gguf.py` would
+if importlib.util.find_spec("sentencepiece") is None:
+    from conversion import base
+    original = base.TextModel._create_vocab_sentencepiece
+    def without_sentencepiece(self):
+        if not (self.dir_model / "tokenizer.model").is_file():
+            raise FileNotFoundError(self.dir_model / "tokenizer.model")
+        return original(self)
+    base.TextModel._create_vocab_sentencepiece = without_sentencepiece
+runpy.run_path(script, run_name="__main__")
+"""
+
+
 def convert_to_gguf(model_dir: Path, outfile: Path, outtype: str = "f32") -> Path:
     converter = llama_cpp_converter()
-    cmd = [sys.executable, str(converter / "convert_hf_to_gguf.py"), str(model_dir), "--outfile", str(outfile), "--outtype", outtype]
+    cmd = [sys.executable, "-c", _RUN_CONVERTER, str(converter / "convert_hf_to_gguf.py"), str(model_dir),
+           "--outfile", str(outfile), "--outtype", outtype]
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
     if done.returncode != 0 or not outfile.is_file():

@@ -251,7 +251,10 @@ def test_no_differences_when_run_the_cards_way():
             "revision": card.revision, "n": 30, "n_total": 30}
     assert protocol_differences(card, "aime24", used, random_weights=False, model_source=card.hub_id) == []
     snapshot = "/cache/hub/models--deepseek-ai--DeepSeek-R1-Distill-Qwen-1.5B/snapshots/0092dee"
-    assert protocol_differences(card, "aime24", used, random_weights=False, model_source=snapshot) == []
+    short = {**used, "dtype": "bf16", "revision": card.revision[:7]}
+    assert protocol_differences(card, "aime24", short, random_weights=False, model_source=snapshot) == []
+    other = protocol_differences(card, "aime24", {**used, "revision": "abcdef1"}, random_weights=False, model_source=card.hub_id)
+    assert other == [f"revision abcdef1 instead of the card's pinned {card.revision}"]
 
 
 def test_differences_other_model_quantised_greedy_and_system_prompt():

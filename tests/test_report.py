@@ -14,7 +14,8 @@ import pytest
 
 from harness import plots
 from harness.report import progress, render_markdown, write_reports
-from harness.report_html import clip, render_html, sample_verdict
+from harness.report_html import clip, render_html, sample_verdict, usd
+from harness.stats import percentiles
 
 SCRIPT = '<script>alert("pwned")</script>'
 
@@ -27,7 +28,8 @@ def make_samples(task: str, correct: list[bool], *, k: int = 1, model_seed: int 
         i, s = divmod(j, k)
         out_tokens = 20 + 7 * ((j * 13 + model_seed) % 11)
         truncated = not ok and j % 3 == 0
-        e2e = 0.05 + 0.004 * out_tokens
+        ttft_s = 0.04 + 0.01 * ((j * 7) % 5)
+        e2e = ttft_s + 0.004 * (out_tokens - 1)
         rows.append({
             "task": task, "id": f"q{i}", "sample": s, "prompt": f"Question {i}: what is {i} + {i}?\n<think>\n",
             "output": f"I think {SCRIPT} hard</think>The answer is {2 * i if ok else -1}.",
@@ -35,7 +37,7 @@ def make_samples(task: str, correct: list[bool], *, k: int = 1, model_seed: int 
             "extracted": str(2 * i) if ok else "-1", "extracted_lenient": str(2 * i) if ok else "-1", "target": str(2 * i),
             "correct": ok, "correct_lenient": ok, "input_tokens": 12, "output_tokens": out_tokens,
             "thinking_tokens": out_tokens - 6, "finish_reason": "length" if truncated else "eos",
-            "ttft_s": 0.05 if ttft else None, "tpot_s": 0.004 if ttft else None, "e2e_s": e2e, "batch_size": 4,
+            "ttft_s": ttft_s if ttft else None, "tpot_s": 0.004 if ttft else None, "e2e_s": e2e, "batch_size": 4,
             "batch_wall_s": e2e + 0.01, "seed": 1234 + j, "meta": {"level": 1 + i % 3} if levels else {}, "rank": 0,
             "unmeasured": {} if ttft else {"ttft_s": "the server does not stream", "tpot_s": "needs ttft"},
         })
@@ -69,8 +71,6 @@ def make_run_json(rows_by_task: dict[str, list[dict]], *, model: str = "org/Mode
     out_tok = sum(r["output_tokens"] for r in all_rows)
     correct = sum(r["correct"] for r in all_rows)
     usd = None if price is None else wall / 3600 * price
-    pcts = lambda key: {"mean": 0.1, "p50": 0.09, "p90": 0.2, "p99": 0.3} if any(r[key] is not None for r in all_rows) else \
-        {"mean": None, "p50": None, "p90": None, "p99": None}
     return {
         "schema_version": "1.0", "run_id": run_id, "status": "complete", "created_utc": "2026-11-28T10:00:00Z",
         "finished_utc": "2026-11-28T10:05:00Z", "versions": {"python": "3.11", "torch": "2.13.0", "transformers": "5.24", "harness": "0.1.0"},
@@ -81,8 +81,8 @@ def make_run_json(rows_by_task: dict[str, list[dict]], *, model: str = "org/Mode
                    "dtype": dtype, "dtype_reason": "cpu: float32", "device_reason": "auto: no accelerator", "processes": 1},
         "protocol": {"name": "r1", "system_prompt": None, "suffix": "", "force_think": True, "fewshot": 0},
         "tasks": tasks,
-        "perf": {"wall_s": wall, "load_s": 1.5, "warmup": {"s": 0.3, "requests": 1}, "ttft_s": pcts("ttft_s"), "tpot_s": pcts("tpot_s"),
-                 "e2e_s": pcts("e2e_s"), "prefill_tokens_per_s": 900.0, "decode_tokens_per_s": 240.0, "output_tokens_per_s": out_tok / wall,
+        "perf": {"wall_s": wall, "load_s": 1.5, "warmup": {"s": 0.3, "requests": 1}, "ttft_s": percentiles([r["ttft_s"] for r in all_rows]),
+                 "tpot_s": percentiles([r["tpot_s"] for r in all_rows]), "e2e_s": percentiles([r["e2e_s"] for r in all_rows]), "prefill_tokens_per_s": 900.0, "decode_tokens_per_s": 240.0, "output_tokens_per_s": out_tok / wall,
                  "input_tokens": 12 * len(all_rows), "output_tokens": out_tok,
                  "peak_memory_bytes": {"device": None, "host": 3 * 2**30}, "energy_j": 120.0, "energy_source": "rapl",
                  "joules_per_output_token": 120.0 / out_tok, "joules_per_correct": 120.0 / correct if correct else None,
@@ -114,9 +114,15 @@ def _img_sources(page: str) -> list[str]:
     return re.findall(r'<img [^>]*src="([^"]+)"', page)
 
 
-def test_write_reports_writes_both_files(tmp_path):
-    run = tiny_run(tmp_path)
-    md, page = write_reports(run)
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    """One rendered run shared by the tests that only read it (rendering takes seconds)."""
+    run = tiny_run(tmp_path_factory.mktemp("report"))
+    return run, write_reports(run)
+
+
+def test_write_reports_writes_both_files(report):
+    run, (md, page) = report
     assert md == run / "report.md" and page == run / "report.html"
     text = md.read_text()
     assert "## Accuracy by difficulty level" in text and "| gsm8k | 2 |" in text
@@ -125,8 +131,8 @@ def test_write_reports_writes_both_files(tmp_path):
     assert html.startswith("<!DOCTYPE html>") and "</html>" in html
 
 
-def test_html_is_self_contained(tmp_path):
-    html = write_reports(tiny_run(tmp_path))[1].read_text()
+def test_html_is_self_contained(report):
+    html = report[1][1].read_text()
     # No URL the browser could fetch: every src/href is a data: URI or an in-page #anchor.
     refs = re.findall(r'(?:src|href)="([^"]*)"', html)
     assert refs and all(r.startswith(("data:image/png;base64,", "#")) for r in refs)
@@ -139,16 +145,16 @@ def test_html_is_self_contained(tmp_path):
         assert png.startswith(b"\x89PNG") and len(png) > 2000
 
 
-def test_untrusted_text_is_escaped(tmp_path):
-    html = write_reports(tiny_run(tmp_path))[1].read_text()
+def test_untrusted_text_is_escaped(report):
+    html = report[1][1].read_text()
     assert SCRIPT not in html and "<script" not in html.lower()
     assert "&lt;script&gt;alert(&quot;pwned&quot;)&lt;/script&gt;" in html
     assert "<b>table 1</b>" not in html and "&lt;b&gt;table 1&lt;/b&gt;" in html  # claim source
     assert "<i>accuracy</i>" not in html  # warnings are data too
 
 
-def test_sections_and_anchors(tmp_path):
-    html = write_reports(tiny_run(tmp_path))[1].read_text()
+def test_sections_and_anchors(report):
+    html = report[1][1].read_text()
     for section in ("accuracy", "claims", "performance", "lengths", "levels", "samples"):
         assert f'id="{section}"' in html and f'href="#{section}"' in html
     links = set(re.findall(r'href="#(s-\d+)"', html))
@@ -184,6 +190,11 @@ def test_long_text_is_clipped():
     assert out.startswith("a" * 100) and out.endswith("b" * 50) and "MIDDLE" not in out
     assert "characters omitted" in out
     assert clip("short") == "short" and clip(None) == ""
+
+
+def test_usd_has_no_exponent():
+    assert usd(6.133e-05) == "$0.0000613" and usd(0.7258) == "$0.726" and usd(1234.5) == "$1,234.50"
+    assert usd(0) == "$0.00" and usd(None) == "—"
 
 
 def test_sample_verdicts():

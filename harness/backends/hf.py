@@ -76,15 +76,15 @@ class StepClock(StoppingCriteria):
         self.times.append(time.perf_counter())
         step = len(self.times) - 1
         last = input_ids[:, -1]
-        done = torch.isin(last, self.eos.to(last.device)) if self.eos is not None else torch.zeros_like(last, dtype=torch.bool)
+        if self.eos is not None and self.eos.device != last.device:
+            self.eos = self.eos.to(last.device)
+        done = torch.isin(last, self.eos) if self.eos is not None else torch.zeros_like(last, dtype=torch.bool)
         stop = self.stop_criteria(input_ids, scores) if self.stop_criteria is not None else None
-        for row in range(input_ids.shape[0]):
-            if row in self.finished_at:
-                continue
-            if bool(done[row]):
-                self.finished_at[row] = (step, "eos")
-            elif stop is not None and bool(stop[row]):
-                self.finished_at[row] = (step, "stop")
+        eos_rows = done.tolist()  # one device-to-host copy per step, not one per row
+        stop_rows = stop.tolist() if stop is not None else [False] * len(eos_rows)
+        for row, (is_eos, is_stop) in enumerate(zip(eos_rows, stop_rows)):
+            if row not in self.finished_at and (is_eos or is_stop):
+                self.finished_at[row] = (step, "eos" if is_eos else "stop")
         if stop is not None:
             done = done | stop.to(done.device)
         return done

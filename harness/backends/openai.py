@@ -158,8 +158,8 @@ class OpenAIBackend(Backend):
             raise ConfigError("max_concurrency must be >= 1, max_retries >= 0, timeout_s > 0")
         self.model = model
         self.base_url = base_url.rstrip("/")
-        host = (urlsplit(self.base_url).hostname or "").lower()
-        self._official = host in OFFICIAL_HOSTS
+        self._host = (urlsplit(self.base_url).hostname or "").lower()
+        self._official = self._host in OFFICIAL_HOSTS
         key, key_env = resolve_api_key(self.base_url, api_key_env)
         self._headers = {"Accept": "text/event-stream"}
         if key:
@@ -242,7 +242,7 @@ class OpenAIBackend(Backend):
             "temperature": 0.0 if s.greedy else s.temperature,
             "seed": request.seed,
             # OpenAI's reasoning models accept only max_completion_tokens; other servers only max_tokens.
-            ("max_completion_tokens" if self._official and "openai" in self.base_url else "max_tokens"): s.max_new_tokens,
+            ("max_completion_tokens" if self._host == "api.openai.com" else "max_tokens"): s.max_new_tokens,
         }
         if s.top_p < 1.0 and not s.greedy:
             body["top_p"] = s.top_p
