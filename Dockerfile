@@ -12,6 +12,7 @@ FROM ${CPU_BASE} AS base-cpu
 # The CPU variant installs the CPU wheel first, so the project's `torch` requirement pulls no CUDA build.
 RUN pip install --no-cache-dir torch==2.7.1 --index-url https://download.pytorch.org/whl/cpu
 
+# hadolint ignore=DL3006
 FROM base-${VARIANT}
 ENV PYTHONUNBUFFERED=1 \
     HF_HOME=/home/harness/.cache/huggingface \
@@ -23,7 +24,7 @@ COPY pyproject.toml README.md ./
 COPY harness ./harness
 COPY model_cards ./model_cards
 RUN pip install --no-cache-dir . && mkdir -p /work/results && chown -R harness:harness /work /home/harness
-USER harness
+USER 1000
 WORKDIR /work
 VOLUME ["/home/harness/.cache/huggingface"]
 ENTRYPOINT ["harness"]

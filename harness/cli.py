@@ -28,6 +28,7 @@ RUN_FLAGS = {  # flag -> (config key, type, help)
     "--top-k": ("top_k", int, "0 = off"),
     "--protocol": ("protocol", str, "prompt protocol: r1, qwen, qwen3-think, qwen3-nothink, fewshot, plain (default: by model)"),
     "--think-budgets": ("think_budgets", str, "comma-separated caps on thinking tokens, one run each"),
+    "--answer-tokens": ("answer_tokens", int, "with --think-budgets: tokens for the answer after a capped trace (default 256)"),
     "--device": ("device", str, "auto | cpu | cuda[:N] | mps | xpu | npu"),
     "--dtype": ("dtype", str, "auto | bfloat16 | float16 | float32"),
     "--device-map": ("device_map", str, "accelerate device_map (e.g. auto) for multi-GPU or offload"),
@@ -102,6 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
     cmp_.add_argument("--output-dir", default="comparison")
     cl = sub.add_parser("claims", help="check comparative and cost claims across runs")
     cl.add_argument("run_dirs", nargs="+")
+    cl.add_argument("--output-dir", default="claims", help="where claims.json and claims.md go")
     ex = sub.add_parser("export", help="export a run in another tool's format")
     ex.add_argument("run_dir")
     ex.add_argument("--format", default="lm-eval", choices=["lm-eval"])

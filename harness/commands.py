@@ -142,7 +142,7 @@ def cmd_compare(args) -> int:
 def cmd_claims(args) -> int:
     from harness.claims import check_claims
 
-    return check_claims([Path(d) for d in args.run_dirs])
+    return check_claims([Path(d) for d in args.run_dirs], output_dir=Path(args.output_dir))
 
 
 def cmd_export(args) -> int:

@@ -107,7 +107,9 @@ class RunConfig(BaseModel):
 
     def differs_from(self, stored: dict) -> list[str]:
         mine = self.stored()
-        return sorted(k for k in mine if k not in RESUME_FREE and mine.get(k) != stored.get(k))
+        # a key an older version did not store had its default then
+        defaults = RunConfig().stored()
+        return sorted(k for k in mine if k not in RESUME_FREE and mine.get(k) != stored.get(k, defaults[k]))
 
 
 def make_config(**values) -> RunConfig:
@@ -134,8 +136,13 @@ def load_config_file(path: str | Path) -> dict:
         data = yaml.safe_load(p.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"config file not found: {p}", "check the path given to --config") from None
+    except OSError as e:  # a directory, no permission
+        raise ConfigError(f"cannot read config file {p} ({e.strerror or e})", "pass --config a readable YAML or JSON file") from None
     except (yaml.YAMLError, UnicodeDecodeError) as e:
-        raise ConfigError(f"{p} is not valid YAML: {str(e).splitlines()[0]}", "fix the file's syntax") from None
+        mark = getattr(e, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise ConfigError(f"{p} is not valid YAML{where}: {problem}", "fix the file's syntax") from None
     if data is None:
         return {}
     if not isinstance(data, dict):

@@ -98,6 +98,10 @@ def _load_random(name: str, torch_dtype, device_map, tokenizer: str | None, seed
     if getattr(config, "eos_token_id", None) is None or name == "tiny" or tokenizer is None:
         config.eos_token_id, config.pad_token_id = tok.eos_token_id, tok.pad_token_id
     device = device_map if isinstance(device_map, str) else "cpu"
+    try:
+        torch.device(device)
+    except RuntimeError:  # e.g. --device-map auto: accelerate placement needs weights on disk
+        raise ModelLoadError(f"--device-map {device!r} does not apply to random:{name} models", "drop --device-map; use --device") from None
     torch.manual_seed(seed)  # the same random model every time
     try:
         with torch.device(device):

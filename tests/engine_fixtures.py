@@ -20,6 +20,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
@@ -118,13 +119,14 @@ def build_tiny_qwen(out: Path, seed: int = 0, eager_eos: bool = False) -> Path:
     return out
 
 
+# Runs convert_hf_to_gguf.py once per "<model dir> <outfile> <outtype>" triple in ONE process,
+# so torch and transformers are imported once (most of a conversion's time on a small model).
 # The converter imports sentencepiece before it looks for a tokenizer.model, even for BPE
-# tokenizers that need none. Without the package installed, make that step report the missing
-# file first, so the converter falls through to its BPE path as it would with the package.
+# tokenizers that need none: without the package, that step reports the missing file first, so
+# the converter falls through to its BPE path as it would with the package installed.
 _RUN_CONVERTER = """
 import importlib.util, os, runpy, sys
-script = sys.argv[1]
-sys.argv = sys.argv[1:]
+script, jobs = sys.argv[1], sys.argv[2:]
 here = os.path.dirname(script)
 sys.path[:0] = [here, os.path.join(here, "gguf-py")]  # as `python convert_hf_to_gguf.py` would
 if importlib.util.find_spec("sentencepiece") is None:
@@ -135,40 +137,68 @@ if importlib.util.find_spec("sentencepiece") is None:
             raise FileNotFoundError(self.dir_model / "tokenizer.model")
         return original(self)
     base.TextModel._create_vocab_sentencepiece = without_sentencepiece
-runpy.run_path(script, run_name="__main__")
+for i in range(0, len(jobs), 3):
+    model_dir, outfile, outtype = jobs[i:i + 3]
+    sys.argv = [script, model_dir, "--outfile", outfile, "--outtype", outtype]
+    runpy.run_path(script, run_name="__main__")
 """
 
 
-def convert_to_gguf(model_dir: Path, outfile: Path, outtype: str = "f32") -> Path:
+def convert_to_gguf(jobs: list[tuple[Path, Path]], outtype: str = "f32") -> list[Path]:
+    """Convert each (model dir, outfile) pair; one converter process for all of them."""
     converter = llama_cpp_converter()
-    cmd = [sys.executable, "-c", _RUN_CONVERTER, str(converter / "convert_hf_to_gguf.py"), str(model_dir),
-           "--outfile", str(outfile), "--outtype", outtype]
+    cmd = [sys.executable, "-c", _RUN_CONVERTER, str(converter / "convert_hf_to_gguf.py")]
+    for model_dir, outfile in jobs:
+        cmd += [str(model_dir), str(outfile), outtype]
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
-    if done.returncode != 0 or not outfile.is_file():
-        raise RuntimeError(f"convert_hf_to_gguf failed ({done.returncode}): {done.stderr[-2000:]}")
-    return outfile
+    missing = [str(out) for _, out in jobs if not out.is_file()]
+    if done.returncode != 0 or missing:
+        raise RuntimeError(f"convert_hf_to_gguf failed ({done.returncode}, missing {missing}): {done.stderr[-2000:]}")
+    return [out for _, out in jobs]
+
+
+@dataclass(frozen=True)
+class TinyModels:
+    qwen_dir: Path  # random weights, safetensors + tokenizer
+    gguf: Path  # the same model as f32 GGUF
+    eager_eos_dir: Path  # a variant that ends at once unless held back (see build_tiny_qwen)
+    eager_eos_gguf: Path
+
+
+_built: dict[str, TinyModels] = {}
 
 
 @pytest.fixture(scope="session")
-def tiny_qwen_dir(tmp_path_factory) -> Path:
+def tiny_models(tmp_path_factory) -> TinyModels:
+    # Each test module that imports this fixture gets its own session-scoped copy of it, so the
+    # models are memoised here: they are built once per session, whichever module asks first.
     if not QWEN_TOKENIZER.is_dir():
         pytest.skip(f"shared fixtures absent: {QWEN_TOKENIZER}")
-    return build_tiny_qwen(tmp_path_factory.mktemp("tiny-qwen"))
+    if "models" not in _built:
+        root = tmp_path_factory.mktemp("tiny-models")
+        plain = build_tiny_qwen(root / "tiny-qwen")
+        eager = build_tiny_qwen(root / "eager-eos-qwen", eager_eos=True)
+        ggufs = convert_to_gguf([(plain, root / "tiny-qwen-f32.gguf"), (eager, root / "eager-eos-f32.gguf")])
+        _built["models"] = TinyModels(plain, ggufs[0], eager, ggufs[1])
+    return _built["models"]
 
 
 @pytest.fixture(scope="session")
-def tiny_gguf(tiny_qwen_dir, tmp_path_factory) -> Path:
-    return convert_to_gguf(tiny_qwen_dir, tmp_path_factory.mktemp("gguf") / "tiny-qwen-f32.gguf")
+def tiny_qwen_dir(tiny_models) -> Path:
+    return tiny_models.qwen_dir
 
 
 @pytest.fixture(scope="session")
-def eager_eos_qwen_dir(tmp_path_factory) -> Path:
-    if not QWEN_TOKENIZER.is_dir():
-        pytest.skip(f"shared fixtures absent: {QWEN_TOKENIZER}")
-    return build_tiny_qwen(tmp_path_factory.mktemp("eager-eos-qwen"), eager_eos=True)
+def tiny_gguf(tiny_models) -> Path:
+    return tiny_models.gguf
 
 
 @pytest.fixture(scope="session")
-def eager_eos_gguf(eager_eos_qwen_dir, tmp_path_factory) -> Path:
-    return convert_to_gguf(eager_eos_qwen_dir, tmp_path_factory.mktemp("gguf") / "eager-eos-f32.gguf")
+def eager_eos_qwen_dir(tiny_models) -> Path:
+    return tiny_models.eager_eos_dir
+
+
+@pytest.fixture(scope="session")
+def eager_eos_gguf(tiny_models) -> Path:
+    return tiny_models.eager_eos_gguf

@@ -66,6 +66,8 @@ CASES = [
          ("model path not found", "check the path")),
     Case("unknown random model", ("run", "--model", "random:nosuch", "--output-dir", "{out}", *FAST),
          ("unknown random model", "harness list models")),
+    Case("--device-map for a random model", ("run", "--model", "random:tiny", "--device-map", "auto", "--output-dir", "{out}", *FAST),
+         ("--device-map 'auto' does not apply to random:tiny", "use --device")),
     Case("unknown backend", _with(GOOD, "--backend", "nosuch"), ("unknown backend", "choose one of")),
     # tasks and data
     Case("unknown task", ("run", "--model", "fake:echo", "--tasks", "nosuch", "--output-dir", "{out}", *FAST),
@@ -131,8 +133,9 @@ CASES = [
     Case("invalid card YAML", _with(GOOD, "--card", "broken"), ("broken.yaml", "invalid yaml", "_template.yaml"), env={"HARNESS_CARDS_DIR": "{cards}"}),
     Case("unknown --card", _with(GOOD, "--card", "nosuchcard"), ("no model card named 'nosuchcard'", "harness cards")),
     Case("unknown config key", _with(GOOD, "--config", "{cfg_typo}"), ("unknown config key 'modle'", "check the spelling")),
-    Case("malformed --config YAML", _with(GOOD, "--config", "{cfg_bad}"), ("not valid yaml", "fix the file's syntax")),
+    Case("malformed --config YAML", _with(GOOD, "--config", "{cfg_bad}"), ("not valid yaml (line 2, column 1)", "fix the file's syntax")),
     Case("--config file missing", _with(GOOD, "--config", "{missing}"), ("config file not found", "check the path")),
+    Case("--config is a directory", _with(GOOD, "--config", "{datadir}"), ("cannot read config file", "is a directory", "readable yaml")),
     Case("--config not a mapping", _with(GOOD, "--config", "{cfg_list}"), ("must hold a mapping", "key: value")),
     Case("unknown --protocol", _with(GOOD, "--protocol", "nosuch"), ("unknown prompt protocol 'nosuch'", "choose one of")),
     # resume

@@ -11,9 +11,9 @@ from harness.backends.base import Request, Sampling
 from harness.errors import ModelLoadError
 
 try:
-    from engine_fixtures import eager_eos_gguf, eager_eos_qwen_dir, tiny_gguf, tiny_qwen_dir  # noqa: F401  (fixtures)
+    from engine_fixtures import eager_eos_gguf, eager_eos_qwen_dir, tiny_gguf, tiny_models, tiny_qwen_dir  # noqa: F401
 except ImportError:  # tests/ imported as a package
-    from tests.engine_fixtures import eager_eos_gguf, eager_eos_qwen_dir, tiny_gguf, tiny_qwen_dir  # noqa: F401
+    from tests.engine_fixtures import eager_eos_gguf, eager_eos_qwen_dir, tiny_gguf, tiny_models, tiny_qwen_dir  # noqa: F401
 
 PROMPTS = ["What is 2 + 2?", "Write a haiku about rain.", "用一句话介绍你自己。", "List three prime numbers."]
 
@@ -75,9 +75,9 @@ def test_llama_greedy_parity_with_transformers(backend, hf):
         assert 0 < c.ttft_s <= c.e2e_s <= c.batch_wall_s and c.batch_size == 1 and c.unmeasured == {}
 
 
-def test_llama_end_of_sequence_and_min_tokens(eager_eos_gguf, eager_eos_qwen_dir):
+def test_llama_end_of_sequence_and_min_tokens(eager_eos_gguf, eager_eos_qwen_dir, hf):
     pytest.importorskip("llama_cpp")
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM
 
     from harness.backends.llamacpp import LlamaCppBackend
 
@@ -95,7 +95,7 @@ def test_llama_end_of_sequence_and_min_tokens(eager_eos_gguf, eager_eos_qwen_dir
     assert (at_once.text, at_once.output_tokens, at_once.finish_reason) == ("", 1, "eos")
     assert (held.output_tokens, held.finish_reason) == (4, "eos")  # 3 held tokens, then the end token
     assert (fixed.output_tokens, fixed.finish_reason) == (5, "length")
-    model, tokenizer = AutoModelForCausalLM.from_pretrained(eager_eos_qwen_dir), AutoTokenizer.from_pretrained(eager_eos_qwen_dir)
+    model, tokenizer = AutoModelForCausalLM.from_pretrained(eager_eos_qwen_dir), hf[1]  # same tokenizer
     text = tokenizer.apply_chat_template([{"role": "user", "content": "hi"}], tokenize=False, add_generation_prompt=True)
     expected = _hf_greedy(model, tokenizer, text, eog, max_new=10, min_new=3)
     assert len(expected) == 4 and held.text == tokenizer.decode(expected, skip_special_tokens=True)
@@ -111,8 +111,8 @@ def test_llama_stop_strings(backend):
 
 
 def test_llama_seeded_sampling_reproduces_in_any_order(backend):
-    a = _req(PROMPTS[1], "t/1/0", seed=5, max_new_tokens=12, temperature=1.0, top_p=0.95)
-    b = _req(PROMPTS[1], "t/1/1", seed=6, max_new_tokens=12, temperature=1.0, top_p=0.95)
+    a = _req(PROMPTS[1], "t/1/0", seed=5, max_new_tokens=12, temperature=1.0, top_k=40, top_p=0.95)
+    b = _req(PROMPTS[1], "t/1/1", seed=6, max_new_tokens=12, temperature=1.0, top_k=40, top_p=0.95)
     first = backend.generate([a, b])
     second = backend.generate([b, a])
     assert [c.text for c in first] == [c.text for c in reversed(second)]

@@ -14,7 +14,6 @@ import sys
 import threading
 import time
 from contextlib import contextmanager
-from pathlib import Path
 
 import pytest
 
@@ -25,9 +24,9 @@ from harness.backends.openai import OpenAIBackend, backoff_delay, parse_retry_af
 from harness.errors import ModelLoadError  # noqa: E402
 
 try:
-    from engine_fixtures import tiny_gguf, tiny_qwen_dir  # noqa: F401  (fixtures)
+    from engine_fixtures import tiny_gguf, tiny_models, tiny_qwen_dir  # noqa: F401  (fixtures)
 except ImportError:  # tests/ imported as a package
-    from tests.engine_fixtures import tiny_gguf, tiny_qwen_dir  # noqa: F401
+    from tests.engine_fixtures import tiny_gguf, tiny_models, tiny_qwen_dir  # noqa: F401
 
 PLANTED = "sk-PLANTED-openai-test-4f9a"
 MSGS = ({"role": "user", "content": "What is 2 + 2?"},)
@@ -181,7 +180,8 @@ def llama_server(tiny_gguf, tmp_path_factory):
     port = _free_port()
     log = tmp_path_factory.mktemp("server") / "server.log"
     cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(tiny_gguf), "--host", "127.0.0.1",
-           "--port", str(port), "--n_ctx", "1024", "--api_key", PLANTED]
+           "--port", str(port), "--n_ctx", "1024", "--api_key", PLANTED,
+           "--interrupt_requests", "False"]  # by default a new request cuts the stream in flight short
     with open(log, "wb") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}/v1"

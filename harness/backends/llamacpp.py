@@ -53,6 +53,21 @@ def _metadata_int(metadata: dict, key: str) -> int | None:
     return int(value) if value is not None and str(value).isdigit() else None
 
 
+def _training_context(llama_cpp, path: str) -> int:
+    """The GGUF's training context from a vocab-only load: no weights, no KV cache, so the real
+    load can size its context without first allocating the full training context."""
+    from llama_cpp import _internals
+
+    params = llama_cpp.llama_model_default_params()
+    params.vocab_only = True
+    model = _internals.LlamaModel(path_model=path, params=params, verbose=False)
+    try:
+        metadata = model.metadata()
+        return _metadata_int(metadata, f"{metadata.get('general.architecture')}.context_length") or 0
+    finally:
+        model.close()
+
+
 class LlamaCppBackend(Backend):
     """A GGUF model on llama.cpp. Build it with `from_options(path_to_gguf, **options)`."""
 
@@ -64,12 +79,8 @@ class LlamaCppBackend(Backend):
         if not path.is_file():
             raise ModelLoadError(f"no GGUF file at {model_path}", "llama.cpp reads .gguf files: pass --model path/to/model.gguf")
         try:
-            # A vocab-only load reads the metadata (training context) in milliseconds, so the real
-            # load can size its KV cache without allocating the full training context first.
-            probe = llama_cpp.Llama(model_path=str(path), vocab_only=True, verbose=False)
-            n_ctx_train = probe.n_ctx_train() if hasattr(probe, "n_ctx_train") else probe._model.n_ctx_train()
-            probe.close()
-            ctx = int(n_ctx) if n_ctx else min(n_ctx_train, DEFAULT_MAX_CTX)
+            # 0 lets llama.cpp take the training context when the metadata does not say it
+            ctx = int(n_ctx) if n_ctx else min(_training_context(llama_cpp, str(path)), DEFAULT_MAX_CTX)
             self._llm = llama_cpp.Llama(
                 model_path=str(path), n_ctx=ctx, n_gpu_layers=int(n_gpu_layers or 0), verbose=False
             )
@@ -79,6 +90,7 @@ class LlamaCppBackend(Backend):
         self._vocab = self._llm._model.vocab
         self._n_ctx = self._llm.n_ctx()
         metadata = dict(self._llm.metadata)
+        n_ctx_train = self._llm._model.n_ctx_train()
         self._hf_tokenizer = None
         self._formatter = None
         if tokenizer:

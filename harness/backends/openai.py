@@ -19,6 +19,10 @@ What is measured, and from where:
 - Request.prefill (a forced assistant prefix such as "<think>\\n") cannot be sent to a chat API
   and is ignored; the run's model notes record that it was.
 
+Serving with llama-cpp-python: start it with `--interrupt_requests False` or use
+max_concurrency 1; by default that server ends the stream in flight (as a normal "stop") when
+the next request arrives, which would pass for short answers here.
+
 Retries: 429, 5xx, connection errors, timeouts and truncated streams are retried up to
 `max_retries` times with exponential backoff and full jitter, honouring Retry-After. 401/403/404
 stop the run (wrong key or model: retrying cannot help). A request that still fails comes back
