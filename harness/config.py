@@ -53,8 +53,8 @@ class RunConfig(BaseModel):
     instance: str | None = None
     base_url: str | None = None
     api_key_env: str | None = None
-    max_concurrency: int = Field(default=8, gt=0)
-    tensor_parallel_size: int = Field(default=1, gt=0)
+    max_concurrency: int | None = Field(default=None, gt=0)  # None: the backend's own default
+    tensor_parallel_size: int | None = Field(default=None, gt=0)
     num_processes: int = Field(default=1, gt=0)
     quiet: bool = False
 

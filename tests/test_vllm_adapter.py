@@ -147,3 +147,11 @@ def test_generate_submits_all_requests_at_once(monkeypatch):
     assert [c.ttft_s for c in out] == pytest.approx([0.1, 0.2, 0.3])
     assert out[2].e2e_s == pytest.approx(0.3 + 0.04)
     assert all(c.batch_size == 3 and c.finish_reason == "length" for c in out)
+
+
+def test_split_options_notes_only_what_matters():
+    from harness.backends._sampling import split_options
+
+    taken, ignored = split_options({"n_ctx": 512, "tokenizer": None, "device": "cuda", "seed": 3, "base_url": "http://x",
+                                    "allow_pickle": False, "max_memory": [], "dtype": "bfloat16"}, ("n_ctx", "tokenizer"))
+    assert taken == {"n_ctx": 512} and ignored == ["base_url", "dtype"]

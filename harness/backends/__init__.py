@@ -20,7 +20,7 @@ def load_backend(cfg, dev) -> Backend:
 
     name = cfg.backend if cfg.backend != "auto" else backend_for(cfg.model)
     cls = registry.get("backends", name).load()
-    return cls.from_options(cfg.model, device=dev, revision=cfg.revision, trust_remote_code=cfg.trust_remote_code,
-                            allow_pickle=cfg.allow_pickle, tokenizer=cfg.tokenizer, device_map=cfg.device_map,
-                            max_memory=cfg.max_memory, base_url=cfg.base_url, api_key_env=cfg.api_key_env,
-                            max_concurrency=cfg.max_concurrency, tensor_parallel_size=cfg.tensor_parallel_size, seed=cfg.seed)
+    optional = {k: getattr(cfg, k) for k in ("revision", "tokenizer", "device_map", "max_memory", "base_url", "api_key_env",
+                                              "max_concurrency", "tensor_parallel_size") if getattr(cfg, k) is not None}
+    return cls.from_options(cfg.model, device=dev, trust_remote_code=cfg.trust_remote_code, allow_pickle=cfg.allow_pickle,
+                            seed=cfg.seed, **optional)

@@ -21,7 +21,7 @@ import codecs
 import time
 from pathlib import Path
 
-from harness.backends._sampling import StopScanner, effective_top_k, engine_seed, plain_prompt
+from harness.backends._sampling import StopScanner, effective_top_k, engine_seed, plain_prompt, split_options
 from harness.backends.base import Backend, Completion, ModelInfo, Request
 from harness.errors import ModelLoadError
 
@@ -87,6 +87,7 @@ class LlamaCppBackend(Backend):
         except (ValueError, RuntimeError, OSError) as exc:
             raise ModelLoadError(f"llama.cpp could not load {model_path}: {exc}", "check that the file is a complete GGUF model") from exc
         self._llama_cpp = llama_cpp
+        self._gpu_layers = int(n_gpu_layers or 0)
         self._vocab = self._llm._model.vocab
         self._n_ctx = self._llm.n_ctx()
         metadata = dict(self._llm.metadata)
@@ -120,9 +121,14 @@ class LlamaCppBackend(Backend):
 
     @classmethod
     def from_options(cls, model: str, **options) -> LlamaCppBackend:
-        """Build from CLI/config options; options meant for other engines are noted and ignored."""
-        ignored = sorted(k for k, v in options.items() if k not in _OPTIONS and v not in (None, False))
-        backend = cls(model, **{k: v for k, v in options.items() if k in _OPTIONS and v is not None})
+        """Build from CLI/config options; options meant for other engines are noted and ignored.
+
+        On a GPU device without an explicit n_gpu_layers every layer is offloaded (-1)."""
+        kwargs, ignored = split_options(options, _OPTIONS)
+        device = getattr(options.get("device"), "type", options.get("device"))
+        if "n_gpu_layers" not in kwargs and device not in (None, "cpu"):
+            kwargs["n_gpu_layers"] = -1
+        backend = cls(model, **kwargs)
         if ignored:
             backend.info.notes.append(f"options ignored by llama.cpp: {', '.join(ignored)}")
         return backend
@@ -137,6 +143,10 @@ class LlamaCppBackend(Backend):
         head_dim = _metadata_int(metadata, f"{arch}.attention.key_length") or (embd // heads if embd and heads else None)
         kv_bytes = layers * kv_heads * head_dim * 2 * KV_CACHE_BYTES_PER_VALUE if layers and kv_heads and head_dim else None
         threads = getattr(self._llm, "n_threads", None)
+        layers_on_gpu = self._gpu_layers
+        offload = self._llama_cpp.llama_supports_gpu_offload()
+        placement = (f"{'all' if layers_on_gpu < 0 else layers_on_gpu} layers offloaded to the GPU" if layers_on_gpu and offload
+                     else "CPU only" + (" (this llama-cpp-python build cannot offload)" if layers_on_gpu else ""))
         return ModelInfo(
             name_or_path=path,
             backend=self.name,
@@ -150,7 +160,7 @@ class LlamaCppBackend(Backend):
             quantization=file_type if file_type not in (None, "F32", "F16", "BF16") else None,
             notes=[
                 "revision: a local GGUF file has no hub revision",
-                f"llama.cpp context {self._n_ctx} tokens (training context {n_ctx_train}); {threads} decode threads",
+                f"llama.cpp context {self._n_ctx} tokens (training context {n_ctx_train}); {threads} decode threads; {placement}",
                 f"chat template: {template_source}",
                 "each request prefilled in full (no KV reuse across requests); batch size 1",
             ],

@@ -42,9 +42,10 @@ import random
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from urllib.parse import urlsplit, urlunsplit
 
-from harness.backends._sampling import StopScanner
+from harness.backends._sampling import StopScanner, split_options
 from harness.backends.base import Backend, Completion, ModelInfo, Request
 from harness.errors import ConfigError, ModelLoadError
 
@@ -198,8 +199,8 @@ class OpenAIBackend(Backend):
     @classmethod
     def from_options(cls, model: str, **options) -> OpenAIBackend:
         """Build from CLI/config options; options meant for other engines are noted and ignored."""
-        ignored = sorted(k for k, v in options.items() if k not in _OPTIONS and v not in (None, False))
-        backend = cls(model, **{k: v for k, v in options.items() if k in _OPTIONS and v is not None})
+        kwargs, ignored = split_options(options, _OPTIONS)
+        backend = cls(model, **kwargs)
         if ignored:
             backend.info.notes.append(f"options ignored by the OpenAI-compatible backend: {', '.join(ignored)}")
         return backend
@@ -330,14 +331,7 @@ class OpenAIBackend(Backend):
 
     def _consume(self, request: Request, response, start: float, deadline: float) -> Completion:
         s = request.sampling
-        scanner = StopScanner(s.stop)
-        reasoning: list[str] = []
-        first = last = None
-        deltas = 0
-        usage = None
-        server_finish = None
-        local_stop = False
-        done = False
+        st = _Stream(StopScanner(s.stop))
         for line in response.iter_lines():
             if time.perf_counter() > deadline:
                 raise _Retryable(f"no complete answer within {self.timeout_s:g} s")
@@ -345,7 +339,7 @@ class OpenAIBackend(Backend):
                 continue
             data = line[5:].strip()
             if data == "[DONE]":
-                done = True
+                st.done = True
                 break
             try:
                 chunk = json.loads(data)
@@ -353,35 +347,35 @@ class OpenAIBackend(Backend):
                 raise _Retryable(f"malformed stream chunk: {self._scrub(data)[:100]!r}") from None
             if chunk.get("error"):
                 raise _Retryable(f"server error in stream: {self._scrub(json.dumps(chunk['error']))[:300]}")
-            usage = chunk.get("usage") or usage
+            st.usage = chunk.get("usage") or st.usage
             for choice in chunk.get("choices") or ():
                 delta = choice.get("delta") or {}
                 thought = delta.get("reasoning_content") or delta.get("reasoning") or ""
                 content = delta.get("content") or ""
                 if thought or content:
-                    last = time.perf_counter()
-                    first = first or last
-                    deltas += 1
+                    st.last = time.perf_counter()
+                    st.first = st.first or st.last
+                    st.deltas += 1
                 if thought:
-                    reasoning.append(thought)
-                if content and scanner.feed(content, check=deltas >= s.min_new_tokens):
-                    local_stop = True
-                server_finish = choice.get("finish_reason") or server_finish
-            if local_stop:
+                    st.reasoning.append(thought)
+                if content and st.scanner.feed(content, check=st.deltas >= s.min_new_tokens):
+                    st.local_stop = True
+                st.finish = choice.get("finish_reason") or st.finish
+            if st.local_stop:
                 break  # leaving the `with` closes the stream, so the server stops generating
-        if not (done or local_stop or server_finish):
+        if not (st.done or st.local_stop or st.finish):
             raise _Retryable("stream ended before the answer was complete")
-        return self._completion(request, scanner, reasoning, first, last, start, deltas, usage, server_finish, local_stop)
+        return self._completion(request, st, start)
 
-    def _completion(self, request, scanner, reasoning, first, last, start, deltas, usage, server_finish, local_stop) -> Completion:
+    def _completion(self, request: Request, st: _Stream, start: float) -> Completion:
         unmeasured: dict[str, str] = {}
-        reasoning_text = "".join(reasoning) or None
+        reasoning_text = "".join(st.reasoning) or None
         reasoning_tokens = None
-        if usage and not local_stop:
-            input_tokens, output_tokens = usage.get("prompt_tokens"), usage.get("completion_tokens")
-            reasoning_tokens = (usage.get("completion_tokens_details") or {}).get("reasoning_tokens")
+        if st.usage and not st.local_stop:
+            input_tokens, output_tokens = st.usage.get("prompt_tokens"), st.usage.get("completion_tokens")
+            reasoning_tokens = (st.usage.get("completion_tokens_details") or {}).get("reasoning_tokens")
         else:
-            output_tokens = deltas
+            output_tokens = st.deltas
             self._note("output_tokens counted as streamed deltas where the server sent no usage (one token each on llama.cpp and vLLM servers)")
             input_tokens = None
             if self._tokenizer is not None:
@@ -389,28 +383,43 @@ class OpenAIBackend(Backend):
                 self._note("input_tokens counted with the local tokenizer's chat template where the server sent no usage")
             else:
                 unmeasured["input_tokens"] = "the server sent no usage; pass a tokenizer to count prompts locally"
+        for name, value in (("input_tokens", input_tokens), ("output_tokens", output_tokens)):
+            if value is None and name not in unmeasured:
+                unmeasured[name] = "the server's usage did not include it"
         if reasoning_text is not None and reasoning_tokens is None:
             unmeasured["reasoning_tokens"] = "the server did not report reasoning tokens"
-        if first is None:
+        if st.first is None:
             unmeasured["ttft_s"] = "the server streamed no token"
-        for field, value in (("input_tokens", input_tokens), ("output_tokens", output_tokens)):
-            if value is None and field not in unmeasured:
-                unmeasured[field] = "the server's usage did not include it"
-        if local_stop:
+        if st.local_stop:
             finish = "stop"
         else:  # a content filter's cut is not an answer the model finished
-            finish = {"length": "length", "content_filter": "error"}.get(server_finish, "eos")
+            finish = {"length": "length", "content_filter": "error"}.get(st.finish, "eos")
         return Completion(
-            text=scanner.text,
+            text=st.scanner.text,
             input_tokens=input_tokens,
             output_tokens=output_tokens,
             finish_reason=finish,
-            ttft_s=None if first is None else first - start,
-            e2e_s=(last or time.perf_counter()) - start,
+            ttft_s=None if st.first is None else st.first - start,
+            e2e_s=(st.last or time.perf_counter()) - start,
             reasoning_text=reasoning_text,
             reasoning_tokens=reasoning_tokens,
             unmeasured=unmeasured,
         )
+
+
+@dataclass
+class _Stream:
+    """What one streamed answer has delivered so far."""
+
+    scanner: StopScanner
+    reasoning: list[str] = field(default_factory=list)
+    first: float | None = None  # perf_counter of the first content or reasoning delta
+    last: float | None = None
+    deltas: int = 0  # non-empty deltas: the token count when the server sends no usage
+    usage: dict | None = None
+    finish: str | None = None  # the server's finish_reason
+    local_stop: bool = False  # a stop string matched here
+    done: bool = False  # [DONE] arrived
 
 
 __all__ = ["OpenAIBackend", "backoff_delay", "parse_retry_after", "resolve_api_key"]

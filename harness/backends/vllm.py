@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import time
 
-from harness.backends._sampling import plain_prompt
+from harness.backends._sampling import plain_prompt, split_options
 from harness.backends.base import Backend, Completion, ModelInfo, Request, Sampling
 from harness.errors import ModelLoadError
 
@@ -149,9 +149,16 @@ class VLLMBackend(Backend):
 
     @classmethod
     def from_options(cls, model: str, **options) -> VLLMBackend:
-        """Build from CLI/config options; options meant for other engines are noted and ignored."""
-        ignored = sorted(k for k, v in options.items() if k not in _OPTIONS and v not in (None, False))
-        backend = cls(model, **{k: v for k, v in options.items() if k in _OPTIONS and v is not None})
+        """Build from CLI/config options; options meant for other engines are noted and ignored.
+
+        Without an explicit dtype, the pipeline's resolved device dtype is used."""
+        kwargs, ignored = split_options(options, _OPTIONS)
+        device = options.get("device")
+        if "dtype" not in kwargs and getattr(device, "dtype", None) not in (None, "auto"):
+            kwargs["dtype"] = device.dtype
+        backend = cls(model, **kwargs)
+        if getattr(device, "type", "cuda") != "cuda":
+            backend.info.notes.append(f"device {device.type} ignored: vLLM runs on the platform it was built for")
         if ignored:
             backend.info.notes.append(f"options ignored by vLLM: {', '.join(ignored)}")
         return backend
