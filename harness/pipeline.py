@@ -28,29 +28,36 @@ def run(cfg: RunConfig, progress=None, backend=None) -> Path:
     card = _card(cfg)
     plan = make_plan(cfg, card)                                               # tasks, items, protocol, sampling
     hourly_price(cfg.price_per_hour, cfg.instance)                            # a bad price fails now, not after measuring
-    dev = devices.resolve(cfg.device, cfg.dtype)                              # device and dtype, with reasons
-    dist = parallel.context(dev.type)
-    if dist.world > 1 and dev.type in ("cuda", "xpu", "npu"):
-        dev = devices.resolve(f"{dev.type}:{dist.local_rank}", cfg.dtype)
     if cfg.resume:
         _check_resume(cfg)                                                    # refuse changed settings before loading
-    t0 = time.perf_counter()
-    shared = backend is not None
-    backend = backend or load_backend(cfg, dev)                               # the model, on the device
-    load_s = time.perf_counter() - t0
-    if cfg.think_budget:
-        from harness.budgets import BudgetedBackend
-
-        backend = BudgetedBackend(backend, cfg.think_budget, cfg.answer_tokens)
-    run_dir, state = _open_run_dir(cfg, plan, dist)                           # new folder, or the one to resume
+    dist, opened, shared = parallel.Dist(), None, backend is not None
+    if parallel.launched_world() == 1:                                        # the folder exists before the slow loading,
+        opened = _open_run_dir(cfg, plan, dist)                               # so a run killed while loading can resume
     try:
+        dev = devices.resolve(cfg.device, cfg.dtype)                          # device and dtype, with reasons
+        if parallel.launched_world() > 1:
+            dist = parallel.context(dev.type)
+            if dev.type in ("cuda", "xpu", "npu"):
+                dev = devices.resolve(f"{dev.type}:{dist.local_rank}", cfg.dtype)
+            opened = _open_run_dir(cfg, plan, dist)
+        run_dir, state = opened
+        t0 = time.perf_counter()
+        backend = backend or load_backend(cfg, dev)                           # the model, on the device
+        load_s = time.perf_counter() - t0
+        if cfg.think_budget:
+            from harness.budgets import BudgetedBackend
+
+            backend = BudgetedBackend(backend, cfg.think_budget, cfg.answer_tokens)
         return _generate_and_finish(cfg, plan, dev, dist, backend, run_dir, state, load_s, progress)
     except BaseException:
-        if state.new and _empty(run_dir):
-            shutil.rmtree(run_dir, ignore_errors=True)                        # nothing measured: leave no half folder
+        if opened and opened[1].new and _empty(opened[0]):
+            shutil.rmtree(opened[0], ignore_errors=True)                      # nothing measured: leave no half folder
+            base = opened[1].made_base
+            if base and base.is_dir() and not any(base.iterdir()):
+                base.rmdir()
         raise
     finally:
-        if not shared:
+        if backend is not None and not shared:
             backend.close()
 
 
@@ -121,6 +128,7 @@ class RunState:
     def __init__(self, run_id: str, created: str, done: set[str], previous: dict | None, new: bool):
         self.run_id, self.created, self.done, self.previous, self.new = run_id, created, done, previous, new
         self.signum: int | None = None
+        self.made_base: Path | None = None
 
     @staticmethod
     def samples_file(dist) -> str:
@@ -143,12 +151,16 @@ def _open_run_dir(cfg: RunConfig, plan, dist) -> tuple[Path, RunState]:
         return run_dir, RunState(run_id, created, {f"{r['task']}/{r['id']}/{r.get('sample', 0)}" for r in rows}, previous, False)
     run_id = dist.broadcast(results.new_run_id())
     name = dist.broadcast(results.run_dir_name(cfg.model, plan.tasks, run_id))
+    made_base = None if Path(cfg.output_dir).exists() else Path(cfg.output_dir)
     if dist.is_main:
         run_dir = results.create_run_dir(cfg.output_dir, name)
         results.write_json_atomic(run_dir / results.CONFIG, {**cfg.stored(), "_run_id": run_id})
+        (run_dir / RunState.samples_file(dist)).touch()  # a run killed before its first sample is still a run folder
     dist.barrier()
     run_dir = Path(cfg.output_dir).resolve() / name
-    return run_dir, RunState(run_id, results.utc_now(), set(), None, True)
+    state = RunState(run_id, results.utc_now(), set(), None, True)
+    state.made_base = made_base  # removed again if this run ends with nothing measured
+    return run_dir, state
 
 
 def _check_resume(cfg: RunConfig) -> None:
