@@ -72,7 +72,7 @@ def _generate_and_finish(cfg, plan, dev, dist, backend, run_dir, state, load_s, 
     prompts = {req.key: backend.render(req) for req, *_ in mine}
     lengths = [backend.count_tokens(prompts[req.key]) or len(prompts[req.key]) for req, *_ in mine]
     _check_context(backend, mine, lengths)
-    warmup = _warm_up(backend, [req for req, *_ in mine[:1]])
+    warmup = _warm_up(backend, [req for req, *_ in mine[:1]], cfg.warmup)
     by_key = {req.key: (tp, item, s) for req, tp, item, s in mine}
     writer = results.SampleWriter(run_dir / state.samples_file(dist))
     batch_log = results.SampleWriter(run_dir / state.batches_file(dist))
@@ -193,13 +193,14 @@ def _check_context(backend, work, lengths) -> None:
                               "lower --max-new-tokens, or drop that item from the data file")
 
 
-def _warm_up(backend, requests) -> dict:
-    """One short generation before timing, so kernel compilation and caches stay out of the numbers."""
-    if not requests:
+def _warm_up(backend, requests, times: int) -> dict:
+    """Short generations before timing, so kernel compilation and caches stay out of the numbers."""
+    if not requests or times == 0:
         return {"s": 0.0, "requests": 0}
     short = [replace(r, sampling=replace(r.sampling, max_new_tokens=min(8, r.sampling.max_new_tokens), min_new_tokens=0)) for r in requests]
     t0 = time.perf_counter()
-    backend.generate(short)
+    for _ in range(times):
+        backend.generate(short)
     backend.synchronize()
     backend.reset_peak_memory()
-    return {"s": time.perf_counter() - t0, "requests": len(short), "max_new_tokens": short[0].sampling.max_new_tokens}
+    return {"s": time.perf_counter() - t0, "requests": len(short) * times, "max_new_tokens": short[0].sampling.max_new_tokens}

@@ -35,3 +35,15 @@ def tiny_model_folder(path: Path, seed: int = 0) -> Path:
     model.save_pretrained(path, safe_serialization=True)
     AutoTokenizer.from_pretrained(LOCAL_TOKENIZER).save_pretrained(path)
     return path
+
+
+def run_cli(argv: list[str], capsys) -> tuple[int, str, str]:
+    """The real CLI in-process; argparse's usage errors arrive as SystemExit."""
+    from harness.cli import main
+
+    try:
+        code = main(argv)
+    except SystemExit as e:
+        code = e.code
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err

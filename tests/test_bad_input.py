@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 from harness import results
 from harness.cli import main
 
-from helpers import gsm8k_rows, tiny_model_folder, write_jsonl
+from helpers import gsm8k_rows, run_cli, tiny_model_folder, write_jsonl
 
 ROOT = Path(__file__).resolve().parents[1]
 FAST = ["--max-new-tokens", "4", "--limit", "2"]
@@ -233,14 +233,6 @@ PATCHES = {"gated": _gated, "cuda_no_bf16": _cuda_no_bf16}
 
 
 # ---- the checks --------------------------------------------------------------------------------------
-def run_cli(argv: list[str], capsys) -> tuple[int, str, str]:
-    """The real CLI in-process; argparse's usage errors arrive as SystemExit."""
-    try:
-        code = main(argv)
-    except SystemExit as e:
-        code = e.code
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 def last_line(text: str) -> str:

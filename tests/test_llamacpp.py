@@ -151,3 +151,19 @@ def test_llama_stop_scanner_across_pieces():
     assert s.feed("> and more", check=True) and s.text == "The answer is 4" and s.matched == "</answer>"
     early = StopScanner(["bb", "a"])
     assert early.feed("xxbba") and early.text == "xx"  # the earliest match wins, not the first listed
+
+
+def test_transformers_backend_loads_the_gguf_file_like_the_folder(tiny_gguf, tiny_qwen_dir):
+    """Issue 2's third model source: a local GGUF file through the transformers backend
+    (dequantised) gives the same greedy text as the safetensors folder it was made from."""
+    from harness.backends.base import Request, Sampling
+    from harness.backends.hf import TransformersBackend
+    from harness.device import resolve
+
+    dev = resolve("cpu", "float32")
+    reqs = [Request(key=str(i), messages=({"role": "user", "content": p},), sampling=Sampling(max_new_tokens=12), seed=i)
+            for i, p in enumerate(["What is 2 + 3?", "小明有15个苹果。"])]
+    from_gguf = TransformersBackend.from_options(str(tiny_gguf), device=dev)
+    from_folder = TransformersBackend.from_options(str(tiny_qwen_dir), device=dev)
+    assert from_gguf.info.quantization == "gguf (dequantized)"
+    assert [c.text for c in from_gguf.generate(reqs)] == [c.text for c in from_folder.generate(reqs)]

@@ -21,16 +21,9 @@ from harness.cli import build_parser, main
 from harness.config import RunConfig, make_config
 from harness.errors import ConfigError, ModelLoadError
 
-from helpers import tiny_model_folder
+from helpers import run_cli, tiny_model_folder
 
 
-def run_cli(argv: list[str], capsys) -> tuple[int, str, str]:
-    try:
-        code = main(argv)
-    except SystemExit as e:
-        code = e.code
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 # ---- (a) API keys come from the environment only, and never reach an output -------------------------

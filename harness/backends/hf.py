@@ -63,31 +63,46 @@ class RowSampler(LogitsProcessor):
 
 
 class StepClock(StoppingCriteria):
-    """Timestamps every decoding step and notes when each row finished (EOS or a stop string)."""
+    """Timestamps every decoding step without stalling the device: on CUDA an event per step, read
+    after generation; elsewhere the host clock after a synchronise. Rows that end on EOS are found
+    afterwards in the output ids; only a stop string needs the text, so only then is each step
+    checked on the host."""
 
-    def __init__(self, sync, eos_ids: set[int], stop_criteria=None):
-        self.sync, self.eos = sync, torch.tensor(sorted(eos_ids)) if eos_ids else None
-        self.stop_criteria = stop_criteria
-        self.times: list[float] = []
-        self.finished_at: dict[int, tuple[int, str]] = {}  # row -> (step, reason)
+    def __init__(self, device: str, sync, stop_criteria=None):
+        self.cuda = torch.device(device).type == "cuda"
+        self.sync, self.stop_criteria = sync, stop_criteria
+        self.marks: list = []
+        self.stopped_at: dict[int, int] = {}  # row -> step of its stop string
+
+    def start(self):
+        self.sync()
+        self.t0 = time.perf_counter()
+        if self.cuda:
+            self.e0 = torch.cuda.Event(enable_timing=True)
+            self.e0.record()
+        return self.t0
 
     def __call__(self, input_ids, scores, **kwargs):
-        self.sync()
-        self.times.append(time.perf_counter())
-        step = len(self.times) - 1
-        last = input_ids[:, -1]
-        if self.eos is not None and self.eos.device != last.device:
-            self.eos = self.eos.to(last.device)
-        done = torch.isin(last, self.eos) if self.eos is not None else torch.zeros_like(last, dtype=torch.bool)
-        stop = self.stop_criteria(input_ids, scores) if self.stop_criteria is not None else None
-        eos_rows = done.tolist()  # one device-to-host copy per step, not one per row
-        stop_rows = stop.tolist() if stop is not None else [False] * len(eos_rows)
-        for row, (is_eos, is_stop) in enumerate(zip(eos_rows, stop_rows)):
-            if row not in self.finished_at and (is_eos or is_stop):
-                self.finished_at[row] = (step, "eos" if is_eos else "stop")
-        if stop is not None:
-            done = done | stop.to(done.device)
-        return done
+        if self.cuda:
+            mark = torch.cuda.Event(enable_timing=True)
+            mark.record()
+        else:
+            self.sync()
+            mark = time.perf_counter()
+        self.marks.append(mark)
+        if self.stop_criteria is None:
+            return torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
+        stop = self.stop_criteria(input_ids, scores)
+        for row, hit in enumerate(stop.tolist()):
+            if hit and row not in self.stopped_at:
+                self.stopped_at[row] = len(self.marks) - 1
+        return stop
+
+    def seconds(self) -> list[float]:
+        """Each step's time since `start`, once generation has finished (and been synchronised)."""
+        if self.cuda:
+            return [self.e0.elapsed_time(m) / 1000.0 for m in self.marks]
+        return [m - self.t0 for m in self.marks]
 
 
 class TransformersBackend(Backend):
@@ -143,16 +158,20 @@ class TransformersBackend(Backend):
         if kind != "cpu" and mod is not None and hasattr(mod, "synchronize"):
             mod.synchronize()
 
+    def _devices(self) -> tuple[str, list[int] | None]:
+        d = torch.device(self.device)
+        sharded = getattr(self.model, "hf_device_map", None) and len(set(self.model.hf_device_map.values())) > 1
+        return d.type, None if sharded or d.index is None else [d.index]  # a device_map spans every device
+
     def memory(self) -> dict:
         from harness.memory import device_peak
 
-        return {"device": device_peak(torch.device(self.device).type)}
+        return {"device": device_peak(*self._devices())}
 
     def reset_peak_memory(self) -> None:
-        kind = torch.device(self.device).type
-        mod = getattr(torch, kind, None)
-        if kind != "cpu" and mod is not None and hasattr(mod, "reset_peak_memory_stats"):
-            mod.reset_peak_memory_stats()
+        from harness.memory import reset_device_peak
+
+        reset_device_peak(*self._devices())
 
     def max_batch_size(self) -> int:
         return 8 if torch.device(self.device).type == "cpu" else 64
@@ -178,34 +197,43 @@ class TransformersBackend(Backend):
             from transformers.generation.stopping_criteria import StopStringCriteria
 
             stop_criteria = StopStringCriteria(self.tokenizer, list(s0.stop))
-        clock = StepClock(self.synchronize, self.eos_ids, stop_criteria)
+        clock = StepClock(self.device, self.synchronize, stop_criteria)
         gen_cfg = GenerationConfig(max_new_tokens=s0.max_new_tokens, min_new_tokens=s0.min_new_tokens or None, do_sample=False,
                                    eos_token_id=sorted(self.eos_ids) or None, pad_token_id=self.tokenizer.pad_token_id,
                                    temperature=None, top_p=None, top_k=None)
         sampler = RowSampler(requests, self.vocab_limit, self.device)
-        self.synchronize()
-        start = time.perf_counter()
+        start = clock.start()
         with torch.inference_mode():
             out = self.model.generate(**enc, generation_config=gen_cfg, logits_processor=LogitsProcessorList([sampler]),
                                       stopping_criteria=StoppingCriteriaList([clock]))
         self.synchronize()
         end = time.perf_counter()
+        steps = clock.seconds()
         new = out[:, enc.input_ids.shape[1]:].tolist()
-        ttft = clock.times[0] - start if clock.times else None
         results = []
         for row, req in enumerate(requests):
-            step, reason = clock.finished_at.get(row, (len(new[row]) - 1, "length"))
-            n_out = step + 1
-            ids = new[row][:n_out]
+            step, reason = _row_end(new[row], self.eos_ids, clock.stopped_at.get(row))
+            ids = new[row][:step + 1]
             if reason == "eos":
                 ids = ids[:-1]  # the EOS token counts as output but is not text
             text = self.tokenizer.decode(ids, skip_special_tokens=False)
             if reason == "stop":
                 text = _cut_at_stop(text, req.sampling.stop)
-            e2e = clock.times[step] - start if step < len(clock.times) else end - start
-            results.append(Completion(text=text, input_tokens=int(input_lens[row]), output_tokens=n_out, finish_reason=reason,
-                                      ttft_s=ttft, e2e_s=e2e, batch_size=len(requests), batch_wall_s=end - start))
+            results.append(Completion(text=text, input_tokens=int(input_lens[row]), output_tokens=step + 1, finish_reason=reason,
+                                      ttft_s=steps[0] if steps else None, e2e_s=steps[step] if step < len(steps) else end - start,
+                                      batch_size=len(requests), batch_wall_s=end - start))
         return results
+
+
+def _row_end(ids: list[int], eos_ids: set[int], stop_step: int | None) -> tuple[int, str]:
+    """The step that produced a row's last token, and why it ended. After a row ends, generate
+    pads it (with EOS when pad = EOS), so the first EOS or the stop string, whichever came first."""
+    eos_step = next((i for i, t in enumerate(ids) if t in eos_ids), None)
+    if eos_step is not None and (stop_step is None or eos_step <= stop_step):
+        return eos_step, "eos"
+    if stop_step is not None:
+        return stop_step, "stop"
+    return len(ids) - 1, "length"
 
 
 def _cut_at_stop(text: str, stops) -> str:
