@@ -81,7 +81,8 @@ def test_resume_with_other_settings_is_refused(tmp_path, data, script, capsys):
     assert rc != 0 and "differ" in capsys.readouterr().err
 
 
-def test_sigint_stops_after_the_batch_and_marks_interrupted(tmp_path, data, monkeypatch):
+@pytest.mark.parametrize("signum, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_signal_stops_after_the_batch_and_marks_interrupted(tmp_path, data, monkeypatch, signum, code):
     from harness.backends.fake import FakeBackend
 
     real = FakeBackend.generate
@@ -90,13 +91,13 @@ def test_sigint_stops_after_the_batch_and_marks_interrupted(tmp_path, data, monk
     def generate(self, requests):
         calls.append(len(requests))
         if len(calls) == 2:  # after warm-up and one batch: a Ctrl-C arrives mid-batch
-            os.kill(os.getpid(), signal.SIGINT)
+            os.kill(os.getpid(), signum)
         return real(self, requests)
 
     monkeypatch.setattr(FakeBackend, "generate", generate)
     out = tmp_path / "out"
     rc = run(["--model", "fake:echo", "--tasks", "gsm8k", "--data-file", f"gsm8k={data}", "--batch-size", "2"], out)
-    assert rc == 130
+    assert rc == code
     d = run_dir(out)
     doc = json.loads((d / "run.json").read_text())
     assert doc["status"] == "interrupted"
