@@ -36,7 +36,11 @@ echo "== perf checks"
 $PY benchmarks/perf.py "${PERF[@]}" --dtype bfloat16 > "$OUT/perf.json" 2> "$OUT/perf.err"; grep -E "^(overhead|timing|scaling)" "$OUT/perf.json"
 echo "== vllm"
 if $PY -c "import vllm" 2>/dev/null; then
-  $PY -m harness run --backend vllm --model "${VLLM_MODEL:-${MODELS[0]}}" "${RUN[@]}" --output-dir "$OUT/vllm" --quiet 2>&1 | tail -n 6
+  # vLLM loads folders, not random: names: save the random model (weights and local tokenizer) first
+  $PY -c "import sys, torch; from harness.models import load
+m = load(sys.argv[1], torch_dtype=torch.bfloat16, device_map='cpu'); m.model.save_pretrained(sys.argv[2]); m.tokenizer.save_pretrained(sys.argv[2])" \
+    "${MODELS[0]}" "$OUT/vllm-model"
+  $PY -m harness run --backend vllm --model "${VLLM_MODEL:-$OUT/vllm-model}" "${RUN[@]}" --output-dir "$OUT/vllm" --quiet 2>&1 | tail -n 6
 else
   echo "vllm is not installed here: skipped (pip install 'cnllm-harness[vllm]' on a CUDA box)"
 fi
