@@ -29,7 +29,7 @@ class RunConfig(BaseModel):
     limit: int | None = Field(default=None, gt=0)
     batch_size: int | Literal["auto"] = 8
     max_new_tokens: int | None = Field(default=None, gt=0)
-    num_samples: int | None = Field(default=None, gt=0)
+    num_samples: int | None = Field(default=None, gt=0, le=1024)  # every sample is a request held in memory
     temperature: float | None = Field(default=None, ge=0.0, le=5.0)
     top_p: float | None = Field(default=None, gt=0.0, le=1.0)
     top_k: int | None = Field(default=None, ge=0)
@@ -43,13 +43,13 @@ class RunConfig(BaseModel):
     device_map: str | None = None
     max_memory: dict[str, str] | None = None
     seed: int = 0
-    warmup: int = Field(default=1, ge=0)
+    warmup: int = Field(default=1, ge=0, le=100)
     output_dir: str = "results"
     resume: str | None = None
     allow_pickle: bool = False
     trust_remote_code: bool = False
     truncate_prompts: bool = False
-    price_per_hour: float | None = Field(default=None, ge=0.0)
+    price_per_hour: float | None = Field(default=None, ge=0.0, le=1e6)  # USD per hour
     instance: str | None = None
     base_url: str | None = None
     api_key_env: str | None = None

@@ -218,11 +218,22 @@ def _positive(value) -> int:
     return n
 
 
-def _non_negative(value) -> int:
-    n = as_int(value)
-    if n < 0:
-        raise ValueError("must be 0 or more")
-    return n
+def _bounded(limit: int):
+    def check(value) -> int:
+        n = _positive(value)
+        if n > limit:
+            raise ValueError(f"must be at most {limit:,}")
+        return n
+    return check
+
+
+def _bounded_zero(limit: int):
+    def check(value) -> int:
+        n = as_int(value)
+        if not 0 <= n <= limit:
+            raise ValueError(f"must be from 0 to {limit}")
+        return n
+    return check
 
 
 class Synthetic(OpenQuestion, Task):
@@ -236,8 +247,8 @@ class Synthetic(OpenQuestion, Task):
 
     def __init__(self, **options):
         opts = check_options(self.name, options, {
-            "n": _positive, "seed": as_int, "language": _language, "steps": _positive,
-            "max_number": _positive, "distractors": _non_negative})
+            "n": _bounded(100_000), "seed": as_int, "language": _language, "steps": _bounded(50),
+            "max_number": _bounded(10**9), "distractors": _bounded_zero(20)})
         super().__init__(**opts)
         self.n = opts.get("n", 100)
         self.settings = {"seed": opts.get("seed", 0), "language": opts.get("language", "en"),
