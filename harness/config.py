@@ -49,7 +49,7 @@ class RunConfig(BaseModel):
     allow_pickle: bool = False
     trust_remote_code: bool = False
     truncate_prompts: bool = False
-    price_per_hour: float | None = Field(default=None, ge=0.0, le=1e6)  # USD per hour
+    price_per_hour: float | None = Field(default=None, ge=0.0)  # USD per hour; bounds checked in harness/cost.py
     instance: str | None = None
     base_url: str | None = None
     api_key_env: str | None = None

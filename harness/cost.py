@@ -39,9 +39,13 @@ def _describe(name: str, entry: dict) -> str:
     )
 
 
+MAX_USD_PER_HOUR = 1e6
+
+
 def _check_price(value: float, what: str) -> float:
-    if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-        raise ConfigError(f"{what} must be a non-negative number, got {value!r}", "pass a price in USD")
+    # the upper bound keeps every derived figure (per 1M tokens, per answer) a finite JSON number
+    if not isinstance(value, (int, float)) or not math.isfinite(value) or not 0 <= value <= MAX_USD_PER_HOUR:
+        raise ConfigError(f"{what} must be a number from 0 to {MAX_USD_PER_HOUR:,.0f}, got {value!r}", "pass a price in USD")
     return float(value)
 
 
