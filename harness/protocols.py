@@ -146,7 +146,7 @@ def build(protocol: Protocol, task: Task, item: Item, fewshot: Sequence[Item] = 
 def plain_prompt(messages: Sequence[dict]) -> str:
     """The text of a chat=False prompt (a single user message); several messages are joined by
     blank lines, which is what a template-less model would see."""
-    return "\n\n".join(str(m["content"]) for m in messages)
+    return "\n\n".join(str(m.get("content", "")) for m in messages)
 
 
 def join_prefill(rendered: str, prefill: str) -> str:

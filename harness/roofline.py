@@ -153,3 +153,12 @@ def kv_bytes_per_token(config, dtype_bytes: int | None = None, *, mla_compressed
     kv_heads = int(_get(config, "num_key_value_heads") or heads)
     head_dim = _get(config, "head_dim") or int(_get(config, "hidden_size")) // heads
     return 2 * layers * kv_heads * int(head_dim) * dtype_bytes
+
+
+def kv_bytes_or_none(config, dtype_bytes: int | None = None, *, mla_compressed: bool = False) -> int | None:
+    """`kv_bytes_per_token`, or None when the config lacks a field it needs (backends report
+    an unknown KV size rather than fail a run over the roofline)."""
+    try:
+        return kv_bytes_per_token(config, dtype_bytes, mla_compressed=mla_compressed)
+    except (TypeError, ValueError, ZeroDivisionError):
+        return None

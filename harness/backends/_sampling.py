@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 from harness.backends.base import Sampling
+from harness.protocols import plain_prompt  # noqa: F401  (re-exported for the engines)
 
 
 class StopScanner:
@@ -44,15 +45,6 @@ class StopScanner:
         index, stop = min(hits)
         self.text, self.matched = self.text[:index], stop
         return True
-
-
-def plain_prompt(messages: Iterable[Mapping]) -> str:
-    """The prompt for a model without a chat template: message contents, blank-line separated.
-
-    Roles are dropped on purpose: a base model has no convention for them, and the harness's
-    few-shot protocols already write the whole prompt into one user message.
-    """
-    return "\n\n".join(str(m.get("content", "")) for m in messages)
 
 
 def effective_top_k(sampling: Sampling) -> int:

@@ -17,6 +17,7 @@ from transformers import GenerationConfig, LogitsProcessor, LogitsProcessorList,
 from harness.backends.base import Backend, Completion, ModelInfo, Request
 from harness.models import load as load_model
 from harness.protocols import join_prefill, plain_prompt
+from harness.roofline import kv_bytes_or_none
 
 
 class RowSampler(LogitsProcessor):
@@ -133,7 +134,7 @@ class TransformersBackend(Backend):
             name_or_path=loaded.path, backend=cls.name, revision=loaded.revision, dtype=str(next(m.parameters()).dtype).replace("torch.", ""),
             num_parameters=n_params, random_weights=loaded.source == "random", architecture=(m.config.architectures or [type(m).__name__])[0],
             context_length=getattr(cfg, "max_position_embeddings", None), weight_bytes=weight_bytes,
-            kv_bytes_per_token=_kv_bytes_per_token(cfg, next(m.parameters()).element_size()),
+            kv_bytes_per_token=kv_bytes_or_none(cfg, next(m.parameters()).element_size()),  # transformers caches full K/V, MLA too
             quantization="gguf (dequantized)" if loaded.source == "gguf" else None)
         if loaded.source == "random":
             info.notes.append("random weights: accuracy is meaningless; speed and memory are those of the architecture")
@@ -239,15 +240,3 @@ def _row_end(ids: list[int], eos_ids: set[int], stop_step: int | None) -> tuple[
 def _cut_at_stop(text: str, stops) -> str:
     cuts = [text.rfind(s) for s in stops if s and s in text]
     return text[: max(cuts)] if cuts else text
-
-
-def _kv_bytes_per_token(cfg, elem: int) -> int | None:
-    try:
-        layers = cfg.num_hidden_layers
-        if getattr(cfg, "kv_lora_rank", None):  # MLA caches the compressed latent plus the rope key
-            return layers * (cfg.kv_lora_rank + cfg.qk_rope_head_dim) * elem
-        heads = getattr(cfg, "num_key_value_heads", None) or cfg.num_attention_heads
-        head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
-        return 2 * layers * heads * head_dim * elem
-    except AttributeError:
-        return None

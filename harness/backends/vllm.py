@@ -24,6 +24,7 @@ import time
 from harness.backends._sampling import plain_prompt, split_options
 from harness.backends.base import Backend, Completion, ModelInfo, Request, Sampling
 from harness.errors import ModelLoadError
+from harness.roofline import kv_bytes_or_none
 
 _OPTIONS = ("revision", "dtype", "trust_remote_code", "tensor_parallel_size", "n_ctx", "tokenizer")
 NO_METRICS = "vLLM returned no per-request metrics (this version or its settings do not record them)"
@@ -100,14 +101,10 @@ def to_completion(output, batch_size: int, batch_wall_s: float | None) -> Comple
 
 
 def kv_bytes_per_token(hf_config, dtype_bytes: int | None) -> int | None:
-    """K and V for every layer and KV head of one token of context."""
-    layers = getattr(hf_config, "num_hidden_layers", None)
-    heads = getattr(hf_config, "num_attention_heads", None)
-    kv_heads = getattr(hf_config, "num_key_value_heads", None) or heads
-    head_dim = getattr(hf_config, "head_dim", None) or (getattr(hf_config, "hidden_size", 0) // heads if heads else None)
-    if not (layers and kv_heads and head_dim and dtype_bytes):
+    """K and V for every layer and KV head of one token of context (vLLM keeps MLA's latent cache)."""
+    if not dtype_bytes:
         return None
-    return layers * kv_heads * head_dim * 2 * dtype_bytes
+    return kv_bytes_or_none(hf_config, dtype_bytes, mla_compressed=True)
 
 
 class VLLMBackend(Backend):
