@@ -182,23 +182,23 @@ def cmd_run(args, argv) -> int:
 
     values = run_values(args)
     if values.get("num_processes", 1) > 1 and int(os.environ.get("WORLD_SIZE", "1")) == 1:
-        from harness.launch import relaunch
+        from harness.runtime.launch import relaunch
 
         return relaunch(argv, values["num_processes"])
     if values.get("resume"):
-        from harness.results import read_config
+        from harness.results.store import read_config
 
         stored = {k: v for k, v in read_config(values["resume"]).items() if not k.startswith("_")}
         values = {**stored, **values}
     cfg = make_config(**values)
     if cfg.think_budgets:
-        from harness.budgets import run_budgets
+        from harness.reports.budgets import run_budgets
 
         dirs = run_budgets(cfg)
         for d in dirs:
             print(d)
         return 0
-    from harness.console import run_with_progress
+    from harness.reports.console import run_with_progress
 
     return run_with_progress(cfg)
 

@@ -22,7 +22,7 @@ def cmd_list(args) -> int:
             print(f"  {name:<15} {desc}{'' if entry.provider == 'builtin' else '  (' + entry.provider + ')'}")
         print("  lm_eval:<task>  any lm-evaluation-harness generate-until task")
     if what in ("all", "models"):
-        from harness.models import random_config, random_names
+        from harness.backends.models import random_config, random_names
 
         print("random models (real architecture configs, random weights, local tokenizer):")
         for name in random_names():
@@ -43,7 +43,7 @@ def cmd_list(args) -> int:
         for p in PROTOCOLS.values():
             print(f"  {p.name:<14} system={'yes' if p.system_prompt else 'no'} force_think={p.force_think} fewshot={p.fewshot} chat={p.chat}")
     if what in ("all", "devices"):
-        from harness.device import inventory
+        from harness.runtime.device import inventory
 
         print("devices:")
         for row in inventory():
@@ -51,7 +51,7 @@ def cmd_list(args) -> int:
     if what == "cards":
         return cmd_cards(args)
     if what == "prices":
-        from harness.cost import load_prices
+        from harness.measure.cost import load_prices
 
         table = load_prices()
         for name, e in table["instances"].items():
@@ -67,9 +67,9 @@ def cmd_env(args) -> int:
     import torch
 
     from harness import __version__
-    from harness.device import inventory, resolve
-    from harness.energy import EnergyMeter
-    from harness.roofline import cached_bandwidth, measure_bandwidth
+    from harness.runtime.device import inventory, resolve
+    from harness.measure.energy import EnergyMeter
+    from harness.measure.roofline import cached_bandwidth, measure_bandwidth
 
     print(f"harness {__version__}, python {platform.python_version()}, torch {torch.__version__}, {platform.platform()}")
     for row in inventory():
@@ -87,14 +87,14 @@ def cmd_env(args) -> int:
 def cmd_cards(args) -> int:
     import os
 
-    from harness.cards import validate_all
+    from harness.claims.cards import validate_all
 
     if getattr(args, "dir", None):
         os.environ["HARNESS_CARDS_DIR"] = args.dir
     bad = 0
     for path, err in validate_all():
         if err is None:
-            from harness.cards import load_card
+            from harness.claims.cards import load_card
 
             c = load_card(path)
             claims = len(getattr(c, "claims", []) or [])
@@ -109,7 +109,7 @@ def cmd_cards(args) -> int:
 
 
 def cmd_bench(args) -> int:
-    from harness.bench import run_bench
+    from harness.measure.bench import run_bench
 
     return run_bench(args)
 
@@ -117,13 +117,13 @@ def cmd_bench(args) -> int:
 def cmd_report(args) -> int:
     run_dir = Path(args.run_dir)
     if (run_dir / "budgets.json").exists():  # a --think-budgets folder: the curve, then each run's report
-        from harness.budgets import write_curve
+        from harness.reports.budgets import write_curve
 
         runs = sorted(p.parent for p in run_dir.glob("*/run.json"))
         print(write_curve(run_dir, runs))
     else:
         runs = [run_dir]
-    from harness.report import write_reports
+    from harness.reports.markdown import write_reports
 
     for d in runs:
         for p in write_reports(d):
@@ -132,7 +132,7 @@ def cmd_report(args) -> int:
 
 
 def cmd_compare(args) -> int:
-    from harness.compare import compare
+    from harness.reports.compare import compare
 
     out = compare([Path(d) for d in args.run_dirs], Path(args.output_dir))
     print(f"wrote {args.output_dir}: {', '.join(sorted(out.get('files', [])))}" if isinstance(out, dict) else out)
@@ -140,13 +140,13 @@ def cmd_compare(args) -> int:
 
 
 def cmd_claims(args) -> int:
-    from harness.claims import check_claims
+    from harness.claims.comparative import check_claims
 
     return check_claims([Path(d) for d in args.run_dirs], output_dir=Path(args.output_dir))
 
 
 def cmd_export(args) -> int:
-    from harness.lmeval import export_results
+    from harness.lmeval.export import export_results
 
     path = export_results(Path(args.run_dir), Path(args.output) if args.output else None)
     print(path)

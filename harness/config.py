@@ -35,7 +35,7 @@ class RunConfig(BaseModel):
     top_k: int | None = Field(default=None, ge=0)
     stop: tuple[str, ...] = ()
     protocol: str | None = None
-    think_budgets: tuple[int, ...] = ()  # one run per budget (harness/budgets.py)
+    think_budgets: tuple[int, ...] = ()  # one run per budget (harness/reports/budgets.py)
     think_budget: int | None = Field(default=None, gt=0)  # cap on thinking tokens for this run
     answer_tokens: int = Field(default=256, gt=0)  # budget for the answer after a capped trace
     device: str = "auto"
@@ -49,7 +49,7 @@ class RunConfig(BaseModel):
     allow_pickle: bool = False
     trust_remote_code: bool = False
     truncate_prompts: bool = False
-    price_per_hour: float | None = Field(default=None, ge=0.0)  # USD per hour; bounds checked in harness/cost.py
+    price_per_hour: float | None = Field(default=None, ge=0.0)  # USD per hour; bounds checked in harness/measure/cost.py
     instance: str | None = None
     base_url: str | None = None
     api_key_env: str | None = None

@@ -12,16 +12,17 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from harness import device as devices
-from harness import parallel, results
+from harness.runtime import device as devices
+from harness import results
+from harness.runtime import parallel
 from harness.config import RunConfig
-from harness.cost import hourly_price
+from harness.measure.cost import hourly_price
 from harness.errors import ConfigError, Interrupted
 from harness.backends import load_backend
 from harness.generate import generate_all
 from harness.plan import make_plan
-from harness.record import sample_row
-from harness.signals import StopSignals
+from harness.scoring.record import sample_row
+from harness.runtime.signals import StopSignals
 
 
 def run(cfg: RunConfig, progress=None, backend=None) -> Path:
@@ -45,7 +46,7 @@ def run(cfg: RunConfig, progress=None, backend=None) -> Path:
         backend = backend or load_backend(cfg, dev)                           # the model, on the device
         load_s = time.perf_counter() - t0
         if cfg.think_budget:
-            from harness.budgets import BudgetedBackend
+            from harness.backends.budget import BudgetedBackend
 
             backend = BudgetedBackend(backend, cfg.think_budget, cfg.answer_tokens)
         return _generate_and_finish(cfg, plan, dev, dist, backend, run_dir, state, load_s, progress)
@@ -86,7 +87,7 @@ def _generate_and_finish(cfg, plan, dev, dist, backend, run_dir, state, load_s, 
         writer.append(rows)
         batch_log.append([{**batch.asdict(), "rank": dist.rank}])
 
-    from harness.energy import EnergyMeter
+    from harness.measure.energy import EnergyMeter
 
     meter = EnergyMeter(dev.type, [dev.index] if dev.index is not None else None).start()
     status = "complete"
@@ -116,7 +117,7 @@ def _finish(run_dir, cfg, plan, dev, backend, state, dist, status, gen_start, lo
     gathered = dist.gather(measured)                                          # every process's measurements
     status = "interrupted" if "interrupted" in dist.gather(status) else status
     if dist.is_main:
-        from harness.summary import finish_run
+        from harness.results.summary import finish_run
 
         finish_run(run_dir, cfg, plan, dev, backend.info, state, gathered, status, world=dist.world)
     dist.barrier()
@@ -177,7 +178,7 @@ def _check_resume(cfg: RunConfig) -> None:
 def _card(cfg: RunConfig):
     if not cfg.card:
         return None
-    from harness.cards import find_card
+    from harness.claims.cards import find_card
 
     return find_card(cfg.card)
 

@@ -59,7 +59,7 @@ def request_for(protocol: protocols.Protocol, tp: TaskPlan, item: Item, sample: 
 
 def load_task(name: str, options: dict) -> Task:
     if name.startswith("lm_eval:"):
-        from harness.lmeval import LMEvalTask
+        from harness.lmeval.task import LMEvalTask
 
         return LMEvalTask(name.split(":", 1)[1], **options)
     cls = registry.get("tasks", name).load()
@@ -90,7 +90,7 @@ def make_plan(cfg: RunConfig, card=None) -> Plan:
 
 
 def _card_defaults(card, task: str) -> dict:
-    from harness.cards import card_generation_defaults
+    from harness.claims.cards import card_generation_defaults
 
     return card_generation_defaults(card, task)
 

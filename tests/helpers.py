@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from harness.models import LOCAL_TOKENIZER, TINY
+from harness.backends.models import LOCAL_TOKENIZER, TINY
 
 
 def write_jsonl(path: Path, rows: list[dict]) -> Path:

@@ -14,8 +14,8 @@ import pytest
 import yaml
 from pydantic import BaseModel
 
-from harness import cards
-from harness.cards import (
+from harness.claims import cards
+from harness.claims.cards import (
     Card, card_generation_defaults, cards_dir, find_card, list_cards, load_card, protocol_differences, validate_all,
 )
 from harness.errors import ConfigError

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.cards import find_card
-from harness.claims import check, check_claims, identify, load_comparisons, newcombe_paired_ci
+from harness.claims.cards import find_card
+from harness.claims.comparative import check, check_claims, identify, load_comparisons, newcombe_paired_ci
 from harness.cli import main
 from harness.errors import ConfigError
 from helpers import write_jsonl

@@ -8,7 +8,7 @@ import torch
 
 from harness.backends.base import Request, Sampling
 from harness.backends.hf import TransformersBackend
-from harness.device import resolve
+from harness.runtime.device import resolve
 from helpers import tiny_model_folder
 
 PROMPTS = ["What is 2 + 3?", "Tom has 5 apples and buys 7 more. How many now?", "小明有15个苹果，给了小红4个。",

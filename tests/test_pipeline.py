@@ -10,7 +10,7 @@ import signal
 import pytest
 
 from harness.cli import main
-from harness.results import read_samples
+from harness.results.store import read_samples
 from helpers import gsm8k_rows, write_jsonl
 
 

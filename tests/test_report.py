@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from harness import plots
-from harness.report import progress, render_markdown, write_reports
-from harness.report_html import clip, render_html, sample_verdict, usd
+from harness.reports import plots
+from harness.reports.markdown import progress, render_markdown, write_reports
+from harness.reports.html import clip, render_html, sample_verdict, usd
 from harness.stats import percentiles
 
 SCRIPT = '<script>alert("pwned")</script>'

@@ -1,5 +1,5 @@
 """Scoring driven by JSON case files (tests/cases/scoring/*.json): each case is a full model output
-run through split_thinking and score exactly as harness/record.py does, then every expectation
+run through split_thinking and score exactly as harness/scoring/record.py does, then every expectation
 is checked. Unit tests below cover the pieces the cases cannot name directly."""
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.answers import last_boxed, read_number
-from harness.scoring import ANSWER_TYPES, Score, equivalent, math_equal, normalise_math, score, too_costly
-from harness.thinking import split_thinking
+from harness.scoring.answers import last_boxed, read_number
+from harness.scoring.grader import ANSWER_TYPES, Score, equivalent, math_equal, normalise_math, score, too_costly
+from harness.scoring.thinking import split_thinking
 
 CASES = Path(__file__).parent / "cases" / "scoring"
 REQUIRED = {"name", "output", "prompt_opened", "finish_reason", "answer_type", "target",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness.thinking import Split, prompt_opens_think, split_thinking
+from harness.scoring.thinking import Split, prompt_opens_think, split_thinking
 
 
 @pytest.mark.parametrize("output,opened,expected", [

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from harness.timing import Stopwatch, perf_summary, timed, tpot
+from harness.measure.timing import Stopwatch, perf_summary, timed, tpot
 
 
 def test_tpot_definition():

@@ -15,9 +15,9 @@ import torch
 from transformers import GenerationConfig, LogitsProcessor, LogitsProcessorList, StoppingCriteria, StoppingCriteriaList
 
 from harness.backends.base import Backend, Completion, ModelInfo, Request
-from harness.models import load as load_model
+from harness.backends.models import load as load_model
 from harness.protocols import join_prefill, plain_prompt
-from harness.roofline import kv_bytes_or_none
+from harness.measure.roofline import kv_bytes_or_none
 
 
 class RowSampler(LogitsProcessor):
@@ -165,12 +165,12 @@ class TransformersBackend(Backend):
         return d.type, None if sharded or d.index is None else [d.index]  # a device_map spans every device
 
     def memory(self) -> dict:
-        from harness.memory import device_peak
+        from harness.measure.memory import device_peak
 
         return {"device": device_peak(*self._devices())}
 
     def reset_peak_memory(self) -> None:
-        from harness.memory import reset_device_peak
+        from harness.measure.memory import reset_device_peak
 
         reset_device_peak(*self._devices())
 

@@ -24,7 +24,7 @@ import time
 from harness.backends._sampling import plain_prompt, split_options
 from harness.backends.base import Backend, Completion, ModelInfo, Request, Sampling
 from harness.errors import ModelLoadError
-from harness.roofline import kv_bytes_or_none
+from harness.measure.roofline import kv_bytes_or_none
 
 _OPTIONS = ("revision", "dtype", "trust_remote_code", "tensor_parallel_size", "n_ctx", "tokenizer")
 NO_METRICS = "vLLM returned no per-request metrics (this version or its settings do not record them)"

@@ -2,7 +2,7 @@
 
 A task knows where its data lives (Hub id, config, split), how a row becomes an `Item`, and what
 kind of answer it expects. Prompting is the protocol's job (harness/protocols.py); scoring is
-harness/scoring.py's. Every data problem a user can cause ends in a `DataError` naming the file,
+harness/scoring/grader.py's. Every data problem a user can cause ends in a `DataError` naming the file,
 the line and the fix.
 """
 

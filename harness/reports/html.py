@@ -13,7 +13,7 @@ import html
 import math
 from collections.abc import Callable, Sequence
 
-from harness import plots
+from harness.reports import plots
 
 MAX_SAMPLES = 500  # beyond this the page gets slow to open; samples.jsonl holds them all
 CLIP_HEAD, CLIP_TAIL = 6000, 2000  # characters of one long text kept from its start and end

@@ -94,9 +94,9 @@ def _batch_size(value) -> int | str:
 
 
 def _resolve_device(device: str, dtype: str):
-    """harness.device.resolve, except that lm-eval's CLI default ("cuda:0", sent even when the user
+    """harness.runtime.device.resolve, except that lm-eval's CLI default ("cuda:0", sent even when the user
     named no device) falls back to auto where CUDA is absent, as lm-eval's own HF model does."""
-    from harness.device import resolve
+    from harness.runtime.device import resolve
     from harness.errors import DeviceError
 
     try:
@@ -223,7 +223,7 @@ class HarnessLM(LM):
     # ---- ours -------------------------------------------------------------------------------
     def perf(self) -> dict:
         """run.json's perf timing block over every request generated so far."""
-        from harness.timing import perf_summary
+        from harness.measure.timing import perf_summary
 
         return perf_summary(self.timings, wall_s=self.wall_s, load_s=self.load_s, warmup=self.warmup, batches=self.batches)
 
@@ -258,7 +258,7 @@ class HarnessLM(LM):
         bar = tqdm(total=len(ours), disable=disable_tqdm or self.rank != 0, desc="harness generate_until")
         writer = None
         if self.timings_path is not None:
-            from harness.results import SampleWriter
+            from harness.results.store import SampleWriter
 
             self.timings_path.parent.mkdir(parents=True, exist_ok=True)
             writer = SampleWriter(self.timings_path)
@@ -296,7 +296,7 @@ class HarnessLM(LM):
 
     @staticmethod
     def _timing_row(inst, req: Request, c: Completion) -> dict:
-        from harness.timing import tpot
+        from harness.measure.timing import tpot
 
         unmeasured = dict(c.unmeasured)
         t = tpot(c.e2e_s, c.ttft_s, c.output_tokens)

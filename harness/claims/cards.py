@@ -10,7 +10,7 @@ This module owns the schema (pydantic, `extra="forbid"`, so an unknown key is an
 (`yaml.safe_load` only, so YAML tags cannot build Python objects; duplicate keys are rejected),
 lookup by name, the generation defaults a card implies for a task, and the list of ways a run
 differs from the card's protocol. These belong together because each reads the same schema; it
-makes the module longer than most. Verdicts on claims live in harness/verdicts.py;
+makes the module longer than most. Verdicts on claims live in harness/claims/verdicts.py;
 `model_cards/_template.yaml` documents every field.
 """
 

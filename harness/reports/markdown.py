@@ -1,5 +1,5 @@
 """Run reports: report.md rendered from run.json alone, and (through `write_reports`) the
-self-contained report.html of harness/report_html.py. Reports compute nothing new, so a report
+self-contained report.html of harness/reports/html.py. Reports compute nothing new, so a report
 can always be re-rendered from the results it describes (`harness report RUN_DIR`).
 
 Also owns `progress`, the stderr progress bar that report and compare show on long steps.
@@ -77,7 +77,7 @@ def render_markdown(d: dict) -> str:
 
 
 def write_markdown(run_dir: Path, data: dict) -> Path:
-    from harness.results import write_text_atomic
+    from harness.results.store import write_text_atomic
 
     path = Path(run_dir) / "report.md"
     write_text_atomic(path, render_markdown(data))
@@ -111,8 +111,8 @@ def progress(description: str, total: int | None = None, *, show: bool | None = 
 
 def write_reports(run_dir: str | Path, *, max_samples: int | None = None) -> tuple[Path, Path]:
     """Write report.md and report.html into a run folder from its run.json and samples; return both paths."""
-    from harness.report_html import MAX_SAMPLES, render_html
-    from harness.results import all_samples, load_run, write_text_atomic
+    from harness.reports.html import MAX_SAMPLES, render_html
+    from harness.results.store import all_samples, load_run, write_text_atomic
 
     run_dir = Path(run_dir)
     data = load_run(run_dir)

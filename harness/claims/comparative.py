@@ -5,7 +5,7 @@ card each run measured, the verdict on each comparative claim, and the cost tabl
 run's measured $ per 1M output tokens beside the published API prices, each with its source.
 
 Verdicts, with diff = accuracy(a) - accuracy(b) over the problems both runs share (paired by
-(task, id), equal targets only: harness.compare.paired_test), alpha 0.05:
+(task, id), equal targets only: harness.reports.compare.paired_test), alpha 0.05:
 - "a > b": supported when diff > 0 and the paired test (McNemar with one sample per problem, a
   paired bootstrap of per-problem means otherwise) gives p < 0.05; contradicted when diff < 0
   with p < 0.05; otherwise inconclusive.
@@ -34,8 +34,8 @@ from typing import Literal, Optional
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from harness.cards import Source, Status, find_card
-from harness.compare import ALPHA, LoadedRun, _problems, load_runs, paired_test
+from harness.claims.cards import Source, Status, find_card
+from harness.reports.compare import ALPHA, LoadedRun, _problems, load_runs, paired_test
 from harness.errors import ConfigError
 from harness.stats import wilson
 
@@ -328,7 +328,7 @@ def api_price(card_name: str, per: str, sources: dict[str, Source]) -> dict | No
     p = card.api.prices
     value = p.output_per_1m if per == "output" else p.input_per_1m
     notes = []
-    from harness.cost import load_prices
+    from harness.measure.cost import load_prices
 
     table = load_prices()["apis"]
     key = next((k for k in (card.api.model, re.sub(r"-\d{4}-\d{2}-\d{2}$", "", card.api.model)) if k in table), None)
@@ -491,7 +491,7 @@ def render_markdown(doc: dict) -> str:
 
 def check_claims(run_dirs: list[Path], output_dir: str | Path | None = None, comparisons: str | Path | None = None) -> int:
     """`harness claims`: print the verdicts and write claims.json and claims.md into output_dir (default ./claims)."""
-    from harness.results import write_text_atomic
+    from harness.results.store import write_text_atomic
 
     doc = check(run_dirs, comparisons)
     out = Path(output_dir or "claims")

@@ -9,10 +9,10 @@ import sys
 from pathlib import Path
 
 from harness import SCHEMA_VERSION, __version__, results
-from harness.cost import hourly_price, time_cost
-from harness.memory import host_peak_rss_bytes
-from harness.metrics import task_metrics
-from harness.timing import perf_summary
+from harness.measure.cost import hourly_price, time_cost
+from harness.measure.memory import host_peak_rss_bytes
+from harness.scoring.metrics import task_metrics
+from harness.measure.timing import perf_summary
 
 RANDOM_WARNING = "random weights: accuracy is meaningless here; speed and memory are those of the real architecture"
 
@@ -66,7 +66,7 @@ def finish_run(run_dir: Path, cfg, plan, dev, info, state, gathered: list[dict],
     if plan.card is not None:
         _claims(data, plan, info, dev)
     results.write_json_atomic(run_dir / results.RUN, data)
-    from harness.report import write_markdown
+    from harness.reports.markdown import write_markdown
 
     write_markdown(run_dir, data)
     return data
@@ -109,7 +109,7 @@ def _memory(gathered) -> dict:
 
 
 def _roofline(dev, info, rows, perf) -> dict:
-    from harness.roofline import cached_bandwidth, measure_bandwidth, roofline
+    from harness.measure.roofline import cached_bandwidth, measure_bandwidth, roofline
 
     key = f"{dev.type}:{dev.name}"
     try:
@@ -127,7 +127,7 @@ def _roofline(dev, info, rows, perf) -> dict:
 
 def _cost(cfg, info, wall_s, perf, correct, rows) -> dict:
     if info.backend == "openai":
-        from harness.cost import api_price, token_cost
+        from harness.measure.cost import api_price, token_cost
 
         try:
             p_in, p_out, source = api_price(info.name_or_path)
@@ -142,8 +142,8 @@ def _cost(cfg, info, wall_s, perf, correct, rows) -> dict:
 
 
 def _claims(data, plan, info, dev) -> None:
-    from harness.cards import protocol_differences
-    from harness.verdicts import claims_for_run
+    from harness.claims.cards import protocol_differences
+    from harness.claims.verdicts import claims_for_run
 
     diffs = {}
     for name, tp in plan.tasks.items():

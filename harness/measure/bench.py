@@ -78,7 +78,7 @@ def sweep(backend, batch_sizes, prompt_tokens, output_tokens, *, iterations: int
 
 
 def run_bench(args) -> int:
-    from harness import device as devices
+    from harness.runtime import device as devices
     from harness.config import make_config
     from harness.backends import load_backend
 
@@ -109,7 +109,7 @@ def run_bench(args) -> int:
     if args.output:
         from pathlib import Path
 
-        from harness.results import write_text_atomic
+        from harness.results.store import write_text_atomic
 
         write_text_atomic(Path(args.output), text + "\n")
         print(f"wrote {args.output}")

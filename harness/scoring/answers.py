@@ -2,7 +2,7 @@
 
 Owns extraction: the strict reading (an answer the model marked as final: `\\boxed{}`, `#### N`,
 "the answer is", "答案是", a lone option letter at the end) and the lenient one (strict first, then
-the last number, the last option letter, or an option's text). harness/scoring.py owns deciding
+the last number, the last option letter, or an option's text). harness/scoring/grader.py owns deciding
 whether what was read equals the target.
 
 Every function here is linear in the length of the text (no recursion, no nested quantifiers),

@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from itertools import combinations
 from pathlib import Path
 
-from harness import plots
-from harness.report import progress
+from harness.reports import plots
+from harness.reports.markdown import progress
 from harness.stats import mcnemar, paired_bootstrap, percentiles
 
 ALPHA = 0.05
@@ -56,7 +56,7 @@ def run_label(data: dict) -> str:
 
 def load_runs(run_dirs: list[str | Path]) -> list[LoadedRun]:
     """Read each run; labels name model, backend, dtype and device, plus the run id where two would clash."""
-    from harness.results import all_samples, load_run
+    from harness.results.store import all_samples, load_run
 
     loaded = []
     with progress("reading runs", total=len(run_dirs)) as advance:
@@ -293,7 +293,7 @@ def render_csv(rows: list[dict]) -> str:
 def compare(run_dirs: list[str | Path], output_dir: str | Path) -> dict:
     """Compare runs; write comparison.{md,csv,json} and the Pareto PNGs into output_dir; return the JSON document."""
     from harness.errors import ConfigError
-    from harness.results import write_text_atomic
+    from harness.results.store import write_text_atomic
 
     if not run_dirs:
         raise ConfigError("compare needs at least one run folder", "pass run folders written by `harness run`")

@@ -4,10 +4,10 @@ true counts and timings kept as measured. A truncated trace is never scored corr
 from __future__ import annotations
 
 from harness.backends.base import Backend, Completion, Request
-from harness.scoring import score
+from harness.scoring.grader import score
 from harness.tasks.base import Item
-from harness.thinking import prompt_opens_think, split_thinking
-from harness.timing import tpot
+from harness.scoring.thinking import prompt_opens_think, split_thinking
+from harness.measure.timing import tpot
 
 
 def sample_row(request: Request, done: Completion, *, task: str, answer_type: str, item: Item, sample: int, prompt: str,

@@ -1,4 +1,4 @@
-"""Scores one answer against its target: extraction (harness/answers.py), then equivalence.
+"""Scores one answer against its target: extraction (harness/scoring/answers.py), then equivalence.
 
 Owns the verdict per sample, strict and lenient. Three answer types:
 - "number" (GSM8K, CMATH): both sides read as exact fractions ("1,000" = "1000", "18.00" = "$18",
@@ -26,8 +26,8 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Sequence
 
-from harness import answers
-from harness.answers import number_value, read_number
+from harness.scoring import answers  # noqa: I001
+from harness.scoring.answers import number_value, read_number
 
 ANSWER_TYPES = ("number", "math", "choice")
 MAX_SYMBOLIC_CHARS = 500  # final answers in MATH/AIME are far shorter; longer text is not an expression
