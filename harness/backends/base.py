@@ -111,5 +111,33 @@ class Backend:
         """Starting point for `--batch-size auto`."""
         return 8
 
+    # ---- log-likelihood scoring (backends/logprobs.py); engines without prompt logits keep these ----
+    logprobs_unsupported = "this engine does not expose token log-probabilities"
+
+    def encode(self, text: str, add_special_tokens: bool | None = None) -> list[int]:
+        """Token ids of `text`; None: the tokenizer's own default, except no BOS when `text` already starts with it."""
+        self._no_logprobs()
+
+    @property
+    def prefix_token_id(self) -> int:
+        """The token an empty context is conditioned on: BOS, else EOS (as lm-eval's HF model)."""
+        self._no_logprobs()
+
+    @property
+    def scoring_length(self) -> int:
+        """The most tokens one scored window may hold (loglikelihood_rolling splits documents by it)."""
+        self._no_logprobs()
+
+    def score(self, requests: list, max_length: int | None = None) -> list:
+        """One batch of `logprobs.ScoreRequest` -> one `logprobs.Score` each, in order; inputs cut from the
+        left to `max_length` tokens (default `scoring_length`)."""
+        self._no_logprobs()
+
+    def _no_logprobs(self):
+        from harness.backends.logprobs import LogprobsUnsupported
+
+        raise LogprobsUnsupported(f"the {self.name} backend cannot score log-likelihoods: {self.logprobs_unsupported}",
+                                  "run loglikelihood tasks (multiple_choice, perplexity) with backend=transformers or llamacpp on the model's weights")
+
     def close(self) -> None:
         """Free the model."""

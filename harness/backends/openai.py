@@ -140,6 +140,8 @@ class OpenAIBackend(Backend):
     """Chat completions over HTTP. Build it with `from_options(model, base_url=..., ...)`."""
 
     name = "openai"
+    logprobs_unsupported = ("an OpenAI-compatible chat endpoint returns log-probabilities only for tokens it generates, "
+                            "never for a given continuation (the prompt)")
 
     def __init__(
         self,

@@ -111,6 +111,7 @@ class VLLMBackend(Backend):
     """A Hugging Face model on vLLM. Build it with `from_options(model, **options)`."""
 
     name = "vllm"
+    logprobs_unsupported = "prompt log-probability scoring is not wired up for vLLM here (generation only)"
 
     def __init__(
         self,
