@@ -123,10 +123,97 @@ def test_lmeval_registry_and_model_args(fake_model):
     assert lm.tokenizer_name == fake_model.replace("/", "__")
     with pytest.raises(ConfigError, match="unknown model_args.*colour"):
         cls.create_from_arg_string(f"model={fake_model},colour=red")
-    with pytest.raises(NotImplementedError, match="only generates text"):
-        lm.loglikelihood([])
-    with pytest.raises(NotImplementedError, match="perplexity"):
-        lm.loglikelihood_rolling([])
+    assert lm.loglikelihood([]) == [] and lm.loglikelihood_rolling([]) == []
+
+
+def test_lmeval_loglikelihood_on_an_engine_without_logprobs_names_the_reason(fake_model):
+    from lm_eval.api.instance import Instance
+
+    from harness.backends.logprobs import LogprobsUnsupported
+    from harness.lmeval.model import HarnessLM
+
+    lm = HarnessLM(model=fake_model, device="cpu")
+    req = Instance("loglikelihood", {}, ("2 + 2 =", " 4"), idx=0, metadata=(TASK, 0, 1))
+    with pytest.raises(LogprobsUnsupported, match="fake backend cannot score log-likelihoods: scripted answers"):
+        lm.loglikelihood([req])
+    with pytest.raises(LogprobsUnsupported, match="backend=transformers or llamacpp"):
+        lm.loglikelihood_rolling([Instance("loglikelihood_rolling", {}, ("some text",), idx=0, metadata=(TASK, 0, 1))])
+
+
+# Every model_args key docs/lm-eval.md lists, as lm-eval's parser hands it over (digits become
+# numbers, "true" a bool), and where the harness model keeps it.
+MODEL_ARGS = {
+    "model": ("model={m}", lambda lm, m: lm.config.model == m),
+    "pretrained": ("pretrained={m}", lambda lm, m: lm.config.model == m),
+    "backend": ("model={m},backend=fake", lambda lm, m: lm.config.backend == "fake" and lm.backend.name == "fake"),
+    "device": ("model={m},device=cpu", lambda lm, m: lm.config.device == "cpu" and lm.dev.type == "cpu"),
+    "dtype": ("model={m},dtype=float32", lambda lm, m: lm.config.dtype == "float32"),
+    "revision": ("model={m},revision=1234567", lambda lm, m: lm.config.revision == "1234567"),
+    "tokenizer": ("model={m},tokenizer=/tmp/tok", lambda lm, m: lm.config.tokenizer == "/tmp/tok"),
+    "seed": ("model={m},seed=7", lambda lm, m: lm.config.seed == 7),
+    "trust_remote_code": ("model={m},trust_remote_code=true", lambda lm, m: lm.config.trust_remote_code is True),
+    "allow_pickle": ("model={m},allow_pickle=True", lambda lm, m: lm.config.allow_pickle is True),
+    "device_map": ("model={m},device_map=auto", lambda lm, m: lm.config.device_map == "auto"),
+    "base_url": ("model={m},base_url=http://127.0.0.1:9/v1", lambda lm, m: lm.config.base_url == "http://127.0.0.1:9/v1"),
+    "api_key_env": ("model={m},api_key_env=MY_KEY", lambda lm, m: lm.config.api_key_env == "MY_KEY"),
+    "max_concurrency": ("model={m},max_concurrency=4", lambda lm, m: lm.config.max_concurrency == 4),
+    "tensor_parallel_size": ("model={m},tensor_parallel_size=2", lambda lm, m: lm.config.tensor_parallel_size == 2),
+    "max_new_tokens": ("model={m},max_new_tokens=9", lambda lm, m: lm.config.max_new_tokens == 9),
+    "max_gen_toks": ("model={m},max_gen_toks=11", lambda lm, m: lm.config.max_new_tokens == 11),
+    "think_end_token": ("model={m},think_end_token=</think>", lambda lm, m: lm.think_end_token == "</think>"),
+    "enable_thinking": ("model={m},enable_thinking=false", lambda lm, m: lm.template_kwargs == (("enable_thinking", False),)),
+    "timings": ("model={m},timings=/tmp/t.jsonl", lambda lm, m: str(lm.timings_path) == "/tmp/t.jsonl"),
+    "max_length": ("model={m},max_length=512", lambda lm, m: lm.max_length == 512),
+    "batch_size": ("model={m},batch_size=3", lambda lm, m: lm.config.batch_size == 3),
+    "max_batch_size": ("model={m},max_batch_size=16", lambda lm, m: lm.max_batch_size == 16),
+}
+
+
+def test_lmeval_every_documented_model_arg_is_tested():
+    import re
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "lm-eval.md").read_text(encoding="utf-8")
+    table = doc.split("`--model_args` keys", 1)[1].split("\n\n", 2)[1]
+    documented = {key for line in table.splitlines() if line.startswith("| `") for key in re.findall(r"`([a-z_]+)`", line.split("|")[1])}
+    assert documented == set(MODEL_ARGS)
+
+
+@pytest.mark.parametrize("key", sorted(MODEL_ARGS))
+def test_lmeval_model_arg(key, fake_model):
+    """Each key works from model_args while lm-eval's CLI also sends its own device/batch_size defaults."""
+    from harness.lmeval.model import HarnessLM
+
+    args, check = MODEL_ARGS[key]
+    lm = HarnessLM.create_from_arg_string(args.format(m=fake_model), {"batch_size": 1, "max_batch_size": None, "device": "cuda:0"})
+    assert check(lm, fake_model)
+
+
+@pytest.mark.parametrize("cli, expect", [({"device": "cpu"}, ("cpu", 1)), ({"batch_size": "auto:4"}, ("cpu", "auto")),
+                                         ({"batch_size": 5, "device": "cpu"}, ("cpu", 5))])
+def test_lmeval_cli_device_and_batch_size(cli, expect, fake_model):
+    """lm-eval's own --device and --batch_size reach the model when model_args do not set them."""
+    from harness.lmeval.model import HarnessLM
+
+    lm = HarnessLM.create_from_arg_string(f"model={fake_model}", {"batch_size": 1, **cli})
+    assert (lm.dev.type, lm.config.batch_size) == expect
+
+
+def test_lmeval_model_args_with_device_through_lm_eval_cli(task_dir, fake_model, tmp_path, capsys):
+    """The reported TypeError: `--model_args model=...,device=cpu` with lm-eval's CLI, which also passes --device."""
+    from harness.lmeval import main
+
+    main(["--model", "harness", "--model_args", f"model={fake_model},device=cpu,batch_size=2", "--device", "cpu", "--batch_size", "1",
+          "--tasks", TASK, "--include_path", str(task_dir), "--limit", "2", "--output_path", str(tmp_path / "out")])
+    assert "exact_match" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("args, match", [("max_length=0", "max_length=0 is not a positive"), ("enable_thinking=maybe", "not true or false"),
+                                         ("max_new_tokens=-1", "max_new_tokens=-1"), ("pretrained=other", "name different models")])
+def test_lmeval_bad_model_args_are_one_line_errors(args, match, fake_model):
+    from harness.lmeval.model import HarnessLM
+
+    with pytest.raises(ConfigError, match=match):
+        HarnessLM.create_from_arg_string(f"model={fake_model},{args}")
 
 
 def test_lmeval_chat_template_sends_messages_not_rendered_text(fake_model):
@@ -186,7 +273,7 @@ def test_lmeval_launcher_registers_model_before_lm_eval_cli(monkeypatch):
 
     import lm_eval.__main__
 
-    from harness.lmeval import task as lmeval
+    from harness import lmeval
 
     seen = {}
 

@@ -43,6 +43,7 @@ DEFAULT_MAX_GEN_TOKS = 256  # lm-eval's own default for generate_until (HFLM, vL
 # model_args keys passed straight to RunConfig (same names as `harness run` flags).
 _CONFIG_KEYS = ("model", "backend", "revision", "tokenizer", "device", "dtype", "seed", "trust_remote_code", "allow_pickle",
                 "device_map", "base_url", "api_key_env", "max_concurrency", "tensor_parallel_size")
+_TEXT_KEYS = ("model", "backend", "revision", "tokenizer", "device", "dtype", "device_map", "base_url", "api_key_env")
 _OWN_KEYS = ("pretrained", "batch_size", "max_batch_size", "max_new_tokens", "max_gen_toks", "think_end_token", "enable_thinking",
              "timings", "max_length")
 _GEN_KEYS = {"until", "max_gen_toks", "max_new_tokens", "do_sample", "temperature", "top_p", "top_k"}
@@ -105,6 +106,15 @@ def _positive_int(key: str, value) -> int | None:
     return number
 
 
+def _flag(key: str, value) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text not in ("true", "false", "1", "0"):
+        raise ConfigError(f"{key}={value!r} is not true or false", f"e.g. {key}=true")
+    return text in ("true", "1")
+
+
 def _resolve_device(device: str, dtype: str):
     """harness.runtime.device.resolve, except that lm-eval's CLI default ("cuda:0", sent even when the user
     named no device) falls back to auto where CUDA is absent, as lm-eval's own HF model does."""
@@ -141,19 +151,23 @@ class HarnessLM(LM):
         if unknown:
             raise ConfigError(f"unknown model_args for --model harness: {', '.join(unknown)}",
                               f"accepted: {', '.join(sorted(_CONFIG_KEYS + _OWN_KEYS))}")
-        name = model or pretrained
+        if model is not None and pretrained is not None and str(model) != str(pretrained):
+            raise ConfigError(f"model={model} and pretrained={pretrained} name different models", "pass one of them")
+        name = model if model is not None else pretrained
         if not name:
             raise ConfigError("--model harness needs a model",
                               "pass --model_args model=random:tiny (or a Hub id, a folder, a .gguf, openai:<name>)")
-        values = {k: v for k, v in options.items() if v is not None}
+        # lm-eval's "k=v" parser turns digits into numbers: a revision sha or a folder name can arrive as an int
+        values = {k: str(v) if k in _TEXT_KEYS and not isinstance(v, str) else v for k, v in options.items() if v is not None}
         if batch_size is not None:
             values["batch_size"] = _batch_size(batch_size)
-        self.config = make_config(model=str(name), max_new_tokens=max_new_tokens or max_gen_toks or DEFAULT_MAX_GEN_TOKS, **values)
-        self.max_batch_size = max_batch_size  # accepted for lm-eval's CLI; "auto" adapts on its own
+        budget = _positive_int("max_new_tokens", max_new_tokens) or _positive_int("max_gen_toks", max_gen_toks) or DEFAULT_MAX_GEN_TOKS
+        self.config = make_config(model=str(name), max_new_tokens=budget, **values)
+        self.max_batch_size = _positive_int("max_batch_size", max_batch_size)  # accepted for lm-eval's CLI; "auto" adapts on its own
         self._max_length = _positive_int("max_length", max_length)
-        self.think_end_token = think_end_token or None
+        self.think_end_token = str(think_end_token) if think_end_token not in (None, "") else None
         # passed to the chat template, as lm-eval's HF model does (Qwen3's thinking switch)
-        self.template_kwargs = (("enable_thinking", bool(enable_thinking)),) if enable_thinking is not None else ()
+        self.template_kwargs = (("enable_thinking", _flag("enable_thinking", enable_thinking)),) if enable_thinking is not None else ()
         self.dev = _resolve_device(self.config.device, self.config.dtype)
         self._device = self.dev.torch_device
         t0 = time.perf_counter()
@@ -195,7 +209,7 @@ class HarnessLM(LM):
         for i, inst in enumerate(requests):
             ctx, cont = encode_pair(self.backend.encode, prefix, *inst.args)
             ours.append(ScoreRequest(key=str(i), context=tuple(ctx), continuation=tuple(cont)))
-        scores = self._score(ours, [[inst] for inst in requests], "loglikelihood", disable_tqdm)
+        scores = self._score(ours, list(requests), "loglikelihood", disable_tqdm)
         out = [(s.logprob, s.greedy) for s in scores]
         for inst, answer in zip(requests, out):
             self.cache_hook.add_partial("loglikelihood", inst.args, answer)
@@ -213,7 +227,7 @@ class HarnessLM(LM):
                 ours.append(ScoreRequest(key=f"{i}/{len(ours)}", context=tuple(ctx), continuation=tuple(cont)))
                 owner.append(i)
         per = [[] for _ in requests]
-        for i, s in zip(owner, self._score(ours, [[requests[i]] for i in owner], "loglikelihood_rolling", disable_tqdm, rows=False)):
+        for i, s in zip(owner, self._score(ours, [requests[i] for i in owner], "loglikelihood_rolling", disable_tqdm, rows=False)):
             per[i].append(s)
         totals = [sum(s.logprob for s in scores) for scores in per]
         self._record([self._score_row(inst, "loglikelihood_rolling", per[i]) for i, inst in enumerate(requests)])
