@@ -104,10 +104,15 @@ def build_parser() -> argparse.ArgumentParser:
     cl = sub.add_parser("claims", help="check comparative and cost claims across runs")
     cl.add_argument("run_dirs", nargs="+")
     cl.add_argument("--output-dir", default="claims", help="where claims.json and claims.md go")
-    ex = sub.add_parser("export", help="export a run in another tool's format")
-    ex.add_argument("run_dir")
-    ex.add_argument("--format", default="lm-eval", choices=["lm-eval"])
-    ex.add_argument("--output")
+    ex = sub.add_parser("export", help="export a run (lm-eval results) or our tasks (lm-eval task YAML + data) in lm-eval's format")
+    ex.add_argument("targets", nargs="+", metavar="RUN_DIR|TASK", help="a run folder (--format lm-eval) or task names (--format lm-eval-task)")
+    ex.add_argument("--format", default="lm-eval", choices=["lm-eval", "lm-eval-task"])
+    ex.add_argument("--output", help="lm-eval: the results JSON (default RUN_DIR/lm_eval_results.json); "
+                                     "lm-eval-task: the folder for YAML and data (default lm_eval_tasks)")
+    ex.add_argument("--data-file", action="append", default=[], metavar="TASK=PATH", help="lm-eval-task: read a task's rows from a local JSONL file")
+    ex.add_argument("--protocol", help="lm-eval-task: the prompt protocol to write into the tasks (default plain)")
+    ex.add_argument("--limit", type=int, help="lm-eval-task: only the first N problems")
+    ex.add_argument("--max-new-tokens", type=int, help="lm-eval-task: the token budget written as max_gen_toks")
     return p
 
 

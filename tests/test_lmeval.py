@@ -358,9 +358,70 @@ def test_lmeval_task_options_and_paths_are_checked(tmp_path):
 
 
 # ---- our run as lm-eval results ------------------------------------------------------------------
-def test_lmeval_export_is_read_back_by_lm_eval(pipeline_run, lm_eval_own, tmp_path):
+@pytest.fixture(scope="module")
+def lm_eval_written(task_dir, fake_model, tmp_path_factory):
+    """What lm-eval's own CLI writes (--output_path, --log_samples) for the same task and answers."""
+    from harness.lmeval import main
+
+    out = tmp_path_factory.mktemp("lmeval-written")
+    main(["--model", "harness", "--model_args", f"model={fake_model},max_new_tokens=32", "--device", "cpu", "--tasks", TASK,
+          "--include_path", str(task_dir), "--output_path", str(out), "--log_samples"])
+    (results,) = out.rglob("results_*.json")
+    (samples,) = out.rglob(f"samples_{TASK}_*.jsonl")
+    return json.loads(results.read_text(encoding="utf-8")), [json.loads(line) for line in samples.read_text(encoding="utf-8").splitlines()]
+
+
+def _schema_errors(doc: dict) -> set[tuple]:
+    """Where lm-eval's results schema (a TypedDict) refuses a document, as (key, field...) paths without list indices."""
     import pydantic
     from lm_eval.result_schema import EvalResults
+
+    try:
+        pydantic.TypeAdapter(EvalResults).validate_python(doc)
+    except pydantic.ValidationError as e:
+        return {tuple(str(x) for x in err["loc"][:3]) for err in e.errors()}
+    return set()
+
+
+def test_lmeval_export_matches_what_lm_eval_writes(pipeline_run, lm_eval_written, tmp_path):
+    from harness.cli import main
+
+    assert main(["export", "--format", "lm-eval", str(pipeline_run), "--output", str(tmp_path / "out.json")]) == 0
+    doc = json.loads((tmp_path / "out.json").read_text(encoding="utf-8"))
+    theirs, their_samples = lm_eval_written
+
+    # every key lm-eval writes, except facts about lm-eval's own environment and tokenizer
+    env = {"pretty_env_info", "transformers_version", "lm_eval_version", "upper_git_hash", "tokenizer_pad_token", "tokenizer_eos_token",
+           "tokenizer_bos_token", "eot_token_id", "max_length"}
+    assert set(theirs) - env <= set(doc)
+    assert set(theirs["results"][TASK]) == set(doc["results"][TASK])
+    for key in ("versions", "n-shot", "higher_is_better", "n-samples"):
+        assert doc[key] == theirs[key], key
+    assert doc["versions"][TASK] == 1.0  # the task's metadata.version, not the harness version
+    # the task's own config as lm-eval dumps it; lm-eval adds the model's arguments to its metadata
+    model_keys = {"model", "max_new_tokens", "device"}
+    assert {k: v for k, v in doc["configs"][TASK].items() if k != "metadata"} == {k: v for k, v in theirs["configs"][TASK].items() if k != "metadata"}
+    assert {k: v for k, v in theirs["configs"][TASK]["metadata"].items() if k not in model_keys} == doc["configs"][TASK]["metadata"]
+    assert isinstance(doc["git_hash"], str) and doc["task_hashes"].keys() == theirs["task_hashes"].keys()
+
+    # lm-eval's results schema refuses nothing in ours that it does not refuse in its own file
+    assert _schema_errors(doc) <= _schema_errors(theirs)
+    assert not _schema_errors({k: v for k, v in doc.items() if k != "configs"})
+
+    # the samples file: lm-eval's record shape, the same docs, targets and doc hashes
+    (ours_file,) = tmp_path.glob(f"samples_{TASK}_*.jsonl")
+    ours_samples = [json.loads(line) for line in ours_file.read_text(encoding="utf-8").splitlines()]
+    assert {frozenset(s) for s in ours_samples} == {frozenset(s) for s in their_samples}
+    key = lambda s: (s["doc_id"], s["filter"])  # noqa: E731
+    mine, their = {key(s): s for s in ours_samples}, {key(s): s for s in their_samples}
+    assert mine.keys() == their.keys()
+    for k in their:
+        for field in ("doc", "target", "doc_hash", "target_hash", "metrics"):
+            assert mine[k][field] == their[k][field], (k, field)
+        assert mine[k]["arguments"]["gen_args_0"]["arg_0"].startswith(their[k]["arguments"]["gen_args_0"]["arg_0"])
+
+
+def test_lmeval_export_is_read_back_by_lm_eval(pipeline_run, lm_eval_own, tmp_path):
     from lm_eval.utils import make_table
 
     from harness.cli import main
@@ -369,26 +430,19 @@ def test_lmeval_export_is_read_back_by_lm_eval(pipeline_run, lm_eval_own, tmp_pa
     doc = json.loads((tmp_path / "out.json").read_text(encoding="utf-8"))
     ours, theirs = doc["results"][TASK], lm_eval_own[0]["results"][TASK]
 
-    # the same metric keys lm-eval writes for a gsm8k-style task, and the same numbers for the same answers
-    assert set(ours) == set(theirs)
+    # the same numbers for the same answers
     for key in theirs:
         if key.startswith("exact_match"):
             assert ours[key] == pytest.approx(theirs[key])
     assert ours["exact_match_stderr,strict-match"] == pytest.approx(_stderr(STRICT, 5))
-    assert set(lm_eval_own[0]) - {"samples", "pretty_env_info", "transformers_version", "lm_eval_version", "upper_git_hash"} <= set(doc)
 
-    # lm-eval's own table renderer reads it: one row per filter, with value and stderr
+    # lm-eval's own table renderer reads it: one row per filter, with version, value and stderr
     table = make_table(doc)
     cells = [[c.strip() for c in line.strip("|").split("|")] for line in table.splitlines() if "exact_match" in line]
-    assert cells[0][0] == TASK
+    assert cells[0][0] == TASK and cells[0][1] == "1"
     shown = {row[2]: (float(row[6]), float(row[8])) for row in cells}
     assert shown["strict-match"] == pytest.approx((STRICT, _stderr(STRICT, 5)), abs=1e-4)
     assert shown["flexible-extract"] == pytest.approx((LENIENT, _stderr(LENIENT, 5)), abs=1e-4)
-
-    # lm-eval's results schema (a TypedDict) validates every field; lm-eval's own writer also breaks
-    # the declared types of `configs` (nested values) and `git_hash` (None outside git), so those two are set aside
-    typed = {k: v for k, v in doc.items() if k not in ("configs", "git_hash")}
-    pydantic.TypeAdapter(EvalResults).validate_python(typed)
 
 
 def test_lmeval_export_default_path_and_missing_run(pipeline_run, tmp_path):

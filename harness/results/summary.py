@@ -18,11 +18,22 @@ RANDOM_WARNING = "random weights: accuracy is meaningless here; speed and memory
 
 
 def versions() -> dict:
-    out = {"python": platform.python_version(), "harness": __version__, "platform": platform.platform()}
+    out = {"python": platform.python_version(), "harness": __version__, "platform": platform.platform(), "git_hash": git_hash()}
     for mod in ("torch", "transformers", "accelerate"):
         m = sys.modules.get(mod)
         out[mod] = getattr(m, "__version__", None) if m else None
     return out
+
+
+def git_hash() -> str | None:
+    """`git describe --always` of the harness source checkout (what lm-eval records of its own), None outside one."""
+    import subprocess
+
+    try:
+        out = subprocess.run(["git", "describe", "--always"], cwd=Path(__file__).resolve().parent, capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
 
 
 def finish_run(run_dir: Path, cfg, plan, dev, info, state, gathered: list[dict], status: str, *, world: int = 1) -> dict:
@@ -36,7 +47,10 @@ def finish_run(run_dir: Path, cfg, plan, dev, info, state, gathered: list[dict],
         task_rows = [r for r in rows if r["task"] == name]
         if task_rows:
             tasks[name] = {**task_metrics(task_rows, tp.k), "source": tp.data_file or tp.task.describe(),
-                           "answer_type": tp.task.answer_type, "settings": {k: v for k, v in tp.settings.items() if k != "seed"}}
+                           "answer_type": tp.task.answer_type, "settings": {k: v for k, v in tp.settings.items() if k != "seed"},
+                           "version": getattr(tp.task, "version", None), "dataset_size": getattr(tp.task, "dataset_size", None)}
+            if getattr(tp.task, "lm_eval_config", None):  # the lm-eval task's own config, for `harness export --format lm-eval`
+                tasks[name]["lm_eval_config"] = tp.task.lm_eval_config
     correct = sum(bool(r.get("correct")) for r in rows)
     perf = perf_summary(rows, wall_s=wall_s, load_s=max(g["load_s"] for g in gathered), warmup=gathered[0]["warmup"], batches=batches)
     perf.update(_energy(gathered, dev, perf.get("output_tokens"), correct))

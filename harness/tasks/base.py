@@ -44,6 +44,7 @@ class Task:
     required_fields: ClassVar[tuple[str, ...]] = ()
     gated: ClassVar[bool] = False
     levels_field: ClassVar[str | None] = None  # meta key that holds a difficulty level, if any
+    version: ClassVar[float] = 1.0  # of this definition (items, targets, scoring): bump it when one changes; lm-eval's metadata.version
 
     def __init__(self, **options: Any):
         self.options = options
