@@ -8,7 +8,10 @@ import platform
 import sys
 from pathlib import Path
 
+from pydantic import ValidationError
+
 from harness import SCHEMA_VERSION, __version__, results
+from harness.errors import validation_message
 from harness.results.schema import RunResult, dump
 from harness.measure.cost import hourly_price, time_cost
 from harness.measure.memory import host_peak_rss_bytes
@@ -66,7 +69,10 @@ def finish_run(run_dir: Path, cfg, plan, dev, info, state, gathered: list[dict],
             data["warnings"].append(f"{name}: {tp.k} samples per problem with greedy decoding are identical copies")
     if plan.card is not None:
         _claims(data, plan, info, dev)
-    run = RunResult.model_validate(data)  # a field the schema does not declare fails here, before writing
+    try:  # a field the schema does not declare fails here, before anything is written
+        run = RunResult.model_validate(data)
+    except ValidationError as e:
+        raise RuntimeError(f"run.json does not fit its schema (a harness bug): {validation_message(e, RunResult)}") from None
     results.write_json_atomic(run_dir / results.RUN, dump(run))
     from harness.reports.markdown import write_markdown
 
