@@ -27,6 +27,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from harness.errors import ConfigError
+from harness.results.schema import RunResult, as_run, dump
 
 DEFAULT_EXPORT_NAME = "lm_eval_results.json"
 FILTERS = (("accuracy", "strict-match", "correct", "extracted"), ("accuracy_lenient", "flexible-extract", "correct_lenient", "extracted_lenient"))
@@ -39,7 +40,7 @@ def export_results(run_dir: Path, output: Path | None = None) -> Path:
     from harness import results
 
     run_dir = Path(run_dir)
-    run = results.load_run(run_dir)
+    run = dump(as_run(results.load_run(run_dir)))
     rows = results.all_samples(run_dir) if any(run_dir.glob("samples*.jsonl")) else []
     out = Path(output) if output else run_dir / DEFAULT_EXPORT_NAME
     doc = lm_eval_document(run, rows)
@@ -56,8 +57,9 @@ def export_results(run_dir: Path, output: Path | None = None) -> Path:
     return out
 
 
-def lm_eval_document(run: dict, rows: list[dict]) -> dict:
+def lm_eval_document(run: RunResult | dict, rows: list[dict]) -> dict:
     """The lm-eval results document for one run.json (and its samples, for exact standard errors and hashes)."""
+    run = dump(as_run(run))  # validated against the run.json schema, then read as the document it is
     cfg, model, protocol = run.get("config", {}), run.get("model", {}), run.get("protocol", {})
     fewshot = int(protocol.get("fewshot") or 0)
     doc: dict = {"results": {}, "group_subtasks": {}, "configs": {}, "versions": {}, "n-shot": {}, "higher_is_better": {}, "n-samples": {}}
