@@ -44,10 +44,29 @@ def order(requests: Sequence[Request], lengths: Sequence[int]) -> list[Request]:
 def generate_all(backend: Backend, requests: Sequence[Request], lengths: Sequence[int], *, batch_size: int | str,
                  on_batch: OnBatch, stop_signal: Callable[[], int | None] = lambda: None,
                  progress: Callable[[int], None] = lambda n: None) -> list[Batch]:
+    batches: list[Batch] = []
+
+    def finished(chunk, done, wall):
+        batch = Batch(rows=len(chunk), input_tokens=sum(c.input_tokens or 0 for c in done),
+                      output_tokens=sum(c.output_tokens or 0 for c in done),
+                      prefill_s=min((c.ttft_s for c in done if c.ttft_s is not None), default=None), wall_s=wall)
+        on_batch(chunk, done, batch)
+        batches.append(batch)
+
+    in_batches(backend, order(requests, lengths), lambda chunk: backend.generate(list(chunk)), finished, batch_size=batch_size,
+               stop_signal=stop_signal, progress=progress,
+               oom_fix="use --dtype bfloat16, a smaller --max-new-tokens, --device-map auto with --max-memory (offload), or a smaller model")
+    return batches
+
+
+def in_batches(backend: Backend, queue: Sequence, call: Callable[[Sequence], list], finished: Callable[[Sequence, list, float], None], *,
+               batch_size: int | str, oom_fix: str, stop_signal: Callable[[], int | None] = lambda: None,
+               progress: Callable[[int], None] = lambda n: None) -> None:
+    """The one batching loop (generation and log-likelihood scoring): `call` on each chunk of `queue`
+    between device synchronisations, `finished(chunk, results, wall_s)` after each; with "auto" an
+    out-of-memory error halves the batch and retries the same chunk. A stop request is honoured between batches."""
     auto = batch_size == "auto"
     size = backend.max_batch_size() if auto else int(batch_size)
-    queue = order(requests, lengths)
-    batches: list[Batch] = []
     i = 0
     while i < len(queue):
         signum = stop_signal()
@@ -57,7 +76,7 @@ def generate_all(backend: Backend, requests: Sequence[Request], lengths: Sequenc
         try:
             backend.synchronize()
             t0 = time.perf_counter()
-            done = backend.generate(list(chunk))
+            done = call(chunk)
             backend.synchronize()
             wall = time.perf_counter() - t0
         except Exception as e:
@@ -67,18 +86,10 @@ def generate_all(backend: Backend, requests: Sequence[Request], lengths: Sequenc
             if auto and size > 1:
                 size = max(1, size // 2)
                 continue  # the same requests, in a smaller batch
-            raise OutOfMemory(
-                f"out of memory at batch size {len(chunk)}",
-                "try --batch-size auto" if not auto else
-                "use --dtype bfloat16, a smaller --max-new-tokens, --device-map auto with --max-memory (offload), or a smaller model") from None
-        batch = Batch(rows=len(chunk), input_tokens=sum(c.input_tokens or 0 for c in done),
-                      output_tokens=sum(c.output_tokens or 0 for c in done),
-                      prefill_s=min((c.ttft_s for c in done if c.ttft_s is not None), default=None), wall_s=wall)
-        on_batch(chunk, done, batch)
-        batches.append(batch)
+            raise OutOfMemory(f"out of memory at batch size {len(chunk)}", "try --batch-size auto" if not auto else oom_fix) from None
+        finished(chunk, done, wall)
         progress(len(chunk))
         i += len(chunk)
-    return batches
 
 
 def _free_cache() -> None:

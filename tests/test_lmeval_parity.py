@@ -180,3 +180,29 @@ def test_rolling_windows_match_lm_eval():
         for max_len in (1, 2, 3, 7, 16, 64):
             theirs = [make_disjoint_window(w) for w in get_rolling_token_windows(tokens, prefix_token=-1, max_seq_len=max_len, context_len=1)]
             assert rolling_windows(tokens, -1, max_len) == [(list(a), list(b)) for a, b in theirs], (n, max_len)
+
+
+def test_score_all_sorts_longest_first_keeps_order_and_halves_on_oom():
+    from harness.backends.base import Backend
+    from harness.backends.logprobs import Score, ScoreRequest, score_all
+    from harness.errors import OutOfMemory
+
+    class Stub(Backend):
+        name = "stub"
+
+        def __init__(self):
+            self.batches = []
+
+        def score(self, requests, max_length=None):
+            if len(requests) > 2:
+                raise RuntimeError("CUDA out of memory. Tried to allocate 2 GiB")
+            self.batches.append([len(r.context) + len(r.continuation) for r in requests])
+            return [Score(logprob=-float(r.key), greedy=False, input_tokens=len(r.context), continuation_tokens=1) for r in requests]
+
+    reqs = [ScoreRequest(str(i), tuple(range(n)), (1,)) for i, n in enumerate([3, 9, 1, 5, 7])]
+    stub = Stub()
+    out = score_all(stub, reqs, batch_size="auto")
+    assert [s.logprob for s in out] == [-0.0, -1.0, -2.0, -3.0, -4.0]  # request order, whatever the batching
+    assert stub.batches == [[10, 8], [6, 4], [2]] and [s.batch_size for s in out] == [2, 2, 1, 2, 2]
+    with pytest.raises(OutOfMemory, match="out of memory at batch size 4"):
+        score_all(Stub(), reqs, batch_size=4)

@@ -25,11 +25,10 @@ torch and numpy are imported inside the functions that need them.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
-from harness.errors import ConfigError, OutOfMemory
+from harness.errors import ConfigError
 
 Encode = Callable[[str, "bool | None"], list[int]]
 
@@ -115,40 +114,22 @@ def score_all(backend, requests: Sequence[ScoreRequest], *, batch_size: int | st
               on_batch: Callable[[list[int], list[Score], float], None] = lambda idx, scores, wall: None,
               progress: Callable[[int], None] = lambda n: None) -> list[Score]:
     """Every request scored through `backend.score`, in length-sorted batches; results in request order."""
-    from harness.generate import _free_cache, is_oom
+    from harness.generate import in_batches
 
     for r in requests:
         if not r.context or not r.continuation:
             raise ConfigError(f"loglikelihood request {r.key} has an empty context or continuation after tokenisation",
                               "check the task's doc_to_text and doc_to_choice")
-    auto = batch_size == "auto"
-    size = backend.max_batch_size() if auto else int(batch_size)
-    queue = order(requests)
     out: list[Score | None] = [None] * len(requests)
-    i = 0
-    while i < len(queue):
-        idx = queue[i:i + size]
-        try:
-            backend.synchronize()
-            t0 = time.perf_counter()
-            scores = backend.score([requests[j] for j in idx], max_length)
-            backend.synchronize()
-            wall = time.perf_counter() - t0
-        except Exception as e:
-            if not is_oom(e):
-                raise
-            _free_cache()
-            if auto and size > 1:
-                size = max(1, size // 2)
-                continue
-            raise OutOfMemory(f"out of memory scoring a batch of {len(idx)}",
-                              "pass batch_size=auto, a smaller batch_size, or --dtype bfloat16") from None
+
+    def finished(idx, scores, wall):
         for j, s in zip(idx, scores):
             s.e2e_s, s.batch_size, s.batch_wall_s = wall, len(idx), wall
             out[j] = s
-        on_batch(idx, scores, wall)
-        progress(len(idx))
-        i += len(idx)
+        on_batch(list(idx), scores, wall)
+
+    in_batches(backend, order(requests), lambda idx: backend.score([requests[j] for j in idx], max_length), finished,
+               batch_size=batch_size, progress=progress, oom_fix="use --dtype bfloat16, a smaller max_length, or a smaller model")
     return out  # type: ignore[return-value]
 
 

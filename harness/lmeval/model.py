@@ -33,101 +33,10 @@ from lm_eval.models.utils import postprocess_generated_text
 
 from harness.backends.base import Completion, Request, Sampling
 from harness.errors import ConfigError
+from harness.lmeval.args import (CONFIG_KEYS, DEFAULT_MAX_GEN_TOKS, GEN_KEYS, OWN_KEYS, TEXT_KEYS, TIMINGS_ENV, parse_batch_size,
+                                 parse_flag, positive_int, resolve_device, sampling_from_gen_kwargs)
 
 log = logging.getLogger(__name__)
-
-TIMINGS_ENV = "HARNESS_LMEVAL_TIMINGS"
-LM_EVAL_CLI_DEVICE = "cuda:0"  # what lm-eval's CLI passes when no --device is given
-DEFAULT_MAX_GEN_TOKS = 256  # lm-eval's own default for generate_until (HFLM, vLLM)
-
-# model_args keys passed straight to RunConfig (same names as `harness run` flags).
-_CONFIG_KEYS = ("model", "backend", "revision", "tokenizer", "device", "dtype", "seed", "trust_remote_code", "allow_pickle",
-                "device_map", "base_url", "api_key_env", "max_concurrency", "tensor_parallel_size")
-_TEXT_KEYS = ("model", "backend", "revision", "tokenizer", "device", "dtype", "device_map", "base_url", "api_key_env")
-_OWN_KEYS = ("pretrained", "batch_size", "max_batch_size", "max_new_tokens", "max_gen_toks", "think_end_token", "enable_thinking",
-             "timings", "max_length")
-_GEN_KEYS = {"until", "max_gen_toks", "max_new_tokens", "do_sample", "temperature", "top_p", "top_k"}
-
-
-def sampling_from_gen_kwargs(gen_kwargs: dict, default_max: int) -> tuple[Sampling, list[str], list[str]]:
-    """(Sampling, stop strings, ignored keys) for one lm-eval request's generation kwargs.
-
-    do_sample False means greedy whatever the temperature; do_sample True with no positive
-    temperature samples at 1.0 (as transformers does); do_sample absent samples when the
-    temperature is positive (as vLLM does)."""
-    kw = dict(gen_kwargs or {})
-    until = kw.pop("until", None)
-    stops = [until] if isinstance(until, str) else [s for s in (until or []) if s]
-    try:
-        max_gen, alias = kw.pop("max_gen_toks", None), kw.pop("max_new_tokens", None)
-        max_new = int(max_gen if max_gen is not None else alias if alias is not None else default_max)
-        do_sample = kw.pop("do_sample", None)
-        temperature = _number(kw.pop("temperature", None), 0.0, float)
-        top_p = _number(kw.pop("top_p", None), 1.0, float)
-        top_k = _number(kw.pop("top_k", None), 0, int)
-    except (TypeError, ValueError):
-        raise ConfigError(f"invalid generation kwargs {gen_kwargs!r}", "numbers for max_gen_toks, temperature, top_p, top_k") from None
-    if do_sample is False:
-        temperature = 0.0
-    elif do_sample is True and temperature <= 0:
-        temperature = 1.0
-    if max_new <= 0 or temperature < 0 or not 0 < top_p <= 1 or top_k < 0:
-        raise ConfigError(f"invalid generation kwargs {gen_kwargs!r}",
-                          "max_gen_toks > 0, temperature >= 0, 0 < top_p <= 1 and top_k >= 0")
-    sampling = Sampling(max_new_tokens=max_new, temperature=temperature, top_p=top_p if temperature > 0 else 1.0,
-                        top_k=top_k if temperature > 0 else 0, stop=tuple(stops))
-    return sampling, stops, sorted(kw)
-
-
-def _number(value, default, kind):
-    return default if value is None else kind(value)
-
-
-def _batch_size(value) -> int | str:
-    """lm-eval gives 1, "8", "auto" or "auto:4"; we take an int or "auto" (which halves on out-of-memory)."""
-    text = str(value).strip().lower()
-    if text.startswith("auto"):
-        return "auto"
-    try:
-        return int(text)
-    except ValueError:
-        raise ConfigError(f"batch_size={value!r} is not a number or auto", "e.g. batch_size=8") from None
-
-
-def _positive_int(key: str, value) -> int | None:
-    if value is None:
-        return None
-    try:
-        number = int(value)
-    except (TypeError, ValueError):
-        number = 0
-    if number <= 0 or str(number) != str(value).strip():
-        raise ConfigError(f"{key}={value!r} is not a positive whole number", f"e.g. {key}=2048")
-    return number
-
-
-def _flag(key: str, value) -> bool:
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text not in ("true", "false", "1", "0"):
-        raise ConfigError(f"{key}={value!r} is not true or false", f"e.g. {key}=true")
-    return text in ("true", "1")
-
-
-def _resolve_device(device: str, dtype: str):
-    """harness.runtime.device.resolve, except that lm-eval's CLI default ("cuda:0", sent even when the user
-    named no device) falls back to auto where CUDA is absent, as lm-eval's own HF model does."""
-    from harness.runtime.device import resolve
-    from harness.errors import DeviceError
-
-    try:
-        return resolve(device, dtype)
-    except DeviceError:
-        if device != LM_EVAL_CLI_DEVICE:
-            raise
-        log.warning("harness model: lm-eval's default device cuda:0 is not available; choosing automatically")
-        return resolve("auto", dtype)
 
 
 @register_model("harness")
@@ -147,10 +56,10 @@ class HarnessLM(LM):
         from harness.backends import load_backend
         from harness.config import make_config
 
-        unknown = sorted(set(options) - set(_CONFIG_KEYS))
+        unknown = sorted(set(options) - set(CONFIG_KEYS))
         if unknown:
             raise ConfigError(f"unknown model_args for --model harness: {', '.join(unknown)}",
-                              f"accepted: {', '.join(sorted(_CONFIG_KEYS + _OWN_KEYS))}")
+                              f"accepted: {', '.join(sorted(CONFIG_KEYS + OWN_KEYS))}")
         if model is not None and pretrained is not None and str(model) != str(pretrained):
             raise ConfigError(f"model={model} and pretrained={pretrained} name different models", "pass one of them")
         name = model if model is not None else pretrained
@@ -158,17 +67,17 @@ class HarnessLM(LM):
             raise ConfigError("--model harness needs a model",
                               "pass --model_args model=random:tiny (or a Hub id, a folder, a .gguf, openai:<name>)")
         # lm-eval's "k=v" parser turns digits into numbers: a revision sha or a folder name can arrive as an int
-        values = {k: str(v) if k in _TEXT_KEYS and not isinstance(v, str) else v for k, v in options.items() if v is not None}
+        values = {k: str(v) if k in TEXT_KEYS and not isinstance(v, str) else v for k, v in options.items() if v is not None}
         if batch_size is not None:
-            values["batch_size"] = _batch_size(batch_size)
-        budget = _positive_int("max_new_tokens", max_new_tokens) or _positive_int("max_gen_toks", max_gen_toks) or DEFAULT_MAX_GEN_TOKS
+            values["batch_size"] = parse_batch_size(batch_size)
+        budget = positive_int("max_new_tokens", max_new_tokens) or positive_int("max_gen_toks", max_gen_toks) or DEFAULT_MAX_GEN_TOKS
         self.config = make_config(model=str(name), max_new_tokens=budget, **values)
-        self.max_batch_size = _positive_int("max_batch_size", max_batch_size)  # accepted for lm-eval's CLI; "auto" adapts on its own
-        self._max_length = _positive_int("max_length", max_length)
+        self.max_batch_size = positive_int("max_batch_size", max_batch_size)  # accepted for lm-eval's CLI; "auto" adapts on its own
+        self._max_length = positive_int("max_length", max_length)
         self.think_end_token = str(think_end_token) if think_end_token not in (None, "") else None
         # passed to the chat template, as lm-eval's HF model does (Qwen3's thinking switch)
-        self.template_kwargs = (("enable_thinking", _flag("enable_thinking", enable_thinking)),) if enable_thinking is not None else ()
-        self.dev = _resolve_device(self.config.device, self.config.dtype)
+        self.template_kwargs = (("enable_thinking", parse_flag("enable_thinking", enable_thinking)),) if enable_thinking is not None else ()
+        self.dev = resolve_device(self.config.device, self.config.dtype)
         self._device = self.dev.torch_device
         t0 = time.perf_counter()
         self.backend = load_backend(self.config, self.dev)
@@ -327,7 +236,7 @@ class HarnessLM(LM):
         if new:
             self._ignored.update(new)
             log.warning("harness model: generation kwargs %s are not supported and were ignored (supported: %s)",
-                        ", ".join(new), ", ".join(sorted(_GEN_KEYS)))
+                        ", ".join(new), ", ".join(sorted(GEN_KEYS)))
 
     def _generate(self, ours: list[Request], requests, disable_tqdm: bool) -> list[Completion]:
         """Batches of requests that share decoding settings (a backend batch must), through the timed path."""
