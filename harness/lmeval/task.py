@@ -125,7 +125,7 @@ class LMEvalTask(Task):
         kind = task.OUTPUT_TYPE
         if kind not in _GENERATIVE:
             raise ConfigError(f"lm-eval task {self.lm_eval_task} is a {kind} task: it scores log-probabilities, not generated answers",
-                              "use a generate_until or multiple_choice task, or lm-eval's own `--model hf` for this one")
+                              "run it with `python -m harness.lmeval --model harness` (engine log-likelihoods, see docs/lm-eval.md)")
         if kind == "multiple_choice" and not self._answer_type_given:
             self.answer_type = "choice"
         gen = dict(task.config.generation_kwargs or {}) if kind == "generate_until" else {}
