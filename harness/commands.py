@@ -140,9 +140,21 @@ def cmd_compare(args) -> int:
 
 
 def cmd_claims(args) -> int:
+    from harness.errors import ConfigError
+
+    if args.training:
+        from harness.training import run_training_claims
+
+        rc = run_training_claims(args.price_per_hour, args.output_dir)
+        if not args.run_dirs:
+            return rc
+    elif args.price_per_hour is not None:
+        raise ConfigError("--price-per-hour goes with --training", "e.g. harness claims --training --price-per-hour 2.5")
+    if not args.run_dirs:
+        raise ConfigError("claims needs run folders, or --training", "pass folders written by `harness run`, or `harness claims --training`")
     from harness.claims import check_claims
 
-    return check_claims([Path(d) for d in args.run_dirs], output_dir=Path(args.output_dir))
+    return check_claims([Path(d) for d in args.run_dirs], output_dir=Path(args.output_dir or "claims"))
 
 
 def cmd_export(args) -> int:
