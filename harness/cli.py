@@ -95,6 +95,13 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--dtype", default="auto")
     bench.add_argument("--tokenizer")
     bench.add_argument("--output", help="write the JSON here (default: printed)")
+    bench.add_argument("--train", action="store_true", help="time training steps (forward + backward + AdamW) of a random: model instead")
+    bench.add_argument("--layers", type=int, help="with --train: override the number of layers (stated in the output)")
+    bench.add_argument("--seq-len", type=int, default=128, help="with --train: tokens per sequence (default 128)")
+    bench.add_argument("--micro-batch", type=int, default=2, help="with --train: sequences per step (default 2)")
+    bench.add_argument("--output-dir", help="with --train: where the result folder goes (default results/)")
+    bench.add_argument("--price-per-hour", type=float, help="with --train: USD per hour of this device, for the projection")
+    bench.add_argument("--max-seconds", type=float, help="with --train: stop timing steps after this long (default 20; at least one step)")
 
     rep = sub.add_parser("report", help="write report.md and report.html for a run folder")
     rep.add_argument("run_dir")

@@ -109,6 +109,14 @@ def cmd_cards(args) -> int:
 
 
 def cmd_bench(args) -> int:
+    if args.train:
+        from harness.train_bench import run_train_bench
+
+        return run_train_bench(args)
+    if args.layers is not None or args.output_dir or args.price_per_hour is not None or args.max_seconds is not None:
+        from harness.errors import ConfigError
+
+        raise ConfigError("--layers, --output-dir, --price-per-hour and --max-seconds go with --train", "add --train, or drop them")
     from harness.bench import run_bench
 
     return run_bench(args)
