@@ -124,6 +124,13 @@ def cmd_bench(args) -> int:
 
 def cmd_report(args) -> int:
     run_dir = Path(args.run_dir)
+    if (run_dir / "train.json").exists():  # a `harness bench --train` folder
+        from harness.train_bench import load_result
+        from harness.train_report import write_reports
+
+        for p in write_reports(run_dir, load_result(run_dir))[1:]:
+            print(p)
+        return 0
     if (run_dir / "budgets.json").exists():  # a --think-budgets folder: the curve, then each run's report
         from harness.budgets import write_curve
 
