@@ -40,6 +40,8 @@ def _check_args(args) -> str:
     if args.seq_len * args.micro_batch > MAX_TOKENS_PER_STEP:
         raise ConfigError(f"--seq-len x --micro-batch = {args.seq_len * args.micro_batch} tokens per step is over {MAX_TOKENS_PER_STEP}",
                           "use a smaller --seq-len or --micro-batch")
+    if args.dtype not in ("auto", "float32", "bfloat16", "float16"):
+        raise ConfigError(f"--train trains in auto, float32, bfloat16 or float16, got --dtype {args.dtype!r}", "e.g. --dtype bfloat16")
     if getattr(args, "max_seconds", None) is not None and not (0 < args.max_seconds <= 3600):
         raise ConfigError(f"--max-seconds must be in (0, 3600], got {args.max_seconds}", "e.g. --max-seconds 20")
     if args.price_per_hour is not None and not (0 < args.price_per_hour <= 1000):
@@ -189,7 +191,11 @@ def run_train_bench(args) -> int:
     tokens_per_step = args.seq_len * args.micro_batch
     flops_per_step = fl["total"] * tokens_per_step
     budget = args.max_seconds if getattr(args, "max_seconds", None) is not None else DEFAULT_BUDGET_S
-    m = measure(name, raw, dev, dtype_name, args.seq_len, args.micro_batch, args.iterations, args.warmup, budget)
+    try:
+        m = measure(name, raw, dev, dtype_name, args.seq_len, args.micro_batch, args.iterations, args.warmup, budget)
+    except torch.OutOfMemoryError:
+        raise ConfigError(f"a training step of random:{name} at micro-batch {args.micro_batch} x seq-len {args.seq_len} ran out of "
+                          f"{dev.type} memory", "use a smaller --micro-batch, --seq-len or --layers") from None
     achieved = flops_per_step / m["step_s_median"]
     matmul_peak = measure_matmul_peak(torch.device(dev.torch_device), getattr(torch, dtype_name))
     published = None
@@ -202,6 +208,8 @@ def run_train_bench(args) -> int:
     everything = matmul_params(raw, active=False)
     v3 = find_card("deepseek-v3")
     proj = projection(v3, achieved, args.price_per_hour)
+    if proj is not None:
+        proj["device"] = dev.type
     doc = {
         "schema_version": SCHEMA_VERSION, "kind": "train_step", "created_utc": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "model": {"name": f"random:{name}", "model_type": raw["model_type"], "random_weights": True, "overrides": overrides,
@@ -229,4 +237,12 @@ def run_train_bench(args) -> int:
 
 
 def load_result(run_dir: Path) -> dict:
-    return json.loads((Path(run_dir) / "train.json").read_text())
+    """A `--train` folder's train.json, or ConfigError naming the file."""
+    path = Path(run_dir) / "train.json"
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise ConfigError(f"cannot read {path} ({e})", "re-run `harness bench --train`") from None
+    if not isinstance(doc, dict) or doc.get("kind") != "train_step":
+        raise ConfigError(f"{path} is not a `harness bench --train` result", "pass a folder written by `harness bench --train`")
+    return doc

@@ -13,6 +13,8 @@ from pathlib import Path
 def _si(x: float | None, unit: str) -> str:
     if x is None:
         return "—"
+    if abs(x) >= 1e18:
+        return f"{x:.3g} {unit}"
     for prefix, size in (("P", 1e15), ("T", 1e12), ("G", 1e9), ("M", 1e6), ("k", 1e3)):
         if abs(x) >= size:
             return f"{x / size:.3g} {prefix}{unit}"
@@ -45,7 +47,7 @@ def rows(d: dict) -> list[tuple[str, str]]:
            ("shape overrides", "; ".join(m["overrides"]) or "none: the real config"),
            ("device", f"{dev['type']} — {dev['name']}; dtype {dev['dtype']} ({dev['dtype_reason']})"),
            ("step", f"micro-batch {sh['micro_batch']} x seq-len {sh['seq_len']} = {sh['tokens_per_step']:,} tokens; forward + backward + AdamW"),
-           ("timing", f"{t['timed_steps']} timed steps after {t['warmup_steps']} warm-up: median {t['step_s_median']:.3g} s/step "
+           ("timing", f"{t['timed_steps']} timed step{'' if t['timed_steps'] == 1 else 's'} after {t['warmup_steps']} warm-up: median {t['step_s_median']:.3g} s/step "
                       f"(all: {', '.join(f'{s:.3g}' for s in t['step_s'])} s)" + _budget(t)),
            ("model FLOPs", f"{_si(fl['per_token']['total'], 'FLOP')}/token x {sh['tokens_per_step']:,} = {_si(fl['per_step'], 'FLOP')}/step "
                            f"({fl['method']}; active matmul weights {m['active_matmul_params']:,})"),
@@ -69,7 +71,12 @@ def projection_sentence(p: dict) -> str:
     price = (f" = {_usd(p['usd'])} at your ${p['price_per_hour']:g}/hour" if p["usd"] is not None
              else f" = {_usd(p['usd_at_published_price'])} at the report's ${p['published_price']:g}/GPU-hour (pass --price-per-hour for yours)")
     return (f"at the MFU measured here, {p['display']}'s {p['tokens'] / 1e12:g}T {p['stage']} tokens ({_si(p['model_flops'], 'FLOP')}) would take "
-            f"{p['device_hours']:,.3g} GPU-hours of this device{price}; published: {p['published_gpu_hours']:,.0f} {p['published_gpu']} GPU-hours")
+            f"{p['device_hours']:,.3g} {_unit(p.get('device'))}{price}; published: {p['published_gpu_hours']:,.0f} "
+            f"{p['published_gpu']} GPU-hours")
+
+
+def _unit(device_type: str | None) -> str:
+    return "hours of this machine's CPU" if device_type == "cpu" else "GPU-hours of this device"
 
 
 def render_text(d: dict) -> str:

@@ -23,36 +23,30 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class Figure(_Strict):
-    """One published number with where it comes from."""
+class _Sourced(_Strict):
+    """A published value with where it comes from; null only when nobody published it."""
 
-    value: Optional[float] = None
     status: Status
     source: str
     note: Optional[str] = None
 
     @model_validator(mode="after")
     def check_value(self):
-        if self.value is None and self.status != "UNVERIFIED":
-            raise ValueError("value may be null only with status UNVERIFIED (no published number found)")
-        if self.value is not None and self.value < 0:
-            raise ValueError(f"value {self.value} is negative")
+        if getattr(self, "value") is None and self.status != "UNVERIFIED":
+            raise ValueError("value may be null only with status UNVERIFIED (nothing published)")
         return self
 
 
-class Name(_Strict):
-    """A published name (the GPU model) with where it comes from."""
+class Figure(_Sourced):
+    """One published number."""
+
+    value: Optional[float] = Field(None, ge=0)
+
+
+class Name(_Sourced):
+    """A published name (the GPU model)."""
 
     value: Optional[str] = None
-    status: Status
-    source: str
-    note: Optional[str] = None
-
-    @model_validator(mode="after")
-    def check_value(self):
-        if self.value is None and self.status != "UNVERIFIED":
-            raise ValueError("value may be null only with status UNVERIFIED (no published name found)")
-        return self
 
 
 class Stage(_Strict):

@@ -164,6 +164,8 @@ def test_measured_training_step_writes_result_and_reports(tmp_path, capsys):
     assert d["projection"]["usd"] == pytest.approx(d["projection"]["device_hours"] * 1.5)
     for name in ("report.md", "report.html"):
         assert "GPU-hours" in (run / name).read_text()
+        (run / name).unlink()
+    assert main(["report", str(run)]) == 0 and "GPU-hours" in (run / "report.html").read_text()  # re-rendered from train.json
 
 
 def test_measured_moe_step(tmp_path):
@@ -180,6 +182,8 @@ def test_measured_moe_step(tmp_path):
     (["bench", "--train", "--model", "random:tiny", "--layers", "0"], "--layers"),
     (["bench", "--train", "--model", "random:tiny", "--seq-len", "100000"], "positions"),
     (["bench", "--layers", "2"], "--train"),
+    (["bench", "--train", "--model", "random:tiny", "--dtype", "fp8"], "--dtype"),
+    (["bench", "--train", "--model", "random:tiny", "--max-seconds", "0"], "--max-seconds"),
 ])
 def test_train_bench_user_errors_are_one_line(argv, msg, capsys, tmp_path):
     assert main(argv + ["--output-dir", str(tmp_path)] if "--train" in argv else argv) == 2
