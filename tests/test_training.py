@@ -49,7 +49,11 @@ def test_moe_flops_by_hand():
     assert train_flops_per_token(MOE, 64)["total"] == 6 * 18_944 + 30_720 == 144_384
 
 
-@pytest.mark.parametrize("name", ["tiny", "qwen2.5-0.5b-instruct", "qwen3-0.6b", "deepseek-v2-lite-chat"])
+_QWEN_MOE = {"hidden_size": 32, "intermediate_size": 64, "moe_intermediate_size": 16, "num_experts": 4, "num_experts_per_tok": 2,
+             "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 100, "tie_word_embeddings": False}
+
+
+@pytest.mark.parametrize("name", ["tiny", "qwen2.5-0.5b-instruct", "qwen3-0.6b", "deepseek-v2-lite-chat", "moe", "qwen2_moe", "qwen3_moe"])
 def test_matmul_count_matches_the_built_model(name):
     """Every 2-D weight transformers builds (embedding lookups aside; a tied head counted once more)."""
     torch = pytest.importorskip("torch")
@@ -57,7 +61,9 @@ def test_matmul_count_matches_the_built_model(name):
 
     from harness.train_bench import arch_config
 
-    raw, overrides = arch_config(name, 2)
+    raw = {"moe": MOE,
+           "qwen2_moe": dict(_QWEN_MOE, model_type="qwen2_moe", shared_expert_intermediate_size=48, mlp_only_layers=[0]),
+           "qwen3_moe": dict(_QWEN_MOE, model_type="qwen3_moe", head_dim=16)}.get(name) or arch_config(name, 2)[0]
     cfg = AutoConfig.for_model(raw["model_type"], **{k: v for k, v in raw.items() if k != "model_type"})
     with torch.device("meta"):
         model = AutoModelForCausalLM.from_config(cfg)
