@@ -113,10 +113,12 @@ def cmd_bench(args) -> int:
         from harness.train_bench import run_train_bench
 
         return run_train_bench(args)
-    if args.layers is not None or args.output_dir or args.price_per_hour is not None or args.max_seconds is not None:
+    train_only = ("layers", "seq_len", "micro_batch", "output_dir", "price_per_hour", "max_seconds")
+    given = [f"--{k.replace('_', '-')}" for k in train_only if getattr(args, k) is not None]
+    if given:
         from harness.errors import ConfigError
 
-        raise ConfigError("--layers, --output-dir, --price-per-hour and --max-seconds go with --train", "add --train, or drop them")
+        raise ConfigError(f"{', '.join(given)} go{'es' if len(given) == 1 else ''} with --train", "add --train, or drop them")
     from harness.bench import run_bench
 
     return run_bench(args)
@@ -128,7 +130,7 @@ def cmd_report(args) -> int:
         from harness.train_bench import load_result
         from harness.train_report import write_reports
 
-        for p in write_reports(run_dir, load_result(run_dir))[1:]:
+        for p in write_reports(run_dir, load_result(run_dir), with_result=False):
             print(p)
         return 0
     if (run_dir / "budgets.json").exists():  # a --think-budgets folder: the curve, then each run's report

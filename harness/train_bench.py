@@ -26,10 +26,13 @@ from harness.errors import ConfigError
 
 SCHEMA_VERSION = "1.0"
 MAX_TOKENS_PER_STEP = 1 << 20
+DEFAULT_SEQ_LEN, DEFAULT_MICRO_BATCH = 128, 2
 DEFAULT_BUDGET_S = 20.0  # timed steps stop after this much time (at least one step runs)
 
 
 def _check_args(args) -> str:
+    args.seq_len = DEFAULT_SEQ_LEN if args.seq_len is None else args.seq_len
+    args.micro_batch = DEFAULT_MICRO_BATCH if args.micro_batch is None else args.micro_batch
     model = str(args.model or "")
     if not model.startswith("random:"):
         raise ConfigError(f"--train builds a random-weight architecture, got --model {model!r}", "pass --model random:<name> (see `harness list models`)")

@@ -106,14 +106,15 @@ def render_html(d: dict) -> str:
             "<p>Model FLOPs follow the PaLM convention (6 x active matmul weights + attention); see docs/training-cost.md.</p></main></body></html>\n")
 
 
-def write_reports(run_dir: Path, doc: dict) -> list[Path]:
-    """train.json (atomically, first), then report.md and report.html rendered from it."""
+def write_reports(run_dir: Path, doc: dict, *, with_result: bool = True) -> list[Path]:
+    """train.json (atomically, first, unless re-rendering), then report.md and report.html from it."""
     from harness.results import write_text_atomic
 
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    paths = [run_dir / "train.json", run_dir / "report.md", run_dir / "report.html"]
-    write_text_atomic(paths[0], json.dumps(doc, indent=2) + "\n")
-    write_text_atomic(paths[1], render_markdown(doc))
-    write_text_atomic(paths[2], render_html(doc))
+    if with_result:
+        write_text_atomic(run_dir / "train.json", json.dumps(doc, indent=2) + "\n")
+    paths = [run_dir / "report.md", run_dir / "report.html"]
+    write_text_atomic(paths[0], render_markdown(doc))
+    write_text_atomic(paths[1], render_html(doc))
     return paths

@@ -188,6 +188,7 @@ def test_measured_moe_step(tmp_path):
     (["bench", "--train", "--model", "random:tiny", "--layers", "0"], "--layers"),
     (["bench", "--train", "--model", "random:tiny", "--seq-len", "100000"], "positions"),
     (["bench", "--layers", "2"], "--train"),
+    (["bench", "--seq-len", "64"], "--seq-len goes with --train"),
     (["bench", "--train", "--model", "random:tiny", "--dtype", "fp8"], "--dtype"),
     (["bench", "--train", "--model", "random:tiny", "--max-seconds", "0"], "--max-seconds"),
 ])
