@@ -131,7 +131,8 @@ def check_card(card: Card, refs: Refs, band: dict, price: float | None = None) -
                "usd_at_price": None if hours is None or price is None else hours * price, "mfu": None}
         tokens = s.tokens.value if s.tokens else None
         why = [w for w, bad in (("no published GPU-hours", hours is None), ("no published token count", tokens is None),
-                                (f"no reference peak for GPU {t.gpu.value!r}", peak is None)) if bad]
+                                ("no published GPU model" if t.gpu.value is None else f"no reference peak for GPU {t.gpu.value!r}",
+                                 peak is None)) if bad]
         if not why:
             fl = stage_flops(t, tokens, s.context_length.value if s.context_length else None)
             g = peak[1]

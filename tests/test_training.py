@@ -209,3 +209,13 @@ def test_memory_guard_refuses_before_building(monkeypatch):
     raw, _ = arch_config("qwen2.5-0.5b-instruct", 2)
     with pytest.raises(ConfigError, match="GiB"):
         check_memory(raw, resolve("cpu", "auto"), "float32")
+
+
+def test_an_unknown_gpu_leaves_the_mfu_unchecked_and_says_why():
+    refs = load_refs()
+    v3 = find_card("deepseek-v3")
+    gpu = v3.training.gpu.model_copy(update={"value": "Ascend 910B"})
+    card = v3.model_copy(update={"training": v3.training.model_copy(update={"gpu": gpu})})
+    doc = check_card(card, refs, mfu_band(refs))
+    assert doc["verdict"] == "not checkable" and doc["reproduced"] is True
+    assert "no reference peak for GPU 'Ascend 910B'" in doc["stages"][0]["unchecked"]
