@@ -110,7 +110,7 @@ def cmd_cards(args) -> int:
 
 def cmd_bench(args) -> int:
     if args.train:
-        from harness.train_bench import run_train_bench
+        from harness.training.bench import run_train_bench
 
         return run_train_bench(args)
     train_only = ("layers", "seq_len", "micro_batch", "output_dir", "price_per_hour", "max_seconds")
@@ -127,8 +127,8 @@ def cmd_bench(args) -> int:
 def cmd_report(args) -> int:
     run_dir = Path(args.run_dir)
     if (run_dir / "train.json").exists():  # a `harness bench --train` folder
-        from harness.train_bench import load_result
-        from harness.train_report import write_reports
+        from harness.training.bench import load_result
+        from harness.training.report import write_reports
 
         for p in write_reports(run_dir, load_result(run_dir), with_result=False):
             print(p)
@@ -160,7 +160,7 @@ def cmd_claims(args) -> int:
     from harness.errors import ConfigError
 
     if args.training:
-        from harness.training import run_training_claims
+        from harness.training.check import run_training_claims
 
         rc = run_training_claims(args.price_per_hour, args.output_dir)
         if not args.run_dirs:

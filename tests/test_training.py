@@ -14,12 +14,13 @@ import typing
 
 import pytest
 
-from harness import cards, training_card
-from harness.cards import find_card
+from harness.claims import cards
+from harness.training import card as training_card
+from harness.claims.cards import find_card
 from harness.cli import main
 from harness.errors import ConfigError
-from harness.flops import attention_flops_per_token, matmul_params, train_flops_per_token
-from harness.training import check_card, check_training, load_refs, mfu_band, projection, verdict
+from harness.training.flops import attention_flops_per_token, matmul_params, train_flops_per_token
+from harness.training.check import check_card, check_training, load_refs, mfu_band, projection, verdict
 
 DENSE = {"model_type": "qwen2", "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4,
          "num_key_value_heads": 2, "vocab_size": 740, "tie_word_embeddings": True, "max_position_embeddings": 512}
@@ -59,7 +60,7 @@ def test_matmul_count_matches_the_built_model(name):
     torch = pytest.importorskip("torch")
     from transformers import AutoConfig, AutoModelForCausalLM
 
-    from harness.train_bench import arch_config
+    from harness.training.bench import arch_config
 
     raw = {"moe": MOE,
            "qwen2_moe": dict(_QWEN_MOE, model_type="qwen2_moe", shared_expert_intermediate_size=48, mlp_only_layers=[0]),
@@ -176,8 +177,8 @@ def test_measured_training_step_writes_result_and_reports(tmp_path, capsys):
 
 def test_measured_moe_step(tmp_path):
     pytest.importorskip("torch")
-    from harness.device import resolve
-    from harness.train_bench import measure
+    from harness.runtime.device import resolve
+    from harness.training.bench import measure
 
     m = measure("moe", dict(MOE, use_cache=False), resolve("cpu", "auto"), "float32", 16, 2, iterations=2, warmup=1)
     assert len(m["step_s"]) == 2 and all(t > 0 for t in m["step_s"]) and all(math.isfinite(x) for x in m["losses"])
@@ -202,8 +203,8 @@ def test_train_bench_user_errors_are_one_line(argv, msg, capsys, tmp_path):
 def test_memory_guard_refuses_before_building(monkeypatch):
     import psutil
 
-    from harness.device import resolve
-    from harness.train_bench import arch_config, check_memory
+    from harness.runtime.device import resolve
+    from harness.training.bench import arch_config, check_memory
 
     monkeypatch.setattr(psutil, "virtual_memory", lambda: type("VM", (), {"available": 2**30})())
     raw, _ = arch_config("qwen2.5-0.5b-instruct", 2)

@@ -29,7 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 import harness
 from harness.errors import ConfigError, validation_message
 from harness.protocols import PROTOCOLS
-from harness.training_card import TrainingCost
+from harness.training.card import TrainingCost
 
 # Prompt protocols are owned by harness/protocols.py; reading their names here makes a card with a
 # misspelt protocol fail at validation, not half-way through a run.
@@ -247,7 +247,7 @@ class Card(_Strict):
     protocol: Protocol
     claims: list[Claim]
     api: Optional[ApiInfo] = None
-    training: Optional[TrainingCost] = None  # a published training-cost claim (harness/training_card.py)
+    training: Optional[TrainingCost] = None  # a published training-cost claim (harness/training/card.py)
     sources: dict[str, Source] = Field(default_factory=dict)
     notes: list[str] = Field(default_factory=list)
 

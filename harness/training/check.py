@@ -1,13 +1,13 @@
 """`harness claims --training`: published training-cost claims checked by arithmetic.
 
-For every card with a `training` section (harness/training_card.py):
+For every card with a `training` section (harness/training/card.py):
 - dollars: the published GPU-hours per stage, summed and compared with the claimed total, times
   the price per GPU-hour the publisher assumed (which must reproduce the claimed dollars) and
   times the user's price when given;
 - implied model-FLOPs utilisation (MFU) of each stage with published tokens and context:
       model FLOPs = 6 N_active D + attention at the published context + the MTP module's 6 N_mtp D
       MFU = model FLOPs / (GPU-hours x 3600 x the GPU's dense peak FLOP/s)
-  (harness/flops.py states the approximation), against both the BF16 and the FP8 dense peak of the
+  (harness/training/flops.py states the approximation), against both the BF16 and the FP8 dense peak of the
   GPU (harness/data/training_refs.yaml, with sources);
 - a verdict against the band of MFU achieved in published large-scale training (the same file):
   the true utilisation lies between the FP8-peak figure (all matmuls in FP8) and the BF16-peak one
@@ -24,10 +24,10 @@ from typing import Optional
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from harness.cards import Card, Source, list_cards
+from harness.claims.cards import Card, Source, list_cards
 from harness.errors import ConfigError
-from harness.flops import attention_flops_per_token, matmul_params
-from harness.training_card import Status, TrainingCost
+from harness.training.flops import attention_flops_per_token, matmul_params
+from harness.training.card import Status, TrainingCost
 
 SECONDS_PER_HOUR = 3600.0
 

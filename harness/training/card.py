@@ -3,7 +3,7 @@
 A training-cost claim ("the final run cost $5.576M") rests on a handful of published figures:
 tokens, parameters (total and active), the GPU and how many, GPU-hours per stage, the price per
 GPU-hour assumed, and what the figure leaves out. Each figure carries its own source and status,
-like an accuracy claim, so the arithmetic in harness/training.py can say which inputs it trusts.
+like an accuracy claim, so the arithmetic in harness/training/check.py can say which inputs it trusts.
 `arch` holds the architecture dims the attention and MTP terms need (config.json key names).
 
 Kept apart from harness/cards.py (which only wires `Card.training`) so the schema has one job.

@@ -96,7 +96,7 @@ def render_markdown(d: dict) -> str:
 
 
 def render_html(d: dict) -> str:
-    from harness.report_html import CSP, CSS, e
+    from harness.reports.html import CSP, CSS, e
 
     body = "".join(f"<tr><th>{e(k)}</th><td>{e(v)}</td></tr>" for k, v in rows(d))
     proj = f"<h2>Projection</h2><p>{e(projection_sentence(d['projection']))}.</p>" if d.get("projection") else ""

@@ -4,7 +4,7 @@ Builds a `random:<name>` architecture (the real config, random weights; `--layer
 depth so a large model fits a small machine, and the override is stated everywhere), feeds random
 token ids of `--micro-batch` x `--seq-len` with the inputs as labels, and times `--iterations`
 full steps after `--warmup` excluded ones, synchronising the device around each. Model FLOPs per
-step come from harness/flops.py (6 N_active + attention, the convention behind published MFU), so
+step come from harness/training/flops.py (6 N_active + attention, the convention behind published MFU), so
     achieved FLOP/s = model FLOPs per step / median step time
     MFU = achieved / peak, against the peak matmul rate measured here (a square matmul in the same
           dtype) and against the device's published dense peak where one is known.
@@ -54,7 +54,7 @@ def _check_args(args) -> str:
 
 def arch_config(name: str, layers: int | None) -> tuple[dict, list[str]]:
     """The random:<name> config dict with the depth override applied, and the overrides stated."""
-    from harness.models import random_config
+    from harness.backends.models import random_config
 
     raw = {k: v for k, v in random_config(name).items() if not k.startswith("_")}
     for k in ("torch_dtype", "transformers_version", "auto_map"):
@@ -71,7 +71,7 @@ def measure_matmul_peak(device, dtype, n: int | None = None, repeats: int = 5) -
     """Best FLOP/s of an n x n x n matmul (2 n^3 FLOPs) in this dtype on this device."""
     import torch
 
-    from harness.roofline import _sync
+    from harness.measure.roofline import _sync
 
     n = n or (1024 if device.type == "cpu" else 8192)
     a = torch.randn(n, n, device=device, dtype=dtype)
@@ -90,7 +90,7 @@ def measure_matmul_peak(device, dtype, n: int | None = None, repeats: int = 5) -
 def check_memory(raw: dict, dev, dtype_name: str) -> int:
     """Bytes the weights, gradients and AdamW's two states need (4 copies in the training dtype);
     ConfigError when that is over 90% of the memory free on the device, before anything is built."""
-    from harness.flops import matmul_params
+    from harness.training.flops import matmul_params
 
     h, vocab = int(raw["hidden_size"]), int(raw["vocab_size"])
     params = matmul_params(raw, active=False)["total"] + (0 if raw.get("tie_word_embeddings") else h * vocab)
@@ -128,8 +128,8 @@ def measure(name: str, raw: dict, dev, dtype_name: str, seq_len: int, micro_batc
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM
 
-    from harness.memory import device_peak, host_peak_rss_bytes, reset_device_peak
-    from harness.roofline import _sync
+    from harness.measure.memory import device_peak, host_peak_rss_bytes, reset_device_peak
+    from harness.measure.roofline import _sync
 
     cfg = AutoConfig.for_model(raw["model_type"], **{k: v for k, v in raw.items() if k != "model_type"})
     dtype = getattr(torch, dtype_name)
@@ -175,10 +175,10 @@ def measure(name: str, raw: dict, dev, dtype_name: str, seq_len: int, micro_batc
 
 
 def run_train_bench(args) -> int:
-    from harness import device as devices
-    from harness.cards import find_card
-    from harness.flops import matmul_params, train_flops_per_token
-    from harness.training import gpu_peak, load_refs, projection
+    from harness.runtime import device as devices
+    from harness.claims.cards import find_card
+    from harness.training.flops import matmul_params, train_flops_per_token
+    from harness.training.check import gpu_peak, load_refs, projection
 
     name = _check_args(args)
     raw, overrides = arch_config(name, args.layers)
@@ -223,7 +223,7 @@ def run_train_bench(args) -> int:
         "timing": {"warmup_steps": args.warmup, "timed_steps": len(m["step_s"]), "requested_steps": args.iterations, "budget_s": budget,
                    "fused_adamw": m["fused_adamw"], "build_s": m["build_s"], "step_s": m["step_s"],
                    "step_s_median": m["step_s_median"], "losses": m["losses"]},
-        "flops": {"per_token": fl, "per_step": flops_per_step, "method": "6 x active matmul weights + 6 L H (d_qk + d_v) T (harness/flops.py)"},
+        "flops": {"per_token": fl, "per_step": flops_per_step, "method": "6 x active matmul weights + 6 L H (d_qk + d_v) T (harness/training/flops.py)"},
         "throughput": {"tokens_per_s": tokens_per_step / m["step_s_median"], "achieved_flops_per_s": achieved},
         "peak": {"measured_matmul_flops_per_s": matmul_peak, "measured_method": f"best of 5 square matmuls in {dtype_name}",
                  "published": published, "published_note": published_note},
@@ -232,7 +232,7 @@ def run_train_bench(args) -> int:
     }
     out_root = Path(args.output_dir or "results")
     run_dir = out_root / f"{datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%SZ')}_train_{name}"
-    from harness.train_report import render_text, write_reports
+    from harness.training.report import render_text, write_reports
 
     write_reports(run_dir, doc)
     print(render_text(doc) + f"wrote {run_dir / 'train.json'}, report.md, report.html")
