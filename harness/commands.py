@@ -140,7 +140,7 @@ def cmd_compare(args) -> int:
 
 
 def cmd_claims(args) -> int:
-    from harness.claims.comparative import check_claims
+    from harness.claims.comparative_report import check_claims
 
     return check_claims([Path(d) for d in args.run_dirs], output_dir=Path(args.output_dir))
 

@@ -90,7 +90,7 @@ def make_plan(cfg: RunConfig, card=None) -> Plan:
 
 
 def _card_defaults(card, task: str) -> dict:
-    from harness.claims.cards import card_generation_defaults
+    from harness.claims.differences import card_generation_defaults
 
     return card_generation_defaults(card, task)
 

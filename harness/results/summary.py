@@ -150,7 +150,7 @@ def _cost(cfg, info, wall_s, perf, correct, rows) -> dict:
 
 
 def _claims(data, plan, info, dev) -> None:
-    from harness.claims.cards import protocol_differences
+    from harness.claims.differences import protocol_differences
     from harness.claims.verdicts import claims_for_run
 
     diffs = {}
