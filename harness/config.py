@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -55,6 +55,7 @@ class RunConfig(BaseModel):
     api_key_env: str | None = None
     max_concurrency: int | None = Field(default=None, gt=0)  # None: the backend's own default
     tensor_parallel_size: int | None = Field(default=None, gt=0)
+    backend_options: dict[str, Any] = Field(default_factory=dict)  # checked against the backend's Options model
     num_processes: int = Field(default=1, gt=0)
     quiet: bool = False
 

@@ -42,8 +42,10 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlsplit
 
-from harness.backends._sampling import StopScanner, split_options
-from harness.backends.base import Backend, Completion, ModelInfo, Request
+from pydantic import Field
+
+from harness.backends._sampling import StopScanner
+from harness.backends.base import Backend, BackendOptions, Completion, ModelInfo, Request
 from harness.backends.openai_http import (
     RETRY_STATUS, Rejected, Retryable, Stream, backoff_delay, import_httpx, parse_retry_after, public_url, read_stream,
     resolve_api_key,
@@ -53,13 +55,23 @@ from harness.errors import ConfigError, ModelLoadError
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 # Hosted APIs reject fields they do not define (top_k, min_tokens), and want a key.
 OFFICIAL_HOSTS = ("api.openai.com", "api.deepseek.com")
-_OPTIONS = ("base_url", "api_key_env", "max_concurrency", "timeout_s", "max_retries", "tokenizer")
+
+
+class OpenAIOptions(BackendOptions):
+    base_url: str = Field(DEFAULT_BASE_URL, description="the server's OpenAI-compatible root, e.g. http://127.0.0.1:8000/v1")
+    api_key_env: str | None = Field(None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", description="the NAME of the environment variable holding the API key")
+    max_concurrency: int = Field(8, ge=1, description="requests in flight at once")
+    timeout_s: float = Field(600.0, gt=0, description="seconds one request may take")
+    max_retries: int = Field(5, ge=0, description="retries of a 429, 5xx, timeout or broken stream")
+    tokenizer: str | None = Field(None, description="a local tokenizer folder, to count prompt tokens a server does not report")
 
 
 class OpenAIBackend(Backend):
     """Chat completions over HTTP. Build it with `from_options(model, base_url=..., ...)`."""
 
     name = "openai"
+    Options = OpenAIOptions
+    install = "OpenAI-compatible HTTP: pip install 'cnllm-harness[openai]'"
 
     def __init__(
         self,
@@ -115,15 +127,6 @@ class OpenAIBackend(Backend):
                 f"up to {self.max_concurrency} concurrent requests; timings are client-side and include the network",
             ],
         )
-
-    @classmethod
-    def from_options(cls, model: str, **options) -> OpenAIBackend:
-        """Build from CLI/config options; options meant for other engines are noted and ignored."""
-        kwargs, ignored = split_options(options, _OPTIONS)
-        backend = cls(model, **kwargs)
-        if ignored:
-            backend.info.notes.append(f"options ignored by the OpenAI-compatible backend: {', '.join(ignored)}")
-        return backend
 
     def __repr__(self) -> str:
         return f"OpenAIBackend(model={self.model!r}, base_url={public_url(self.base_url)!r})"
