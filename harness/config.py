@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from harness.errors import ConfigError
+from harness.errors import ConfigError, describe_error
 
 # Settings that may differ on --resume without changing what is measured.
 RESUME_FREE = {"output_dir", "resume", "num_processes", "quiet"}
@@ -120,9 +120,11 @@ def make_config(**values) -> RunConfig:
     except ValidationError as e:
         err = e.errors()[0]
         where = ".".join(str(x) for x in err["loc"])
-        msg = err["msg"].removeprefix("Value error, ")
+        msg = describe_error(err, RunConfig)[1]
         if err["type"] == "extra_forbidden":
-            raise ConfigError(f"unknown config key {where!r}", "check the spelling against `harness run --help`") from None
+            hint = msg.removeprefix("unknown key").removeprefix("; ")
+            raise ConfigError(f"unknown config key {where!r}{'; ' + hint if hint.startswith('did you') else ''}",
+                              "check the spelling against `harness run --help`") from None
         if not where:  # a rule across settings (see the model validator)
             raise ConfigError(msg, "add those tasks to --tasks, or drop the setting that names them") from None
         raise ConfigError(f"invalid value for {where}: {msg}", f"fix --{where.split('.')[0].replace('_', '-')}") from None

@@ -9,11 +9,7 @@ import json
 from pathlib import Path
 
 from harness.claims.comparative import check
-from harness.reports.compare import _p
-
-
-def _pts(x: float | None) -> str:
-    return "—" if x is None else f"{100 * x:+.1f}"
+from harness.reports.format import p_value, price, pts
 
 
 def _claim_title(c: dict) -> str:
@@ -22,20 +18,16 @@ def _claim_title(c: dict) -> str:
 
 
 def _measured(c: dict) -> str:
-    ci = "" if not c["ci95"] else f", 95% CI [{_pts(c['ci95'][0])}, {_pts(c['ci95'][1])}]"
+    ci = "" if not c["ci95"] else f", 95% CI [{pts(c['ci95'][0])}, {pts(c['ci95'][1])}]"
     test = "McNemar" if c["test"] == "mcnemar" else "paired bootstrap"
-    return (f"{100 * c['acc_a']:.1f}% vs {100 * c['acc_b']:.1f}% on {c['n']} shared problems: {_pts(c['diff'])} pts{ci}, "
-            f"{test} p{'' if c['p_value'] < 0.001 else '='}{_p(c['p_value'])}")
-
-
-def _usd(x: float) -> str:
-    return f"${x:.3g}" if x < 1 else f"${x:,.2f}".rstrip("0").rstrip(".")
+    return (f"{100 * c['acc_a']:.1f}% vs {100 * c['acc_b']:.1f}% on {c['n']} shared problems: {pts(c['diff'])} pts{ci}, "
+            f"{test} p{'' if c['p_value'] < 0.001 else '='}{p_value(c['p_value'])}")
 
 
 def _cost_lines(doc: dict) -> list[str]:
     out, seen = [], set()  # each card's price source once
     for p in doc["cost"]["prices"]:
-        out.append(f"{p['text']}: {p['a']['display']} {_usd(p['a']['usd_per_1m'])} vs {p['b']['display']} {_usd(p['b']['usd_per_1m'])} "
+        out.append(f"{p['text']}: {p['a']['display']} {price(p['a']['usd_per_1m'])} vs {p['b']['display']} {price(p['b']['usd_per_1m'])} "
                    f"per 1M {p['per']} tokens = {p['ratio']:.1f}x (published {p['published_ratio']:g}x, {p['status']})")
         for s in (p["a"], p["b"]):
             if s["card"] in seen:
@@ -45,8 +37,8 @@ def _cost_lines(doc: dict) -> list[str]:
             out += [f"  note: {n}" for n in s["notes"]]
         out += [f"  note: {n}" for n in p["notes"]]
     for r in doc["cost"]["runs"]:
-        vs = ", ".join(f"{v['display']} API {_usd(v['api_usd_per_1m_output'])} ({v['api_over_measured']:.1f}x this)" for v in r["vs"])
-        out.append(f"measured {_usd(r['usd_per_1m_output_tokens'])}/1M output tokens ({r['run']}; {r['basis']} basis: "
+        vs = ", ".join(f"{v['display']} API {price(v['api_usd_per_1m_output'])} ({v['api_over_measured']:.1f}x this)" for v in r["vs"])
+        out.append(f"measured {price(r['usd_per_1m_output_tokens'])}/1M output tokens ({r['run']}; {r['basis']} basis: "
                    f"{r['price_source']}){' vs ' + vs if vs else ''}")
         other = [v["display"] for v in r["vs"] if not v["same_model"]]
         if other:
@@ -79,10 +71,10 @@ def render_markdown(doc: dict) -> str:
     out += ["", "## Verdicts", "", "| claim | A | B | n | acc A | acc B | diff (pts) | 95% CI | test | p | verdict | source |",
             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for c in doc["comparisons"]:
-        ci = "—" if not c["ci95"] else f"[{_pts(c['ci95'][0])}, {_pts(c['ci95'][1])}]"
+        ci = "—" if not c["ci95"] else f"[{pts(c['ci95'][0])}, {pts(c['ci95'][1])}]"
         verdict = f"**{c['verdict']}**" + (" (meaningless)" if c["meaningless"] else "")
         out.append(f"| {_claim_title(c)} | {c['run_a']} | {c['run_b']} | {c['n']} | {100 * c['acc_a']:.1f}% | {100 * c['acc_b']:.1f}% | "
-                   f"{_pts(c['diff'])} | {ci} | {c['test']} | {_p(c['p_value'])} | {verdict} | {c['source']} |")
+                   f"{pts(c['diff'])} | {ci} | {c['test']} | {p_value(c['p_value'])} | {verdict} | {c['source']} |")
     for c in doc["comparisons"]:
         out += ["", f"- {c['id']} ({c['run_a']} vs {c['run_b']}): {c['reason']}; interval: {c['ci_method']}"]
         out += [f"  - caveat: {x}" for x in c["caveats"]]
