@@ -193,7 +193,9 @@ def cmd_run(args, argv) -> int:
     if values.get("resume"):
         from harness.results.store import read_config
 
-        stored = {k: v for k, v in read_config(values["resume"]).items() if not k.startswith("_")}
+        from harness.config import RETIRED_KEYS
+
+        stored = {k: v for k, v in read_config(values["resume"]).items() if not k.startswith("_") and k not in RETIRED_KEYS}
         values = {**stored, **values}
     cfg = make_config(**values)
     if cfg.think_budgets:

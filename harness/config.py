@@ -11,6 +11,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from harness.errors import ConfigError, describe_error
 
+# Keys older versions stored in config.json that no longer exist (read back and ignored on --resume).
+RETIRED_KEYS = {"truncate_prompts"}
 # Settings that may differ on --resume without changing what is measured.
 RESUME_FREE = {"output_dir", "resume", "num_processes", "quiet"}
 
@@ -48,7 +50,6 @@ class RunConfig(BaseModel):
     resume: str | None = None
     allow_pickle: bool = False
     trust_remote_code: bool = False
-    truncate_prompts: bool = False
     price_per_hour: float | None = Field(default=None, ge=0.0)  # USD per hour; bounds checked in harness/measure/cost.py
     instance: str | None = None
     base_url: str | None = None

@@ -137,3 +137,30 @@ def test_readme_layout_names_every_package():
     assert packages, "no packages found"
     missing = [p for p in packages if f"  {p}/" not in layout]
     assert not missing, f"README Layout lacks {missing}"
+
+
+def test_no_module_imports_another_packages_private_names():
+    """A private module (`_x.py`) or name (`_x`) is its package's business: other packages use public ones."""
+    bad = []
+    for m, f in modules().items():
+        pkg = m if f.name == "__init__.py" else m.rpartition(".")[0]
+        for node in ast.walk(ast.parse(f.read_text(encoding="utf-8"))):
+            if not isinstance(node, ast.ImportFrom) or not (node.module or "").startswith("harness"):
+                continue
+            owner = node.module.rpartition(".")[0] if node.module.rpartition(".")[2].startswith("_") else node.module
+            private_module = any(part.startswith("_") and not part.startswith("__") for part in node.module.split("."))
+            private_names = [a.name for a in node.names if a.name.startswith("_") and not a.name.startswith("__")]
+            if private_module and not pkg.startswith(owner):
+                bad.append(f"{m} imports {node.module}")
+            if private_names:
+                bad.append(f"{m} imports {', '.join(private_names)} from {node.module}")
+    assert not bad, bad
+
+
+def test_tasks_are_used_through_their_declared_interface():
+    """Task formatting, stops and budgets are Task attributes: no getattr probing of task objects."""
+    import re
+
+    for m, f in modules().items():
+        text = f.read_text(encoding="utf-8")
+        assert not re.search(r"getattr\(\s*(task|tp\.task)\s*,", text), f"{m} probes a task with getattr"

@@ -15,7 +15,8 @@ import pytest
 
 from harness.reports import plots
 from harness.reports.markdown import progress, render_markdown, write_reports
-from harness.reports.html import clip, render_html, sample_verdict, usd
+from harness.reports.format import usd
+from harness.reports.html import clip, render_html, sample_verdict
 from harness.stats import percentiles
 
 SCRIPT = '<script>alert("pwned")</script>'

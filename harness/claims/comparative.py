@@ -30,7 +30,7 @@ from pathlib import Path
 from harness.claims.card_schema import Source
 from harness.claims.cards import find_card
 from harness.claims.comparisons import Comparison, ComparisonsFile, describe_source, load_comparisons
-from harness.reports.compare import ALPHA, LoadedRun, _problems, load_runs, paired_test
+from harness.reports.compare import ALPHA, LoadedRun, load_runs, paired_test, problems_by_id
 from harness.errors import ConfigError
 from harness.results.schema import RunResult
 from harness.stats import wilson
@@ -125,7 +125,7 @@ def diff_interval(res: dict, a: list[dict], b: list[dict], task: str) -> tuple[t
         return (lo, hi), "paired bootstrap"
     # Every problem has the same difference: the bootstrap says nothing about sampling error. When
     # each problem's samples all agree, the problem is one binary verdict and Newcombe applies.
-    pa, pb = _problems(a, task), _problems(b, task)
+    pa, pb = problems_by_id(a, task), problems_by_id(b, task)
     shared = [i for i in pa if i in pb and pa[i][0] == pb[i][0]]
     va, vb = [set(pa[i][1]) for i in shared], [set(pb[i][1]) for i in shared]
     if all(len(s) == 1 for s in va + vb):

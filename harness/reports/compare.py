@@ -121,7 +121,7 @@ def task_rows(run: LoadedRun) -> list[dict]:
     return rows
 
 
-def _problems(samples: list[dict], task: str) -> dict[str, tuple[str, list[bool]]]:
+def problems_by_id(samples: list[dict], task: str) -> dict[str, tuple[str, list[bool]]]:
     """id -> (target, strict verdicts of its samples)."""
     out: dict[str, tuple[str, list[bool]]] = {}
     for r in samples:
@@ -135,7 +135,7 @@ def paired_test(a: list[dict], b: list[dict], task: str) -> dict | None:
 
     diff is accuracy(a) - accuracy(b) over the shared problems (fractions).
     """
-    pa, pb = _problems(a, task), _problems(b, task)
+    pa, pb = problems_by_id(a, task), problems_by_id(b, task)
     both = [i for i in pa if i in pb]
     shared = [i for i in both if pa[i][0] == pb[i][0]]
     if not shared:

@@ -25,7 +25,6 @@ MAX_SAMPLES = 500  # beyond this the page gets slow to open; samples.jsonl holds
 CLIP_HEAD, CLIP_TAIL = 6000, 2000  # characters of one long text kept from its start and end
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
 PERF_FIELDS = (("ttft_s", "time to first token (TTFT)"), ("tpot_s", "time per output token (TPOT)"), ("e2e_s", "end-to-end latency"))
-usd = fmt.usd  # kept here for callers of the page's helpers
 
 
 def clip(text: str | None, head: int = CLIP_HEAD, tail: int = CLIP_TAIL) -> str:
