@@ -117,6 +117,16 @@ def cmd_cards(args) -> int:
 
 
 def cmd_bench(args) -> int:
+    if args.train:
+        from harness.train_bench import run_train_bench
+
+        return run_train_bench(args)
+    train_only = ("layers", "seq_len", "micro_batch", "output_dir", "price_per_hour", "max_seconds")
+    given = [f"--{k.replace('_', '-')}" for k in train_only if getattr(args, k) is not None]
+    if given:
+        from harness.errors import ConfigError
+
+        raise ConfigError(f"{', '.join(given)} go{'es' if len(given) == 1 else ''} with --train", "add --train, or drop them")
     from harness.measure.bench import run_bench
 
     return run_bench(args)
@@ -124,6 +134,13 @@ def cmd_bench(args) -> int:
 
 def cmd_report(args) -> int:
     run_dir = Path(args.run_dir)
+    if (run_dir / "train.json").exists():  # a `harness bench --train` folder
+        from harness.train_bench import load_result
+        from harness.train_report import write_reports
+
+        for p in write_reports(run_dir, load_result(run_dir), with_result=False):
+            print(p)
+        return 0
     if (run_dir / "budgets.json").exists():  # a --think-budgets folder: the curve, then each run's report
         from harness.reports.budgets import write_curve
 
@@ -148,9 +165,21 @@ def cmd_compare(args) -> int:
 
 
 def cmd_claims(args) -> int:
+    from harness.errors import ConfigError
+
+    if args.training:
+        from harness.training import run_training_claims
+
+        rc = run_training_claims(args.price_per_hour, args.output_dir)
+        if not args.run_dirs:
+            return rc
+    elif args.price_per_hour is not None:
+        raise ConfigError("--price-per-hour goes with --training", "e.g. harness claims --training --price-per-hour 2.5")
+    if not args.run_dirs:
+        raise ConfigError("claims needs run folders, or --training", "pass folders written by `harness run`, or `harness claims --training`")
     from harness.claims.comparative_report import check_claims
 
-    return check_claims([Path(d) for d in args.run_dirs], output_dir=Path(args.output_dir))
+    return check_claims([Path(d) for d in args.run_dirs], output_dir=Path(args.output_dir or "claims"))
 
 
 def cmd_export(args) -> int:

@@ -19,6 +19,7 @@ from typing import Literal, Optional
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from harness.protocols import PROTOCOLS
+from harness.training_card import TrainingCost
 
 # Prompt protocols are owned by harness/protocols.py; reading their names here makes a card with a
 # misspelt protocol fail at validation, not half-way through a run.
@@ -232,6 +233,7 @@ class Card(_Strict):
     protocol: Protocol
     claims: list[Claim]
     api: Optional[ApiInfo] = None
+    training: Optional[TrainingCost] = None  # a published training-cost claim (harness/training_card.py)
     sources: dict[str, Source] = Field(default_factory=dict)
     notes: list[str] = Field(default_factory=list)
 
