@@ -44,7 +44,6 @@ RUN_FLAGS = {  # flag -> (config key, type, help)
     "--tensor-parallel-size": ("tensor_parallel_size", int, "vLLM tensor parallelism"),
     "--num-processes": ("num_processes", int, "data-parallel processes through accelerate"),
 }
-MULTI_FLAGS = {"--data-file": "data_files", "--stop": "stop", "--max-memory": "max_memory", "--task-option": "task_options"}
 SWITCHES = {"--allow-pickle": "allow_pickle", "--trust-remote-code": "trust_remote_code", "--quiet": "quiet"}
 
 
@@ -71,6 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
         run.add_argument(flag, type=typ, default=None, help=help_)
     run.add_argument("--data-file", action="append", default=[], metavar="TASK=PATH", help="read a task's rows from a local JSONL file")
     run.add_argument("--task-option", action="append", default=[], metavar="TASK.KEY=VALUE", help="a task option, e.g. ceval.subject=physics")
+    run.add_argument("--backend-option", action="append", default=[], metavar="KEY=VALUE",
+                     help="an option the backend declares (see `harness list backends`), e.g. n_ctx=4096")
     run.add_argument("--stop", action="append", default=[], help="a stop string (repeatable)")
     run.add_argument("--max-memory", action="append", default=[], metavar="DEVICE=SIZE", help="with --device-map: e.g. 0=20GiB cpu=64GiB")
     for flag in SWITCHES:
@@ -120,7 +121,8 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-PAIR_EXAMPLES = {"--data-file": "gsm8k=data/gsm8k.jsonl", "--max-memory": "0=20GiB", "--task-option": "synthetic.steps=4"}
+PAIR_EXAMPLES = {"--data-file": "gsm8k=data/gsm8k.jsonl", "--max-memory": "0=20GiB", "--task-option": "synthetic.steps=4",
+                 "--backend-option": "n_ctx=4096"}
 
 
 def _split_pairs(values: list[str], flag: str, sep: str = "=") -> dict[str, str]:
@@ -168,6 +170,9 @@ def run_values(args: argparse.Namespace) -> dict:
         values["stop"] = list(args.stop)
     if args.max_memory:
         values["max_memory"] = _split_pairs(args.max_memory, "--max-memory")
+    if args.backend_option:
+        given = {k: _scalar(v) for k, v in _split_pairs(args.backend_option, "--backend-option").items()}
+        values["backend_options"] = {**values.get("backend_options", {}), **given}
     for opt in args.task_option:
         key, val = next(iter(_split_pairs([opt], "--task-option").items()))
         task, dot, name = key.partition(".")
@@ -197,7 +202,9 @@ def cmd_run(args, argv) -> int:
     if values.get("resume"):
         from harness.results.store import read_config
 
-        stored = {k: v for k, v in read_config(values["resume"]).items() if not k.startswith("_")}
+        from harness.config import RETIRED_KEYS
+
+        stored = {k: v for k, v in read_config(values["resume"]).items() if not k.startswith("_") and k not in RETIRED_KEYS}
         values = {**stored, **values}
     cfg = make_config(**values)
     if cfg.think_budgets:
