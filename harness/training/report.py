@@ -7,6 +7,7 @@ re-rendered from the result it describes. `write_reports` writes train.json atom
 from __future__ import annotations
 
 import json
+from importlib import resources
 from pathlib import Path
 
 
@@ -96,14 +97,16 @@ def render_markdown(d: dict) -> str:
 
 
 def render_html(d: dict) -> str:
-    from harness.reports.html import CSP, CSS, e
+    """The same rows as report.md, through a jinja2 template with autoescaping and report.html's styles."""
+    import jinja2
 
-    body = "".join(f"<tr><th>{e(k)}</th><td>{e(v)}</td></tr>" for k, v in rows(d))
-    proj = f"<h2>Projection</h2><p>{e(projection_sentence(d['projection']))}.</p>" if d.get("projection") else ""
-    return (f"<!doctype html><html><head><meta charset='utf-8'><meta http-equiv='Content-Security-Policy' content=\"{CSP}\">"
-            f"<title>Training step: {e(d['model']['name'])}</title><style>{CSS}</style></head><body><main>"
-            f"<h1>Training step: {e(d['model']['name'])}</h1><p>created {e(d['created_utc'])}</p><table>{body}</table>{proj}"
-            "<p>Model FLOPs follow the PaLM convention (6 x active matmul weights + attention); see docs/training-cost.md.</p></main></body></html>\n")
+    from harness.reports.html import CSP
+
+    env = jinja2.Environment(loader=jinja2.PackageLoader("harness.reports", "templates"), autoescape=True, undefined=jinja2.StrictUndefined)
+    css = (resources.files("harness.reports") / "templates" / "report.css").read_text(encoding="utf-8")
+    projection = projection_sentence(d["projection"]) if d.get("projection") else None
+    return env.get_template("train.html.j2").render(csp=CSP, css=css, name=d["model"]["name"], created=d["created_utc"],
+                                                    rows=rows(d), projection=projection) + "\n"
 
 
 def write_reports(run_dir: Path, doc: dict, *, with_result: bool = True) -> list[Path]:
