@@ -93,7 +93,7 @@ TASK_FIXTURES = Path(__file__).parent / "fixtures" / "tasks"
 def _builtin_tasks() -> list[str]:
     from harness import registry
 
-    return sorted(registry.BUILTINS["tasks"])
+    return sorted(registry.builtin_tasks())
 
 
 @pytest.mark.parametrize("task", _builtin_tasks())
