@@ -186,10 +186,9 @@ def cmd_export(args) -> int:
     from harness.errors import ConfigError
 
     if args.format == "lm-eval-task":
-        from harness.cli import _split_pairs
-        from harness.lmeval.taskexport import export_tasks
+        from harness.lmeval.taskexport import export_tasks, parse_data_files
 
-        for path in export_tasks(list(args.targets), Path(args.output or "lm_eval_tasks"), data_files=_split_pairs(args.data_file, "--data-file"),
+        for path in export_tasks(list(args.targets), Path(args.output or "lm_eval_tasks"), data_files=parse_data_files(args.data_file),
                                  protocol=args.protocol, limit=args.limit, max_new_tokens=args.max_new_tokens):
             print(path)
         return 0

@@ -17,6 +17,10 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from harness.errors import ConfigError, validation_message
 
 
+class LogprobsUnsupported(ConfigError):
+    """The engine gives no token log-probabilities for a prompt (backends/logprobs.py)."""
+
+
 @dataclass(frozen=True)
 class Sampling:
     """Decoding settings for one request. temperature 0 means greedy."""
@@ -186,8 +190,6 @@ class Backend:
         self._no_logprobs()
 
     def _no_logprobs(self):
-        from harness.backends.logprobs import LogprobsUnsupported
-
         raise LogprobsUnsupported(f"the {self.name} backend cannot score log-likelihoods: {self.logprobs_unsupported}",
                                   "run loglikelihood tasks (multiple_choice, perplexity) with backend=transformers or llamacpp on the model's weights")
 

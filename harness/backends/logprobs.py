@@ -28,13 +28,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
+from harness.backends.base import LogprobsUnsupported  # noqa: F401  (raised by the base hooks; importable from here)
 from harness.errors import ConfigError
 
 Encode = Callable[[str, "bool | None"], list[int]]
-
-
-class LogprobsUnsupported(ConfigError):
-    """The engine gives no token log-probabilities for a prompt."""
 
 
 @dataclass(frozen=True)

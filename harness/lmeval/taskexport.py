@@ -67,6 +67,17 @@ def lm_eval_config(task: str, *, protocol: dict, settings: dict, version, answer
     return config
 
 
+def parse_data_files(values: list[str]) -> dict[str, str]:
+    """--data-file TASK=PATH values as {task: path}."""
+    out = {}
+    for v in values:
+        task, eq, path = v.partition("=")
+        if not eq or not task.strip() or not path.strip():
+            raise ConfigError(f"--data-file expects TASK=PATH, got {v!r}", "e.g. --data-file gsm8k=data/gsm8k.jsonl")
+        out[task.strip()] = path.strip()
+    return out
+
+
 def export_tasks(tasks: list[str], output_dir: Path, *, data_files: dict[str, str] | None = None, protocol: str | None = None,
                  model: str = "", limit: int | None = None, max_new_tokens: int | None = None) -> list[Path]:
     """Write <task>.jsonl and <task>.yaml for each task into output_dir; returns the YAML paths."""
@@ -101,7 +112,7 @@ def export_tasks(tasks: list[str], output_dir: Path, *, data_files: dict[str, st
         stem = lm_eval_task_name(name)
         data = out / f"{stem}.jsonl"
         settings = {**tp.settings, "stop": list(tp.sampling.stop)}
-        config = lm_eval_config(name, protocol=protocols.describe(proto), settings=settings, version=getattr(tp.task, "version", None),
+        config = lm_eval_config(name, protocol=protocols.describe(proto), settings=settings, version=tp.task.version,
                                 answer_type=tp.task.answer_type, data_path=str(data), chat=proto.chat)
         header = (f"# {name} with the harness's '{proto.name}' prompt protocol, written by `harness export --format lm-eval-task`.\n"
                   f"# Run: lm_eval --model hf --model_args pretrained=MODEL --tasks {stem} --include_path {out}"

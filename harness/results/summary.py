@@ -52,8 +52,8 @@ def finish_run(run_dir: Path, cfg, plan, dev, info, state, gathered: list[dict],
         if task_rows:
             tasks[name] = {**task_metrics(task_rows, tp.k), "source": tp.data_file or tp.task.describe(),
                            "answer_type": tp.task.answer_type, "settings": {k: v for k, v in tp.settings.items() if k != "seed"},
-                           "version": getattr(tp.task, "version", None), "dataset_size": getattr(tp.task, "dataset_size", None)}
-            if getattr(tp.task, "lm_eval_config", None):  # the lm-eval task's own config, for `harness export --format lm-eval`
+                           "version": tp.task.version, "dataset_size": tp.task.dataset_size}
+            if tp.task.lm_eval_config:  # the lm-eval task's own config, for `harness export --format lm-eval`
                 tasks[name]["lm_eval_config"] = tp.task.lm_eval_config
     correct = sum(bool(r.get("correct")) for r in rows)
     perf = perf_summary(rows, wall_s=wall_s, load_s=max(g["load_s"] for g in gathered), warmup=gathered[0]["warmup"], batches=batches)

@@ -63,6 +63,8 @@ class Task:
     levels_field: ClassVar[str | None] = None  # meta key that holds a difficulty level, if any
     stop: ClassVar[tuple[str, ...]] = ()  # stop strings of the task's own, added to the protocol's
     max_new_tokens: ClassVar[int | None] = None  # the task's default generation budget, if it has one
+    dataset_size: int | None = None  # problems in the data before --limit, where the task knows it (set by load)
+    lm_eval_config: dict | None = None  # an lm-eval task's own config, as lm-eval records it (lm_eval:<task> only)
     version: ClassVar[float] = 1.0  # of this definition (items, targets, scoring): bump it when one changes; lm-eval's metadata.version
 
     def __init__(self, **options: Any):
