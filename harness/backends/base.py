@@ -56,7 +56,9 @@ class Completion:
     ttft_s: float | None
     e2e_s: float | None
     reasoning_text: str | None = None  # thinking returned separately (API reasoning_content)
-    reasoning_tokens: int | None = None
+    reasoning_tokens: int | None = None  # the server's count of reasoning tokens (usage), where it gives one
+    token_ids: list[int] | None = None  # the generated ids (EOS included when sampled), where the engine has them
+    thinking_tokens: int | None = None  # set by an engine that knows the split itself (two-phase budgets)
     batch_size: int = 1
     batch_wall_s: float | None = None  # wall time of the whole batch this row was part of
     unmeasured: dict[str, str] = field(default_factory=dict)  # field -> why it is None
@@ -95,6 +97,11 @@ class Backend:
 
     def count_tokens(self, text: str) -> int | None:
         """Token count of `text` with the model's tokenizer, or None when unknown."""
+        return None
+
+    def decode(self, ids: list[int]) -> str | None:
+        """The text of generated ids, decoded as the engine decodes its output; None when unknown.
+        Used to find where the thinking trace ends in `Completion.token_ids`."""
         return None
 
     def synchronize(self) -> None:

@@ -153,6 +153,9 @@ class TransformersBackend(Backend):
     def count_tokens(self, text: str) -> int:
         return len(self.tokenizer(text, add_special_tokens=False).input_ids)
 
+    def decode(self, ids: list[int]) -> str:
+        return self.tokenizer.decode(ids, skip_special_tokens=False)
+
     def synchronize(self) -> None:
         kind = torch.device(self.device).type
         mod = getattr(torch, kind, None)
@@ -214,13 +217,13 @@ class TransformersBackend(Backend):
         results = []
         for row, req in enumerate(requests):
             step, reason = _row_end(new[row], self.eos_ids, clock.stopped_at.get(row))
-            ids = new[row][:step + 1]
-            if reason == "eos":
-                ids = ids[:-1]  # the EOS token counts as output but is not text
-            text = self.tokenizer.decode(ids, skip_special_tokens=False)
+            generated = new[row][:step + 1]
+            ids = generated[:-1] if reason == "eos" else generated  # the EOS token counts as output but is not text
+            text = self.decode(ids)
             if reason == "stop":
                 text = _cut_at_stop(text, req.sampling.stop)
             results.append(Completion(text=text, input_tokens=int(input_lens[row]), output_tokens=step + 1, finish_reason=reason,
+                                      token_ids=generated,
                                       ttft_s=steps[0] if steps else None, e2e_s=steps[step] if step < len(steps) else end - start,
                                       batch_size=len(requests), batch_wall_s=end - start))
         return results

@@ -180,6 +180,9 @@ class LlamaCppBackend(Backend):
     def count_tokens(self, text: str) -> int | None:
         return len(self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=True))
 
+    def decode(self, ids: list[int]) -> str:
+        return self._llm.detokenize(ids).decode("utf-8", errors="replace")  # as each streamed piece is
+
     def max_batch_size(self) -> int:
         return 1
 
@@ -245,11 +248,13 @@ class LlamaCppBackend(Backend):
         scanner = StopScanner(s.stop)
         first = last = None
         finish = "length"
+        ids: list[int] = []
         try:
             for token in stream:
                 last = time.perf_counter()
                 first = first or last
                 generated += 1
+                ids.append(int(token))
                 if self._llama_cpp.llama_vocab_is_eog(self._vocab, token):
                     finish = "eos"
                     break
@@ -272,6 +277,7 @@ class LlamaCppBackend(Backend):
             input_tokens=len(tokens),
             output_tokens=generated,
             finish_reason=finish,
+            token_ids=ids,
             ttft_s=None if first is None else first - start,
             e2e_s=None if last is None else last - start,
             batch_size=1,

@@ -91,6 +91,7 @@ def to_completion(output, batch_size: int, batch_wall_s: float | None) -> Comple
         text=sample.text,
         input_tokens=len(output.prompt_token_ids),
         output_tokens=len(sample.token_ids),
+        token_ids=list(sample.token_ids),
         finish_reason=finish_reason(sample.finish_reason, getattr(sample, "stop_reason", None)),
         ttft_s=ttft,
         e2e_s=e2e,
@@ -193,6 +194,9 @@ class VLLMBackend(Backend):
 
     def count_tokens(self, text: str) -> int | None:
         return len(self._tokenizer.encode(text, add_special_tokens=False))
+
+    def decode(self, ids: list[int]) -> str:
+        return self._tokenizer.decode(ids, skip_special_tokens=True)  # as vLLM decodes its output text
 
     def max_batch_size(self) -> int:
         return 256  # the scheduler packs what fits; this only bounds one submission

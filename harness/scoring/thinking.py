@@ -16,7 +16,9 @@ must not end it), and a reply may repeat the tag after its answer (the repeat is
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 OPEN, CLOSE = "<think>", "</think>"
 
@@ -69,6 +71,63 @@ def closing_tag(output: str) -> int:
         if inline < 0 and not quoted:
             inline = m.start()
     return inline
+
+
+class TokenSplit(NamedTuple):
+    """thinking + answer == output tokens, always. `how`: "ids" (where the trace's closing tag sits
+    in the generated ids), "exact" (no trace at all, or one never closed: nothing to locate), "engine" (the engine split it itself),
+    "server" (the API's reasoning-token usage), "estimated" (text re-tokenised or apportioned by
+    characters: the engine returned no ids and the server no reasoning count)."""
+
+    thinking: int | None
+    answer: int | None
+    how: str
+
+
+def token_split(split: Split, text: str, output_tokens: int | None, *, ids: Sequence[int] | None = None,
+                decode: Callable[[list[int]], str | None] | None = None, reasoning_tokens: int | None = None,
+                engine_thinking: int | None = None, count: Callable[[str], int | None] | None = None) -> TokenSplit:
+    """Thinking and answer token counts of one generation, from the ids wherever the engine has them."""
+    if output_tokens is None:
+        return TokenSplit(None, None, "unmeasured")
+    for known, how in ((engine_thinking, "engine"), (reasoning_tokens, "server")):
+        if known is not None:
+            thinking = max(0, min(int(known), output_tokens))
+            return TokenSplit(thinking, output_tokens - thinking, how)
+    if split.close_at < 0 and not split.thinking and split.closed:
+        return TokenSplit(0, output_tokens, "exact")  # no trace at all: nothing to locate
+    if not split.closed:
+        return TokenSplit(output_tokens, 0, "exact")  # never closed: every token was thinking
+    if split.close_at >= 0 and ids is not None and decode is not None:
+        n = _ids_through_close(list(ids), decode, text[:split.close_at].count(CLOSE))
+        if n is not None:
+            n = min(n, output_tokens)
+            return TokenSplit(n, output_tokens - n, "ids")
+    # text only: the trace as the engine's tokenizer counts it, else its share of the characters
+    trace = text[:split.close_at + len(CLOSE)] if split.close_at >= 0 else split.thinking
+    whole = text if split.close_at >= 0 else split.thinking + split.answer
+    n = count(trace) if count is not None else None
+    if n is None:
+        n = round(output_tokens * len(trace) / max(1, len(whole)))
+    n = max(0, min(int(n), output_tokens))
+    return TokenSplit(n, output_tokens - n, "estimated")
+
+
+def _ids_through_close(ids: list[int], decode: Callable[[list[int]], str | None], occurrence: int) -> int | None:
+    """The fewest leading ids whose text holds the closing tag number `occurrence` (0-based): the
+    tag's last token is then ids[n - 1]. Binary search over prefixes (a prefix's count of tags
+    only grows), so a 32k-token trace costs about 15 decodes."""
+    full = decode(ids)
+    if full is None or full.count(CLOSE) <= occurrence:
+        return None
+    lo, hi = 1, len(ids)
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if (decode(ids[:mid]) or "").count(CLOSE) > occurrence:
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo
 
 
 def _drop_open(text: str) -> str:
