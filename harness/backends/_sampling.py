@@ -1,5 +1,4 @@
-"""Pieces the engine adapters share: stop-string scanning over streamed text, a plain-text prompt
-for models without a chat template, the mapping of `Sampling` onto engine knobs, and the split
+"""Pieces the engine adapters share: stop-string scanning over streamed text, the mapping of `Sampling` onto engine knobs, and the split
 of the pipeline's options into the ones an engine takes and the ones it ignores.
 
 Kept free of engine imports so every adapter (and its tests) can use it without the engine.
@@ -10,7 +9,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 from harness.backends.base import Sampling
-from harness.protocols import plain_prompt  # noqa: F401  (re-exported for the engines)
 
 
 class StopScanner:

@@ -16,7 +16,7 @@ from transformers import GenerationConfig, LogitsProcessor, LogitsProcessorList,
 
 from harness.backends.base import Backend, Completion, ModelInfo, Request
 from harness.backends.models import load as load_model
-from harness.protocols import join_prefill, plain_prompt
+from harness.backends.render import hf_template, render
 from harness.measure.roofline import kv_bytes_or_none
 
 
@@ -111,7 +111,8 @@ class TransformersBackend(Backend):
 
     def __init__(self, model, tokenizer, info: ModelInfo, device: str):
         self.model, self.tokenizer, self.info, self.device = model, tokenizer, info, device
-        self.has_template = bool(getattr(tokenizer, "chat_template", None))
+        self.template = hf_template(tokenizer)
+        self.has_template = self.template is not None
         self.vocab_limit = len(tokenizer) if model.config.get_text_config().vocab_size > len(tokenizer) else None
         eos = model.generation_config.eos_token_id if model.generation_config is not None else None
         eos_ids = set(eos if isinstance(eos, list) else [eos] if eos is not None else [])
@@ -143,12 +144,7 @@ class TransformersBackend(Backend):
 
     # ---- hooks ---------------------------------------------------------------------------
     def render(self, request: Request) -> str:
-        msgs = list(request.messages)
-        if self.has_template and request.chat:
-            text = self.tokenizer.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True, **dict(request.template_kwargs))
-        else:
-            text = plain_prompt(msgs)
-        return join_prefill(text, request.prefill)
+        return render(request, self.template)
 
     def count_tokens(self, text: str) -> int:
         return len(self.tokenizer(text, add_special_tokens=False).input_ids)

@@ -21,7 +21,8 @@ import codecs
 import time
 from pathlib import Path
 
-from harness.backends._sampling import StopScanner, effective_top_k, engine_seed, plain_prompt, split_options
+from harness.backends._sampling import StopScanner, effective_top_k, engine_seed, split_options
+from harness.backends.render import formatter_template, hf_template, render
 from harness.backends.base import Backend, Completion, ModelInfo, Request
 from harness.errors import ModelLoadError
 
@@ -92,13 +93,12 @@ class LlamaCppBackend(Backend):
         self._n_ctx = self._llm.n_ctx()
         metadata = dict(self._llm.metadata)
         n_ctx_train = self._llm._model.n_ctx_train()
-        self._hf_tokenizer = None
-        self._formatter = None
+        self._template = None
         if tokenizer:
             from transformers import AutoTokenizer
 
-            self._hf_tokenizer = AutoTokenizer.from_pretrained(tokenizer)
-            template_source = f"tokenizer {tokenizer}"
+            self._template = hf_template(AutoTokenizer.from_pretrained(tokenizer))
+            template_source = f"tokenizer {tokenizer}" if self._template else f"none: tokenizer {tokenizer} has no chat template"
         elif metadata.get("tokenizer.chat_template"):
             from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
@@ -107,12 +107,12 @@ class LlamaCppBackend(Backend):
             def token_text(token_id: int) -> str:
                 return model.token_get_text(token_id) if token_id != -1 else ""
 
-            self._formatter = Jinja2ChatFormatter(
+            self._template = formatter_template(Jinja2ChatFormatter(
                 template=metadata["tokenizer.chat_template"],
                 eos_token=token_text(self._llm.token_eos()),
                 bos_token=token_text(self._llm.token_bos()),
                 add_generation_prompt=True,
-            )
+            ))
             template_source = "the GGUF's tokenizer.chat_template"
         else:
             template_source = "none: message contents as plain text"
@@ -168,14 +168,7 @@ class LlamaCppBackend(Backend):
 
     # ---- hooks ----------------------------------------------------------------------------
     def render(self, request: Request) -> str:
-        messages = [dict(m) for m in request.messages]
-        if self._hf_tokenizer is not None:
-            text = self._hf_tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-        elif self._formatter is not None:
-            text = self._formatter(messages=messages).prompt
-        else:
-            text = plain_prompt(messages)
-        return text + request.prefill
+        return render(request, self._template)
 
     def count_tokens(self, text: str) -> int | None:
         return len(self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=True))
@@ -192,10 +185,10 @@ class LlamaCppBackend(Backend):
             llm.close()
 
     # ---- generation -----------------------------------------------------------------------
-    def _prompt_tokens(self, prompt: str) -> list[int]:
+    def _prompt_tokens(self, prompt: str, chat: bool = True) -> list[int]:
         # A chat template writes its own BOS text (parsed as the special token); plain text gets
         # the BOS the vocabulary asks for. This matches how llama-cpp-python's chat path does it.
-        templated = self._hf_tokenizer is not None or self._formatter is not None
+        templated = self._template is not None and chat
         return self._llm.tokenize(prompt.encode("utf-8"), add_bos=not templated, special=True)
 
     def _eog(self) -> list[int]:
@@ -210,7 +203,7 @@ class LlamaCppBackend(Backend):
     def _one(self, request: Request) -> Completion:
         s = request.sampling
         start = time.perf_counter()
-        tokens = self._prompt_tokens(self.render(request))
+        tokens = self._prompt_tokens(self.render(request), request.chat)
         room = self._n_ctx - len(tokens)
         if room <= 0:
             why = f"prompt of {len(tokens)} tokens does not fit the {self._n_ctx}-token context (raise --n-ctx)"

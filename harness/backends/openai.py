@@ -42,10 +42,11 @@ import random
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from urllib.parse import urlsplit, urlunsplit
 
 from harness.backends._sampling import StopScanner, split_options
+from harness.backends.render import hf_template, render
 from harness.backends.base import Backend, Completion, ModelInfo, Request
 from harness.errors import ConfigError, ModelLoadError
 
@@ -182,11 +183,12 @@ class OpenAIBackend(Backend):
             transport=transport,
         )
         self._httpx = httpx
-        self._tokenizer = None
+        self._tokenizer = self._template = None
         if tokenizer:
             from transformers import AutoTokenizer
 
             self._tokenizer = AutoTokenizer.from_pretrained(tokenizer)
+            self._template = hf_template(self._tokenizer)
         self.info = ModelInfo(
             name_or_path=model,
             backend=self.name,
@@ -210,10 +212,11 @@ class OpenAIBackend(Backend):
 
     # ---- hooks ----------------------------------------------------------------------------
     def render(self, request: Request) -> str:
-        """With a local tokenizer, its chat template; otherwise the messages as sent (JSON)."""
+        """With a local tokenizer, what the server's template should make of the request (the
+        shared renderer, without the prefill a chat API cannot take); otherwise the messages as
+        sent (JSON)."""
         if self._tokenizer is not None:
-            messages = [dict(m) for m in request.messages]
-            return self._tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+            return render(replace(request, prefill=""), self._template)
         return json.dumps(list(request.messages), ensure_ascii=False)
 
     def count_tokens(self, text: str) -> int | None:
@@ -251,6 +254,8 @@ class OpenAIBackend(Backend):
         }
         if s.top_p < 1.0 and not s.greedy:
             body["top_p"] = s.top_p
+        if request.template_kwargs and not self._official:  # vLLM and SGLang pass these to the chat template
+            body["chat_template_kwargs"] = dict(request.template_kwargs)
         if not self._official:  # vLLM, SGLang and llama.cpp servers take these extensions
             if s.greedy or s.top_k > 0:
                 body["top_k"] = 1 if s.greedy else s.top_k

@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import time
 
-from harness.backends._sampling import plain_prompt, split_options
+from harness.backends._sampling import split_options
+from harness.backends.render import hf_template, render
 from harness.backends.base import Backend, Completion, ModelInfo, Request, Sampling
 from harness.errors import ModelLoadError
 from harness.measure.roofline import kv_bytes_or_none
@@ -142,7 +143,8 @@ class VLLMBackend(Backend):
         except (OSError, ValueError) as exc:
             raise ModelLoadError(f"vLLM could not load {model}: {exc}", "check --model, --revision and free GPU memory") from exc
         self._tokenizer = self._llm.get_tokenizer()
-        self._templated = bool(getattr(self._tokenizer, "chat_template", None))
+        self._template = hf_template(self._tokenizer)
+        self._templated = self._template is not None
         self.info = self._model_info(model, revision, int(tensor_parallel_size or 1))
 
     @classmethod
@@ -185,12 +187,7 @@ class VLLMBackend(Backend):
 
     # ---- hooks ----------------------------------------------------------------------------
     def render(self, request: Request) -> str:
-        messages = [dict(m) for m in request.messages]
-        if self._templated:
-            text = self._tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-        else:
-            text = plain_prompt(messages)
-        return text + request.prefill
+        return render(request, self._template)
 
     def count_tokens(self, text: str) -> int | None:
         return len(self._tokenizer.encode(text, add_special_tokens=False))
@@ -206,8 +203,10 @@ class VLLMBackend(Backend):
 
     # ---- generation -----------------------------------------------------------------------
     def prompt_ids(self, request: Request) -> list[int]:
-        # A chat template writes the special tokens itself; plain text gets the tokenizer's own.
-        return list(self._tokenizer.encode(self.render(request), add_special_tokens=not self._templated))
+        # A chat template writes the special tokens itself; plain text gets the tokenizer's own
+        # (the same rule as the transformers engine).
+        templated = self._templated and request.chat
+        return list(self._tokenizer.encode(self.render(request), add_special_tokens=not templated))
 
     def generate(self, requests: list[Request]) -> list[Completion]:
         prompts = [{"prompt_token_ids": self.prompt_ids(r)} for r in requests]
