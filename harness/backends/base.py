@@ -13,12 +13,19 @@ from dataclasses import dataclass, field
 
 @dataclass(frozen=True)
 class Sampling:
-    """Decoding settings for one request. temperature 0 means greedy."""
+    """Decoding settings for one request. temperature 0 means greedy. Every knob an engine has is
+    here with its neutral value, and every engine sets all of them explicitly: a server's or a
+    model's own default (llama.cpp's repeat penalty 1.1, a generation_config.json repetition
+    penalty) must never change what "greedy" means."""
 
     max_new_tokens: int = 512
     temperature: float = 0.0
     top_p: float = 1.0
     top_k: int = 0  # 0: no top-k cut
+    min_p: float = 0.0
+    repetition_penalty: float = 1.0  # multiplicative (transformers, vLLM, llama.cpp's repeat_penalty)
+    presence_penalty: float = 0.0  # additive, OpenAI-style
+    frequency_penalty: float = 0.0
     min_new_tokens: int = 0  # bench sets min = max for a fixed output length
     stop: tuple[str, ...] = ()
 
@@ -78,6 +85,8 @@ class ModelInfo:
     kv_bytes_per_token: int | None = None  # KV cache bytes per token of context (roofline)
     quantization: str | None = None
     notes: list[str] = field(default_factory=list)
+    sampling: dict[str, dict] = field(default_factory=dict)  # per task: the engine's effective decoding parameters
+    overridden_defaults: dict[str, object] = field(default_factory=dict)  # model/server defaults set aside
 
 
 class Backend:
@@ -98,6 +107,12 @@ class Backend:
     def count_tokens(self, text: str) -> int | None:
         """Token count of `text` with the model's tokenizer, or None when unknown."""
         return None
+
+    def engine_sampling(self, sampling: Sampling) -> dict:
+        """The decoding parameters this engine actually uses for `sampling`, by the engine's own
+        names (recorded in run.json per task)."""
+        return {k: getattr(sampling, k) for k in ("temperature", "top_p", "top_k", "min_p", "repetition_penalty",
+                                                  "presence_penalty", "frequency_penalty")}
 
     def decode(self, ids: list[int]) -> str | None:
         """The text of generated ids, decoded as the engine decodes its output; None when unknown.

@@ -58,6 +58,9 @@ class BudgetedBackend(Backend):
     def decode(self, ids):
         return self.inner.decode(ids)
 
+    def engine_sampling(self, sampling):
+        return self.inner.engine_sampling(sampling)
+
     def synchronize(self):
         self.inner.synchronize()
 

@@ -179,6 +179,15 @@ class LlamaCppBackend(Backend):
     def max_batch_size(self) -> int:
         return 1
 
+    def engine_sampling(self, sampling) -> dict:
+        """Every knob of `Llama.generate`, set: its own defaults (top-k 40, top-p 0.95, min-p 0.05,
+        temperature 0.8) are not neutral."""
+        greedy = sampling.greedy
+        return {"temp": 0.0 if greedy else sampling.temperature, "top_k": effective_top_k(sampling),
+                "top_p": 1.0 if greedy else sampling.top_p, "min_p": 0.0 if greedy else sampling.min_p, "typical_p": 1.0,
+                "tfs_z": 1.0, "mirostat_mode": 0, "repeat_penalty": sampling.repetition_penalty,
+                "presence_penalty": sampling.presence_penalty, "frequency_penalty": sampling.frequency_penalty}
+
     def close(self) -> None:
         llm, self._llm = getattr(self, "_llm", None), None
         if llm is not None:
@@ -226,17 +235,7 @@ class LlamaCppBackend(Backend):
 
         self._llm.set_seed(engine_seed(request.seed))
         self._llm.reset()  # full prefill: no KV reuse from the previous request
-        stream = self._llm.generate(
-            tokens,
-            temp=0.0 if s.greedy else s.temperature,
-            top_k=effective_top_k(s),
-            top_p=1.0 if s.greedy else s.top_p,
-            min_p=0.0,  # llama-cpp-python defaults these to 0.05 / 40: switch every extra filter off
-            typical_p=1.0,
-            repeat_penalty=1.0,
-            reset=True,
-            logits_processor=processors,
-        )
+        stream = self._llm.generate(tokens, reset=True, logits_processor=processors, **self.engine_sampling(s))
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         scanner = StopScanner(s.stop)
         first = last = None

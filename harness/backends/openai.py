@@ -224,6 +224,20 @@ class OpenAIBackend(Backend):
             return None
         return len(self._tokenizer(text, add_special_tokens=False)["input_ids"])
 
+    def engine_sampling(self, sampling) -> dict:
+        """Every sampling field sent, neutral values included: servers have their own defaults
+        (llama-cpp-python's repeat_penalty 1.1, top_k 40, min_p 0.05) that would otherwise apply.
+        Hosted APIs get only the OpenAI fields; local servers also top_k (0: off), min_p, the llama.cpp names
+        (repeat_penalty, typical_p, mirostat_mode) and the vLLM/SGLang ones (repetition_penalty)."""
+        greedy = sampling.greedy
+        params = {"temperature": 0.0 if greedy else sampling.temperature, "top_p": 1.0 if greedy else sampling.top_p,
+                  "presence_penalty": sampling.presence_penalty, "frequency_penalty": sampling.frequency_penalty}
+        if not self._official:
+            params.update({"top_k": 1 if greedy else max(0, sampling.top_k),
+                           "min_p": 0.0 if greedy else sampling.min_p, "repeat_penalty": sampling.repetition_penalty,
+                           "repetition_penalty": sampling.repetition_penalty, "typical_p": 1.0, "mirostat_mode": 0})
+        return params
+
     def max_batch_size(self) -> int:
         return self.max_concurrency
 
@@ -247,22 +261,17 @@ class OpenAIBackend(Backend):
             "messages": [dict(m) for m in request.messages],
             "stream": True,
             "stream_options": {"include_usage": True},
-            "temperature": 0.0 if s.greedy else s.temperature,
             "seed": request.seed,
             # OpenAI's reasoning models accept only max_completion_tokens; other servers only max_tokens.
             ("max_completion_tokens" if self._host == "api.openai.com" else "max_tokens"): s.max_new_tokens,
+            **self.engine_sampling(s),
         }
-        if s.top_p < 1.0 and not s.greedy:
-            body["top_p"] = s.top_p
         if request.template_kwargs and not self._official:  # vLLM and SGLang pass these to the chat template
             body["chat_template_kwargs"] = dict(request.template_kwargs)
-        if not self._official:  # vLLM, SGLang and llama.cpp servers take these extensions
-            if s.greedy or s.top_k > 0:
-                body["top_k"] = 1 if s.greedy else s.top_k
-            if s.min_new_tokens > 0:
-                body["min_tokens"] = s.min_new_tokens
-        elif s.min_new_tokens > 0 or s.top_k > 0:
-            self._note("top_k / min_new_tokens not sent: this hosted API does not accept them")
+        if not self._official and s.min_new_tokens > 0:
+            body["min_tokens"] = s.min_new_tokens
+        elif self._official and (s.min_new_tokens > 0 or (s.top_k > 0 and not s.greedy) or s.min_p > 0):
+            self._note("top_k / min_p / min_new_tokens not sent: this hosted API does not accept them")
         return body
 
     def generate(self, requests: list[Request]) -> list[Completion]:
@@ -427,4 +436,25 @@ class _Stream:
     done: bool = False  # [DONE] arrived
 
 
-__all__ = ["OpenAIBackend", "backoff_delay", "parse_retry_after", "resolve_api_key"]
+def served_model(model: str, base_url: str | None, api_key_env: str | None, transport=None) -> str | None:
+    """What the server says it serves under `model`: vLLM's `root` (the hub id or path it loaded),
+    else the listed id when it is a path (llama-cpp-python lists the GGUF path); None when the
+    server cannot be asked or says nothing more than the name."""
+    httpx = _import_httpx()
+    name = model.removeprefix("openai:")
+    base = (base_url or DEFAULT_BASE_URL).rstrip("/")
+    try:
+        key, _ = resolve_api_key(base, api_key_env)
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        with httpx.Client(timeout=10.0, transport=transport) as client:
+            listed = client.get(f"{base}/models", headers=headers).json().get("data") or []
+    except (ModelLoadError, httpx.HTTPError, ValueError, AttributeError):
+        return None
+    for entry in listed:
+        if isinstance(entry, dict) and entry.get("id") == name:
+            root = entry.get("root") or entry.get("id")
+            return root if root and (root != name or "/" in root) else None
+    return None
+
+
+__all__ = ["OpenAIBackend", "served_model", "backoff_delay", "parse_retry_after", "resolve_api_key"]

@@ -49,6 +49,11 @@ def sampling_kwargs(sampling: Sampling, seed: int) -> dict:
         "temperature": 0.0 if greedy else sampling.temperature,
         "top_p": 1.0 if greedy else sampling.top_p,
         "top_k": -1 if greedy or sampling.top_k <= 0 else sampling.top_k,
+        # explicit, so neither vLLM's nor the model's generation_config defaults apply
+        "min_p": 0.0 if greedy else sampling.min_p,
+        "repetition_penalty": sampling.repetition_penalty,
+        "presence_penalty": sampling.presence_penalty,
+        "frequency_penalty": sampling.frequency_penalty,
         "max_tokens": sampling.max_new_tokens,
         "min_tokens": sampling.min_new_tokens,
         "stop": list(sampling.stop),
@@ -194,6 +199,9 @@ class VLLMBackend(Backend):
 
     def decode(self, ids: list[int]) -> str:
         return self._tokenizer.decode(ids, skip_special_tokens=True)  # as vLLM decodes its output text
+
+    def engine_sampling(self, sampling) -> dict:
+        return {k: v for k, v in sampling_kwargs(sampling, 0).items() if k not in ("n", "seed", "max_tokens", "min_tokens", "stop")}
 
     def max_batch_size(self) -> int:
         return 256  # the scheduler packs what fits; this only bounds one submission

@@ -9,7 +9,8 @@ are generated from these models (`python -m harness.results`); a test keeps them
 Versioning: `SCHEMA_VERSION` is MAJOR.MINOR. Within a MAJOR, fields are only added (optional, with
 a default), so this reader validates every file of its MAJOR up to its own MINOR. 1.1 added
 optional fields only (claim `reasons`, verdict `not_comparable`, status `partial`, error counts,
-batching mode, plugin providers); a 1.0 file reads unchanged.
+batching mode, plugin providers); 1.2 added the model's per-task engine `sampling` and its
+`overridden_defaults`, and the protocol's `source`; older files read unchanged.
 """
 
 from __future__ import annotations
@@ -157,6 +158,10 @@ class ModelRecord(_Model):
     context_length: int | None = None
     quantization: str | None = None
     notes: list[str] = Field(default_factory=list)
+    sampling: dict[str, dict[str, Any]] = Field(default_factory=dict, description=(
+        "per task: the decoding parameters the engine was given, by the engine's own names, neutral values included"))
+    overridden_defaults: dict[str, Any] = Field(default_factory=dict, description=(
+        "decoding defaults of the model (generation_config.json) or server that the run set aside"))
 
 
 class DeviceRecord(_Model):
@@ -180,6 +185,7 @@ class ProtocolRecord(_Model):
     force_think: bool | None = None
     fewshot: int | None = None
     chat: bool | None = None
+    source: str | None = Field(None, description="where it was chosen: --protocol, card, served model metadata (...), model name")
 
 
 class Claim(_Model):

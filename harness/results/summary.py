@@ -83,7 +83,9 @@ def finish_run(run_dir: Path, cfg, plan, dev, info, state, gathered: list[dict],
 def _model(info) -> dict:
     return {"name_or_path": info.name_or_path, "backend": info.backend, "revision": info.revision, "dtype": info.dtype,
             "num_parameters": info.num_parameters, "random_weights": info.random_weights, "architecture": info.architecture,
-            "context_length": info.context_length, "quantization": info.quantization, "notes": list(info.notes)}
+            "context_length": info.context_length, "quantization": info.quantization, "notes": list(info.notes),
+            "sampling": dict(getattr(info, "sampling", {}) or {}),
+            "overridden_defaults": dict(getattr(info, "overridden_defaults", {}) or {})}
 
 
 def _device(dev) -> dict:
@@ -94,7 +96,7 @@ def _device(dev) -> dict:
 def _protocol(plan) -> dict:
     from harness.protocols import describe
 
-    return describe(plan.protocol)
+    return {**describe(plan.protocol), "source": getattr(plan, "protocol_source", None)}
 
 
 def _energy(gathered, dev, output_tokens, correct) -> dict:
