@@ -16,7 +16,9 @@ from harness.errors import ModelLoadError
 
 def test_sampling_greedy_and_sampled():
     greedy = adapter.sampling_kwargs(Sampling(max_new_tokens=64, top_k=50, top_p=0.9, stop=("\n\n",)), seed=7)
-    assert greedy == {"n": 1, "temperature": 0.0, "top_p": 1.0, "top_k": -1, "max_tokens": 64,
+    # every knob explicit, so neither vLLM's nor the model's generation_config defaults apply
+    assert greedy == {"n": 1, "temperature": 0.0, "top_p": 1.0, "top_k": -1, "min_p": 0.0, "repetition_penalty": 1.0,
+                      "presence_penalty": 0.0, "frequency_penalty": 0.0, "max_tokens": 64,
                       "min_tokens": 0, "stop": ["\n\n"], "seed": 7}
     sampled = adapter.sampling_kwargs(Sampling(max_new_tokens=8, min_new_tokens=8, temperature=0.6, top_p=0.95), seed=-1)
     assert sampled["temperature"] == 0.6 and sampled["top_p"] == 0.95 and sampled["top_k"] == -1
