@@ -137,3 +137,6 @@ def test_run_json_records_engine_sampling_protocol_source_and_token_split(tmp_pa
     for r in read_samples(d / "samples.jsonl"):
         assert r["thinking_tokens"] + r["answer_tokens"] == r["output_tokens"]
         assert r["token_split"] in ("ids", "exact")
+    doc = json.loads((run_dir(out) / "run.json").read_text())
+    assert doc["scoring"]["symbolic_limit_s"] > 0 and doc["scoring"]["limit_hits"] == 0
+    assert sum(doc["scoring"]["token_split"].values()) == doc["samples"]["done"]

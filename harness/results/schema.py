@@ -10,7 +10,7 @@ Versioning: `SCHEMA_VERSION` is MAJOR.MINOR. Within a MAJOR, fields are only add
 a default), so this reader validates every file of its MAJOR up to its own MINOR. 1.1 added
 optional fields only (claim `reasons`, verdict `not_comparable`, status `partial`, error counts,
 batching mode, plugin providers); 1.2 added the model's per-task engine `sampling` and its
-`overridden_defaults`, and the protocol's `source`; older files read unchanged.
+`overridden_defaults`, the protocol's `source`, and `scoring`; older files read unchanged.
 """
 
 from __future__ import annotations
@@ -212,6 +212,15 @@ class Samples(_Model):
     errors: int | None = Field(None, description="samples that ended in an error row")
 
 
+class Scoring(_Model):
+    """How answers were judged and thinking tokens counted, so a verdict can be reproduced."""
+
+    symbolic: str = Field(description="how symbolic equality was decided")
+    symbolic_limit_s: float = Field(description="time limit per symbolic comparison; past it, not equal")
+    limit_hits: int = Field(0, description="samples with a comparison that hit the limit (their rows list it)")
+    token_split: dict[str, int] = Field(default_factory=dict, description="samples per way thinking tokens were split (ids, exact, engine, server, estimated)")
+
+
 class Provider(_Model):
     """Where a plugin came from: built in, or an installed distribution."""
 
@@ -243,6 +252,7 @@ class RunResult(_Model):
     protocol_differences: dict[str, list[str]] = Field(default_factory=dict,
                                                        description="per task: how this run differs from the card's protocol")
     warnings: list[str] = Field(default_factory=list, description="things a reader must know")
+    scoring: Scoring | None = None
     plugins: dict[str, Provider] | None = Field(None, description="the task and backend plugins used, with their providers")
 
 

@@ -61,6 +61,7 @@ def finish_run(run_dir: Path, cfg, plan, dev, info, state, gathered: list[dict],
         "cost": _cost(cfg, info, wall_s, perf, correct, rows),
         "claims": [], "protocol_differences": {}, "warnings": [],
         "samples": {"done": len(rows), "planned": len(order)},
+        "scoring": _scoring(rows),
     }
     if info.random_weights:
         data["warnings"].append(RANDOM_WARNING)
@@ -86,6 +87,17 @@ def _model(info) -> dict:
             "context_length": info.context_length, "quantization": info.quantization, "notes": list(info.notes),
             "sampling": dict(getattr(info, "sampling", {}) or {}),
             "overridden_defaults": dict(getattr(info, "overridden_defaults", {}) or {})}
+
+
+def _scoring(rows) -> dict:
+    from harness.scoring.symbolic import LIMIT_S
+
+    splits: dict[str, int] = {}
+    for r in rows:
+        how = r.get("token_split") or "unmeasured"
+        splits[how] = splits.get(how, 0) + 1
+    return {"symbolic": "math-verify in a worker process, its own alarms off", "symbolic_limit_s": LIMIT_S,
+            "limit_hits": sum(bool(r.get("scoring_limit_hit")) for r in rows), "token_split": splits}
 
 
 def _device(dev) -> dict:
