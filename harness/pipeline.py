@@ -180,7 +180,7 @@ def _served(cfg: RunConfig):
     """For an OpenAI-compatible endpoint: a lookup of the served model's metadata (for its protocol)."""
     if not cfg.model.startswith("openai:"):
         return None
-    from harness.backends.openai import served_model
+    from harness.backends.served import served_model
 
     return lambda: served_model(cfg.model, cfg.base_url, cfg.api_key_env)
 

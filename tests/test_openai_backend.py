@@ -350,7 +350,7 @@ def test_openai_sends_every_sampling_field_and_hosted_apis_only_theirs():
 
 
 def test_openai_protocol_comes_from_flag_card_or_served_metadata_never_the_bare_name():
-    from harness.backends.openai import served_model
+    from harness.backends.served import served_model
     from harness.config import RunConfig
     from harness.errors import ConfigError
     from harness.plan import choose_protocol
@@ -373,3 +373,11 @@ def test_openai_protocol_comes_from_flag_card_or_served_metadata_never_the_bare_
     assert served_model("openai:other", "http://127.0.0.1:1/v1", None, transport=transport) is None
     assert served_model("openai:qwen", "http://127.0.0.1:1/v1", None,
                         transport=httpx.MockTransport(lambda r: httpx.Response(500))) is None
+
+
+def test_openai_hosted_api_gets_its_own_neutral_fields_only(monkeypatch):
+    monkeypatch.setenv("DEEPSEEK_API_KEY", "k")
+    hosted = _scripted(lambda r: httpx.Response(200), base_url="https://api.deepseek.com")
+    body = hosted.payload(_req())
+    assert (body["temperature"], body["top_p"], body["presence_penalty"], body["frequency_penalty"]) == (0.0, 1.0, 0.0, 0.0)
+    assert not {"top_k", "min_p", "repeat_penalty", "repetition_penalty", "typical_p", "mirostat_mode"} & set(body)

@@ -436,25 +436,4 @@ class _Stream:
     done: bool = False  # [DONE] arrived
 
 
-def served_model(model: str, base_url: str | None, api_key_env: str | None, transport=None) -> str | None:
-    """What the server says it serves under `model`: vLLM's `root` (the hub id or path it loaded),
-    else the listed id when it is a path (llama-cpp-python lists the GGUF path); None when the
-    server cannot be asked or says nothing more than the name."""
-    httpx = _import_httpx()
-    name = model.removeprefix("openai:")
-    base = (base_url or DEFAULT_BASE_URL).rstrip("/")
-    try:
-        key, _ = resolve_api_key(base, api_key_env)
-        headers = {"Authorization": f"Bearer {key}"} if key else {}
-        with httpx.Client(timeout=10.0, transport=transport) as client:
-            listed = client.get(f"{base}/models", headers=headers).json().get("data") or []
-    except (ModelLoadError, httpx.HTTPError, ValueError, AttributeError):
-        return None
-    for entry in listed:
-        if isinstance(entry, dict) and entry.get("id") == name:
-            root = entry.get("root") or entry.get("id")
-            return root if root and (root != name or "/" in root) else None
-    return None
-
-
-__all__ = ["OpenAIBackend", "served_model", "backoff_delay", "parse_retry_after", "resolve_api_key"]
+__all__ = ["OpenAIBackend", "backoff_delay", "parse_retry_after", "resolve_api_key"]
