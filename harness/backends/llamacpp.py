@@ -118,6 +118,9 @@ class LlamaCppBackend(Backend):
             template_source = "none: message contents as plain text"
         self._eog_ids: list[int] | None = None  # filled on first use of min_new_tokens
         self.info = self._model_info(str(path), metadata, n_ctx_train, template_source)
+        # GGUF files may recommend sampling settings (general.sampling.*); every request sets its own
+        self.info.overridden_defaults = {k.removeprefix("general.sampling."): v for k, v in metadata.items()
+                                         if k.startswith("general.sampling.")}
 
     @classmethod
     def from_options(cls, model: str, **options) -> LlamaCppBackend:

@@ -61,6 +61,18 @@ def sampling_kwargs(sampling: Sampling, seed: int) -> dict:
     }
 
 
+def model_defaults(params) -> dict:
+    """The sampling defaults vLLM took from the model's generation_config (its default
+    SamplingParams) that differ from neutral: each request sets its own, so these are set aside."""
+    neutral = sampling_kwargs(Sampling(temperature=1.0), 0)
+    out = {}
+    for key in ("temperature", "top_p", "top_k", "min_p", "repetition_penalty", "presence_penalty", "frequency_penalty"):
+        value = getattr(params, key, None)
+        if value is not None and value != neutral[key] and not (key == "top_k" and value in (0, -1)):
+            out[key] = value
+    return out
+
+
 def finish_reason(reason: str | None, stop_reason) -> str:
     """vLLM's ("stop", None) is the end-of-sequence token; a str stop_reason is a stop string;
     an int is a stop token id (the chat end token), which is an end of sequence too."""
@@ -151,6 +163,8 @@ class VLLMBackend(Backend):
         self._template = hf_template(self._tokenizer)
         self._templated = self._template is not None
         self.info = self._model_info(model, revision, int(tensor_parallel_size or 1))
+        defaults = getattr(self._llm, "get_default_sampling_params", None)
+        self.info.overridden_defaults = model_defaults(defaults() if callable(defaults) else None)
 
     @classmethod
     def from_options(cls, model: str, **options) -> VLLMBackend:
@@ -228,4 +242,4 @@ class VLLMBackend(Backend):
         return f"VLLMBackend({self.info.name_or_path!r})"
 
 
-__all__ = ["VLLMBackend", "finish_reason", "kv_bytes_per_token", "sampling_kwargs", "timings", "to_completion"]
+__all__ = ["VLLMBackend", "finish_reason", "model_defaults", "kv_bytes_per_token", "sampling_kwargs", "timings", "to_completion"]
