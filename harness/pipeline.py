@@ -18,7 +18,7 @@ from harness.runtime import parallel
 from harness.config import RunConfig
 from harness.measure.cost import hourly_price
 from harness.errors import ConfigError, Interrupted
-from harness.backends import load_backend
+from harness.backends import backend_class, load_backend
 from harness.generate import generate_all
 from harness.plan import make_plan
 from harness.scoring.record import sample_row
@@ -29,6 +29,8 @@ def run(cfg: RunConfig, progress=None, backend=None) -> Path:
     card = _card(cfg)
     plan = make_plan(cfg, card, served=_served(cfg))                          # tasks, items, protocol, sampling
     hourly_price(cfg.price_per_hour, cfg.instance)                            # a bad price fails now, not after measuring
+    if cfg.backend_options and backend is None:
+        backend_class(cfg)                                                    # a bad --backend-option fails before loading
     if cfg.resume:
         _check_resume(cfg)                                                    # refuse changed settings before loading
     dist, opened, shared = parallel.Dist(), None, backend is not None

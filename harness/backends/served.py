@@ -3,7 +3,8 @@ protocol of an `openai:<name>` run (the name itself is whatever the server calls
 
 from __future__ import annotations
 
-from harness.backends.openai import DEFAULT_BASE_URL, _import_httpx, resolve_api_key
+from harness.backends.openai import DEFAULT_BASE_URL
+from harness.backends.openai_http import import_httpx, resolve_api_key
 from harness.errors import ModelLoadError
 
 
@@ -11,7 +12,7 @@ def served_model(model: str, base_url: str | None, api_key_env: str | None, tran
     """What the server says it serves under `model`: vLLM's `root` (the hub id or path it loaded),
     else the listed id when it is a path (llama-cpp-python lists the GGUF path); None when the
     server cannot be asked or says nothing more than the name."""
-    httpx = _import_httpx()
+    httpx = import_httpx()
     name = model.removeprefix("openai:")
     base = (base_url or DEFAULT_BASE_URL).rstrip("/")
     try:

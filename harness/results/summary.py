@@ -62,6 +62,7 @@ def finish_run(run_dir: Path, cfg, plan, dev, info, state, gathered: list[dict],
         "claims": [], "protocol_differences": {}, "warnings": [],
         "samples": {"done": len(rows), "planned": len(order)},
         "scoring": _scoring(rows),
+        "plugins": _plugins(cfg, plan),
     }
     if info.random_weights:
         data["warnings"].append(RANDOM_WARNING)
@@ -79,6 +80,21 @@ def finish_run(run_dir: Path, cfg, plan, dev, info, state, gathered: list[dict],
 
     write_markdown(run_dir, run)
     return run
+
+
+def _plugins(cfg, plan) -> dict:
+    """Which code ran: each task and the backend, built in or from which distribution and version."""
+    from harness import registry
+    from harness.backends import backend_name
+
+    out = {"backend": registry.get("backends", backend_name(cfg)).record()}
+    for name in plan.tasks:
+        if name.startswith("lm_eval:"):
+            out[f"task:{name}"] = {"name": name, "provider": "lm-eval", "version": sys.modules["lm_eval"].__version__
+                                   if hasattr(sys.modules.get("lm_eval"), "__version__") else None}
+        else:
+            out[f"task:{name}"] = registry.get("tasks", name).record()
+    return out
 
 
 def _model(info) -> dict:
@@ -164,7 +180,7 @@ def _cost(cfg, info, wall_s, perf, correct, rows) -> dict:
 
 
 def _claims(data, plan, info, dev) -> None:
-    from harness.claims.cards import protocol_differences
+    from harness.claims.differences import protocol_differences
     from harness.claims.verdicts import claims_for_run
 
     diffs = {}
