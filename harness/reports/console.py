@@ -33,6 +33,8 @@ def summarize(run_dir) -> None:
 
     run = load_run(run_dir)
     print(f"run folder: {run_dir}")
+    if run.protocol is not None:
+        print(f"prompt protocol: {run.protocol.name}" + (f" (from {run.protocol.source})" if run.protocol.source else ""))
     for name, t in run.tasks.items():
         acc = t.metrics["accuracy"]
         extra = "".join(f", {m} {pct(v.value)}" for m, v in t.metrics.items() if m.startswith(("pass@", "maj@")))
