@@ -21,7 +21,9 @@ What is measured, and from where:
 
 Serving with llama-cpp-python: start it with `--interrupt_requests False` or use
 max_concurrency 1; by default that server ends the stream in flight (as a normal "stop") when
-the next request arrives, which would pass for short answers here.
+the next request arrives. So the default concurrency is 1 for a local server (8 for a remote
+API; --max-concurrency sets it), and a response with no tokens is retried and, if it stays
+empty, recorded as an error (never scored as an answer).
 
 Retries: 429, 5xx, connection errors, timeouts and truncated streams are retried up to
 `max_retries` times with exponential backoff and full jitter, honouring Retry-After. 401/403/404
@@ -147,7 +149,7 @@ class OpenAIBackend(Backend):
         *,
         base_url: str = DEFAULT_BASE_URL,
         api_key_env: str | None = None,
-        max_concurrency: int = 8,
+        max_concurrency: int | None = None,  # None: 1 for a local server, 8 for a remote API
         timeout_s: float = 600.0,
         max_retries: int = 5,
         tokenizer: str | None = None,
@@ -159,6 +161,9 @@ class OpenAIBackend(Backend):
         model = model.removeprefix("openai:")
         if not model:
             raise ConfigError("no model name for the OpenAI-compatible backend", "pass --model openai:<model name>")
+        local = _is_local((urlsplit(base_url).hostname or "").lower())
+        if max_concurrency is None:  # a local server may have one slot and cut off the request in flight
+            max_concurrency = 1 if local else 8
         if max_concurrency < 1 or max_retries < 0 or timeout_s <= 0:
             raise ConfigError("max_concurrency must be >= 1, max_retries >= 0, timeout_s > 0")
         self.model = model
@@ -292,7 +297,7 @@ class OpenAIBackend(Backend):
                 time.sleep(delay)
         why = f"failed after {attempt + 1} attempt(s): {last}"
         return Completion(
-            "", None, None, "error", None, None,
+            "", None, None, "error", None, None, error=why,
             unmeasured={f: why for f in ("input_tokens", "output_tokens", "ttft_s", "e2e_s")},
         )
 
@@ -365,6 +370,10 @@ class OpenAIBackend(Backend):
                 break  # leaving the `with` closes the stream, so the server stops generating
         if not (st.done or st.local_stop or st.finish):
             raise _Retryable("stream ended before the answer was complete")
+        if st.deltas == 0 and not ((st.usage or {}).get("completion_tokens") or 0) and st.finish != "length":
+            # no token at all: a server that cut this request off for the next one (llama.cpp's default
+            # with parallel requests) reports a normal stop; an answer of nothing is not an answer
+            raise _Retryable("empty response: the server returned no tokens")
         return self._completion(request, st, start)
 
     def _completion(self, request: Request, st: _Stream, start: float) -> Completion:

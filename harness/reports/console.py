@@ -24,18 +24,28 @@ def run_with_progress(cfg) -> int:
     else:
         run_dir = pipeline.run(cfg)
     if main:
-        summarize(run_dir)
+        data = summarize(run_dir)
+        if data.get("status") in ("partial", "failed"):
+            from harness.errors import RunFailed
+
+            n = data.get("samples", {})
+            raise RunFailed(f"run {data['status']}: {n.get('errors')} of {n.get('errors', 0) + n.get('done', 0)} samples failed "
+                            f"({(data.get('errors') or {}).get('first', 'see run.json')[:200]})",
+                            f"fix the cause, then `harness run --resume {run_dir}` retries only those samples")
     return 0
 
 
-def summarize(run_dir) -> None:
+def summarize(run_dir) -> dict:
     data = json.loads((run_dir / "run.json").read_text())
     print(f"run folder: {run_dir}")
+    n = data.get("samples") or {}
+    print(f"status: {data.get('status')} ({n.get('done', '?')} answered, {n.get('errors', 0)} failed, {n.get('planned', '?')} planned)")
     for name, t in data["tasks"].items():
         acc = t["metrics"]["accuracy"]
         extra = "".join(f", {m} {100 * v['value']:.1f}%" for m, v in t["metrics"].items() if m.startswith(("pass@", "maj@")))
         print(f"{name}: accuracy {100 * acc['value']:.1f}% [{100 * acc['ci95'][0]:.1f}, {100 * acc['ci95'][1]:.1f}] "
-              f"over {t['n']} problems x {t['k']}{extra}; truncated {100 * t['truncation_rate']:.0f}%")
+              f"over {t['n']} problems x {t['k']}{extra}; truncated {100 * t['truncation_rate']:.0f}%"
+              + (f"; {t['errors']} failed samples left out" if t.get("errors") else ""))
     perf = data["perf"]
     tps = perf.get("output_tokens_per_s")
     print(f"perf: {perf['wall_s']:.2f} s generating, {tps:.1f} output tok/s" if tps else f"perf: {perf['wall_s']:.2f} s generating")
@@ -43,3 +53,4 @@ def summarize(run_dir) -> None:
         print(f"claim {c['task']} {c['metric']} {100 * c['claimed']:.1f}%: {c['verdict']}")
     for w in data.get("warnings") or []:
         print(f"warning: {w}")
+    return data

@@ -181,7 +181,8 @@ def _header(d: dict) -> str:
     cls = "good" if status == "complete" else "bad"
     out = [f"<h1>{e(m.get('name_or_path'))}</h1>",
            f'<p class="sub">run {e(d.get("run_id"))} · <span class="badge {cls}">{e(status)}</span> · '
-           f'{e(done.get("done", "?"))}/{e(done.get("planned", "?"))} samples · created {e(d.get("created_utc"))} · '
+           f'{e(done.get("done", "?"))}/{e(done.get("planned", "?"))} samples answered'
+           f'{" · " + e(done["errors"]) + " failed (left out of every metric)" if done.get("errors") else ""} · created {e(d.get("created_utc"))} · '
            f'finished {e(d.get("finished_utc"))}</p>', '<div class="meta">']
     out.append(f"<div><b>model</b>{e(m.get('architecture') or '?')}, {e(count(m.get('num_parameters')))} parameters, "
                f"{e(m.get('dtype'))}, backend {e(m.get('backend'))}"

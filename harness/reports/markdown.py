@@ -28,7 +28,9 @@ def _ci(ci) -> str:
 def render_markdown(d: dict) -> str:
     m, dev, perf, cost = d["model"], d["device"], d.get("perf") or {}, d.get("cost") or {}
     out = [f"# Run {d['run_id']}: {m['name_or_path']}", ""]
-    out += [f"- status: **{d['status']}** ({d.get('samples', {}).get('done', '?')}/{d.get('samples', {}).get('planned', '?')} samples)",
+    n = d.get("samples") or {}
+    failed = f", {n['errors']} failed (left out of every metric; `harness run --resume` retries them)" if n.get("errors") else ""
+    out += [f"- status: **{d['status']}** ({n.get('done', '?')}/{n.get('planned', '?')} samples answered{failed})",
             f"- model: {m['name_or_path']} ({m.get('architecture') or '?'}, {_num(m.get('num_parameters'), '{:,}')} parameters, "
             f"{m.get('dtype')}, backend {m['backend']}{', revision ' + m['revision'] if m.get('revision') else ''})",
             f"- device: {dev['type']} — {dev['name']} ({dev.get('device_reason')}); dtype {dev.get('dtype')}: {dev.get('dtype_reason')}",
@@ -37,11 +39,12 @@ def render_markdown(d: dict) -> str:
         out.append(f"> **Warning:** {w}")
     if d.get("warnings"):
         out.append("")
-    out += ["## Accuracy", "", "| task | n | k | metric | value | 95% CI | method | truncated | mean output tokens |", "|---|---|---|---|---|---|---|---|---|"]
+    out += ["## Accuracy", "", "| task | n | k | failed | metric | value | 95% CI | method | truncated | mean output tokens |",
+            "|---|---|---|---|---|---|---|---|---|---|"]
     for name, t in (d.get("tasks") or {}).items():
         for metric, v in t["metrics"].items():
-            out.append(f"| {name} | {t['n']} | {t['k']} | {metric} | {_pct(v['value'])} | {_ci(v.get('ci95'))} | {v.get('method', '')} | "
-                       f"{_pct(t.get('truncation_rate'))} | {_num(t.get('mean_output_tokens'), '{:.1f}')} |")
+            out.append(f"| {name} | {t['n']} | {t['k']} | {t.get('errors', 0)} | {metric} | {_pct(v['value'])} | {_ci(v.get('ci95'))} | "
+                       f"{v.get('method', '')} | {_pct(t.get('truncation_rate'))} | {_num(t.get('mean_output_tokens'), '{:.1f}')} |")
     levels = [(name, t["by_level"]) for name, t in (d.get("tasks") or {}).items() if t.get("by_level")]
     if levels:
         out += ["", "## Accuracy by difficulty level", "", "| task | level | n | accuracy | 95% CI |", "|---|---|---|---|---|"]
