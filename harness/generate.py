@@ -92,8 +92,10 @@ def warm_up(backend: Backend, requests: Sequence[Request], times: int) -> dict:
 
 def generate_all(backend: Backend, requests: Sequence[Request], lengths: Sequence[int], *, batch_size: int | str,
                  on_batch: OnBatch, stop_signal: Callable[[], int | None] = lambda: None,
-                 progress: Callable[[int], None] = lambda n: None, retries: int = RETRIES,
-                 backoff_s: float = BACKOFF_S) -> list[Batch]:
+                 progress: Callable[[int], None] = lambda n: None, retries: int | None = None,
+                 backoff_s: float | None = None) -> list[Batch]:
+    retries = RETRIES if retries is None else retries
+    backoff_s = BACKOFF_S if backoff_s is None else backoff_s
     auto = batch_size == "auto"
     size = backend.max_batch_size() if auto else int(batch_size)
     queue = order(requests, lengths)

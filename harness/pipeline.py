@@ -58,9 +58,9 @@ def run(cfg: RunConfig, progress=None, backend=None) -> Path:
             ctx = RunContext(cfg, plan, dev, dist, _budgeted(cfg, backend), *opened, time.perf_counter() - t0,
                              progress or (lambda n: None))
             _generate_and_finish(ctx, stop)
-        except BaseException:
-            if opened:
-                rundir.close_run_dir(*opened, failed=True)                    # nothing measured: leave no half folder
+        except BaseException as e:
+            if opened:                                                        # failed with nothing measured: no half folder;
+                rundir.close_run_dir(*opened, failed=not isinstance(e, Interrupted))  # interrupted: resumable
             raise
         finally:
             if backend is not None and owned:

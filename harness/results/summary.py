@@ -71,7 +71,7 @@ def finish_run(run_dir: Path, cfg, plan, dev, info, state, gathered: list[dict],
     data["warnings"].extend(state.notes)
     for name, tp in plan.tasks.items():
         if getattr(tp.task, "unchecked", False):
-            data["warnings"].append(f"{name}: reading stopped at --limit {cfg.limit}; the rest of {tp.data_file or 'the data'} was not checked")
+            data["warnings"].append(f"{name}: reading stopped at --limit {cfg.limit}; any rows after that in {tp.data_file or 'the data'} were not checked")
     if info.random_weights:
         data["warnings"].append(RANDOM_WARNING)
     for name, tp in plan.tasks.items():

@@ -73,7 +73,7 @@ class Task:
                                 f"each row needs {', '.join(self.required_fields)}")
             items.append(replace(self.parse(row, index), where=where))
             if limit is not None and len(items) >= limit:
-                self.unchecked = next(rows, None) is not None  # read no further: the rest is not checked
+                self.unchecked = True  # read no further: rows after this one are not checked
                 break
         if not items:
             raise DataError(f"task {self.name}: no rows in {data_file or self.dataset}", "point --data-file at a non-empty JSONL file")
