@@ -1,7 +1,7 @@
 """Kill runs with SIGKILL at observed points of progress, resume them, and check nothing was lost,
 repeated or changed.
 
-    python benchmarks/crash_resume.py [--trials 20] [--limit 30] [--seed 0]
+    python benchmarks/crash_resume.py [--trials 20] [--limit 12] [--max-new-tokens 16] [--seed 0]
 
 A clean, uninterrupted run gives the reference outputs and accuracy. Each attempt starts the same
 run in its own process group and watches its folder; it kills the group with SIGKILL when the
@@ -41,9 +41,9 @@ def data_file(tmp: Path) -> Path:
     return path
 
 
-def command(data: Path, limit: int, out: Path) -> list[str]:
+def command(data: Path, limit: int, out: Path, tokens: int = 16) -> list[str]:
     return [sys.executable, "-m", "harness", "run", "--model", "random:tiny", "--tasks", "gsm8k", "--data-file", f"gsm8k={data}",
-            "--limit", str(limit), "--batch-size", "2", "--max-new-tokens", "32", "--quiet", "--output-dir", str(out)]
+            "--limit", str(limit), "--batch-size", "1", "--max-new-tokens", str(tokens), "--quiet", "--output-dir", str(out)]
 
 
 def rows_of(run_dir: Path) -> list[dict]:
@@ -95,14 +95,15 @@ def kill_at(proc: subprocess.Popen, out: Path, rows: int | None, limit: int, tim
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--trials", type=int, default=20, help="landed kills to reach")
-    ap.add_argument("--limit", type=int, default=30)
+    ap.add_argument("--limit", type=int, default=12, help="samples per run (each is one batch: batch size 1)")
+    ap.add_argument("--max-new-tokens", type=int, default=16)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
     rng = random.Random(args.seed)
     tmp = Path(tempfile.mkdtemp(prefix="crash-resume-"))
     data = data_file(tmp)
     t0 = time.perf_counter()
-    subprocess.run(command(data, args.limit, tmp / "clean"), check=True)
+    subprocess.run(command(data, args.limit, tmp / "clean", args.max_new_tokens), check=True)
     clean_s = time.perf_counter() - t0
     clean = the_run_dir(tmp / "clean")
     ref_acc = json.loads((clean / "run.json").read_text())["tasks"]["gsm8k"]["metrics"]["accuracy"]["value"]
@@ -112,7 +113,7 @@ def main() -> int:
         attempted += 1
         out = tmp / f"t{attempted}"
         target = None if attempted % 5 == 0 else rng.randint(1, args.limit - 1)
-        proc = subprocess.Popen(command(data, args.limit, out), start_new_session=True,
+        proc = subprocess.Popen(command(data, args.limit, out, args.max_new_tokens), start_new_session=True,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         if not kill_at(proc, out, target, args.limit, timeout_s=10 * clean_s + 60):
             print(f"attempt {attempted}: kill at {target or 'run.json write'} did not land (the run had finished)", flush=True)
