@@ -3,7 +3,6 @@ and the headline numbers. Only the main process prints."""
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 
@@ -24,33 +23,36 @@ def run_with_progress(cfg) -> int:
     else:
         run_dir = pipeline.run(cfg)
     if main:
-        data = summarize(run_dir)
-        if data.get("status") in ("partial", "failed"):
+        run = summarize(run_dir)
+        if run.status in ("partial", "failed"):
             from harness.errors import RunFailed
 
-            n = data.get("samples", {})
-            raise RunFailed(f"run {data['status']}: {n.get('errors')} of {n.get('errors', 0) + n.get('done', 0)} samples failed "
-                            f"({(data.get('errors') or {}).get('first', 'see run.json')[:200]})",
+            n = run.samples
+            first = run.errors.first if run.errors else "see run.json"
+            raise RunFailed(f"run {run.status}: {n.errors} of {n.errors + n.done} samples failed ({first[:200]})",
                             f"fix the cause, then `harness run --resume {run_dir}` retries only those samples")
     return 0
 
 
-def summarize(run_dir) -> dict:
-    data = json.loads((run_dir / "run.json").read_text())
+def summarize(run_dir):
+    from harness.results.store import load_run
+
+    run = load_run(run_dir)
     print(f"run folder: {run_dir}")
-    n = data.get("samples") or {}
-    print(f"status: {data.get('status')} ({n.get('done', '?')} answered, {n.get('errors', 0)} failed, {n.get('planned', '?')} planned)")
-    for name, t in data["tasks"].items():
-        acc = t["metrics"]["accuracy"]
-        extra = "".join(f", {m} {100 * v['value']:.1f}%" for m, v in t["metrics"].items() if m.startswith(("pass@", "maj@")))
-        print(f"{name}: accuracy {100 * acc['value']:.1f}% [{100 * acc['ci95'][0]:.1f}, {100 * acc['ci95'][1]:.1f}] "
-              f"over {t['n']} problems x {t['k']}{extra}; truncated {100 * t['truncation_rate']:.0f}%"
-              + (f"; {t['errors']} failed samples left out" if t.get("errors") else ""))
-    perf = data["perf"]
-    tps = perf.get("output_tokens_per_s")
-    print(f"perf: {perf['wall_s']:.2f} s generating, {tps:.1f} output tok/s" if tps else f"perf: {perf['wall_s']:.2f} s generating")
-    for c in data.get("claims") or []:
-        print(f"claim {c['task']} {c['metric']} {100 * c['claimed']:.1f}%: {c['verdict']}")
-    for w in data.get("warnings") or []:
+    n = run.samples
+    if n is not None:
+        print(f"status: {run.status} ({n.done} answered, {n.errors or 0} failed, {n.planned} planned)")
+    for name, t in run.tasks.items():
+        acc = t.metrics["accuracy"]
+        extra = "".join(f", {m} {100 * v.value:.1f}%" for m, v in t.metrics.items() if m.startswith(("pass@", "maj@")))
+        print(f"{name}: accuracy {100 * acc.value:.1f}% [{100 * acc.ci95[0]:.1f}, {100 * acc.ci95[1]:.1f}] "
+              f"over {t.n} problems x {t.k}{extra}; truncated {100 * t.truncation_rate:.0f}%"
+              + (f"; {t.errors} failed samples left out" if t.errors else ""))
+    perf = run.perf
+    tps = perf.output_tokens_per_s
+    print(f"perf: {perf.wall_s:.2f} s generating, {tps:.1f} output tok/s" if tps else f"perf: {perf.wall_s:.2f} s generating")
+    for c in run.claims:
+        print(f"claim {c.task} {c.metric} {100 * c.claimed:.1f}%: {c.verdict}")
+    for w in run.warnings:
         print(f"warning: {w}")
-    return data
+    return run

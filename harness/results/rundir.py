@@ -109,8 +109,8 @@ def open_run_dir(cfg, plan, dist) -> tuple[Path, RunState]:
         rows = store.all_samples(run_dir)
         stored = store.read_config(run_dir)
         previous = _readable_run(run_dir, notes)
-        run_id = (previous or {}).get("run_id") or stored.get("_run_id") or run_dir.name.rsplit("_", 1)[-1]
-        created = (previous or {}).get("created_utc") or stored.get("_created_utc") or store.utc_now()
+        run_id = (previous.run_id if previous else None) or stored.get("_run_id") or run_dir.name.rsplit("_", 1)[-1]
+        created = (previous.created_utc if previous else None) or stored.get("_created_utc") or store.utc_now()
         state = RunState(run_id, created, {store.key_of(r) for r in rows}, False, session, lock=lock, notes=notes)
         return run_dir, state
     run_id = dist.broadcast(store.new_run_id())
@@ -218,7 +218,7 @@ def drop_error_rows(run_dir: Path) -> int:
     return dropped
 
 
-def _readable_run(run_dir: Path, notes: list[str]) -> dict | None:
+def _readable_run(run_dir: Path, notes: list[str]):
     """The previous run.json, or None (with a note) when it is missing, empty or not valid."""
     if not (run_dir / store.RUN).exists():
         return None

@@ -3,7 +3,7 @@
 samples.jsonl is append-only: each batch's rows are written, flushed and fsync'd before the next
 batch starts, so a crash loses at most the batch in flight. A torn last line (the process died
 mid-write) is detected on read and dropped. run.json and config.json are replaced atomically
-(temp file, fsync, rename), so no reader ever sees half a file. The schema is in results/README.md.
+(temp file, fsync, rename), so no reader ever sees half a file. The schema is harness/results/schema.py.
 """
 
 from __future__ import annotations
@@ -18,8 +18,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterable
 
-from harness import SCHEMA_VERSION
 from harness.errors import ConfigError, HarnessError, shown
+from harness.results import schema
+from harness.results.schema import RunResult
 from harness.secrets import redact
 
 SAMPLES = "samples.jsonl"
@@ -229,7 +230,9 @@ def rewrite_rows(path: Path, rows: list[dict]) -> None:
     write_text_atomic(path, "".join(_line(r) for r in rows))
 
 
-def load_run(run_dir: str | Path) -> dict:
+def load_run(run_dir: str | Path) -> RunResult:
+    """A run folder's run.json, validated against the schema (any 1.x file up to this version). An
+    empty or unreadable one names the recovery: --resume rebuilds it from the samples."""
     path = Path(run_dir) / RUN
     if not path.exists():
         raise ConfigError(f"no run.json in {run_dir}", "pass a folder written by `harness run`")
@@ -240,9 +243,7 @@ def load_run(run_dir: str | Path) -> dict:
         raise ConfigError(f"{path} is empty or not valid JSON", fix) from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path} holds a JSON {type(data).__name__}, not a run", fix)
-    if str(data.get("schema_version", "")).split(".")[0] != SCHEMA_VERSION.split(".")[0]:
-        raise ConfigError(f"{path} has schema {shown(data.get('schema_version'))}, this harness reads {SCHEMA_VERSION}", "use a matching harness version")
-    return data
+    return schema.validate(data, str(path))
 
 
 def sample_key(row: dict) -> tuple[str, str, int]:
