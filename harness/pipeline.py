@@ -121,7 +121,7 @@ def _finish(ctx: RunContext, status: str, wall_s: float, warmup: dict, meter, ra
     if ctx.dist.is_main:
         from harness.results.summary import finish_run
 
-        finish_run(ctx.run_dir, ctx.cfg, ctx.plan, ctx.dev, ctx.backend.info, ctx.state, gathered, status, world=ctx.dist.world)
+        finish_run(ctx, gathered, status)
     ctx.dist.barrier()
     if raise_signal:
         raise Interrupted(raise_signal)

@@ -29,7 +29,10 @@ def versions() -> dict:
     return out
 
 
-def finish_run(run_dir: Path, cfg, plan, dev, info, state, gathered: list[dict], status: str, *, world: int = 1) -> RunResult:
+def finish_run(ctx, gathered: list[dict], status: str) -> RunResult:
+    """run.json and report.md for the run in `ctx` (pipeline.RunContext) from what is on disk and
+    what each process measured (`gathered`)."""
+    run_dir, cfg, plan, dev, info, state, world = ctx.run_dir, ctx.cfg, ctx.plan, ctx.dev, ctx.backend.info, ctx.state, ctx.dist.world
     order = [req.key for req, *_ in plan.work()]
     rows = results.merge_shards(run_dir, order) if world > 1 or results.shard_files(run_dir) else results.all_samples(run_dir)
     failed = [r for r in rows if results.is_error_row(r)]
