@@ -95,6 +95,9 @@ def test_every_request_failed_is_a_failed_run(tmp_path, capsys, monkeypatch):
     assert code == 4 and "run failed: 4 of 4" in err
     doc = _doc(run_dir)
     assert doc["status"] == "failed" and doc["tasks"] == {} and doc["errors"]["first"] == "server said no"
+    code, out, err = run_cli(["report", str(run_dir)], capsys)  # a run with no answered sample still renders
+    assert code == 0, err
+    assert "4 failed" in (run_dir / "report.md").read_text() and "4 failed" in (run_dir / "report.html").read_text()
 
 
 def test_a_user_error_from_the_engine_still_stops_the_run(tmp_path, capsys, monkeypatch):
