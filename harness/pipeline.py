@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from harness.backends import load_backend
+from harness.backends import backend_class, load_backend
 from harness.config import RunConfig
 from harness.errors import Interrupted
 from harness.generate import first_batch, generate_all, warm_up
@@ -44,6 +44,8 @@ class RunContext:
 def run(cfg: RunConfig, progress=None, backend=None) -> Path:
     plan = make_plan(cfg, _card(cfg))                                         # tasks, items, protocol, sampling
     hourly_price(cfg.price_per_hour, cfg.instance)                            # a bad price fails now, not after measuring
+    if cfg.backend_options and backend is None:
+        backend_class(cfg)                                                    # a bad --backend-option fails before loading
     if cfg.resume:
         rundir.check_resume(cfg, plan)                                        # refuse changed settings or data before loading
     with StopSignals() as stop:                                               # a signal during loading still ends "interrupted"

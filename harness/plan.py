@@ -79,9 +79,9 @@ def make_plan(cfg: RunConfig, card=None) -> Plan:
         temperature = _first(cfg.temperature, d.get("temperature"), SAMPLING_DEFAULTS["temperature"] if k > 1 else 0.0)
         top_p = _first(cfg.top_p, d.get("top_p"), SAMPLING_DEFAULTS["top_p"] if temperature > 0 else 1.0)
         top_k = _first(cfg.top_k, d.get("top_k"), 0) or 0
-        max_new = _first(cfg.max_new_tokens, d.get("max_new_tokens"), getattr(task, "max_new_tokens", None), DEFAULT_MAX_NEW_TOKENS)
+        max_new = _first(cfg.max_new_tokens, d.get("max_new_tokens"), task.max_new_tokens, DEFAULT_MAX_NEW_TOKENS)
         sampling = Sampling(max_new_tokens=max_new, temperature=temperature, top_p=top_p, top_k=top_k,
-                            stop=tuple(cfg.stop) + tuple(protocol.stop) + tuple(getattr(task, "stop", ())))
+                            stop=tuple(cfg.stop) + tuple(protocol.stop) + tuple(task.stop))
         settings = {"protocol": protocol.name, "temperature": temperature, "top_p": top_p, "top_k": top_k, "max_new_tokens": max_new,
                     "num_samples": k, "seed": cfg.seed, "force_think": protocol.force_think, "system_prompt": protocol.system_prompt,
                     "limit": cfg.limit, "n": len(items)}
@@ -90,7 +90,7 @@ def make_plan(cfg: RunConfig, card=None) -> Plan:
 
 
 def _card_defaults(card, task: str) -> dict:
-    from harness.claims.cards import card_generation_defaults
+    from harness.claims.differences import card_generation_defaults
 
     return card_generation_defaults(card, task)
 

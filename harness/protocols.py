@@ -158,15 +158,8 @@ def join_prefill(rendered: str, prefill: str) -> str:
 
 
 def question_text(task: Task, item: Item) -> str:
-    """The task's own rendering, with a fallback for plugin tasks that define none."""
-    fmt = getattr(task, "format_question", None)
-    if fmt is not None:
-        return fmt(item)
-    if item.choices:
-        from harness.tasks._choice import render_choices
-
-        return render_choices(item.question, item.choices)
-    return item.question
+    """The task's own rendering of the question (Task.format_question)."""
+    return task.format_question(item)
 
 
 def is_chinese(text: str) -> bool:

@@ -8,7 +8,13 @@ This module imports no torch.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import ClassVar
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from harness.errors import ConfigError, validation_message
 
 
 @dataclass(frozen=True)
@@ -79,11 +85,57 @@ class ModelInfo:
     notes: list[str] = field(default_factory=list)
 
 
+class BackendOptions(BaseModel):
+    """The options a backend takes, declared once: subclass per engine with typed fields and a
+    description each. Unknown keys are errors (`--backend-option`); `harness list backends` shows them."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# Passed to every backend by the pipeline; an engine that has no use for them ignores them
+# without a note (per-request seeds are what make samples reproducible).
+QUIET_OPTIONS = frozenset({"device", "seed"})
+
+
+def split_options(options: Mapping, accepted: Iterable[str]) -> tuple[dict, list[str]]:
+    """(the options this engine takes, set; the names of set options it ignores, for a note)."""
+    accepted = set(accepted)
+    taken = {k: v for k, v in options.items() if k in accepted and v is not None}
+    ignored = sorted(k for k, v in options.items()
+                     if k not in accepted and k not in QUIET_OPTIONS and v not in (None, False, (), [], {}))
+    return taken, ignored
+
+
 class Backend:
-    """Subclass and implement `generate`. Hooks have working defaults."""
+    """Subclass and implement `generate`. Hooks have working defaults.
+
+    A backend plugin is one class: `name`, `Options` (its BackendOptions), `install` (how to get
+    its engine, for `harness list backends`), `generate`; `from_options` builds it from a run's
+    options (the default passes the declared options to the constructor)."""
 
     name = "base"
+    Options: ClassVar[type[BackendOptions]] = BackendOptions
+    install: ClassVar[str] = "built in"
     info: ModelInfo
+
+    @classmethod
+    def check_options(cls, options: Mapping) -> BackendOptions:
+        """The options validated against `Options`: one error line naming the bad key and the allowed ones."""
+        try:
+            return cls.Options.model_validate(dict(options))
+        except ValidationError as e:
+            raise ConfigError(f"backend {cls.name}: {validation_message(e, cls.Options)}",
+                              f"pass only the options `harness list backends` shows for {cls.name}") from None
+
+    @classmethod
+    def from_options(cls, model: str, **options) -> Backend:
+        """Build for `model` from a run's options: the ones `Options` declares are validated and passed
+        to the constructor; the others (meant for other engines) are noted and ignored."""
+        taken, ignored = split_options(options, cls.Options.model_fields)
+        backend = cls(model, **cls.check_options(taken).model_dump(exclude_unset=True))
+        if ignored:
+            backend.info.notes.append(f"options ignored by the {cls.name} backend: {', '.join(ignored)}")
+        return backend
 
     def generate(self, requests: list[Request]) -> list[Completion]:
         """Generate one Completion per request, in the same order."""

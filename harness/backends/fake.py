@@ -18,6 +18,7 @@ from harness.errors import ModelLoadError
 
 class FakeBackend(Backend):
     name = "fake"
+    install = "scripted, for tests (fake:echo or fake:SCRIPT.json)"
 
     def __init__(self, script: dict[str, str] | None, name: str):
         self.script = script

@@ -14,7 +14,9 @@ import time
 import torch
 from transformers import GenerationConfig, LogitsProcessor, LogitsProcessorList, StoppingCriteria, StoppingCriteriaList
 
-from harness.backends.base import Backend, Completion, ModelInfo, Request
+from pydantic import Field
+
+from harness.backends.base import Backend, BackendOptions, Completion, ModelInfo, Request
 from harness.backends.models import load as load_model
 from harness.protocols import join_prefill, plain_prompt
 from harness.measure.roofline import kv_bytes_or_none
@@ -106,8 +108,18 @@ class StepClock(StoppingCriteria):
         return [m - self.t0 for m in self.marks]
 
 
+class TransformersOptions(BackendOptions):
+    revision: str | None = Field(None, description="the Hub revision (branch, tag or commit) to load")
+    tokenizer: str | None = Field(None, description="a tokenizer folder other than the model's")
+    device_map: str | None = Field(None, description="accelerate placement, e.g. auto, to shard a model too large for one device")
+    max_memory: dict[str, str] | None = Field(None, description="per-device memory caps for device_map, e.g. {0: 20GiB, cpu: 60GiB}")
+    trust_remote_code: bool = Field(False, description="run the model repository's own code")
+    allow_pickle: bool = Field(False, description="load pickled (.bin) weights; safetensors only otherwise")
+
+
 class TransformersBackend(Backend):
     name = "transformers"
+    Options = TransformersOptions
 
     def __init__(self, model, tokenizer, info: ModelInfo, device: str):
         self.model, self.tokenizer, self.info, self.device = model, tokenizer, info, device

@@ -21,13 +21,20 @@ import codecs
 import time
 from pathlib import Path
 
+from pydantic import Field
+
 from harness.backends._sampling import StopScanner, effective_top_k, engine_seed, plain_prompt, split_options
-from harness.backends.base import Backend, Completion, ModelInfo, Request
+from harness.backends.base import Backend, BackendOptions, Completion, ModelInfo, Request
 from harness.errors import ModelLoadError
 
 DEFAULT_MAX_CTX = 32768  # cap on the default context: the KV cache for 128k would not fit a laptop
 KV_CACHE_BYTES_PER_VALUE = 2  # llama.cpp keeps its KV cache in f16 unless told otherwise
-_OPTIONS = ("n_ctx", "n_gpu_layers", "tokenizer")
+
+
+class LlamaCppOptions(BackendOptions):
+    n_ctx: int | None = Field(None, gt=0, description="context window (default: the model's training context, capped)")
+    n_gpu_layers: int | None = Field(None, ge=-1, description="layers offloaded to the GPU (-1: all; default all on a GPU device)")
+    tokenizer: str | None = Field(None, description="a Hugging Face tokenizer folder for the chat template (default: the GGUF's own)")
 
 
 def _import_llama_cpp():
@@ -72,6 +79,8 @@ class LlamaCppBackend(Backend):
     """A GGUF model on llama.cpp. Build it with `from_options(path_to_gguf, **options)`."""
 
     name = "llamacpp"
+    Options = LlamaCppOptions
+    install = "llama.cpp for GGUF: pip install 'cnllm-harness[llamacpp]'"
 
     def __init__(self, model_path: str, *, n_ctx: int | None = None, n_gpu_layers: int = 0, tokenizer: str | None = None):
         llama_cpp = _import_llama_cpp()
@@ -124,7 +133,8 @@ class LlamaCppBackend(Backend):
         """Build from CLI/config options; options meant for other engines are noted and ignored.
 
         On a GPU device without an explicit n_gpu_layers every layer is offloaded (-1)."""
-        kwargs, ignored = split_options(options, _OPTIONS)
+        kwargs, ignored = split_options(options, cls.Options.model_fields)
+        kwargs = cls.check_options(kwargs).model_dump(exclude_unset=True)
         device = getattr(options.get("device"), "type", options.get("device"))
         if "n_gpu_layers" not in kwargs and device not in (None, "cpu"):
             kwargs["n_gpu_layers"] = -1

@@ -21,12 +21,13 @@ from __future__ import annotations
 
 import time
 
+from pydantic import Field
+
 from harness.backends._sampling import plain_prompt, split_options
-from harness.backends.base import Backend, Completion, ModelInfo, Request, Sampling
+from harness.backends.base import Backend, BackendOptions, Completion, ModelInfo, Request, Sampling
 from harness.errors import ModelLoadError
 from harness.measure.roofline import kv_bytes_or_none
 
-_OPTIONS = ("revision", "dtype", "trust_remote_code", "tensor_parallel_size", "n_ctx", "tokenizer")
 NO_METRICS = "vLLM returned no per-request metrics (this version or its settings do not record them)"
 
 
@@ -107,10 +108,21 @@ def kv_bytes_per_token(hf_config, dtype_bytes: int | None) -> int | None:
     return kv_bytes_or_none(hf_config, dtype_bytes, mla_compressed=True)
 
 
+class VLLMOptions(BackendOptions):
+    revision: str | None = Field(None, description="the Hub revision to load")
+    dtype: str | None = Field(None, description="vLLM's dtype (default: the resolved device dtype)")
+    trust_remote_code: bool = Field(False, description="run the model repository's own code")
+    tensor_parallel_size: int = Field(1, ge=1, description="GPUs one model is split across")
+    n_ctx: int | None = Field(None, gt=0, description="max_model_len (default: the model's)")
+    tokenizer: str | None = Field(None, description="a tokenizer folder other than the model's")
+
+
 class VLLMBackend(Backend):
     """A Hugging Face model on vLLM. Build it with `from_options(model, **options)`."""
 
     name = "vllm"
+    Options = VLLMOptions
+    install = "pip install 'cnllm-harness[vllm]' (a CUDA machine)"
 
     def __init__(
         self,
@@ -149,7 +161,8 @@ class VLLMBackend(Backend):
         """Build from CLI/config options; options meant for other engines are noted and ignored.
 
         Without an explicit dtype, the pipeline's resolved device dtype is used."""
-        kwargs, ignored = split_options(options, _OPTIONS)
+        kwargs, ignored = split_options(options, cls.Options.model_fields)
+        kwargs = cls.check_options(kwargs).model_dump(exclude_unset=True)
         device = options.get("device")
         if "dtype" not in kwargs and getattr(device, "dtype", None) not in (None, "auto"):
             kwargs["dtype"] = device.dtype

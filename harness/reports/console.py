@@ -35,6 +35,7 @@ def run_with_progress(cfg) -> int:
 
 
 def summarize(run_dir):
+    from harness.reports.format import interval, pct
     from harness.results.store import load_run
 
     run = load_run(run_dir)
@@ -44,15 +45,15 @@ def summarize(run_dir):
         print(f"status: {run.status} ({n.done} answered, {n.errors or 0} failed, {n.planned} planned)")
     for name, t in run.tasks.items():
         acc = t.metrics["accuracy"]
-        extra = "".join(f", {m} {100 * v.value:.1f}%" for m, v in t.metrics.items() if m.startswith(("pass@", "maj@")))
-        print(f"{name}: accuracy {100 * acc.value:.1f}% [{100 * acc.ci95[0]:.1f}, {100 * acc.ci95[1]:.1f}] "
-              f"over {t.n} problems x {t.k}{extra}; truncated {100 * t.truncation_rate:.0f}%"
+        extra = "".join(f", {m} {pct(v.value)}" for m, v in t.metrics.items() if m.startswith(("pass@", "maj@")))
+        print(f"{name}: accuracy {pct(acc.value)} {interval(acc.ci95)} "
+              f"over {t.n} problems x {t.k}{extra}; truncated {pct(t.truncation_rate, 0)}"
               + (f"; {t.errors} failed samples left out" if t.errors else ""))
     perf = run.perf
     tps = perf.output_tokens_per_s
     print(f"perf: {perf.wall_s:.2f} s generating, {tps:.1f} output tok/s" if tps else f"perf: {perf.wall_s:.2f} s generating")
     for c in run.claims:
-        print(f"claim {c.task} {c.metric} {100 * c.claimed:.1f}%: {c.verdict}")
+        print(f"claim {c.task} {c.metric} {pct(c.claimed)}: {c.verdict}")
     for w in run.warnings:
         print(f"warning: {w}")
     return run

@@ -277,6 +277,8 @@ def load(path: str | Path) -> RunResult:
     path = Path(path)
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as e:
+        raise ConfigError(f"cannot read {path} ({e.strerror or e})", "check the run folder's permissions") from None
     except ValueError:
         raise ConfigError(f"{path} is not valid JSON", "re-render it with `harness run --resume`") from None
     return validate(data, str(path))

@@ -69,6 +69,7 @@ def finish_run(ctx, gathered: list[dict], status: str) -> RunResult:
         "cost": _cost(cfg, info, wall_s, perf, correct, answered),
         "claims": [], "protocol_differences": {}, "warnings": [],
         "samples": {"done": len(answered), "errors": len(failed), "planned": len(order)},
+        "plugins": _plugins(cfg, plan),
     }
     if failed:
         data["errors"] = {"count": len(failed), "first": failed[0].get("error") or "the request failed",
@@ -112,6 +113,21 @@ def _earlier_sessions_s(batches: list[dict], session: str) -> float:
         if s and s != session and isinstance(b.get("elapsed_s"), (int, float)):
             spent[s] = max(spent.get(s, 0.0), b["elapsed_s"])
     return sum(spent.values())
+
+
+def _plugins(cfg, plan) -> dict:
+    """Which code ran: each task and the backend, built in or from which distribution and version."""
+    from harness import registry
+    from harness.backends import backend_name
+
+    out = {"backend": registry.get("backends", backend_name(cfg)).record()}
+    for name in plan.tasks:
+        if name.startswith("lm_eval:"):
+            out[f"task:{name}"] = {"name": name, "provider": "lm-eval", "version": sys.modules["lm_eval"].__version__
+                                   if hasattr(sys.modules.get("lm_eval"), "__version__") else None}
+        else:
+            out[f"task:{name}"] = registry.get("tasks", name).record()
+    return out
 
 
 def _model(info) -> dict:
@@ -184,7 +200,7 @@ def _cost(cfg, info, wall_s, perf, correct, rows) -> dict:
 
 
 def _claims(data, plan, info, dev) -> None:
-    from harness.claims.cards import protocol_differences
+    from harness.claims.differences import protocol_differences
     from harness.claims.verdicts import claims_for_run
 
     diffs = {}
