@@ -78,7 +78,7 @@ def finish_run(ctx, gathered: list[dict], status: str) -> RunResult:
                                 f"(first: {(failed[0].get('error') or 'the request failed')[:200]})")
     data["warnings"].extend(state.notes)
     for name, tp in plan.tasks.items():
-        if getattr(tp.task, "unchecked", False):
+        if tp.task.unchecked:
             data["warnings"].append(f"{name}: reading stopped at --limit {cfg.limit}; any rows after that in {tp.data_file or 'the data'} were not checked")
     if info.random_weights:
         data["warnings"].append(RANDOM_WARNING)
