@@ -42,7 +42,7 @@ class RunContext:
 
 
 def run(cfg: RunConfig, progress=None, backend=None) -> Path:
-    plan = make_plan(cfg, _card(cfg))                                         # tasks, items, protocol, sampling
+    plan = make_plan(cfg, _card(cfg), served=_served(cfg))                    # tasks, items, protocol, sampling
     hourly_price(cfg.price_per_hour, cfg.instance)                            # a bad price fails now, not after measuring
     if cfg.backend_options and backend is None:
         backend_class(cfg)                                                    # a bad --backend-option fails before loading
@@ -74,6 +74,7 @@ def run(cfg: RunConfig, progress=None, backend=None) -> Path:
 def _generate_and_finish(ctx: RunContext, stop: StopSignals) -> None:
     if stop.received():
         return _finish(ctx, "interrupted", 0.0, {"s": 0.0, "requests": 0}, None, raise_signal=stop.received())
+    ctx.backend.info.sampling = {name: ctx.backend.engine_sampling(tp.sampling) for name, tp in ctx.plan.tasks.items()}  # as set
     work = [w for w in ctx.plan.work() if w[0].key not in ctx.state.done]    # what is left to generate
     mine = ctx.dist.shard(work)
     prompts = {req.key: ctx.backend.render(req) for req, *_ in mine}
@@ -144,6 +145,15 @@ def _budgeted(cfg: RunConfig, backend):
     from harness.backends.budget import BudgetedBackend
 
     return BudgetedBackend(backend, cfg.think_budget, cfg.answer_tokens)
+
+
+def _served(cfg: RunConfig):
+    """For an OpenAI-compatible endpoint: a lookup of the served model's metadata (for its protocol)."""
+    if not cfg.model.startswith("openai:"):
+        return None
+    from harness.backends.served import served_model
+
+    return lambda: served_model(cfg.model, cfg.base_url, cfg.api_key_env)
 
 
 def _card(cfg: RunConfig):

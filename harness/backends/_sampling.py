@@ -1,6 +1,6 @@
-"""Pieces the engine adapters share: stop-string scanning over streamed text, a plain-text prompt
-for models without a chat template, the mapping of `Sampling` onto engine knobs, and the split
-of the pipeline's options into the ones an engine takes and the ones it ignores (defined in base).
+"""Pieces the engine adapters share: stop-string scanning over streamed text, the mapping of
+`Sampling` onto engine knobs, and the split of the pipeline's options into the ones an engine
+takes and the ones it ignores (defined in base). Prompts are rendered by backends/render.py.
 
 Kept free of engine imports so every adapter (and its tests) can use it without the engine.
 """
@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from harness.backends.base import QUIET_OPTIONS, Sampling, split_options  # noqa: F401  (split_options re-exported)
-from harness.protocols import plain_prompt  # noqa: F401  (re-exported for the engines)
 
 
 class StopScanner:

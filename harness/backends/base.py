@@ -19,12 +19,19 @@ from harness.errors import ConfigError, validation_message
 
 @dataclass(frozen=True)
 class Sampling:
-    """Decoding settings for one request. temperature 0 means greedy."""
+    """Decoding settings for one request. temperature 0 means greedy. Every knob an engine has is
+    here with its neutral value, and every engine sets all of them explicitly: a server's or a
+    model's own default (llama.cpp's repeat penalty 1.1, a generation_config.json repetition
+    penalty) must never change what "greedy" means."""
 
     max_new_tokens: int = 512
     temperature: float = 0.0
     top_p: float = 1.0
     top_k: int = 0  # 0: no top-k cut
+    min_p: float = 0.0
+    repetition_penalty: float = 1.0  # multiplicative (transformers, vLLM, llama.cpp's repeat_penalty)
+    presence_penalty: float = 0.0  # additive, OpenAI-style
+    frequency_penalty: float = 0.0
     min_new_tokens: int = 0  # bench sets min = max for a fixed output length
     stop: tuple[str, ...] = ()
 
@@ -62,7 +69,9 @@ class Completion:
     ttft_s: float | None
     e2e_s: float | None
     reasoning_text: str | None = None  # thinking returned separately (API reasoning_content)
-    reasoning_tokens: int | None = None
+    reasoning_tokens: int | None = None  # the server's count of reasoning tokens (usage), where it gives one
+    token_ids: list[int] | None = None  # the generated ids (EOS included when sampled), where the engine has them
+    thinking_tokens: int | None = None  # set by an engine that knows the split itself (two-phase budgets)
     batch_size: int = 1
     batch_wall_s: float | None = None  # wall time of the whole batch this row was part of
     unmeasured: dict[str, str] = field(default_factory=dict)  # field -> why it is None
@@ -83,6 +92,8 @@ class ModelInfo:
     kv_bytes_per_token: int | None = None  # KV cache bytes per token of context (roofline)
     quantization: str | None = None
     notes: list[str] = field(default_factory=list)
+    sampling: dict[str, dict] = field(default_factory=dict)  # per task: the engine's effective decoding parameters
+    overridden_defaults: dict[str, object] = field(default_factory=dict)  # model/server defaults set aside
 
 
 class BackendOptions(BaseModel):
@@ -148,6 +159,17 @@ class Backend:
 
     def count_tokens(self, text: str) -> int | None:
         """Token count of `text` with the model's tokenizer, or None when unknown."""
+        return None
+
+    def engine_sampling(self, sampling: Sampling) -> dict:
+        """The decoding parameters this engine actually uses for `sampling`, by the engine's own
+        names (recorded in run.json per task)."""
+        return {k: getattr(sampling, k) for k in ("temperature", "top_p", "top_k", "min_p", "repetition_penalty",
+                                                  "presence_penalty", "frequency_penalty")}
+
+    def decode(self, ids: list[int]) -> str | None:
+        """The text of generated ids, decoded as the engine decodes its output; None when unknown.
+        Used to find where the thinking trace ends in `Completion.token_ids`."""
         return None
 
     def synchronize(self) -> None:

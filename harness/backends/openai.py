@@ -42,6 +42,7 @@ import random
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from urllib.parse import urlsplit
 
 from pydantic import Field
@@ -52,6 +53,7 @@ from harness.backends.openai_http import (
     RETRY_STATUS, Rejected, Retryable, Stream, backoff_delay, import_httpx, is_local, parse_retry_after, public_url, read_stream,
     resolve_api_key,
 )
+from harness.backends.render import hf_template, render
 from harness.errors import ConfigError, ModelLoadError
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
@@ -120,11 +122,12 @@ class OpenAIBackend(Backend):
             transport=transport,
         )
         self._httpx = httpx
-        self._tokenizer = None
+        self._tokenizer = self._template = None
         if tokenizer:
             from transformers import AutoTokenizer
 
             self._tokenizer = AutoTokenizer.from_pretrained(tokenizer)
+            self._template = hf_template(self._tokenizer)
         self.info = ModelInfo(
             name_or_path=model,
             backend=self.name,
@@ -139,16 +142,31 @@ class OpenAIBackend(Backend):
 
     # ---- hooks ----------------------------------------------------------------------------
     def render(self, request: Request) -> str:
-        """With a local tokenizer, its chat template; otherwise the messages as sent (JSON)."""
+        """With a local tokenizer, what the server's template should make of the request (the
+        shared renderer, without the prefill a chat API cannot take); otherwise the messages as
+        sent (JSON)."""
         if self._tokenizer is not None:
-            messages = [dict(m) for m in request.messages]
-            return self._tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+            return render(replace(request, prefill=""), self._template)
         return json.dumps(list(request.messages), ensure_ascii=False)
 
     def count_tokens(self, text: str) -> int | None:
         if self._tokenizer is None:
             return None
         return len(self._tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def engine_sampling(self, sampling) -> dict:
+        """Every sampling field sent, neutral values included: servers have their own defaults
+        (llama-cpp-python's repeat_penalty 1.1, top_k 40, min_p 0.05) that would otherwise apply.
+        Hosted APIs get only the OpenAI fields; local servers also top_k (0: off), min_p, the llama.cpp names
+        (repeat_penalty, typical_p, mirostat_mode) and the vLLM/SGLang ones (repetition_penalty)."""
+        greedy = sampling.greedy
+        params = {"temperature": 0.0 if greedy else sampling.temperature, "top_p": 1.0 if greedy else sampling.top_p,
+                  "presence_penalty": sampling.presence_penalty, "frequency_penalty": sampling.frequency_penalty}
+        if not self._official:
+            params.update({"top_k": 1 if greedy else max(0, sampling.top_k),
+                           "min_p": 0.0 if greedy else sampling.min_p, "repeat_penalty": sampling.repetition_penalty,
+                           "repetition_penalty": sampling.repetition_penalty, "typical_p": 1.0, "mirostat_mode": 0})
+        return params
 
     def max_batch_size(self) -> int:
         return self.max_concurrency
@@ -173,20 +191,17 @@ class OpenAIBackend(Backend):
             "messages": [dict(m) for m in request.messages],
             "stream": True,
             "stream_options": {"include_usage": True},
-            "temperature": 0.0 if s.greedy else s.temperature,
             "seed": request.seed,
             # OpenAI's reasoning models accept only max_completion_tokens; other servers only max_tokens.
             ("max_completion_tokens" if self._host == "api.openai.com" else "max_tokens"): s.max_new_tokens,
+            **self.engine_sampling(s),
         }
-        if s.top_p < 1.0 and not s.greedy:
-            body["top_p"] = s.top_p
-        if not self._official:  # vLLM, SGLang and llama.cpp servers take these extensions
-            if s.greedy or s.top_k > 0:
-                body["top_k"] = 1 if s.greedy else s.top_k
-            if s.min_new_tokens > 0:
-                body["min_tokens"] = s.min_new_tokens
-        elif s.min_new_tokens > 0 or s.top_k > 0:
-            self._note("top_k / min_new_tokens not sent: this hosted API does not accept them")
+        if request.template_kwargs and not self._official:  # vLLM and SGLang pass these to the chat template
+            body["chat_template_kwargs"] = dict(request.template_kwargs)
+        if not self._official and s.min_new_tokens > 0:
+            body["min_tokens"] = s.min_new_tokens
+        elif self._official and (s.min_new_tokens > 0 or (s.top_k > 0 and not s.greedy) or s.min_p > 0):
+            self._note("top_k / min_p / min_new_tokens not sent: this hosted API does not accept them")
         return body
 
     def generate(self, requests: list[Request]) -> list[Completion]:

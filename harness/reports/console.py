@@ -40,6 +40,8 @@ def summarize(run_dir):
 
     run = load_run(run_dir)
     print(f"run folder: {run_dir}")
+    if run.protocol is not None:
+        print(f"prompt protocol: {run.protocol.name}" + (f" (from {run.protocol.source})" if run.protocol.source else ""))
     n = run.samples
     if n is not None:
         print(f"status: {run.status} ({n.done} answered, {n.errors or 0} failed, {n.planned} planned)")

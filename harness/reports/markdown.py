@@ -29,7 +29,8 @@ def render_markdown(run: RunResult | dict) -> str:
             f"- model: {m.name_or_path} ({m.architecture or '?'}, {num(m.num_parameters, '{:,}')} parameters, "
             f"{m.dtype}, backend {m.backend}{', revision ' + m.revision if m.revision else ''})",
             f"- device: {dev.type} — {dev.name} ({dev.device_reason}); dtype {dev.dtype}: {dev.dtype_reason}",
-            f"- protocol: {d.protocol.name if d.protocol else None}", f"- created {d.created_utc}, finished {d.finished_utc}", ""]
+            f"- protocol: {d.protocol.name if d.protocol else None}"
+            + (f" (from {d.protocol.source})" if d.protocol and d.protocol.source else ""), f"- created {d.created_utc}, finished {d.finished_utc}", ""]
     for w in d.warnings:
         out.append(f"> **Warning:** {w}")
     if d.warnings:

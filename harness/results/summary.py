@@ -69,6 +69,7 @@ def finish_run(ctx, gathered: list[dict], status: str) -> RunResult:
         "cost": _cost(cfg, info, wall_s, perf, correct, answered),
         "claims": [], "protocol_differences": {}, "warnings": [],
         "samples": {"done": len(answered), "errors": len(failed), "planned": len(order)},
+        "scoring": _scoring(rows),
         "plugins": _plugins(cfg, plan),
     }
     if failed:
@@ -133,7 +134,20 @@ def _plugins(cfg, plan) -> dict:
 def _model(info) -> dict:
     return {"name_or_path": info.name_or_path, "backend": info.backend, "revision": info.revision, "dtype": info.dtype,
             "num_parameters": info.num_parameters, "random_weights": info.random_weights, "architecture": info.architecture,
-            "context_length": info.context_length, "quantization": info.quantization, "notes": list(info.notes)}
+            "context_length": info.context_length, "quantization": info.quantization, "notes": list(info.notes),
+            "sampling": dict(getattr(info, "sampling", {}) or {}),
+            "overridden_defaults": dict(getattr(info, "overridden_defaults", {}) or {})}
+
+
+def _scoring(rows) -> dict:
+    from harness.scoring.symbolic import LIMIT_S
+
+    splits: dict[str, int] = {}
+    for r in rows:
+        how = r.get("token_split") or "unmeasured"
+        splits[how] = splits.get(how, 0) + 1
+    return {"symbolic": "math-verify in a worker process, its own alarms off", "symbolic_limit_s": LIMIT_S,
+            "limit_hits": sum(bool(r.get("scoring_limit_hit")) for r in rows), "token_split": splits}
 
 
 def _device(dev) -> dict:
@@ -144,7 +158,7 @@ def _device(dev) -> dict:
 def _protocol(plan) -> dict:
     from harness.protocols import describe
 
-    return describe(plan.protocol)
+    return {**describe(plan.protocol), "source": getattr(plan, "protocol_source", None)}
 
 
 def _energy(gathered, dev, output_tokens, correct) -> dict:
