@@ -56,7 +56,9 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str):
         self.print_usage(sys.stderr)
-        self.exit(2, f"error: {message} — see `{self.prog} --help`\n")
+        from harness.errors import one_line
+
+        self.exit(2, f"error: {one_line(message)} — see `{self.prog} --help`\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -226,21 +228,20 @@ def cmd_run(args, argv) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if not args.command:
-        parser.print_help()
-        return 0
-    from harness.errors import HarnessError, Interrupted
+    from harness.errors import HarnessError, Interrupted, one_line
+    from harness.secrets import RedactingStream
 
+    streams = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = RedactingStream(sys.stdout), RedactingStream(sys.stderr)  # a known secret is never printed
     try:
-        if args.command == "run":
-            return cmd_run(args, argv)
-        from harness import commands
-
-        return getattr(commands, f"cmd_{args.command}")(args)
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        if not args.command:
+            parser.print_help()
+            return 0
+        return _dispatch(args, argv)
     except HarnessError as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {one_line(str(e))}", file=sys.stderr)
         return e.exit_code
     except Interrupted as e:
         return 128 + e.signum
@@ -250,9 +251,20 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as e:  # an unexpected failure still ends in one line; HARNESS_DEBUG=1 shows the traceback
         if os.environ.get("HARNESS_DEBUG"):
             raise
-        msg = str(e).strip().splitlines()
-        print(f"error: unexpected {type(e).__name__}: {msg[0][:300] if msg else ''} (set HARNESS_DEBUG=1 for the traceback)", file=sys.stderr)
+        msg = str(e).strip().split("\n")
+        print(f"error: unexpected {type(e).__name__}: {one_line(msg[0], 300) if msg else ''} (set HARNESS_DEBUG=1 for the traceback)",
+              file=sys.stderr)
         return 1
+    finally:
+        sys.stdout, sys.stderr = streams
+
+
+def _dispatch(args, argv) -> int:
+    if args.command == "run":
+        return cmd_run(args, argv)
+    from harness import commands
+
+    return getattr(commands, f"cmd_{args.command}")(args)
 
 
 if __name__ == "__main__":

@@ -79,6 +79,7 @@ class Completion:
     batch_size: int = 1
     batch_wall_s: float | None = None  # wall time of the whole batch this row was part of
     unmeasured: dict[str, str] = field(default_factory=dict)  # field -> why it is None
+    error: str | None = None  # with finish_reason "error": why there is no answer
 
 
 @dataclass

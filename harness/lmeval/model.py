@@ -23,7 +23,7 @@ import logging
 import os
 import time
 from collections import Counter
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -242,10 +242,11 @@ class HarnessLM(LM):
         """Batches of requests that share decoding settings (a backend batch must), through the timed path."""
         from tqdm import tqdm
 
-        from harness.generate import generate_all
+        from harness.generate import first_batch, generate_all, warm_up
 
-        if not self.warmup["requests"]:
-            self._warm_up(ours[0])
+        if not self.warmup["requests"]:  # the run's first batch shape, cut short, as `harness run` does
+            lengths = [len(self.backend.render(r)) for r in ours]
+            self.warmup = warm_up(self.backend, first_batch(ours, lengths, self.config.batch_size, self.backend), 1)
         groups: dict[tuple, list[Request]] = {}
         for req in ours:
             groups.setdefault((req.sampling, req.chat), []).append(req)
@@ -301,15 +302,6 @@ class HarnessLM(LM):
                 writer.append(rows)
             finally:
                 writer.close()
-
-    def _warm_up(self, req: Request) -> None:
-        """One short generation before the first timed batch, as `harness run` does (kernels, caches)."""
-        short = replace(req, sampling=replace(req.sampling, max_new_tokens=min(8, req.sampling.max_new_tokens)))
-        t0 = time.perf_counter()
-        self.backend.generate([short])
-        self.backend.synchronize()
-        self.backend.reset_peak_memory()
-        self.warmup = {"s": time.perf_counter() - t0, "requests": 1, "max_new_tokens": short.sampling.max_new_tokens}
 
     @staticmethod
     def _timing_row(inst, req: Request, c: Completion) -> dict:

@@ -217,6 +217,12 @@ class Samples(_Model):
     errors: int | None = Field(None, description="samples that ended in an error row")
 
 
+class Errors(_Model):
+    count: int = Field(description="samples whose request failed (finish_reason error); not in any metric")
+    first: str = Field(description="the first failure's message")
+    retry: str = Field(description="how to retry them")
+
+
 class Scoring(_Model):
     """How answers were judged and thinking tokens counted, so a verdict can be reproduced."""
 
@@ -254,6 +260,7 @@ class RunResult(_Model):
     claims: list[Claim] = Field(default_factory=list, description="with --card: the card's claims and their verdicts")
     card: str | None = Field(None, description="the card's name, with --card")
     samples: Samples | None = None
+    errors: Errors | None = Field(None, description="with status partial or failed: the failed samples, retried by --resume")
     protocol_differences: dict[str, list[str]] = Field(default_factory=dict,
                                                        description="per task: how this run differs from the card's protocol")
     warnings: list[str] = Field(default_factory=list, description="things a reader must know")
