@@ -23,7 +23,7 @@ GPU_BYTES = 2 * 2**30
 _DTYPE_BYTES = {"float32": 4, "float": 4, "float16": 2, "half": 2, "bfloat16": 2, "float8_e4m3fn": 1, "int8": 1}
 
 
-def _sync(device) -> None:
+def sync_device(device) -> None:
     import torch
 
     kind = device.type
@@ -47,10 +47,10 @@ def measure_bandwidth(device: str = "cpu", nbytes: int | None = None, repeats: i
     dst.copy_(src)  # warm-up: first touch of the pages, kernel selection
     best = float("inf")
     for _ in range(max(1, repeats)):
-        _sync(dev)
+        sync_device(dev)
         t0 = time.perf_counter()
         dst.copy_(src)
-        _sync(dev)
+        sync_device(dev)
         best = min(best, time.perf_counter() - t0)
     moved = 2 * n * 4  # read src + write dst
     return moved / best / 1e9

@@ -96,14 +96,11 @@ def render_markdown(d: dict) -> str:
 
 
 def render_html(d: dict) -> str:
-    from harness.reports.html import CSP, CSS, e
+    """The same rows as report.md, through a jinja2 template with autoescaping and report.html's styles."""
+    from harness.reports.html import render_page
 
-    body = "".join(f"<tr><th>{e(k)}</th><td>{e(v)}</td></tr>" for k, v in rows(d))
-    proj = f"<h2>Projection</h2><p>{e(projection_sentence(d['projection']))}.</p>" if d.get("projection") else ""
-    return (f"<!doctype html><html><head><meta charset='utf-8'><meta http-equiv='Content-Security-Policy' content=\"{CSP}\">"
-            f"<title>Training step: {e(d['model']['name'])}</title><style>{CSS}</style></head><body><main>"
-            f"<h1>Training step: {e(d['model']['name'])}</h1><p>created {e(d['created_utc'])}</p><table>{body}</table>{proj}"
-            "<p>Model FLOPs follow the PaLM convention (6 x active matmul weights + attention); see docs/training-cost.md.</p></main></body></html>\n")
+    projection = projection_sentence(d["projection"]) if d.get("projection") else None
+    return render_page("train.html.j2", name=d["model"]["name"], created=d["created_utc"], rows=rows(d), projection=projection)
 
 
 def write_reports(run_dir: Path, doc: dict, *, with_result: bool = True) -> list[Path]:
