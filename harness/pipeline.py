@@ -21,6 +21,7 @@ from harness.errors import ConfigError, Interrupted
 from harness.backends import load_backend
 from harness.generate import generate_all
 from harness.plan import make_plan
+from harness import preflight
 from harness.scoring.record import sample_row
 from harness.runtime.signals import StopSignals
 
@@ -31,17 +32,24 @@ def run(cfg: RunConfig, progress=None, backend=None) -> Path:
     hourly_price(cfg.price_per_hour, cfg.instance)                            # a bad price fails now, not after measuring
     if cfg.resume:
         _check_resume(cfg)                                                    # refuse changed settings before loading
+    dev = devices.resolve(cfg.device, cfg.dtype)                              # device and dtype, with reasons
+    if backend is None:
+        pre = preflight.assess(cfg, plan, dev, card)                          # memory, time and dollars, before loading
+        _hook(progress, "plan", pre)
+        preflight.refuse_if_too_big(pre, cfg.force)
+        dev = pre.device                                                      # an auto float32 too big for memory: bfloat16
     dist, opened, shared = parallel.Dist(), None, backend is not None
     if parallel.launched_world() == 1:                                        # the folder exists before the slow loading,
         opened = _open_run_dir(cfg, plan, dist)                               # so a run killed while loading can resume
+        _hook(progress, "folder", opened[0])
     try:
-        dev = devices.resolve(cfg.device, cfg.dtype)                          # device and dtype, with reasons
         if parallel.launched_world() > 1:
             dist = parallel.context(dev.type)
             if dev.type in ("cuda", "xpu", "npu"):
-                dev = devices.resolve(f"{dev.type}:{dist.local_rank}", cfg.dtype)
+                dev = devices.resolve(f"{dev.type}:{dist.local_rank}", dev.dtype)
             opened = _open_run_dir(cfg, plan, dist)
         run_dir, state = opened
+        _hook(progress, "loading", cfg.model)
         t0 = time.perf_counter()
         backend = backend or load_backend(cfg, dev)                           # the model, on the device
         load_s = time.perf_counter() - t0
@@ -60,6 +68,13 @@ def run(cfg: RunConfig, progress=None, backend=None) -> Path:
     finally:
         if backend is not None and not shared:
             backend.close()
+
+
+def _hook(progress, name: str, *args) -> None:
+    """Tell the progress display about a phase, if it listens (a plain callable only counts samples)."""
+    fn = getattr(progress, name, None)
+    if fn is not None:
+        fn(*args)
 
 
 def _empty(run_dir: Path) -> bool:
@@ -86,12 +101,14 @@ def _generate_and_finish(cfg, plan, dev, dist, backend, run_dir, state, load_s, 
                                    prompt=prompts[req.key], backend=backend, rank=dist.rank))
         writer.append(rows)
         batch_log.append([{**batch.asdict(), "rank": dist.rank}])
+        _hook(progress, "tokens", batch.output_tokens)
 
     from harness.measure.energy import EnergyMeter
 
     meter = EnergyMeter(dev.type, [dev.index] if dev.index is not None else None).start()
     status = "complete"
     gen_start = time.perf_counter()
+    _hook(progress, "start", len(mine), len(plan.work()) - len(work))
     try:
         with StopSignals() as stop:
             generate_all(backend, [r for r, *_ in mine], lengths, batch_size=cfg.batch_size, on_batch=on_batch,

@@ -429,10 +429,15 @@ def _usd(x: float) -> str:
     return f"${x:.3g}" if x < 1 else f"${x:,.2f}".rstrip("0").rstrip(".")
 
 
+def _copy(price: dict) -> str:
+    return " (a third-party copy of the publisher's page)" if price.get("status") == "secondary" else ""
+
+
 def _cost_lines(doc: dict) -> list[str]:
     out, seen = [], set()  # each card's price source once
     for p in doc["cost"]["prices"]:
-        out.append(f"{p['text']}: {p['a']['display']} {_usd(p['a']['usd_per_1m'])} vs {p['b']['display']} {_usd(p['b']['usd_per_1m'])} "
+        out.append(f"{p['text']}: {p['a']['display']} {_usd(p['a']['usd_per_1m'])}{_copy(p['a'])} vs {p['b']['display']} "
+                   f"{_usd(p['b']['usd_per_1m'])}{_copy(p['b'])} "
                    f"per 1M {p['per']} tokens = {p['ratio']:.1f}x (published {p['published_ratio']:g}x, {p['status']})")
         for s in (p["a"], p["b"]):
             if s["card"] in seen:

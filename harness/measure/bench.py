@@ -88,6 +88,9 @@ def run_bench(args) -> int:
         raise ConfigError("--iterations must be > 0 and --warmup >= 0", "e.g. --iterations 3 --warmup 1")
     cfg = make_config(model=args.model, backend=args.backend, device=args.device, dtype=args.dtype, tokenizer=args.tokenizer)
     dev = devices.resolve(cfg.device, cfg.dtype)
+    from harness.preflight import check_bench
+
+    dev = check_bench(cfg, dev, max(batch_sizes), max(prompt_tokens) + max(output_tokens), getattr(args, "force", False))
     t0 = time.perf_counter()
     backend = load_backend(cfg, dev)
     load_s = time.perf_counter() - t0

@@ -20,6 +20,7 @@ from harness.tasks.base import Item, Task
 
 class ARCChallenge(MultipleChoice, Task):
     name = "arc_challenge"
+    size = 1172
     title = "ARC-Challenge (grade-school science)"
     dataset = "allenai/ai2_arc"
     config = "ARC-Challenge"

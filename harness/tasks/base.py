@@ -44,6 +44,7 @@ class Task:
     required_fields: ClassVar[tuple[str, ...]] = ()
     gated: ClassVar[bool] = False
     levels_field: ClassVar[str | None] = None  # meta key that holds a difficulty level, if any
+    size: ClassVar[int | None] = None  # problems in the full benchmark: what a faithful run costs without the data
 
     def __init__(self, **options: Any):
         self.options = options

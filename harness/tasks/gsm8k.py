@@ -17,6 +17,7 @@ from harness.tasks.base import Item, Task
 
 class GSM8K(OpenQuestion, Task):
     name = "gsm8k"
+    size = 1319
     title = "GSM8K (grade-school math)"
     dataset = "openai/gsm8k"
     config = "main"
