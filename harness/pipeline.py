@@ -108,7 +108,7 @@ def _generate_and_finish(cfg, plan, dev, dist, backend, run_dir, state, load_s, 
     meter = EnergyMeter(dev.type, [dev.index] if dev.index is not None else None).start()
     status = "complete"
     gen_start = time.perf_counter()
-    _hook(progress, "start", len(mine), len(plan.work()) - len(work))
+    _hook(progress, "start", len(mine))
     try:
         with StopSignals() as stop:
             generate_all(backend, [r for r, *_ in mine], lengths, batch_size=cfg.batch_size, on_batch=on_batch,

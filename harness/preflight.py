@@ -215,9 +215,10 @@ def _engines(cfg, pre: Preflight, shape, batch: int, context: int) -> list[dict]
     rows = []
     for name in names:
         speed, source = None, "unknown"
-        prev = est.previous_speed(cfg.output_dir, cfg.model, pre.device.name, name)
+        prev = est.previous_speed(cfg.output_dir, twins(cfg.model), pre.device.name, name)
         if prev:
-            speed, source = prev["tokens_per_s"], f"earlier run {prev['run']}"
+            speed, source = prev["tokens_per_s"], f"earlier run {prev['run']}" + (
+                f" of {prev['model']}, the same architecture" if prev["model"] != cfg.model else "")
         elif pre.memory and pre.memory["weights"]:
             gbps, bw_source = _bandwidth(pre.device)
             if gbps:
@@ -228,6 +229,30 @@ def _engines(cfg, pre: Preflight, shape, batch: int, context: int) -> list[dict]
         rows.append({"engine": name, "tokens_per_s": speed, "speed_source": source, "seconds": seconds,
                      "usd": seconds / 3600 * price if seconds is not None and price is not None else None})
     return rows
+
+
+def twins(model: str) -> list[str]:
+    """`model` and its random-weights twin (same architecture, so the same speed): a card's Hub id
+    and random:<the card's config name>."""
+    from harness.backends.models import random_names
+
+    names = [model]
+    try:
+        from harness.claims.cards import list_cards
+
+        cards = list_cards()
+    except ConfigError:
+        return names
+    randoms = set(random_names())
+    for c in cards:
+        stem = (c.architecture.config_file or "").removesuffix(".json")
+        if not c.hub_id or stem not in randoms:
+            continue
+        if model.lower() == c.hub_id.lower():
+            names.append(f"random:{stem}")
+        elif model in (f"random:{stem}", f"random:{stem.removesuffix('-instruct')}"):
+            names.append(c.hub_id)
+    return names
 
 
 def _candidate_engines(model: str, device_type: str) -> list[str]:

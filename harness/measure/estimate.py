@@ -142,8 +142,10 @@ def fits(estimate: dict, available: int | None) -> bool:
     return available is None or estimate["total"] <= available
 
 
-def previous_speed(output_dir: str | Path, model: str, device_name: str | None, backend: str | None = None) -> dict | None:
-    """Output tokens/s of the newest complete earlier run of `model` on this device, from run.json."""
+def previous_speed(output_dir: str | Path, model: str | list[str], device_name: str | None, backend: str | None = None) -> dict | None:
+    """Output tokens/s of the newest earlier run of `model` (or any of a list of names for the same
+    architecture) on this device, from the run.json files under `output_dir`."""
+    names = [model] if isinstance(model, str) else list(model)
     best = None
     for path in Path(output_dir).glob("*/run.json"):
         try:
@@ -151,7 +153,7 @@ def previous_speed(output_dir: str | Path, model: str, device_name: str | None, 
             m, perf, dev = data.get("model") or {}, data.get("perf") or {}, data.get("device") or {}
         except (OSError, ValueError, AttributeError):
             continue
-        if not isinstance(m, dict) or m.get("name_or_path") != model or not perf.get("output_tokens_per_s"):
+        if not isinstance(m, dict) or m.get("name_or_path") not in names or not perf.get("output_tokens_per_s"):
             continue
         if device_name and isinstance(dev, dict) and dev.get("name") not in (None, device_name):
             continue
@@ -159,7 +161,8 @@ def previous_speed(output_dir: str | Path, model: str, device_name: str | None, 
             continue
         stamp = data.get("created_utc") or ""
         if best is None or stamp > best["created_utc"]:
-            best = {"tokens_per_s": float(perf["output_tokens_per_s"]), "run": str(path.parent), "created_utc": stamp}
+            best = {"tokens_per_s": float(perf["output_tokens_per_s"]), "run": str(path.parent), "created_utc": stamp,
+                    "model": m.get("name_or_path")}
     return best
 
 
@@ -171,7 +174,9 @@ def roofline_speed(bandwidth_gbps: float, weights: int, kv_per_token: int, conte
 
 
 def human_bytes(n: float | None) -> str:
-    return "?" if n is None else f"{n / GiB:.1f} GiB"
+    if n is None:
+        return "?"
+    return f"{n / GiB:.1f} GiB" if n >= GiB / 10 else f"{n / 2**20:.1f} MiB"
 
 
 def human_seconds(s: float | None) -> str:

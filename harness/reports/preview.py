@@ -10,7 +10,7 @@ def render(pre: Preflight) -> str:
     """The plan as text: what runs, what it needs, what it costs."""
     out = [f"plan: {pre.model} on {pre.device.type} ({pre.device.name}), {pre.device.dtype} ({pre.device.dtype_reason})"]
     for t in pre.tasks:
-        out.append(f"  {t['name']}: {t['problems']} problems x {t['k']} samples = {t['requests']} requests; "
+        out.append(f"  {t['name']}: {t['problems']} problems x {t['k']} sample{'s' if t['k'] != 1 else ''} = {t['requests']} requests; "
                    f"max {t['max_new_tokens']} output tokens each, expected {t['expected_tokens']} ({t['expected_source']})")
         for key, value in t["settings"].items():
             out.append(f"    {key} = {value}  [{t['sources'].get(key, 'default')}]")
