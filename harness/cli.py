@@ -129,6 +129,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--output-tokens", default="64")
     bench.add_argument("--iterations", type=int, default=3)
     bench.add_argument("--warmup", type=int, default=1)
+    bench.add_argument("--cell-budget-s", type=float, default=60.0,
+                       help="a cell stops repeating (after at least one timed iteration) once its iterations took this long")
     bench.add_argument("--device", default="auto")
     bench.add_argument("--dtype", default="auto")
     bench.add_argument("--tokenizer")

@@ -245,3 +245,15 @@ def test_run_help_shows_defaults_and_three_examples(capsys):
     assert code == 0
     assert "(default: random:tiny)" in stdout and "(default: 8)" in stdout and "(default: results)" in stdout
     assert stdout.count("\n  harness run ") >= 3
+
+
+def test_bench_cells_stop_repeating_after_their_time_budget(capsys):
+    from harness.backends.fake import FakeBackend
+    from harness.measure.bench import sweep
+
+    backend = FakeBackend(None, "fake:echo")
+    (cell,) = sweep(backend, [1], [8], [2], iterations=3, warmup=0, budget_s=1e-9)
+    assert cell["iterations"] == 1 and cell["iterations_requested"] == 3
+    assert "1 of 3 iterations" in capsys.readouterr().err
+    (cell,) = sweep(backend, [1], [8], [2], iterations=3, warmup=0, budget_s=None)
+    assert cell["iterations"] == 3
