@@ -8,7 +8,6 @@ address-space limit); no torch, so `harness plan` can refuse a run before the sl
 
 from __future__ import annotations
 
-import json
 import resource
 from collections.abc import Mapping
 from pathlib import Path
@@ -146,23 +145,25 @@ def previous_speed(output_dir: str | Path, model: str | list[str], device_name: 
     """Output tokens/s of the newest earlier run of `model` (or any of a list of names for the same
     architecture) on this device, from the run.json files under `output_dir`."""
     names = [model] if isinstance(model, str) else list(model)
+    from harness.errors import HarnessError
+    from harness.results.store import load_run
+
     best = None
     for path in Path(output_dir).glob("*/run.json"):
         try:
-            data = json.loads(path.read_text())
-            m, perf, dev = data.get("model") or {}, data.get("perf") or {}, data.get("device") or {}
-        except (OSError, ValueError, AttributeError):
+            run = load_run(path.parent)  # through the schema, like every reader of run.json
+        except (HarnessError, OSError, ValueError):
+            continue  # a foreign or broken folder says nothing about speed
+        tps = run.perf.output_tokens_per_s
+        if run.model.name_or_path not in names or not tps:
             continue
-        if not isinstance(m, dict) or m.get("name_or_path") not in names or not perf.get("output_tokens_per_s"):
+        if device_name and run.device.name not in (None, device_name):
             continue
-        if device_name and isinstance(dev, dict) and dev.get("name") not in (None, device_name):
+        if backend and run.model.backend != backend:
             continue
-        if backend and m.get("backend") not in (None, backend):
-            continue
-        stamp = data.get("created_utc") or ""
+        stamp = run.created_utc or ""
         if best is None or stamp > best["created_utc"]:
-            best = {"tokens_per_s": float(perf["output_tokens_per_s"]), "run": str(path.parent), "created_utc": stamp,
-                    "model": m.get("name_or_path")}
+            best = {"tokens_per_s": float(tps), "run": str(path.parent), "created_utc": stamp, "model": run.model.name_or_path}
     return best
 
 

@@ -6,7 +6,6 @@ process prints."""
 
 from __future__ import annotations
 
-import json
 import os
 import shlex
 import sys
@@ -126,20 +125,21 @@ def run_with_progress(cfg) -> int:
 
 def summarize(run_dir) -> None:
     from harness.reports.markdown import write_reports
+    from harness.results.store import load_run
 
-    data = json.loads((run_dir / "run.json").read_text())
+    run = load_run(run_dir)
     print(f"run folder: {run_dir}")
-    for name, t in data["tasks"].items():
-        acc = t["metrics"]["accuracy"]
-        extra = "".join(f", {m} {100 * v['value']:.1f}%" for m, v in t["metrics"].items() if m.startswith(("pass@", "maj@")))
-        print(f"{name}: accuracy {100 * acc['value']:.1f}% [{100 * acc['ci95'][0]:.1f}, {100 * acc['ci95'][1]:.1f}] "
-              f"over {t['n']} problems x {t['k']}{extra}; truncated {100 * t['truncation_rate']:.0f}%")
-    perf = data["perf"]
-    tps = perf.get("output_tokens_per_s")
-    print(f"perf: {perf['wall_s']:.2f} s generating, {tps:.1f} output tok/s" if tps else f"perf: {perf['wall_s']:.2f} s generating")
-    for c in data.get("claims") or []:
-        print(f"claim {c['task']} {c['metric']} {100 * c['claimed']:.1f}%: {c['verdict']}")
-    for w in data.get("warnings") or []:
+    for name, t in run.tasks.items():
+        acc = t.metrics["accuracy"]
+        extra = "".join(f", {m} {100 * v.value:.1f}%" for m, v in t.metrics.items() if m.startswith(("pass@", "maj@")))
+        print(f"{name}: accuracy {100 * acc.value:.1f}% [{100 * acc.ci95[0]:.1f}, {100 * acc.ci95[1]:.1f}] "
+              f"over {t.n} problems x {t.k}{extra}; truncated {100 * t.truncation_rate:.0f}%")
+    perf = run.perf
+    tps = perf.output_tokens_per_s
+    print(f"perf: {perf.wall_s:.2f} s generating, {tps:.1f} output tok/s" if tps else f"perf: {perf.wall_s:.2f} s generating")
+    for c in run.claims:
+        print(f"claim {c.task} {c.metric} {100 * c.claimed:.1f}%: {c.verdict}")
+    for w in run.warnings:
         print(f"warning: {w}")
     md, html = write_reports(run_dir)
     print(f"reports: {md}\n         {html}")
