@@ -133,7 +133,7 @@ def _closest_key(key: str) -> str:
 
     known = list(RunConfig.model_fields)
     close = difflib.get_close_matches(key.replace("-", "_").lstrip("_"), known, n=1, cutoff=0.6)
-    spelling = "keys are written with underscores, e.g. max_new_tokens for --max-new-tokens"
+    spelling = "check the spelling; keys are written as in `harness run --help` with underscores, e.g. max_new_tokens for --max-new-tokens"
     return f"did you mean {close[0]!r}? ({spelling})" if close else f"known keys: {', '.join(known)} ({spelling})"
 
 

@@ -130,9 +130,14 @@ def card_settings(card, task: str) -> tuple[dict, dict]:
 
     d = _card_defaults(card, task)
     stated = stated_settings(card, task)
-    where = "per-task setting" if task in card.protocol.per_task else "protocol default"
-    why = {k: f"card {card.name} ({where if stated.get(k) is not None else 'harness fallback: the card leaves it unstated'})"
-           for k in d}
+    override = card.protocol.per_task.get(task)
+
+    def where(key: str) -> str:
+        if stated.get(key) is None:
+            return "harness fallback: the card leaves it unstated"
+        return f"per-task setting for {task}" if getattr(override, key, None) is not None else "protocol default"
+
+    why = {k: f"card {card.name} ({where(k)})" for k in d}
     needing = [c for c in card.claims if c.task == task and c.value is not None and c.unit == "percent"]
     if d.get("num_samples", 1) > 1 and not needing:
         why["num_samples"] = f"1, not the card's {d['num_samples']}: card {card.name} has no claim with a value on {task}"

@@ -17,7 +17,8 @@ import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from harness.errors import ConfigError, DataError, ModelLoadError
+from harness.errors import ConfigError, ModelLoadError
+from harness.tasks.base import check_data_path
 from harness.measure import estimate as est
 
 LOCAL_PREFIXES = (".", "/", "~")
@@ -48,11 +49,8 @@ def check_inputs(values: dict) -> None:
     backend = values.get("backend")
     if backend and backend != "auto":
         registry.get("backends", str(backend))
-    for task, path in (values.get("data_files") or {}).items():
-        p = Path(str(path)).expanduser()
-        if not p.is_file():
-            raise DataError(f"--data-file {task}={path}: {'a folder, not a file' if p.is_dir() else 'file not found'}",
-                            "pass the path of a JSONL file")
+    for path in (values.get("data_files") or {}).values():
+        check_data_path(Path(str(path)).expanduser())
     if values.get("card"):
         from harness.claims.cards import find_card
 

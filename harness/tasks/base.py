@@ -84,12 +84,17 @@ class Task:
         return ((f"{self.dataset}[{i}]", dict(r)) for i, r in enumerate(rows))
 
 
-def read_jsonl(path: Path) -> Iterable[tuple[str, dict]]:
-    """Yield ("file:line", row) for each non-blank line; every malformation is a DataError."""
+def check_data_path(path: Path) -> None:
+    """The data file exists and is a file (also checked before any heavy import, in harness/preflight.py)."""
     if not path.exists():
         raise DataError(f"data file not found: {path}", "check the path given to --data-file")
     if path.is_dir():
         raise DataError(f"data file is a directory: {path}", "point --data-file at a .jsonl file")
+
+
+def read_jsonl(path: Path) -> Iterable[tuple[str, dict]]:
+    """Yield ("file:line", row) for each non-blank line; every malformation is a DataError."""
+    check_data_path(path)
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as e:
