@@ -228,11 +228,12 @@ def cmd_run(args, argv) -> int:
     from harness.preflight import card_model, check_inputs
 
     values = run_values(args)
-    check_inputs(values)  # mistakes that need no torch, reported in well under a second
+    planning = args.command == "plan" or getattr(args, "dry_run", False)
+    check_inputs(values, loading=not planning)  # mistakes that need no torch, reported in well under a second
     values = card_model(values)
     from harness.config import make_config
 
-    if args.command == "plan" or getattr(args, "dry_run", False):
+    if planning:
         from harness.preflight import print_plan
 
         return print_plan(make_config(**values))
@@ -243,7 +244,7 @@ def cmd_run(args, argv) -> int:
     if values.get("resume"):
         from harness.results.store import read_config
 
-        stored = {k: v for k, v in read_config(values["resume"]).items() if not k.startswith("_")}
+        stored = {k: v for k, v in read_config(values["resume"]).items() if not k.startswith("_") and k != "force"}  # --force is per invocation
         values = {**stored, **values}
     cfg = make_config(**values)
     if cfg.think_budgets:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -32,8 +33,9 @@ def is_local_path(spec: str) -> bool:
     return spec.startswith(LOCAL_PREFIXES) or spec.endswith(".gguf") or spec.count("/") > 1 or Path(spec).expanduser().exists()
 
 
-def check_inputs(values: dict) -> None:
-    """Cheap checks of explicit settings, run before pydantic, torch or a dataset is imported."""
+def check_inputs(values: dict, *, loading: bool = True) -> None:
+    """Cheap checks of explicit settings, run before pydantic, torch or a dataset is imported.
+    `loading=False` (a plan): a Hub model need not be downloaded yet."""
     from harness import registry
 
     model = str(values.get("model") or "")
@@ -43,6 +45,8 @@ def check_inputs(values: dict) -> None:
         from harness.backends.models import random_config
 
         random_config(model.split(":", 1)[1])
+    elif loading and model and not is_local_path(model) and ":" not in model and _offline():
+        _check_cached(model, values.get("revision"))
     for name in values.get("tasks") or ():
         if not str(name).startswith("lm_eval:"):
             registry.get("tasks", str(name))
@@ -55,6 +59,23 @@ def check_inputs(values: dict) -> None:
         from harness.claims.cards import find_card
 
         find_card(str(values["card"]))
+
+
+def _offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes")
+
+
+def _check_cached(repo: str, revision: str | None) -> None:
+    """Offline, a Hub model must already be in the cache: say so before the plan, not after it."""
+    from huggingface_hub import try_to_load_from_cache
+
+    try:
+        hit = try_to_load_from_cache(repo, "config.json", revision=revision)
+    except Exception:  # a malformed id: the loader reports it with its own message
+        return
+    if not isinstance(hit, str):
+        raise ModelLoadError(f"model {repo!r} is not in the local Hugging Face cache and HF_HUB_OFFLINE=1",
+                             "download it once with network access (huggingface-cli download), or pass a local folder")
 
 
 # ---- the model's shape, without loading it ---------------------------------------------------------

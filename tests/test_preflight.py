@@ -134,7 +134,7 @@ def test_card_without_model_runs_the_cards_model():
 
 
 def test_faithful_card_plan_without_a_model_download(shared, capsys):
-    code, stdout, _ = run_cli(["plan", "--card", "r1-distill-qwen-7b", "--tasks", "math500",
+    code, stdout, _ = run_cli(["plan", "--card", "r1-distill-qwen-7b", "--tasks", "math500", "--dtype", "bfloat16",
                                "--data-file", f"math500={shared / 'data/math500/test.jsonl'}"], capsys)
     assert code == 0
     assert "500 problems x 64 samples = 32000 requests" in stdout
@@ -258,3 +258,13 @@ def test_bench_cells_stop_repeating_after_their_time_budget(capsys):
     assert "1 of 3 iterations" in capsys.readouterr().err
     (cell,) = sweep(backend, [1], [8], [2], iterations=3, warmup=0, budget_s=None)
     assert cell["iterations"] == 3
+
+
+def test_offline_hub_model_missing_from_the_cache_fails_before_the_plan_but_can_be_planned(tmp_path, data, monkeypatch, capsys):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-cache"))
+    args = ["--model", "Qwen/Qwen2.5-7B-Instruct", "--tasks", "gsm8k", "--data-file", f"gsm8k={data}", "--output-dir", str(tmp_path / "o")]
+    code, out, err = run_cli(["run", *args], capsys)
+    assert code == 2 and (out + err).strip().count("\n") == 0 and "not in the local Hugging Face cache" in err
+    code, out, _ = run_cli(["plan", *args, "--dtype", "bfloat16"], capsys)  # knowing the cost comes before the 15 GB download
+    assert code == 0 and "bfloat16 weights 14.2 GiB" in out
