@@ -35,6 +35,7 @@ class Plan:
     protocol: protocols.Protocol
     tasks: dict[str, TaskPlan]
     card: object | None = None
+    protocol_source: str = "model name"  # where the protocol came from: --protocol, the card, served metadata, the name
 
     def work(self) -> list[tuple[Request, TaskPlan, Item, int]]:
         out = []
@@ -67,9 +68,30 @@ def load_task(name: str, options: dict) -> Task:
     return cls(**options)
 
 
-def make_plan(cfg: RunConfig, card=None) -> Plan:
+def choose_protocol(cfg: RunConfig, card_protocol: str | None, served=None) -> tuple[protocols.Protocol, str]:
+    """(protocol, where it came from): --protocol, else the card, else the model's name; for an
+    OpenAI-compatible endpoint, whose model name is whatever the server calls it, the served
+    model's metadata (`served()`: its path or hub id) instead of the name, else --protocol is
+    required. A plain-text (few-shot) protocol is never guessed for a chat endpoint."""
+    if cfg.protocol not in (None, "", "auto"):
+        return protocols.resolve(cfg.protocol, cfg.model), "--protocol"
+    if card_protocol:
+        return protocols.resolve(card_protocol, cfg.model), "card"
+    if not cfg.model.startswith("openai:"):
+        return protocols.resolve(None, cfg.model), "model name"
+    where = served() if served is not None else None
+    if where:
+        guess = protocols.get(protocols.default_protocol(where))
+        if guess.chat and guess.name != "plain":
+            return guess, f"served model metadata ({where})"
+    raise ConfigError(f"cannot tell the prompt protocol of {cfg.model}: a chat endpoint's model name"
+                      + (f" and its metadata ({where})" if where else "") + " do not say which model family it is",
+                      f"pass --protocol ({', '.join(p for p, v in protocols.PROTOCOLS.items() if v.chat)}) or --card")
+
+
+def make_plan(cfg: RunConfig, card=None, served=None) -> Plan:
     first_defaults = _card_defaults(card, cfg.tasks[0]) if card else {}
-    protocol = protocols.resolve(cfg.protocol or first_defaults.get("protocol"), cfg.model)
+    protocol, protocol_source = choose_protocol(cfg, first_defaults.get("protocol"), served)
     plans = {}
     for name in cfg.tasks:
         task = load_task(name, cfg.task_options.get(name, {}))
@@ -84,11 +106,11 @@ def make_plan(cfg: RunConfig, card=None) -> Plan:
                      (SAMPLING_DEFAULTS["top_p"] if temperature > 0 else 1.0, "default"))
         top_k = pick("top_k", (cfg.top_k, "flag"), (d.get("top_k"), "card"), (0, "default: off")) or 0
         max_new = pick("max_new_tokens", (cfg.max_new_tokens, "flag"), (d.get("max_new_tokens"), "card"),
-                       (getattr(task, "max_new_tokens", None), f"task {name} default"), *_model_cap(cfg.model))
-        pick.sources["protocol"] = ("flag --protocol" if cfg.protocol else
-                                    f"card {card.name}" if first_defaults.get("protocol") else f"default for {cfg.model}")
+                       (task.max_new_tokens, f"task {name} default"), *_model_cap(cfg.model))
+        pick.sources["protocol"] = {"--protocol": "flag --protocol", "card": f"card {card.name}" if card else "card"}.get(
+            protocol_source, f"default for {cfg.model} (by {protocol_source})")
         sampling = Sampling(max_new_tokens=max_new, temperature=temperature, top_p=top_p, top_k=top_k,
-                            stop=tuple(cfg.stop) + tuple(protocol.stop) + tuple(getattr(task, "stop", ())))
+                            stop=tuple(cfg.stop) + tuple(protocol.stop) + tuple(task.stop))
         settings = {"protocol": protocol.name, "temperature": temperature, "top_p": top_p, "top_k": top_k, "max_new_tokens": max_new,
                     "num_samples": k, "seed": cfg.seed, "force_think": protocol.force_think, "system_prompt": protocol.system_prompt,
                     "limit": cfg.limit, "n": len(items)}
@@ -96,7 +118,7 @@ def make_plan(cfg: RunConfig, card=None) -> Plan:
             settings["mean_output_tokens"] = d["mean_output_tokens"]
             pick.sources["mean_output_tokens"] = f"card {card.name}"
         plans[name] = TaskPlan(name, task, items, k, sampling, data_file, settings, sources=pick.sources)
-    return Plan(protocol, plans, card)
+    return Plan(protocol, plans, card, protocol_source)
 
 
 RANDOM_MAX_NEW_TOKENS = 64  # random weights never stop early: a smaller cap keeps the quickstart under a minute
@@ -126,7 +148,7 @@ def card_settings(card, task: str) -> tuple[dict, dict]:
     """The card's settings for a task and where each came from. The card's samples per problem
     apply only where a claim on this task with a published value needs them; a task the card makes
     no checkable claim on runs one sample, and the plan says so."""
-    from harness.claims.cards import stated_settings
+    from harness.claims.differences import stated_settings
 
     d = _card_defaults(card, task)
     stated = stated_settings(card, task)
@@ -151,6 +173,6 @@ def card_settings(card, task: str) -> tuple[dict, dict]:
 
 
 def _card_defaults(card, task: str) -> dict:
-    from harness.claims.cards import card_generation_defaults
+    from harness.claims.differences import card_generation_defaults
 
     return card_generation_defaults(card, task)

@@ -23,7 +23,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from harness.claims.cards import Card, stated_settings
+from harness.claims.card_schema import Card
+from harness.claims.differences import stated_settings
 
 Z95 = 1.96
 _EDGE = 1e-9  # float slack so a claim printed on an interval edge counts as on it
