@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 LIST_SECTIONS = {
     "tasks": [r"^tasks:", r"^  gsm8k\s+openai/gsm8k", r"^  math500\s+", r"lm_eval:<task>"],
     "models": [r"^random models", r"^  random:tiny\s", r"^  random:qwen2\.5-7b-instruct\s+Qwen/Qwen2\.5-7B-Instruct"],
-    "backends": [r"^backends:", r"^  transformers\s+built in", r"^  llamacpp\s+"],
+    "backends": [r"^backends", r"^  transformers\s+built in", r"^  llamacpp\s+"],
     "protocols": [r"^prompt protocols:", r"^  r1\s+system=no force_think=True"],
     "devices": [r"^devices:", r"^  cpu\s+available"],
     "cards": [r"^ok\s+r1-distill-qwen-7b\s+deepseek-ai/DeepSeek-R1-Distill-Qwen-7B\s+\(7 claims\)"],
