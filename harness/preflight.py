@@ -46,7 +46,7 @@ def check_inputs(values: dict, *, loading: bool = True) -> None:
 
         random_config(model.split(":", 1)[1])
     elif loading and model and not is_local_path(model) and ":" not in model and _offline():
-        _check_cached(model, values.get("revision"))
+        _check_cached(model, values)
     for name in values.get("tasks") or ():
         if not str(name).startswith("lm_eval:"):
             registry.get("tasks", str(name))
@@ -65,17 +65,11 @@ def _offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes")
 
 
-def _check_cached(repo: str, revision: str | None) -> None:
+def _check_cached(repo: str, values: dict) -> None:
     """Offline, a Hub model must already be in the cache: say so before the plan, not after it."""
-    from huggingface_hub import try_to_load_from_cache
+    from harness.backends.models import check_hub_model
 
-    try:
-        hit = try_to_load_from_cache(repo, "config.json", revision=revision)
-    except Exception:  # a malformed id: the loader reports it with its own message
-        return
-    if not isinstance(hit, str):
-        raise ModelLoadError(f"model {repo!r} is not in the local Hugging Face cache and HF_HUB_OFFLINE=1",
-                             "download it once with network access (huggingface-cli download), or pass a local folder")
+    check_hub_model(repo, values.get("revision"), bool(values.get("allow_pickle")))
 
 
 # ---- the model's shape, without loading it ---------------------------------------------------------

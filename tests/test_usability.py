@@ -94,7 +94,7 @@ def test_heartbeat_without_a_terminal():
     from harness.reports.console import RunProgress
 
     stream = io.StringIO()
-    p = RunProgress(tty=False, interval=0.05, stream=stream)
+    p = RunProgress(tty=False, interval=0.05, stream=stream, out=stream)
     p.loading("random:tiny")
     p.start(10)
     p(4)

@@ -154,6 +154,11 @@ def _fill_random(model, std: float, seed: int) -> None:
             flat[whole:].copy_(src[: flat.numel() - whole])
 
 
+def check_hub_model(repo: str, revision: str | None, allow_pickle: bool = False) -> None:
+    """Offline: the model is in the Hub cache (the same lookup, and the same errors, as loading)."""
+    _hub_snapshot(repo, revision, allow_pickle)
+
+
 def _hub_snapshot(repo: str, revision: str | None, allow_pickle: bool) -> tuple[Path, str | None]:
     """Download (or find in the cache) a Hub repo's weights, safetensors only unless allowed."""
     from huggingface_hub import snapshot_download

@@ -22,8 +22,10 @@ def resume_hint(run_dir) -> str:
 class RunProgress:
     """Receives the pipeline's phases (see pipeline._hook) and shows them on stderr."""
 
-    def __init__(self, *, tty: bool, quiet: bool = False, interval: float | None = None, stream=None):
-        self.tty, self.quiet, self.stream = tty, quiet, stream or sys.stderr
+    def __init__(self, *, tty: bool, quiet: bool = False, interval: float | None = None, stream=None, out=None):
+        # the plan and the phases are results (stdout); the moving progress is stderr, so a failed run's
+        # stderr holds only its one error line
+        self.tty, self.quiet, self.stream, self.out = tty, quiet, stream or sys.stderr, out or sys.stdout
         self.interval = interval if interval is not None else float(os.environ.get("HARNESS_HEARTBEAT_S") or HEARTBEAT_S)
         self.folder_path = None
         self.total = self.done = self.tokens_done = 0
@@ -38,14 +40,14 @@ class RunProgress:
         if not self.quiet:
             from harness.reports.preview import render
 
-            self._print(render(pre))
+            self._print(render(pre), self.out)
 
     def folder(self, path) -> None:
         self.folder_path = path
 
     def loading(self, model: str) -> None:
         if not self.quiet:
-            self._print(f"loading {model} ...")
+            self._print(f"loading {model} ...", self.out)
 
     def start(self, total: int) -> None:
         self.total, self.t0 = total, time.perf_counter()
@@ -98,8 +100,8 @@ class RunProgress:
         while not self._stop.wait(self.interval):
             self._print(self.line())
 
-    def _print(self, text: str) -> None:
-        print(text, file=self.stream, flush=True)
+    def _print(self, text: str, stream=None) -> None:
+        print(text, file=stream or self.stream, flush=True)
 
 
 def run_with_progress(cfg) -> int:
