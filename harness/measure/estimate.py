@@ -12,7 +12,7 @@ import resource
 from collections.abc import Mapping
 from pathlib import Path
 
-from harness.measure.roofline import _DTYPE_BYTES, kv_bytes_or_none
+from harness.measure.roofline import dtype_bytes, kv_bytes_or_none
 
 GiB = 2**30
 ACTIVATION_MARGIN = 0.10  # of the weights: logits, MLP intermediates, allocator slack
@@ -59,10 +59,6 @@ def count_parameters(config: Mapping) -> int | None:
         mlp_total = layers * dense_mlp
     embeddings = vocab * h * (1 if config.get("tie_word_embeddings") else 2)
     return layers * (attn + 2 * h) + mlp_total + h + embeddings
-
-
-def dtype_bytes(dtype: str) -> int:
-    return _DTYPE_BYTES.get(str(dtype).replace("torch.", ""), 2)
 
 
 def memory_estimate(config: Mapping, params: int, dtype: str, batch: int, context: int, device_type: str = "cpu") -> dict:
