@@ -45,7 +45,8 @@ def check_inputs(values: dict, *, loading: bool = True) -> None:
         from harness.backends.models import random_config
 
         random_config(model.split(":", 1)[1])
-    elif loading and model and not is_local_path(model) and ":" not in model and _offline():
+    elif (loading and model.count("/") == 1 and not is_local_path(model) and ":" not in model and _offline()
+          and values.get("backend") in (None, "auto", "transformers", "vllm")):  # a plugin backend names models its own way
         _check_cached(model, values)
     for name in values.get("tasks") or ():
         if not str(name).startswith("lm_eval:"):
