@@ -43,6 +43,8 @@ RUN_FLAGS = {  # flag -> (config key, type, help)
     "--max-concurrency": ("max_concurrency", int, "parallel API requests"),
     "--tensor-parallel-size": ("tensor_parallel_size", int, "vLLM tensor parallelism"),
     "--num-processes": ("num_processes", int, "data-parallel processes through accelerate"),
+    "--verdicts": ("verdicts", str, "strict (default): no verdict on a claim the run cannot support (not_comparable); "
+                                    "indicative: compute it anyway, marked indicative"),
 }
 MULTI_FLAGS = {"--data-file": "data_files", "--stop": "stop", "--max-memory": "max_memory", "--task-option": "task_options"}
 SWITCHES = {"--allow-pickle": "allow_pickle", "--trust-remote-code": "trust_remote_code", "--quiet": "quiet"}
@@ -79,7 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     ls = sub.add_parser("list", help="list tasks, models, backends, devices, protocols, cards or prices")
     ls.add_argument("what", nargs="?", default="all", choices=["all", "tasks", "models", "backends", "devices", "protocols", "cards", "prices"])
-    sub.add_parser("env", help="what this machine has: devices, memory bandwidth, energy counters, versions")
+    env = sub.add_parser("env", help="what this machine has: devices, memory bandwidth, energy counters, versions")
+    env.add_argument("--remeasure-bandwidth", action="store_true",
+                     help="measure the memory bandwidth again instead of using the cached value")
     cards = sub.add_parser("cards", help="list and validate the model cards")
     cards.add_argument("--dir", help="cards folder (default: model_cards/)")
 
@@ -101,9 +105,13 @@ def build_parser() -> argparse.ArgumentParser:
     cmp_ = sub.add_parser("compare", help="compare runs: table, plots, Pareto frontier, paired tests")
     cmp_.add_argument("run_dirs", nargs="+")
     cmp_.add_argument("--output-dir", default="comparison")
+    cmp_.add_argument("--verdicts", default="strict", choices=["strict", "indicative"],
+                      help="indicative: also give a verdict on pairs that are not comparable, marked indicative")
     cl = sub.add_parser("claims", help="check comparative and cost claims across runs")
     cl.add_argument("run_dirs", nargs="+")
     cl.add_argument("--output-dir", default="claims", help="where claims.json and claims.md go")
+    cl.add_argument("--verdicts", default="strict", choices=["strict", "indicative"],
+                    help="indicative: also give a verdict on claims the runs cannot support, marked indicative")
     ex = sub.add_parser("export", help="export a run in another tool's format")
     ex.add_argument("run_dir")
     ex.add_argument("--format", default="lm-eval", choices=["lm-eval"])

@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from harness.errors import ConfigError
 
 # Settings that may differ on --resume without changing what is measured.
-RESUME_FREE = {"output_dir", "resume", "num_processes", "quiet"}
+RESUME_FREE = {"output_dir", "resume", "num_processes", "quiet", "verdicts"}
 
 
 class RunConfig(BaseModel):
@@ -57,6 +57,9 @@ class RunConfig(BaseModel):
     tensor_parallel_size: int | None = Field(default=None, gt=0)
     num_processes: int = Field(default=1, gt=0)
     quiet: bool = False
+    # strict: a claim the run cannot support is not_comparable; indicative: its statistical verdict is
+    # computed too and shown beside it, marked indicative (harness/claims/comparability.py).
+    verdicts: Literal["strict", "indicative"] = "strict"
 
     @field_validator("batch_size")
     @classmethod

@@ -320,8 +320,9 @@ def paired_diff_ci(a: Sequence[Sequence[bool | float]], b: Sequence[Sequence[boo
 
     One sample per problem on both sides: Newcombe's paired score interval. Otherwise the paired
     bootstrap of per-problem mean differences; when every problem has the same difference the
-    bootstrap has no spread, and the interval is Newcombe's MOVER combination of the two
-    cluster-Wilson intervals with the correlation taken as 0 (conservative).
+    bootstrap has no spread, and the interval is Newcombe's on the problems' verdicts when each
+    problem's samples agree, else Newcombe's MOVER combination of the two cluster-Wilson
+    intervals with the correlation taken as 0 (conservative).
     """
     if len(a) != len(b) or not a:
         raise ValueError("paired_diff_ci needs the same problems (at least one) on both sides")
@@ -334,6 +335,9 @@ def paired_diff_ci(a: Sequence[Sequence[bool | float]], b: Sequence[Sequence[boo
     lo, hi = boot["ci95"]
     if hi - lo > 1e-12:
         return (lo, hi), "paired bootstrap"
+    if all(m in (0.0, 1.0) for m in ma + mb):  # each problem's samples agree: one binary verdict per problem
+        ci, _ = paired_diff_ci([[m] for m in ma], [[m] for m in mb])
+        return ci, "Newcombe paired score (every problem's samples agree)"
     pa, (l1, u1), _ = mean_ci(a)
     pb, (l2, u2), _ = mean_ci(b)
     d = pa - pb

@@ -103,7 +103,9 @@ def test_no_interval_is_zero_width_anywhere_in_task_metrics():
 def test_paired_difference_interval_is_never_a_point():
     # every problem has the same difference: the bootstrap has no spread
     ci, how = paired_diff_ci([[1, 1, 1, 1]] * 6, [[0, 0, 0, 0]] * 6)
-    assert ci[1] - ci[0] > 0.1 and "MOVER" in how
+    assert ci[1] - ci[0] > 0.1 and "Newcombe" in how
+    ci, how = paired_diff_ci([[1, 0]] * 6, [[0, 0]] * 6)
+    assert ci[0] < 0.5 < ci[1] and "MOVER" in how
     ci, how = paired_diff_ci([[1]] * 6, [[1]] * 6)
     assert ci[0] < 0 < ci[1] and how == "Newcombe paired score"
 

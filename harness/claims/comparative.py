@@ -14,7 +14,10 @@ Verdicts, with diff = accuracy(a) - accuracy(b) over the problems both runs shar
 The interval of diff: one sample per problem -> Newcombe's hybrid score interval for paired
 proportions (Newcombe 1998, Stat Med 17:2635, method 10), which stays honest on small or fully
 concordant tables where a bootstrap collapses to a point; k > 1 -> the paired bootstrap interval.
-A run of random weights or of the scripted fake backend still gets a verdict, marked meaningless.
+Before any verdict, harness/claims/comparability.py checks each run against its card (random
+weights, scripted backend, truncation, prompt protocol, decoding): a claim either run cannot
+support gets verdict "not_comparable" with its reasons, its numbers kept as indicative; with
+`verdicts="indicative"` the statistical verdict is stored beside it as `indicative_verdict`.
 
 The module is longer than most because the command's pieces (file schema, run identity, verdict,
 cost, rendering) each read the same few records and are only used together.
@@ -23,7 +26,6 @@ cost, rendering) each read the same few records and are only used together.
 from __future__ import annotations
 
 import json
-import math
 import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -34,13 +36,13 @@ from typing import Literal, Optional
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from harness.claims.cards import Source, Status, find_card
-from harness.reports.compare import ALPHA, LoadedRun, _problems, load_runs, paired_test
+from harness.claims.cards import Source, Status, find_card, stated_settings
+from harness.claims.comparability import run_reasons, sentence
+from harness.reports.compare import ALPHA, LoadedRun, load_runs, paired_test
 from harness.errors import ConfigError
-from harness.stats import wilson
+from harness.stats import Z95, Z_POWER80, newcombe_paired_ci, problems_needed
 
-Z95 = 1.96
-Z_POWER80 = 0.8416  # one-sided normal quantile for 80% power, for "problems needed"
+__all__ = ["check", "check_claims", "identify", "load_comparisons", "newcombe_paired_ci"]
 _EDGE = 1e-9
 SETTING_KEYS = ("protocol", "system_prompt", "force_think", "temperature", "top_p", "top_k", "max_new_tokens", "num_samples")
 
@@ -187,57 +189,6 @@ def identify(data: dict) -> Identity:
 
 # ---- one comparative claim on one pair of runs ---------------------------------------------------
 
-def newcombe_paired_ci(n11: int, n10: int, n01: int, n00: int, z: float = Z95) -> tuple[float, float]:
-    """Interval for p(a right) - p(b right) from paired verdicts (Newcombe 1998, method 10).
-
-    n10: problems a got right and b wrong; n01 the reverse. Wilson intervals of the two
-    marginals combined, with the correlation phi of the pairs (continuity-corrected numerator).
-    """
-    n = n11 + n10 + n01 + n00
-    if n == 0:
-        return (-1.0, 1.0)
-    p1, p2 = (n11 + n10) / n, (n11 + n01) / n
-    l1, u1 = wilson(n11 + n10, n, z)
-    l2, u2 = wilson(n11 + n01, n, z)
-    margins = (n11 + n10) * (n01 + n00) * (n11 + n01) * (n10 + n00)
-    num = n11 * n00 - n10 * n01
-    num = num - n / 2 if num > n / 2 else (0 if num >= 0 else num)
-    phi = num / math.sqrt(margins) if margins else 0.0
-    d = p1 - p2
-    lo = d - math.sqrt(max(0.0, (p1 - l1) ** 2 - 2 * phi * (p1 - l1) * (u2 - p2) + (u2 - p2) ** 2))
-    hi = d + math.sqrt(max(0.0, (p2 - l2) ** 2 - 2 * phi * (p2 - l2) * (u1 - p1) + (u1 - p1) ** 2))
-    return (max(-1.0, lo), min(1.0, hi))
-
-
-def diff_interval(res: dict, a: list[dict], b: list[dict], task: str) -> tuple[tuple[float, float] | None, str]:
-    """The 95% interval of diff for a paired_test result, and how it was made."""
-    n = res["n"]
-    if res["test"] == "mcnemar":
-        n11 = round(res["acc_a"] * n) - res["b10"]
-        return newcombe_paired_ci(n11, res["b10"], res["b01"], n - n11 - res["b10"] - res["b01"]), "Newcombe paired score"
-    lo, hi = res["ci95"]
-    if hi - lo > _EDGE:
-        return (lo, hi), "paired bootstrap"
-    # Every problem has the same difference: the bootstrap says nothing about sampling error. When
-    # each problem's samples all agree, the problem is one binary verdict and Newcombe applies.
-    pa, pb = _problems(a, task), _problems(b, task)
-    shared = [i for i in pa if i in pb and pa[i][0] == pb[i][0]]
-    va, vb = [set(pa[i][1]) for i in shared], [set(pb[i][1]) for i in shared]
-    if all(len(s) == 1 for s in va + vb):
-        x, y = [s.pop() for s in va], [s.pop() for s in vb]
-        cells = [sum(1 for p, q in zip(x, y) if (p, q) == c) for c in ((True, True), (True, False), (False, True), (False, False))]
-        return newcombe_paired_ci(*cells), "Newcombe paired score (every problem's samples agree)"
-    return None, "none: every problem has the same difference, so the bootstrap cannot measure its uncertainty"
-
-
-def problems_needed(n: int, ci: tuple[float, float] | None, target_se: float) -> int | None:
-    """Rough problems for a standard error of `target_se`, scaling the observed one by 1/sqrt(problems)."""
-    if ci is None or target_se <= 0:
-        return None
-    se = (ci[1] - ci[0]) / (2 * Z95)
-    return math.ceil(n * (se / target_se) ** 2) if se > 0 else None
-
-
 def judge(c: Comparison, res: dict, ci: tuple[float, float] | None) -> tuple[str, str]:
     """(verdict, reason) for one claim on one paired result; see the module docstring for the rules."""
     diff, p, n = res["diff"], res["p_value"], res["n"]
@@ -247,7 +198,7 @@ def judge(c: Comparison, res: dict, ci: tuple[float, float] | None) -> tuple[str
             return "supported", f"a is ahead and the paired test is significant (p < {ALPHA})"
         if p < ALPHA and diff < 0:
             return "contradicted", f"b is ahead and the paired test is significant (p < {ALPHA})"
-        need = problems_needed(n, ci, pub_gap / (Z95 + Z_POWER80))
+        need = problems_needed(width=2 * Z95 * pub_gap / (Z95 + Z_POWER80), n=n, ci=ci) if pub_gap > 0 else None
         more = f"; roughly {need} shared problems would detect the published gap of {100 * pub_gap:.1f} pts with 80% power" if need and need > n else ""
         return "inconclusive", f"not significant (p >= {ALPHA}) on {n} shared problems{more}"
     m = c.margin_pts / 100
@@ -258,7 +209,7 @@ def judge(c: Comparison, res: dict, ci: tuple[float, float] | None) -> tuple[str
         return "supported", f"the 95% interval lies within ±{c.margin_pts:g} pts"
     if lo > m + _EDGE or hi < -m - _EDGE:
         return "contradicted", f"the 95% interval lies outside ±{c.margin_pts:g} pts"
-    need = problems_needed(n, ci, (m - abs(pub_gap)) / Z95)
+    need = problems_needed(width=2 * (m - abs(pub_gap)), n=n, ci=ci) if m > abs(pub_gap) else None
     more = f"; roughly {need} shared problems would narrow it enough if the published gap held" if need and need > n else ""
     return "inconclusive", f"the 95% interval straddles ±{c.margin_pts:g} pts on {n} shared problems{more}"
 
@@ -302,19 +253,40 @@ def caveats(ra: LoadedRun, rb: LoadedRun, ia: Identity, ib: Identity, task: str,
     return out
 
 
-def check_comparison(c: Comparison, ra: LoadedRun, rb: LoadedRun, ia: Identity, ib: Identity, sources: dict[str, Source]) -> dict | None:
+def comparability(c: Comparison, ra: LoadedRun, rb: LoadedRun, ia: Identity, ib: Identity) -> tuple[list[dict], list[str]]:
+    """(reasons, caveats): each run checked against its own card's protocol for the claim's task."""
+    reasons, caveats = [], []
+    for tag, run, ident in (("A", ra, ia), ("B", rb, ib)):
+        card = _try_card(ident.card) if ident.card else None
+        want = {**stated_settings(card, c.task), "dtype": card.dtype} if card is not None else None
+        task = {**((run.data.get("tasks") or {}).get(c.task) or {}), "settings": _settings(run, c.task)}
+        r, cv = run_reasons(task, run.data.get("model") or {}, want=want, metric="accuracy",
+                            immaterial=card.protocol.immaterial if card is not None else ())
+        reasons += [{"code": x["code"], "detail": f"{tag}: {x['detail']}"} for x in r]
+        caveats += [f"{tag}: {x}" for x in cv]
+    return reasons, caveats
+
+
+def check_comparison(c: Comparison, ra: LoadedRun, rb: LoadedRun, ia: Identity, ib: Identity, sources: dict[str, Source],
+                     verdicts: str = "strict") -> dict | None:
     """One claim on one pair of runs; None when they share no problem of the task."""
     res = paired_test(ra.samples, rb.samples, c.task)
     if res is None:
         return None
-    ci, ci_method = diff_interval(res, ra.samples, rb.samples, c.task)
-    verdict, reason = judge(c, res, ci)
+    ci, ci_method = res["ci95"], res["ci_method"]
+    stat, reason = judge(c, res, ci)
+    reasons, extra = comparability(c, ra, rb, ia, ib)
+    verdict, indicative = stat, None
+    if reasons:
+        verdict, reason = "not_comparable", sentence(reasons)
+        indicative = stat if verdicts == "indicative" else None
     return {"id": c.id, "text": c.text, "a": c.a, "b": c.b, "task": c.task, "relation": c.relation, "margin_pts": c.margin_pts,
             "published": c.published.model_dump(), "run_a": ra.label, "run_b": rb.label, "run_dir_a": str(ra.path),
             "run_dir_b": str(rb.path), "n": res["n"], "acc_a": res["acc_a"], "acc_b": res["acc_b"], "diff": res["diff"],
             "ci95": list(ci) if ci else None, "ci_method": ci_method, "test": res["test"], "p_value": res["p_value"],
-            "verdict": verdict, "reason": reason, "meaningless": ia.meaningless or ib.meaningless,
-            "caveats": caveats(ra, rb, ia, ib, c.task, res), "source": describe_source(c.source, sources), "status": c.status,
+            "verdict": verdict, "indicative_verdict": indicative, "comparable": not reasons, "reasons": reasons,
+            "reason": reason, "meaningless": ia.meaningless or ib.meaningless,
+            "caveats": caveats(ra, rb, ia, ib, c.task, res) + extra, "source": describe_source(c.source, sources), "status": c.status,
             "notes": list(c.notes)}
 
 
@@ -374,7 +346,7 @@ def cost_section(runs: list[LoadedRun], idents: list[Identity], cf: ComparisonsF
 
 # ---- the command ----------------------------------------------------------------------------------
 
-def check(run_dirs: list[Path], comparisons: str | Path | None = None) -> dict:
+def check(run_dirs: list[Path], comparisons: str | Path | None = None, verdicts: str = "strict") -> dict:
     """Every checkable claim across the runs, the claims left unchecked (and why), and the cost table."""
     if not run_dirs:
         raise ConfigError("claims needs run folders", "pass folders written by `harness run`")
@@ -385,7 +357,7 @@ def check(run_dirs: list[Path], comparisons: str | Path | None = None) -> dict:
     for c in cf.comparisons:
         has = {side: [(r, i) for r, i in zip(runs, idents) if i.card == card and c.task in (r.data.get("tasks") or {})]
                for side, card in (("a", c.a), ("b", c.b))}
-        rows = [check_comparison(c, ra, rb, ia, ib, cf.sources) for ra, ia in has["a"] for rb, ib in has["b"] if ra is not rb]
+        rows = [check_comparison(c, ra, rb, ia, ib, cf.sources, verdicts) for ra, ia in has["a"] for rb, ib in has["b"] if ra is not rb]
         rows = [r for r in rows if r is not None]
         checked += rows
         if not rows:
@@ -401,7 +373,7 @@ def check(run_dirs: list[Path], comparisons: str | Path | None = None) -> dict:
         raise ConfigError(f"no claim could be checked ({named})",
                           f"a claim needs two runs of the cards and task it names, e.g. {example.a} and {example.b} on {example.task} "
                           f"(run with --card NAME; see harness/data/comparisons.yaml), or a run with --price-per-hour/--instance for the cost table")
-    return {"alpha": ALPHA, "created_utc": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), "runs": run_rows,
+    return {"alpha": ALPHA, "verdicts_mode": verdicts, "created_utc": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), "runs": run_rows,
             "comparisons": checked, "unchecked": unchecked, "cost": cost}
 
 
@@ -411,6 +383,18 @@ def _pts(x: float | None) -> str:
 
 def _p(p: float) -> str:
     return "<0.001" if p < 0.001 else f"{p:.3f}" if p < 0.01 else f"{p:.2f}"
+
+
+def _verdict(c: dict) -> str:
+    """not_comparable, or not_comparable (indicative: supported) under --verdicts indicative."""
+    return c["verdict"] + (f" (indicative: {c['indicative_verdict']})" if c.get("indicative_verdict") else "")
+
+
+def _indicative_note(doc: dict) -> list[str]:
+    if any(c.get("indicative_verdict") for c in doc["comparisons"]):
+        return ["", "Indicative verdicts (--verdicts indicative): computed although the runs cannot support them; "
+                    "for exploration only, not a finding."]
+    return []
 
 
 def _claim_title(c: dict) -> str:
@@ -458,10 +442,11 @@ def render_text(doc: dict) -> str:
         flags = f"  [{'; '.join(r['flags'])}]" if r["flags"] else ""
         out.append(f"run {r['run_dir']}: {r['card'] or 'no card'} ({r['matched_by']}){flags}")
     for c in doc["comparisons"]:
-        tag = c["verdict"].upper() + (" (meaningless)" if c["meaningless"] else "")
+        tag = _verdict(c).upper() + (" (meaningless)" if c["meaningless"] else "")
         out += ["", f"{tag}: {_claim_title(c)}", f"  A {c['run_a']}", f"  B {c['run_b']}", f"  measured {_measured(c)}",
                 f"  why: {c['reason']}", f"  source: {c['source']}"]
         out += [f"  caveat: {x}" for x in c["caveats"]]
+    out += _indicative_note(doc)
     if doc["unchecked"]:
         out += ["", f"not checked ({len(doc['unchecked'])}):"] + [f"  {u['id']}: {u['why']}" for u in doc["unchecked"]]
     if doc["cost"]["prices"] or doc["cost"]["runs"]:
@@ -477,23 +462,25 @@ def render_markdown(doc: dict) -> str:
             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for c in doc["comparisons"]:
         ci = "—" if not c["ci95"] else f"[{_pts(c['ci95'][0])}, {_pts(c['ci95'][1])}]"
-        verdict = f"**{c['verdict']}**" + (" (meaningless)" if c["meaningless"] else "")
+        verdict = f"**{_verdict(c)}**" + (" (meaningless)" if c["meaningless"] else "")
         out.append(f"| {_claim_title(c)} | {c['run_a']} | {c['run_b']} | {c['n']} | {100 * c['acc_a']:.1f}% | {100 * c['acc_b']:.1f}% | "
                    f"{_pts(c['diff'])} | {ci} | {c['test']} | {_p(c['p_value'])} | {verdict} | {c['source']} |")
     for c in doc["comparisons"]:
         out += ["", f"- {c['id']} ({c['run_a']} vs {c['run_b']}): {c['reason']}; interval: {c['ci_method']}"]
         out += [f"  - caveat: {x}" for x in c["caveats"]]
+    out += _indicative_note(doc)
     if doc["unchecked"]:
         out += ["", "## Not checked", ""] + [f"- {u['id']}: {u['why']}" for u in doc["unchecked"]]
     out += ["", "## Cost", ""] + [f"- {line.strip()}" if line.startswith("  ") else f"- **{line}**" for line in _cost_lines(doc)]
     return "\n".join(out) + "\n"
 
 
-def check_claims(run_dirs: list[Path], output_dir: str | Path | None = None, comparisons: str | Path | None = None) -> int:
+def check_claims(run_dirs: list[Path], output_dir: str | Path | None = None, comparisons: str | Path | None = None,
+                 verdicts: str = "strict") -> int:
     """`harness claims`: print the verdicts and write claims.json and claims.md into output_dir (default ./claims)."""
     from harness.results.store import write_text_atomic
 
-    doc = check(run_dirs, comparisons)
+    doc = check(run_dirs, comparisons, verdicts)
     out = Path(output_dir or "claims")
     out.mkdir(parents=True, exist_ok=True)
     doc["files"] = {name: str(out / name) for name in ("claims.json", "claims.md")}

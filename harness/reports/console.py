@@ -39,7 +39,13 @@ def summarize(run_dir) -> None:
     perf = data["perf"]
     tps = perf.get("output_tokens_per_s")
     print(f"perf: {perf['wall_s']:.2f} s generating, {tps:.1f} output tok/s" if tps else f"perf: {perf['wall_s']:.2f} s generating")
+    from harness.claims.verdicts import verdict_label
+
     for c in data.get("claims") or []:
-        print(f"claim {c['task']} {c['metric']} {100 * c['claimed']:.1f}%: {c['verdict']}")
+        claimed = "no published value" if c.get("claimed") is None else f"{100 * c['claimed']:.1f}%"
+        print(f"claim {c['task']} {c['metric']} {claimed}: {verdict_label(c)}")
+        if c.get("reasons"):
+            print(f"  not comparable: {'; '.join(r['detail'] for r in c['reasons'])}")
+            print(f"  measured {100 * c['measured']:.1f}% (indicative only)")
     for w in data.get("warnings") or []:
         print(f"warning: {w}")

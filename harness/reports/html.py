@@ -128,7 +128,7 @@ def clip(text: str | None, head: int = CLIP_HEAD, tail: int = CLIP_TAIL) -> str:
 
 def verdict_class(verdict: str | None) -> str:
     v = (verdict or "").lower()
-    return {"consistent": "good", "below": "bad", "above": "mid"}.get(v, "")
+    return {"consistent": "good", "below": "bad", "above": "mid", "not_comparable": "mid"}.get(v, "")
 
 
 def sample_verdict(row: dict) -> tuple[str, str]:
@@ -214,6 +214,8 @@ def _accuracy(d: dict) -> str:
 
 
 def _claims(d: dict) -> str:
+    from harness.claims.verdicts import verdict_label
+
     claims = d.get("claims") or []
     if not claims:
         return ""
@@ -221,13 +223,23 @@ def _claims(d: dict) -> str:
     for c in claims:
         ci = c.get("ci95")
         gap = c.get("gap")
-        rows.append([e(c.get("task")), e(c.get("published_metric") or c.get("metric")), pct(c.get("claimed")), pct(c.get("measured")),
+        measured = pct(c.get("measured")) + (" (indicative)" if c.get("indicative") else "")
+        rows.append([e(c.get("task")), e(c.get("published_metric") or c.get("metric")), pct(c.get("claimed")), measured,
                      e(f"[{pct(ci[0])}, {pct(ci[1])}]" if ci else "—"),
-                     f'<span class="badge {verdict_class(c.get("verdict"))}">{e(c.get("verdict"))}</span>',
+                     f'<span class="badge {verdict_class(c.get("verdict"))}">{e(verdict_label(c))}</span>',
                      e(None if gap is None else f"{100 * gap:+.1f} pts"), e(c.get("source")), e(c.get("note"))])
     diffs = sorted({x for c in claims for x in c.get("protocol_differences") or []})
     notes = (f'<p class="note">Protocol differences (why a verdict may not transfer to the published setting):</p>'
              f'<ul class="note">{"".join(f"<li>{e(x)}</li>" for x in diffs)}</ul>') if diffs else ""
+    why = [c for c in claims if c.get("reasons")]
+    if why:
+        items = "".join(f"<li>{e(c['task'])} {e(c['metric'])}: " + "; ".join(f"<code>{e(r['code'])}</code> {e(r['detail'])}" for r in c["reasons"])
+                        + "</li>" for c in why)
+        notes += (f'<p class="note"><strong>Not comparable</strong>: no verdict; the measured value and interval are indicative only.</p>'
+                  f'<ul class="note">{items}</ul>')
+    if any(c.get("indicative_verdict") for c in claims):
+        notes += ('<p class="note"><strong>Indicative verdicts</strong> (<code>--verdicts indicative</code>): computed although the run '
+                  'cannot support them; for exploration only, not a finding.</p>')
     return ('<h2 id="claims">Published claims</h2>' + _table(
         ["task", "metric", "claimed", "measured", "95% CI", "verdict", "gap", "source", "note"], rows, num_cols=(2, 3, 4, 6)) + notes)
 
@@ -257,7 +269,9 @@ def _performance(d: dict, samples: list[dict], step: Callable[[str], None]) -> s
                  f"{usd(cost.get('usd_per_1m_output_tokens'))} / 1M output tok · "
                  f"{usd(cost.get('usd_per_correct'))} / correct · {cost.get('price_source') or 'no price given'}"),
            _tile("roofline", pct_sig(roof.get("fraction")),
-                 f"of the batch-1 decode bound {num(roof.get('bound_tokens_per_s'))} tok/s at {num(roof.get('bandwidth_gbps'))} GB/s"),
+                 f"of the decode bound at batch {roof.get('batch', '—')}: {num(roof.get('bound_tokens_per_s_per_sequence'))} tok/s per sequence, "
+                 f"{num(roof.get('bound_tokens_per_s'))} in aggregate, at {num(roof.get('bandwidth_gbps'))} GB/s measured "
+                 f"(published peak {num(roof.get('peak_bandwidth_gbps'))} GB/s)"),
            "</div>"]
     rows = [[e(label)] + [seconds((perf.get(k) or {}).get(q)) for q in ("mean", "p50", "p90", "p99")] for k, label in PERF_FIELDS]
     out.append(_table(["per request", "mean", "p50", "p90", "p99"], rows, num_cols=(1, 2, 3, 4)))

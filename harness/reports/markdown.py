@@ -49,10 +49,23 @@ def render_markdown(d: dict) -> str:
             for level, v in by.items():
                 out.append(f"| {name} | {level} | {v.get('n')} | {_pct(v.get('accuracy'))} | {_ci(v.get('ci95'))} |")
     if d.get("claims"):
+        from harness.claims.verdicts import verdict_label
+
         out += ["", "## Published claims: verdicts", "", "| task | metric | claimed | measured | 95% CI | verdict | gap | source |", "|---|---|---|---|---|---|---|---|"]
         for c in d["claims"]:
-            out.append(f"| {c['task']} | {c['metric']} | {_pct(c['claimed'])} | {_pct(c['measured'])} | {_ci(c.get('ci95'))} | **{c['verdict']}** | "
+            measured = _pct(c["measured"]) + (" (indicative)" if c.get("indicative") else "")
+            out.append(f"| {c['task']} | {c['metric']} | {_pct(c['claimed'])} | {measured} | {_ci(c.get('ci95'))} | **{verdict_label(c)}** | "
                        f"{_num(None if c.get('gap') is None else 100 * c['gap'], '{:+.1f} pts')} | {c.get('source', '')} |")
+        why = [c for c in d["claims"] if c.get("reasons")]
+        if why:
+            out += ["", "Not comparable (no verdict; the measured value and interval are indicative only):", ""]
+            out += [f"- {c['task']} {c['metric']}: " + "; ".join(f"`{r['code']}` {r['detail']}" for r in c["reasons"]) for c in why]
+        if any(c.get("indicative_verdict") for c in d["claims"]):
+            out += ["", "**Indicative verdicts** (`--verdicts indicative`): computed although the run cannot support them; "
+                    "for exploration only, not a finding."]
+        caveats = sorted({x for c in d["claims"] for x in c.get("caveats") or []})
+        if caveats:
+            out += ["", "Caveats:", ""] + [f"- {x}" for x in caveats]
         notes = sorted({n for c in d["claims"] for n in c.get("protocol_differences") or []})
         if notes:
             out += ["", "Protocol differences (why a verdict may not transfer to the published setting):", ""] + [f"- {n}" for n in notes]
@@ -69,8 +82,11 @@ def render_markdown(d: dict) -> str:
             f"- tokens: {perf.get('input_tokens')} in, {perf.get('output_tokens')} out",
             f"- peak memory: device {mem.get('device') or '—'}, host RSS {_num(mem.get('host'), '{:,}')} bytes",
             f"- energy: {_num(perf.get('energy_j'))} J ({perf.get('energy_source')}); {_num(perf.get('joules_per_output_token'))} J/token",
-            f"- roofline: {_num(roof.get('bandwidth_gbps'))} GB/s; batch-1 decode bound {_num(roof.get('bound_tokens_per_s'))} tok/s; "
-            f"achieved {_pct(roof.get('fraction'))} of it",
+            f"- roofline: measured {_num(roof.get('bandwidth_gbps'))} GB/s ({roof.get('bandwidth_source') or '—'}); published peak "
+            f"{_num(roof.get('peak_bandwidth_gbps'))} GB/s ({roof.get('peak_bandwidth_source') or '—'}); decode bound at batch {roof.get('batch', '—')} "
+            f"and mean context {_num(roof.get('mean_context_tokens'), '{:.0f}')}: {_num(roof.get('bound_tokens_per_s_per_sequence'))} tok/s per sequence, "
+            f"{_num(roof.get('bound_tokens_per_s'))} tok/s in aggregate; measured {_num(roof.get('measured_tokens_per_s_per_sequence'))} per sequence, "
+            f"{_num(roof.get('measured_tokens_per_s'))} in aggregate: {_pct(roof.get('fraction'))} of the bound",
             f"- cost: {_num(cost.get('usd_total'), '${:.4g}')} total, {_num(cost.get('usd_per_1m_output_tokens'), '${:.4g}')} per 1M output tokens, "
             f"{_num(cost.get('usd_per_correct'), '${:.4g}')} per correct answer ({cost.get('price_source') or 'no price given'})", ""]
     return "\n".join(out)
