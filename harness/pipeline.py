@@ -147,8 +147,8 @@ def _open_run_dir(cfg: RunConfig, plan, dist) -> tuple[Path, RunState]:
         rows = results.all_samples(run_dir, repair=dist.is_main)
         dist.barrier()
         previous = results.load_run(run_dir) if (run_dir / results.RUN).exists() else None
-        run_id = (previous or {}).get("run_id") or results.read_config(run_dir).get("_run_id") or run_dir.name.rsplit("_", 1)[-1]
-        created = (previous or {}).get("created_utc") or results.utc_now()
+        run_id = (previous.run_id if previous else None) or results.read_config(run_dir).get("_run_id") or run_dir.name.rsplit("_", 1)[-1]
+        created = (previous.created_utc if previous else None) or results.utc_now()
         return run_dir, RunState(run_id, created, {f"{r['task']}/{r['id']}/{r.get('sample', 0)}" for r in rows}, previous, False)
     run_id = dist.broadcast(results.new_run_id())
     name = dist.broadcast(results.run_dir_name(cfg.model, plan.tasks, run_id))

@@ -186,7 +186,7 @@ def test_lmeval_launcher_registers_model_before_lm_eval_cli(monkeypatch):
 
     import lm_eval.__main__
 
-    from harness.lmeval import task as lmeval
+    from harness import lmeval
 
     seen = {}
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from harness.errors import ModelLoadError
 
-DATA = Path(__file__).resolve().parent / "data"
+DATA = Path(__file__).resolve().parents[1] / "data"
 CONFIGS = DATA / "configs"
 LOCAL_TOKENIZER = DATA / "tokenizer"
 

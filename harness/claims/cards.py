@@ -20,8 +20,6 @@ import difflib
 import functools
 import os
 import re
-import types
-import typing
 from pathlib import Path
 from typing import Any, Literal, Optional
 
@@ -29,7 +27,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 import harness
-from harness.errors import ConfigError
+from harness.errors import ConfigError, validation_message
 from harness.protocols import PROTOCOLS
 
 # Prompt protocols are owned by harness/protocols.py; reading their names here makes a card with a
@@ -293,56 +291,6 @@ def _check_duplicate_keys(node: yaml.Node | None) -> None:
             _check_duplicate_keys(item)
 
 
-def _loc(loc: tuple) -> str:
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out or "(top level)"
-
-
-def _unwrap(annotation: Any) -> Any:
-    """The model class inside Optional[...] / list[...] / dict[str, ...], if any."""
-    origin = typing.get_origin(annotation)
-    if origin in (typing.Union, types.UnionType):
-        for arg in typing.get_args(annotation):
-            if arg is not type(None):
-                return _unwrap(arg)
-    if origin in (list, dict):
-        return _unwrap(typing.get_args(annotation)[-1])
-    return annotation
-
-
-def _model_at(loc: tuple) -> type[BaseModel] | None:
-    """Walk the schema along an error location to the model that owns the last key."""
-    model: Any = Card
-    for part in loc:
-        if isinstance(part, int) or not (isinstance(model, type) and issubclass(model, BaseModel)):
-            continue
-        field = model.model_fields.get(part)
-        if field is None:
-            continue  # a dict key such as a task name
-        model = _unwrap(field.annotation)
-    return model if isinstance(model, type) and issubclass(model, BaseModel) else None
-
-
-def _reason(err: dict) -> str:
-    if err["type"] == "extra_forbidden":
-        key = err["loc"][-1]
-        owner = _model_at(err["loc"][:-1])
-        hint = ""
-        if owner is not None:
-            close = difflib.get_close_matches(str(key), list(owner.model_fields), n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else f"; allowed: {', '.join(owner.model_fields)}"
-        return f"unknown key{hint}"
-    msg = err["msg"]
-    return msg[len("Value error, "):] if msg.startswith("Value error, ") else msg
-
-
-def _format_errors(path: Path, exc: ValidationError) -> str:
-    parts = [f"{_loc(e['loc'])}: {_reason(e)}" for e in exc.errors()]
-    return f"{path}: " + "; ".join(parts)
-
-
 def load_card(path: str | Path) -> Card:
     """Read and validate one card. Every problem is a ConfigError "<file>: <field path>: <reason>"."""
     path = Path(path)
@@ -375,7 +323,7 @@ def _load_card(path: Path, _mtime_ns: int, _size: int) -> Card:
     try:
         card = Card.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(_format_errors(path, exc), fix) from None
+        raise ConfigError(f"{path}: {validation_message(exc, Card)}", fix) from None
     if not path.stem.startswith("_") and card.name != path.stem:
         raise ConfigError(f"{path}: name: {card.name!r} must equal the file name {path.stem!r}", "rename the file or the card")
     return card

@@ -39,7 +39,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from harness.claims.cards import Source, Status, find_card, stated_settings
 from harness.claims.comparability import run_reasons, sentence
 from harness.reports.compare import ALPHA, LoadedRun, load_runs, paired_test
-from harness.errors import ConfigError
+from harness.errors import ConfigError, validation_message
+from harness.results.schema import RunResult
 from harness.stats import Z95, Z_POWER80, newcombe_paired_ci, problems_needed
 
 __all__ = ["check", "check_claims", "identify", "load_comparisons", "newcombe_paired_ci"]
@@ -123,8 +124,7 @@ def load_comparisons(path: str | Path | None = None) -> ComparisonsFile:
     except (OSError, yaml.YAMLError) as e:
         raise ConfigError(f"cannot read comparisons file {where} ({e})".replace("\n", " "), "check the file") from None
     except ValidationError as e:
-        errs = "; ".join(f"{'.'.join(map(str, x['loc']))}: {x['msg']}" for x in e.errors())
-        raise ConfigError(f"{where}: {errs}", "fix the comparisons file") from None
+        raise ConfigError(f"{where}: {validation_message(e, ComparisonsFile)}", "fix the comparisons file") from None
 
 
 def describe_source(text: str, sources: dict[str, Source]) -> str:
@@ -159,17 +159,17 @@ def _try_card(name: str):
         return None
 
 
-def identify(data: dict) -> Identity:
+def identify(data: RunResult) -> Identity:
     """The card a run measured: run.json `card`, else its model name (random:<card>, Hub id, API model, folder)."""
-    m = data.get("model") or {}
-    src = str(m.get("name_or_path") or "").strip().rstrip("/")
+    m = data.model
+    src = str(m.name_or_path or "").strip().rstrip("/")
     flags = []
-    if m.get("random_weights") or src.startswith("random:"):
+    if m.random_weights or src.startswith("random:"):
         flags.append("random weights: meaningless (accuracy is chance; $/token is the architecture's)")
-    if m.get("backend") == "fake":
+    if m.backend == "fake":
         flags.append("scripted fake backend: meaningless (the answers are not a model's)")
-    if data.get("card"):
-        card, how = _try_card(str(data["card"])), "run.json card"
+    if data.card:
+        card, how = _try_card(str(data.card)), "run.json card"
     elif src.startswith("random:"):
         short = src.split(":", 1)[1]
         card, how = _try_card(short) or _try_card(f"{short}-instruct"), f"random model {short}"
@@ -215,13 +215,13 @@ def judge(c: Comparison, res: dict, ci: tuple[float, float] | None) -> tuple[str
 
 
 def _settings(run: LoadedRun, task: str) -> dict:
-    t = ((run.data.get("tasks") or {}).get(task) or {})
-    s = dict(t.get("settings") or {})
+    t = run.data.tasks.get(task)
+    s = dict(t.settings) if t else {}
     if not s:  # older runs: the run-wide config
-        cfg = run.data.get("config") or {}
+        cfg = run.data.config
         s = {k: cfg[k] for k in SETTING_KEYS if cfg.get(k) is not None}
-        s["protocol"] = (run.data.get("protocol") or {}).get("name")
-    s.setdefault("num_samples", t.get("k"))
+        s["protocol"] = run.data.protocol.name if run.data.protocol else None
+    s.setdefault("num_samples", t.k if t else None)
     return s
 
 
@@ -230,22 +230,22 @@ def caveats(ra: LoadedRun, rb: LoadedRun, ia: Identity, ib: Identity, task: str,
     out: list[str] = []
     for tag, run, ident in (("A", ra, ia), ("B", rb, ib)):
         out += [f"{tag}: {f}" for f in ident.flags]
-        if run.data.get("status") not in (None, "complete"):
-            out.append(f"{tag}: run status {run.data['status']}: not every planned sample ran")
-        diffs = run.data.get("protocol_differences") or {}
-        out += [f"{tag} vs its card: {d}" for d in (diffs.get(task, []) if isinstance(diffs, dict) else diffs)]
+        if run.data.status != "complete":
+            out.append(f"{tag}: run status {run.data.status}: not every planned sample ran")
+        out += [f"{tag} vs its card: {d}" for d in run.data.protocol_differences.get(task, [])]
     sa, sb = _settings(ra, task), _settings(rb, task)
     for key in SETTING_KEYS:
         if key in sa and key in sb and sa[key] != sb[key]:
             out.append(f"runs differ in {key}: A {sa[key]!r}, B {sb[key]!r}")
-    ma, mb = ra.data.get("model") or {}, rb.data.get("model") or {}
     for key in ("dtype", "quantization"):
-        if ma.get(key) != mb.get(key):
-            out.append(f"runs differ in {key}: A {ma.get(key)!r}, B {mb.get(key)!r}")
-    src = [((r.data.get("tasks") or {}).get(task) or {}).get("source") for r in (ra, rb)]
+        a, b = getattr(ra.data.model, key), getattr(rb.data.model, key)
+        if a != b:
+            out.append(f"runs differ in {key}: A {a!r}, B {b!r}")
+    ta, tb = ra.data.tasks.get(task), rb.data.tasks.get(task)
+    src = [t.source if t else None for t in (ta, tb)]
     if src[0] and src[1] and src[0] != src[1]:
         out.append(f"different data sources: A {src[0]}, B {src[1]}")
-    na, nb = (((r.data.get("tasks") or {}).get(task) or {}).get("n") for r in (ra, rb))
+    na, nb = (t.n if t else None for t in (ta, tb))
     if na is not None and nb is not None and res["n"] < max(na, nb):
         out.append(f"only {res['n']} shared problems (A ran {na}, B ran {nb})")
     if res.get("target_mismatch"):
@@ -259,8 +259,9 @@ def comparability(c: Comparison, ra: LoadedRun, rb: LoadedRun, ia: Identity, ib:
     for tag, run, ident in (("A", ra, ia), ("B", rb, ib)):
         card = _try_card(ident.card) if ident.card else None
         want = {**stated_settings(card, c.task), "dtype": card.dtype} if card is not None else None
-        task = {**((run.data.get("tasks") or {}).get(c.task) or {}), "settings": _settings(run, c.task)}
-        r, cv = run_reasons(task, run.data.get("model") or {}, want=want, metric="accuracy",
+        block = run.data.tasks.get(c.task)
+        task = {**(block.model_dump(mode="json") if block else {}), "settings": _settings(run, c.task)}
+        r, cv = run_reasons(task, run.data.model.model_dump(mode="json"), want=want, metric="accuracy",
                             immaterial=card.protocol.immaterial if card is not None else ())
         reasons += [{"code": x["code"], "detail": f"{tag}: {x['detail']}"} for x in r]
         caveats += [f"{tag}: {x}" for x in cv]
@@ -327,8 +328,8 @@ def cost_section(runs: list[LoadedRun], idents: list[Identity], cf: ComparisonsF
     beside = {p[s]["card"]: p[s] for p in prices if p["per"] == "output" for s in ("a", "b")}
     rows = []
     for run, ident in zip(runs, idents):
-        cost = run.data.get("cost") or {}
-        measured = cost.get("usd_per_1m_output_tokens")
+        cost = run.data.cost
+        measured = cost.usd_per_1m_output_tokens if cost else None
         if measured is None:
             continue
         apis = dict(beside)
@@ -336,7 +337,7 @@ def cost_section(runs: list[LoadedRun], idents: list[Identity], cf: ComparisonsF
         if own is not None:
             apis.setdefault(own["card"], own)
         rows.append({"run": run.label, "run_dir": str(run.path), "card": ident.card, "usd_per_1m_output_tokens": measured,
-                     "basis": cost.get("basis"), "price_source": cost.get("price_source"), "device": (run.data.get("device") or {}).get("name"),
+                     "basis": cost.basis, "price_source": cost.price_source, "device": run.data.device.name,
                      "flags": list(ident.flags),
                      "vs": [{"card": p["card"], "display": p["display"], "api_usd_per_1m_output": p["usd_per_1m"],
                              "api_over_measured": p["usd_per_1m"] / measured if measured else None,
@@ -355,7 +356,7 @@ def check(run_dirs: list[Path], comparisons: str | Path | None = None, verdicts:
     idents = [identify(r.data) for r in runs]
     checked, unchecked = [], []
     for c in cf.comparisons:
-        has = {side: [(r, i) for r, i in zip(runs, idents) if i.card == card and c.task in (r.data.get("tasks") or {})]
+        has = {side: [(r, i) for r, i in zip(runs, idents) if i.card == card and c.task in r.data.tasks]
                for side, card in (("a", c.a), ("b", c.b))}
         rows = [check_comparison(c, ra, rb, ia, ib, cf.sources, verdicts) for ra, ia in has["a"] for rb, ib in has["b"] if ra is not rb]
         rows = [r for r in rows if r is not None]
@@ -366,7 +367,7 @@ def check(run_dirs: list[Path], comparisons: str | Path | None = None, verdicts:
             unchecked.append({"id": c.id, "text": c.text, "needs": f"runs of {c.a} and {c.b} on {c.task}", "why": why})
     cost = cost_section(runs, idents, cf)
     run_rows = [{"run": r.label, "run_dir": str(r.path), "card": i.card, "display": i.display, "matched_by": i.how,
-                 "tasks": sorted((r.data.get("tasks") or {})), "flags": list(i.flags)} for r, i in zip(runs, idents)]
+                 "tasks": sorted(r.data.tasks), "flags": list(i.flags)} for r, i in zip(runs, idents)]
     if not checked and not cost["runs"]:
         named = "; ".join(f"{r['run_dir']}: {r['card'] or 'no card'} on {', '.join(r['tasks']) or 'no task'}" for r in run_rows)
         example = cf.comparisons[0]

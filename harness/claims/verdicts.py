@@ -181,9 +181,9 @@ def claims_for_run(card: Card, run_tasks: dict, *, differences_by_task: dict[str
     return out
 
 
-def verdict_label(entry: dict) -> str:
-    """How a claim's verdict is shown: `not_comparable`, or `not_comparable (indicative: below)`."""
-    v = entry.get("verdict") or "?"
-    if entry.get("indicative_verdict"):
-        return f"{v} (indicative: {entry['indicative_verdict']})"
-    return v
+def verdict_label(entry) -> str:
+    """How a claim's verdict is shown: `not_comparable`, or `not_comparable (indicative: below)`.
+    `entry` is a run.json claim, as a dict or a schema model."""
+    get = entry.get if isinstance(entry, dict) else lambda key: getattr(entry, key, None)
+    v = get("verdict") or "?"
+    return f"{v} (indicative: {get('indicative_verdict')})" if get("indicative_verdict") else v

@@ -35,13 +35,12 @@ def curve_points(run_dirs: list[Path]) -> list[dict]:
 
     points = []
     for d in run_dirs:
-        doc = load_run(d)
-        for task, t in doc["tasks"].items():
-            acc = t["metrics"]["accuracy"]
-            points.append({"run_dir": d.name, "task": task, "budget": doc["config"]["think_budget"], "accuracy": acc["value"],
-                           "ci95": acc["ci95"], "mean_output_tokens": t.get("mean_output_tokens"),
-                           "truncation_rate": t.get("truncation_rate"), "usd_per_correct": (doc.get("cost") or {}).get("usd_per_correct"),
-                           "wall_s": doc["perf"]["wall_s"]})
+        run = load_run(d)
+        for task, t in run.tasks.items():
+            acc = t.metrics["accuracy"]
+            points.append({"run_dir": d.name, "task": task, "budget": run.config["think_budget"], "accuracy": acc.value,
+                           "ci95": list(acc.ci95), "mean_output_tokens": t.mean_output_tokens, "truncation_rate": t.truncation_rate,
+                           "usd_per_correct": run.cost.usd_per_correct if run.cost else None, "wall_s": run.perf.wall_s})
     return points
 
 

@@ -24,6 +24,7 @@ from pathlib import Path
 from harness.reports import plots
 from harness.reports.markdown import progress
 from harness.claims.comparability import pair_reasons, sentence
+from harness.results.schema import Cost, Metric, Perf, RunResult
 from harness.stats import holm, mcnemar, paired_bootstrap, paired_diff_ci, percentiles
 
 __all__ = ["compare", "holm", "load_runs", "paired_test", "pairwise", "time_share"]
@@ -41,20 +42,16 @@ PARETO = (("pareto_cost", "usd_per_correct", "$ per correct answer"),
 @dataclass(frozen=True)
 class LoadedRun:
     path: Path
-    data: dict
+    data: RunResult
     samples: list[dict]
     label: str  # model · backend · dtype · device (· run id when two runs would share a label)
     short: str  # only the parts of `label` that differ between the compared runs (plot annotations)
 
 
-def label_parts(data: dict) -> list[str]:
-    m, dev = data.get("model") or {}, data.get("device") or {}
-    model = str(m.get("name_or_path") or "?").rstrip("/").split("/")[-1]
-    return [model, str(m.get("backend")), str(m.get("dtype")), str(dev.get("name") or dev.get("type"))]
-
-
-def run_label(data: dict) -> str:
-    return " · ".join(label_parts(data))
+def label_parts(data: RunResult) -> list[str]:
+    m, dev = data.model, data.device
+    model = str(m.name_or_path or "?").rstrip("/").split("/")[-1]
+    return [model, str(m.backend), str(m.dtype), str(dev.name or dev.type)]
 
 
 def load_runs(run_dirs: list[str | Path]) -> list[LoadedRun]:
@@ -70,7 +67,7 @@ def load_runs(run_dirs: list[str | Path]) -> list[LoadedRun]:
     labels = [" · ".join(p) for p in parts]
     for i, (_, data, _) in enumerate(loaded):
         if labels.count(labels[i]) > 1:
-            parts[i] = [*parts[i], str(data.get("run_id"))]
+            parts[i] = [*parts[i], str(data.run_id)]
     labels = [" · ".join(p) for p in parts]
     width = max(len(p) for p in parts)
     varying = [j for j in range(width) if len({p[j] if j < len(p) else "" for p in parts}) > 1]
@@ -104,25 +101,24 @@ def _div(a, b):
 def task_rows(run: LoadedRun) -> list[dict]:
     """One comparison row per task of a run (the CSV_FIELDS)."""
     d = run.data
-    m, dev, perf, cost = d.get("model") or {}, d.get("device") or {}, d.get("perf") or {}, d.get("cost") or {}
-    tasks = d.get("tasks") or {}
+    m, dev, perf, cost = d.model, d.device, d.perf or Perf(wall_s=0.0), d.cost or Cost(basis="time")
     rows = []
-    for name, t in tasks.items():
-        acc = (t.get("metrics") or {}).get("accuracy") or {}
+    for name, t in d.tasks.items():
+        acc = t.metrics.get("accuracy") or Metric(value=None)
         mine = [r for r in run.samples if r.get("task") == name]
         correct = sum(bool(r.get("correct")) for r in mine)
-        share = 1.0 if len(tasks) == 1 else time_share(run.samples, name)
-        usd = None if cost.get("usd_total") is None else cost["usd_total"] * share
-        energy = None if perf.get("energy_j") is None else perf["energy_j"] * share
-        ci = acc.get("ci95") or [None, None]
+        share = 1.0 if len(d.tasks) == 1 else time_share(run.samples, name)
+        usd = None if cost.usd_total is None else cost.usd_total * share
+        energy = None if perf.energy_j is None else perf.energy_j * share
+        ci = acc.ci95 or (None, None)
         rows.append({
-            "label": run.label, "short": run.short, "run_id": d.get("run_id"), "run_dir": str(run.path), "task": name,
-            "model": m.get("name_or_path"), "device": dev.get("name"), "device_type": dev.get("type"), "dtype": m.get("dtype"),
-            "backend": m.get("backend"), "quantization": m.get("quantization"), "random_weights": bool(m.get("random_weights")),
-            "n": t.get("n"), "k": t.get("k"), "accuracy": acc.get("value"), "ci95_lo": ci[0], "ci95_hi": ci[1],
-            "cost_usd": usd, "usd_per_correct": _div(usd, correct), "usd_per_1m_output_tokens": cost.get("usd_per_1m_output_tokens"),
-            "p50_e2e_s": percentiles([r.get("e2e_s") for r in mine])["p50"], "mean_output_tokens": t.get("mean_output_tokens"),
-            "output_tokens_per_s": perf.get("output_tokens_per_s"), "energy_j": energy, "joules_per_correct": _div(energy, correct),
+            "label": run.label, "short": run.short, "run_id": d.run_id, "run_dir": str(run.path), "task": name,
+            "model": m.name_or_path, "device": dev.name, "device_type": dev.type, "dtype": m.dtype,
+            "backend": m.backend, "quantization": m.quantization, "random_weights": bool(m.random_weights),
+            "n": t.n, "k": t.k, "accuracy": acc.value, "ci95_lo": ci[0], "ci95_hi": ci[1],
+            "cost_usd": usd, "usd_per_correct": _div(usd, correct), "usd_per_1m_output_tokens": cost.usd_per_1m_output_tokens,
+            "p50_e2e_s": percentiles([r.get("e2e_s") for r in mine])["p50"], "mean_output_tokens": t.mean_output_tokens,
+            "output_tokens_per_s": perf.output_tokens_per_s, "energy_j": energy, "joules_per_correct": _div(energy, correct),
         })
     return rows
 
@@ -181,13 +177,13 @@ def pairwise(runs: list[LoadedRun], verdicts: str = "strict") -> list[dict]:
     A pair the runs cannot support (harness/claims/comparability.py: random weights, truncation,
     different protocol or decoding) gets verdict "not_comparable" with its reasons; with
     verdicts="indicative" the statistical verdict is kept beside it as `indicative_verdict`."""
-    jobs = [(a, b, t) for a, b in combinations(runs, 2) for t in (a.data.get("tasks") or {}) if t in (b.data.get("tasks") or {})]
+    jobs = [(a, b, t) for a, b in combinations(runs, 2) for t in a.data.tasks if t in b.data.tasks]
     pairs = []
     with progress("paired tests", total=len(jobs)) as advance:
         for a, b, task in jobs:
             res = paired_test(a.samples, b.samples, task)
             if res is not None:
-                reasons, caveats = pair_reasons(a.data, b.data, task)
+                reasons, caveats = pair_reasons(a.data.model_dump(mode="json"), b.data.model_dump(mode="json"), task)
                 pairs.append({"a": a.label, "b": b.label, **res, "comparable": not reasons, "reasons": reasons, "caveats": caveats})
             advance()
     for pair, adj in zip(pairs, holm([p["p_value"] for p in pairs])):
@@ -248,8 +244,8 @@ def _fmt(v, fmt: str) -> str:
 def render_markdown(rows: list[dict], pairs: list[dict], figures: dict[str, dict], notes: list[str], runs: list[LoadedRun]) -> str:
     out = [f"# Comparison of {len(runs)} runs", "", "| run | model | device | dtype | backend | folder |", "|---|---|---|---|---|---|"]
     for r in runs:
-        m, dev = r.data.get("model") or {}, r.data.get("device") or {}
-        out.append(f"| {r.label} | {m.get('name_or_path')} | {dev.get('name')} | {m.get('dtype')} | {m.get('backend')} | {r.path} |")
+        m, dev = r.data.model, r.data.device
+        out.append(f"| {r.label} | {m.name_or_path} | {dev.name} | {m.dtype} | {m.backend} | {r.path} |")
     out += ["", "## Results", "", "| run | task | n | k | accuracy | 95% CI | $/correct | $/1M out tok | p50 e2e | mean out tok | "
             "tok/s | J/correct |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
@@ -260,7 +256,7 @@ def render_markdown(rows: list[dict], pairs: list[dict], figures: dict[str, dict
                    f"{_fmt(r['joules_per_correct'], '{:.3g}')} |")
     if any(r["random_weights"] for r in rows):
         out += ["", "> **Warning:** some runs use random weights: their accuracy is meaningless."]
-    if any(len(r.data.get("tasks") or {}) > 1 for r in runs):
+    if any(len(r.data.tasks) > 1 for r in runs):
         out += ["", "Cost and energy of a run with several tasks are split by each task's share of generation time."]
     out += ["", "## Trade-offs", "", "Each plot marks the Pareto frontier (ringed): no other run is both at least as accurate "
             "and at least as cheap on that axis."]

@@ -3,7 +3,6 @@ and the headline numbers. Only the main process prints."""
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 
@@ -29,23 +28,26 @@ def run_with_progress(cfg) -> int:
 
 
 def summarize(run_dir) -> None:
-    data = json.loads((run_dir / "run.json").read_text())
+    from harness.results.store import load_run
+
+    run = load_run(run_dir)
     print(f"run folder: {run_dir}")
-    for name, t in data["tasks"].items():
-        acc = t["metrics"]["accuracy"]
-        extra = "".join(f", {m} {100 * v['value']:.1f}%" for m, v in t["metrics"].items() if m.startswith(("pass@", "maj@")))
-        print(f"{name}: accuracy {100 * acc['value']:.1f}% [{100 * acc['ci95'][0]:.1f}, {100 * acc['ci95'][1]:.1f}] "
-              f"over {t['n']} problems x {t['k']}{extra}; truncated {100 * t['truncation_rate']:.0f}%")
-    perf = data["perf"]
-    tps = perf.get("output_tokens_per_s")
-    print(f"perf: {perf['wall_s']:.2f} s generating, {tps:.1f} output tok/s" if tps else f"perf: {perf['wall_s']:.2f} s generating")
+    for name, t in run.tasks.items():
+        acc = t.metrics["accuracy"]
+        extra = "".join(f", {m} {100 * v.value:.1f}%" for m, v in t.metrics.items() if m.startswith(("pass@", "maj@")))
+        print(f"{name}: accuracy {100 * acc.value:.1f}% [{100 * acc.ci95[0]:.1f}, {100 * acc.ci95[1]:.1f}] "
+              f"over {t.n} problems x {t.k}{extra}; truncated {100 * t.truncation_rate:.0f}%")
+    perf = run.perf
+    tps = perf.output_tokens_per_s
+    print(f"perf: {perf.wall_s:.2f} s generating, {tps:.1f} output tok/s" if tps else f"perf: {perf.wall_s:.2f} s generating")
     from harness.claims.verdicts import verdict_label
 
-    for c in data.get("claims") or []:
-        claimed = "no published value" if c.get("claimed") is None else f"{100 * c['claimed']:.1f}%"
-        print(f"claim {c['task']} {c['metric']} {claimed}: {verdict_label(c)}")
-        if c.get("reasons"):
-            print(f"  not comparable: {'; '.join(r['detail'] for r in c['reasons'])}")
-            print(f"  measured {100 * c['measured']:.1f}% (indicative only)")
-    for w in data.get("warnings") or []:
+    for c in run.claims:
+        claimed = "no published value" if c.claimed is None else f"{100 * c.claimed:.1f}%"
+        print(f"claim {c.task} {c.metric} {claimed}: {verdict_label(c)}")
+        if c.reasons:
+            print(f"  not comparable: {'; '.join(r.detail for r in c.reasons)}")
+            if c.measured is not None:
+                print(f"  measured {100 * c.measured:.1f}% (indicative only)")
+    for w in run.warnings:
         print(f"warning: {w}")

@@ -14,6 +14,7 @@ import math
 from collections.abc import Callable, Sequence
 
 from harness.reports import plots
+from harness.results.schema import RunResult, as_run, dump
 
 MAX_SAMPLES = 500  # beyond this the page gets slow to open; samples.jsonl holds them all
 CLIP_HEAD, CLIP_TAIL = 6000, 2000  # characters of one long text kept from its start and end
@@ -373,10 +374,11 @@ def _samples(samples: list[dict], max_samples: int, step: Callable[[str], None])
             f"{table}<h3>Sample details</h3>{''.join(details)}")
 
 
-def render_html(data: dict, samples: list[dict], *, max_samples: int = MAX_SAMPLES,
+def render_html(run: RunResult | dict, samples: list[dict], *, max_samples: int = MAX_SAMPLES,
                 step: Callable[[str], None] | None = None) -> str:
     """The whole page. `step(description)` is called after each figure or section (for a progress bar)."""
     step = step or (lambda _: None)
+    data = dump(as_run(run))
     levels = _levels(data, step)
     sections = [_header(data), _accuracy(data), _claims(data), _performance(data, samples, step), _lengths(data, samples, step),
                 levels, _samples(samples, max_samples, step)]

@@ -12,6 +12,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from harness.results.schema import Cost, PeakMemory, Percentiles, Perf, Roofline, RunResult, as_run
+
 
 def _pct(x) -> str:
     return "—" if x is None else f"{100 * x:.1f}%"
@@ -25,78 +27,82 @@ def _ci(ci) -> str:
     return "—" if not ci else f"[{100 * ci[0]:.1f}, {100 * ci[1]:.1f}]"
 
 
-def render_markdown(d: dict) -> str:
-    m, dev, perf, cost = d["model"], d["device"], d.get("perf") or {}, d.get("cost") or {}
-    out = [f"# Run {d['run_id']}: {m['name_or_path']}", ""]
-    out += [f"- status: **{d['status']}** ({d.get('samples', {}).get('done', '?')}/{d.get('samples', {}).get('planned', '?')} samples)",
-            f"- model: {m['name_or_path']} ({m.get('architecture') or '?'}, {_num(m.get('num_parameters'), '{:,}')} parameters, "
-            f"{m.get('dtype')}, backend {m['backend']}{', revision ' + m['revision'] if m.get('revision') else ''})",
-            f"- device: {dev['type']} — {dev['name']} ({dev.get('device_reason')}); dtype {dev.get('dtype')}: {dev.get('dtype_reason')}",
-            f"- protocol: {d.get('protocol', {}).get('name')}", f"- created {d.get('created_utc')}, finished {d.get('finished_utc')}", ""]
-    for w in d.get("warnings") or []:
+def render_markdown(run: RunResult | dict) -> str:
+    d = as_run(run)
+    m, dev = d.model, d.device
+    perf, cost = d.perf or Perf(wall_s=0.0), d.cost or Cost(basis="time")
+    done, planned = (d.samples.done, d.samples.planned) if d.samples else ("?", "?")
+    out = [f"# Run {d.run_id}: {m.name_or_path}", ""]
+    out += [f"- status: **{d.status}** ({done}/{planned} samples)",
+            f"- model: {m.name_or_path} ({m.architecture or '?'}, {_num(m.num_parameters, '{:,}')} parameters, "
+            f"{m.dtype}, backend {m.backend}{', revision ' + m.revision if m.revision else ''})",
+            f"- device: {dev.type} — {dev.name} ({dev.device_reason}); dtype {dev.dtype}: {dev.dtype_reason}",
+            f"- protocol: {d.protocol.name if d.protocol else None}", f"- created {d.created_utc}, finished {d.finished_utc}", ""]
+    for w in d.warnings:
         out.append(f"> **Warning:** {w}")
-    if d.get("warnings"):
+    if d.warnings:
         out.append("")
     out += ["## Accuracy", "", "| task | n | k | metric | value | 95% CI | method | truncated | mean output tokens |", "|---|---|---|---|---|---|---|---|---|"]
-    for name, t in (d.get("tasks") or {}).items():
-        for metric, v in t["metrics"].items():
-            out.append(f"| {name} | {t['n']} | {t['k']} | {metric} | {_pct(v['value'])} | {_ci(v.get('ci95'))} | {v.get('method', '')} | "
-                       f"{_pct(t.get('truncation_rate'))} | {_num(t.get('mean_output_tokens'), '{:.1f}')} |")
-    levels = [(name, t["by_level"]) for name, t in (d.get("tasks") or {}).items() if t.get("by_level")]
+    for name, t in d.tasks.items():
+        for metric, v in t.metrics.items():
+            out.append(f"| {name} | {t.n} | {t.k} | {metric} | {_pct(v.value)} | {_ci(v.ci95)} | {v.method or ''} | "
+                       f"{_pct(t.truncation_rate)} | {_num(t.mean_output_tokens, '{:.1f}')} |")
+    levels = [(name, t.by_level) for name, t in d.tasks.items() if t.by_level]
     if levels:
         out += ["", "## Accuracy by difficulty level", "", "| task | level | n | accuracy | 95% CI |", "|---|---|---|---|---|"]
         for name, by in levels:
             for level, v in by.items():
-                out.append(f"| {name} | {level} | {v.get('n')} | {_pct(v.get('accuracy'))} | {_ci(v.get('ci95'))} |")
-    if d.get("claims"):
+                out.append(f"| {name} | {level} | {v.n} | {_pct(v.accuracy)} | {_ci(v.ci95)} |")
+    if d.claims:
         from harness.claims.verdicts import verdict_label
 
         out += ["", "## Published claims: verdicts", "", "| task | metric | claimed | measured | 95% CI | verdict | gap | source |", "|---|---|---|---|---|---|---|---|"]
-        for c in d["claims"]:
-            measured = _pct(c["measured"]) + (" (indicative)" if c.get("indicative") else "")
-            out.append(f"| {c['task']} | {c['metric']} | {_pct(c['claimed'])} | {measured} | {_ci(c.get('ci95'))} | **{verdict_label(c)}** | "
-                       f"{_num(None if c.get('gap') is None else 100 * c['gap'], '{:+.1f} pts')} | {c.get('source', '')} |")
-        why = [c for c in d["claims"] if c.get("reasons")]
+        for c in d.claims:
+            measured = _pct(c.measured) + (" (indicative)" if c.indicative else "")
+            out.append(f"| {c.task} | {c.metric} | {_pct(c.claimed)} | {measured} | {_ci(c.ci95)} | **{verdict_label(c)}** | "
+                       f"{_num(None if c.gap is None else 100 * c.gap, '{:+.1f} pts')} | {c.source or ''} |")
+        why = [c for c in d.claims if c.reasons]
         if why:
             out += ["", "Not comparable (no verdict; the measured value and interval are indicative only):", ""]
-            out += [f"- {c['task']} {c['metric']}: " + "; ".join(f"`{r['code']}` {r['detail']}" for r in c["reasons"]) for c in why]
-        if any(c.get("indicative_verdict") for c in d["claims"]):
+            out += [f"- {c.task} {c.metric}: " + "; ".join(f"`{r.code}` {r.detail}" for r in c.reasons) for c in why]
+        if any(c.indicative_verdict for c in d.claims):
             out += ["", "**Indicative verdicts** (`--verdicts indicative`): computed although the run cannot support them; "
                     "for exploration only, not a finding."]
-        caveats = sorted({x for c in d["claims"] for x in c.get("caveats") or []})
+        caveats = sorted({x for c in d.claims for x in c.caveats})
         if caveats:
             out += ["", "Caveats:", ""] + [f"- {x}" for x in caveats]
-        notes = sorted({n for c in d["claims"] for n in c.get("protocol_differences") or []})
+        notes = sorted({n for c in d.claims for n in c.protocol_differences})
         if notes:
             out += ["", "Protocol differences (why a verdict may not transfer to the published setting):", ""] + [f"- {n}" for n in notes]
     out += ["", "## Performance", "", "| measure | mean | p50 | p90 | p99 |", "|---|---|---|---|---|"]
     for k in ("ttft_s", "tpot_s", "e2e_s"):
-        p = perf.get(k) or {}
-        out.append(f"| {k} | " + " | ".join(_num(p.get(q)) for q in ("mean", "p50", "p90", "p99")) + " |")
-    mem = perf.get("peak_memory_bytes") or {}
-    roof = perf.get("roofline") or {}
-    out += ["", f"- generation wall time: {_num(perf.get('wall_s'))} s; model load {_num(perf.get('load_s'))} s; "
-                f"warm-up {_num((perf.get('warmup') or {}).get('s'))} s (excluded)",
-            f"- throughput: output {_num(perf.get('output_tokens_per_s'))} tok/s, prefill {_num(perf.get('prefill_tokens_per_s'))} tok/s, "
-            f"decode {_num(perf.get('decode_tokens_per_s'))} tok/s",
-            f"- tokens: {perf.get('input_tokens')} in, {perf.get('output_tokens')} out",
-            f"- peak memory: device {mem.get('device') or '—'}, host RSS {_num(mem.get('host'), '{:,}')} bytes",
-            f"- energy: {_num(perf.get('energy_j'))} J ({perf.get('energy_source')}); {_num(perf.get('joules_per_output_token'))} J/token",
-            f"- roofline: measured {_num(roof.get('bandwidth_gbps'))} GB/s ({roof.get('bandwidth_source') or '—'}); published peak "
-            f"{_num(roof.get('peak_bandwidth_gbps'))} GB/s ({roof.get('peak_bandwidth_source') or '—'}); decode bound at batch {roof.get('batch', '—')} "
-            f"and mean context {_num(roof.get('mean_context_tokens'), '{:.0f}')}: {_num(roof.get('bound_tokens_per_s_per_sequence'))} tok/s per sequence, "
-            f"{_num(roof.get('bound_tokens_per_s'))} tok/s in aggregate; measured {_num(roof.get('measured_tokens_per_s_per_sequence'))} per sequence, "
-            f"{_num(roof.get('measured_tokens_per_s'))} in aggregate: {_pct(roof.get('fraction'))} of the bound",
-            f"- cost: {_num(cost.get('usd_total'), '${:.4g}')} total, {_num(cost.get('usd_per_1m_output_tokens'), '${:.4g}')} per 1M output tokens, "
-            f"{_num(cost.get('usd_per_correct'), '${:.4g}')} per correct answer ({cost.get('price_source') or 'no price given'})", ""]
+        p = getattr(perf, k) or Percentiles()
+        out.append(f"| {k} | " + " | ".join(_num(getattr(p, q)) for q in ("mean", "p50", "p90", "p99")) + " |")
+    mem = perf.peak_memory_bytes or PeakMemory()
+    roof = perf.roofline or Roofline()
+    device_mem = mem.device.model_dump() if mem.device else None
+    out += ["", f"- generation wall time: {_num(perf.wall_s)} s; model load {_num(perf.load_s)} s; "
+                f"warm-up {_num(perf.warmup.s if perf.warmup else None)} s (excluded)",
+            f"- throughput: output {_num(perf.output_tokens_per_s)} tok/s, prefill {_num(perf.prefill_tokens_per_s)} tok/s, "
+            f"decode {_num(perf.decode_tokens_per_s)} tok/s",
+            f"- tokens: {perf.input_tokens} in, {perf.output_tokens} out",
+            f"- peak memory: device {device_mem or '—'}, host RSS {_num(mem.host, '{:,}')} bytes",
+            f"- energy: {_num(perf.energy_j)} J ({perf.energy_source}); {_num(perf.joules_per_output_token)} J/token",
+            f"- roofline: measured {_num(roof.bandwidth_gbps)} GB/s ({roof.bandwidth_source or '—'}); published peak "
+            f"{_num(roof.peak_bandwidth_gbps)} GB/s ({roof.peak_bandwidth_source or '—'}); decode bound at batch {roof.batch or '—'} "
+            f"and mean context {_num(roof.mean_context_tokens, '{:.0f}')}: {_num(roof.bound_tokens_per_s_per_sequence)} tok/s per sequence, "
+            f"{_num(roof.bound_tokens_per_s)} tok/s in aggregate; measured {_num(roof.measured_tokens_per_s_per_sequence)} per sequence, "
+            f"{_num(roof.measured_tokens_per_s)} in aggregate: {_pct(roof.fraction)} of the bound",
+            f"- cost: {_num(cost.usd_total, '${:.4g}')} total, {_num(cost.usd_per_1m_output_tokens, '${:.4g}')} per 1M output tokens, "
+            f"{_num(cost.usd_per_correct, '${:.4g}')} per correct answer ({cost.price_source or 'no price given'})", ""]
     return "\n".join(out)
 
 
-def write_markdown(run_dir: Path, data: dict) -> Path:
+def write_markdown(run_dir: Path, run: RunResult | dict) -> Path:
     from harness.results.store import write_text_atomic
 
     path = Path(run_dir) / "report.md"
-    write_text_atomic(path, render_markdown(data))
+    write_text_atomic(path, render_markdown(run))
     return path
 
 
@@ -134,7 +140,7 @@ def write_reports(run_dir: str | Path, *, max_samples: int | None = None) -> tup
     data = load_run(run_dir)
     samples = all_samples(run_dir)
     md = write_markdown(run_dir, data)
-    levels = sum(1 for t in (data.get("tasks") or {}).values() if t.get("by_level"))
+    levels = sum(1 for t in data.tasks.values() if t.by_level)
     with progress("rendering report.html", total=7 + levels) as advance:
         page = render_html(data, samples, max_samples=MAX_SAMPLES if max_samples is None else max_samples,
                            step=lambda what: advance(description=f"report: {what}"))

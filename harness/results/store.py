@@ -3,7 +3,7 @@
 samples.jsonl is append-only: each batch's rows are written, flushed and fsync'd before the next
 batch starts, so a crash loses at most the batch in flight. A torn last line (the process died
 mid-write) is detected on read and dropped. run.json and config.json are replaced atomically
-(temp file, fsync, rename), so no reader ever sees half a file. The schema is in results/README.md.
+(temp file, fsync, rename), so no reader ever sees half a file. The schema is harness/results/schema.py.
 """
 
 from __future__ import annotations
@@ -17,8 +17,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterable
 
-from harness import SCHEMA_VERSION
 from harness.errors import ConfigError, HarnessError
+from harness.results import schema
+from harness.results.schema import RunResult
 
 SAMPLES = "samples.jsonl"
 RUN = "run.json"
@@ -173,17 +174,12 @@ def read_samples(path: Path) -> list[dict]:
     return rows
 
 
-def load_run(run_dir: str | Path) -> dict:
+def load_run(run_dir: str | Path) -> RunResult:
+    """A run folder's run.json, validated against the schema (any 1.x file up to this version)."""
     path = Path(run_dir) / RUN
     if not path.exists():
         raise ConfigError(f"no run.json in {run_dir}", "pass a folder written by `harness run`")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except ValueError:
-        raise ConfigError(f"{path} is not valid JSON", "re-render it with `harness run --resume`") from None
-    if str(data.get("schema_version", "")).split(".")[0] != SCHEMA_VERSION.split(".")[0]:
-        raise ConfigError(f"{path} has schema {data.get('schema_version')}, this harness reads {SCHEMA_VERSION}", "use a matching harness version")
-    return data
+    return schema.load(path)
 
 
 def sample_key(row: dict) -> tuple[str, str, int]:

@@ -8,7 +8,11 @@ import platform
 import sys
 from pathlib import Path
 
+from pydantic import ValidationError
+
 from harness import SCHEMA_VERSION, __version__, results
+from harness.errors import validation_message
+from harness.results.schema import RunResult, dump
 from harness.measure.cost import hourly_price, time_cost
 from harness.measure.memory import host_peak_rss_bytes
 from harness.scoring.metrics import task_metrics
@@ -26,11 +30,11 @@ def versions() -> dict:
     return out
 
 
-def finish_run(run_dir: Path, cfg, plan, dev, info, state, gathered: list[dict], status: str, *, world: int = 1) -> dict:
+def finish_run(run_dir: Path, cfg, plan, dev, info, state, gathered: list[dict], status: str, *, world: int = 1) -> RunResult:
     order = [req.key for req, *_ in plan.work()]
     rows = results.merge_shards(run_dir, order) if world > 1 or results.shard_files(run_dir) else results.all_samples(run_dir)
     batches = results.all_batches(run_dir)
-    previous_wall = ((state.previous or {}).get("perf") or {}).get("wall_s") or 0.0
+    previous_wall = (state.previous.perf.wall_s if state.previous and state.previous.perf else 0.0) or 0.0
     wall_s = max(g["wall_s"] for g in gathered) + previous_wall
     tasks = {}
     for name, tp in plan.tasks.items():
@@ -67,11 +71,15 @@ def finish_run(run_dir: Path, cfg, plan, dev, info, state, gathered: list[dict],
             data["warnings"].append(f"{name}: {tp.k} samples per problem with greedy decoding are identical copies")
     if plan.card is not None:
         _claims(data, plan, info, cfg.verdicts)
-    results.write_json_atomic(run_dir / results.RUN, data)
+    try:  # a field the schema does not declare fails here, before anything is written
+        run = RunResult.model_validate(data)
+    except ValidationError as e:
+        raise RuntimeError(f"run.json does not fit its schema (a harness bug): {validation_message(e, RunResult)}") from None
+    results.write_json_atomic(run_dir / results.RUN, dump(run))
     from harness.reports.markdown import write_markdown
 
-    write_markdown(run_dir, data)
-    return data
+    write_markdown(run_dir, run)
+    return run
 
 
 def _model(info) -> dict:
