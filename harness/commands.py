@@ -57,7 +57,7 @@ def cmd_list(args) -> int:
         for name, e in table["instances"].items():
             print(f"  {name:<28} ${e['usd_per_hour']}/h  {e.get('source', '')}")
         for name, e in table["apis"].items():
-            print(f"  {name:<28} {json.dumps({k: v for k, v in e.items() if 'usd' in k})}  {e.get('source', '')}")
+            print(f"  {name:<28} ${e['input_per_1m']:g}/1M input, ${e['output_per_1m']:g}/1M output  {e.get('source', '')}")
     return 0
 
 

@@ -300,15 +300,7 @@ def api_price(card_name: str, per: str, sources: dict[str, Source]) -> dict | No
         return None
     p = card.api.prices
     value = p.output_per_1m if per == "output" else p.input_per_1m
-    notes = []
-    from harness.measure.cost import load_prices
-
-    table = load_prices()["apis"]
-    key = next((k for k in (card.api.model, re.sub(r"-\d{4}-\d{2}-\d{2}$", "", card.api.model)) if k in table), None)
-    if key is not None:
-        other = table[key].get(f"{per}_per_1m")
-        if other is not None and abs(float(other) - value) > 1e-9:
-            notes.append(f"harness/data/prices.yaml lists {key} at ${other:g}/1M {per} ({table[key].get('source')}); the card says ${value:g}")
+    notes: list[str] = []  # API prices have one source (the card): nothing to reconcile
     return {"card": card.name, "display": card.display_name, "api_model": card.api.model, "usd_per_1m": value, "per": per,
             "source": describe_source(p.source, {**sources, **card.sources}), "status": p.status, "as_of": p.as_of, "notes": notes}
 
