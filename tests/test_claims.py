@@ -36,7 +36,7 @@ def make_run(root: Path, name: str, verdicts: list[bool], *, model: str, task: s
     write_jsonl(d / "samples.jsonl", rows)
     acc = sum(verdicts) / len(verdicts)
     # By default the run follows its card's protocol and decoding, so only what a test sets differs.
-    ident = identify({"card": card, "model": {"name_or_path": model}})
+    ident = identify(run_result(card=card, model={"name_or_path": model, "backend": backend}))
     base = {"protocol": "r1", "temperature": 0.6}
     if ident.card:
         stated = stated_settings(find_card(ident.card), task)
