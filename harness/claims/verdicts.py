@@ -11,9 +11,10 @@ Rules, applied in this order (claims and measurements are fractions in [0, 1]):
 
 How many problems: with one sample per problem, the normal approximation to the Wilson interval
 gives n ≈ (2·1.96)² p(1−p) / w², with p the claimed value and w the target width. With k > 1
-samples per problem the interval is a bootstrap over problems, and extra samples shrink only the
-within-problem part of the variance, never the spread between problems; so the estimate scales
-the observed width instead (width ∝ 1/√problems), which already contains that clustering.
+samples per problem the interval is clustered by problem (harness.stats.cluster_wilson), and extra
+samples shrink only the within-problem part of the variance, never the spread between problems;
+so the estimate scales the observed width instead (width ∝ 1/√problems), which already contains
+that clustering. Both are harness.stats.problems_needed.
 
 Before any of this, harness/claims/comparability.py decides whether the run can support a
 verdict on the claim at all; when it cannot, the verdict is "not_comparable" with its reasons
