@@ -19,7 +19,7 @@ def cmd_list(args) -> int:
                 desc = f"{task.describe()} [{task.answer_type}]"
             except Exception as e:  # a broken plugin must not hide the others
                 desc = f"(failed to load: {e})"
-            print(f"  {name:<15} {desc}{'' if entry.provider == 'builtin' else '  (' + entry.provider + ')'}")
+            print(f"  {name:<15} {desc}{_provided(entry)}")
         print("  lm_eval:<task>  any lm-evaluation-harness generate-until task")
     if what in ("all", "models"):
         from harness.backends.models import random_config, random_names
@@ -30,12 +30,16 @@ def cmd_list(args) -> int:
             print(f"  random:{name:<28} {cfg.get('_hf_id') or 'tiny smoke-test Qwen2'}  [{cfg.get('_status', '')}]")
         print("also: a Hub id (org/name), a local folder, a .gguf file, openai:<model> with --base-url")
     if what in ("all", "backends"):
-        print("backends:")
-        extras = {"vllm": "pip install 'cnllm-harness[vllm]'", "llamacpp": "llama.cpp for GGUF: pip install 'cnllm-harness[llamacpp]'",
-                  "openai": "OpenAI-compatible HTTP: pip install 'cnllm-harness[openai]'", "transformers": "built in",
-                  "fake": "scripted, for tests"}
+        print("backends (options: --backend-option KEY=VALUE):")
         for name, entry in registry.entries("backends").items():
-            print(f"  {name:<13} {extras.get(name, entry.provider)}")
+            try:
+                cls = entry.load()
+            except Exception as e:  # a broken plugin must not hide the others
+                print(f"  {name:<13} (failed to load: {e}){_provided(entry)}")
+                continue
+            print(f"  {name:<13} {cls.install}{_provided(entry)}")
+            for key, field in cls.Options.model_fields.items():
+                print(f"      {key:<22} {field.description or ''}")
     if what in ("all", "protocols"):
         from harness.protocols import PROTOCOLS
 
@@ -59,6 +63,10 @@ def cmd_list(args) -> int:
         for name, e in table["apis"].items():
             print(f"  {name:<28} ${e['input_per_1m']:g}/1M input, ${e['output_per_1m']:g}/1M output  {e.get('source', '')}")
     return 0
+
+
+def _provided(entry) -> str:
+    return "" if entry.provider == "builtin" else f"  (from {entry.provider} {entry.version or ''})".rstrip()
 
 
 def cmd_env(args) -> int:
@@ -113,6 +121,16 @@ def cmd_cards(args) -> int:
 
 
 def cmd_bench(args) -> int:
+    if args.train:
+        from harness.training.bench import run_train_bench
+
+        return run_train_bench(args)
+    train_only = ("layers", "seq_len", "micro_batch", "output_dir", "price_per_hour", "max_seconds")
+    given = [f"--{k.replace('_', '-')}" for k in train_only if getattr(args, k) is not None]
+    if given:
+        from harness.errors import ConfigError
+
+        raise ConfigError(f"{', '.join(given)} go{'es' if len(given) == 1 else ''} with --train", "add --train, or drop them")
     from harness.measure.bench import run_bench
 
     return run_bench(args)
@@ -120,6 +138,13 @@ def cmd_bench(args) -> int:
 
 def cmd_report(args) -> int:
     run_dir = Path(args.run_dir)
+    if (run_dir / "train.json").exists():  # a `harness bench --train` folder
+        from harness.training.bench import load_result
+        from harness.training.report import write_reports
+
+        for p in write_reports(run_dir, load_result(run_dir), with_result=False):
+            print(p)
+        return 0
     if (run_dir / "budgets.json").exists():  # a --think-budgets folder: the curve, then each run's report
         from harness.reports.budgets import write_curve
 
@@ -144,9 +169,22 @@ def cmd_compare(args) -> int:
 
 
 def cmd_claims(args) -> int:
-    from harness.claims.comparative import check_claims
+    from harness.errors import ConfigError
 
-    return check_claims([Path(d) for d in args.run_dirs], output_dir=Path(args.output_dir), verdicts=getattr(args, "verdicts", "strict"))
+    if args.training:
+        from harness.training.check import run_training_claims
+
+        rc = run_training_claims(args.price_per_hour, args.output_dir)
+        if not args.run_dirs:
+            return rc
+    elif args.price_per_hour is not None:
+        raise ConfigError("--price-per-hour goes with --training", "e.g. harness claims --training --price-per-hour 2.5")
+    if not args.run_dirs:
+        raise ConfigError("claims needs run folders, or --training", "pass folders written by `harness run`, or `harness claims --training`")
+    from harness.claims.comparative_report import check_claims
+
+    return check_claims([Path(d) for d in args.run_dirs], output_dir=Path(args.output_dir or "claims"),
+                        verdicts=getattr(args, "verdicts", "strict"))
 
 
 def cmd_export(args) -> int:

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from harness.errors import ConfigError
+from harness.errors import ConfigError, describe_error
 
+# Keys older versions stored in config.json that no longer exist (read back and ignored on --resume).
+RETIRED_KEYS = {"truncate_prompts"}
 # Settings that may differ on --resume without changing what is measured.
 RESUME_FREE = {"output_dir", "resume", "num_processes", "quiet", "verdicts"}
 
@@ -48,13 +50,13 @@ class RunConfig(BaseModel):
     resume: str | None = None
     allow_pickle: bool = False
     trust_remote_code: bool = False
-    truncate_prompts: bool = False
     price_per_hour: float | None = Field(default=None, ge=0.0)  # USD per hour; bounds checked in harness/measure/cost.py
     instance: str | None = None
     base_url: str | None = None
     api_key_env: str | None = None
     max_concurrency: int | None = Field(default=None, gt=0)  # None: the backend's own default
     tensor_parallel_size: int | None = Field(default=None, gt=0)
+    backend_options: dict[str, Any] = Field(default_factory=dict)  # checked against the backend's Options model
     num_processes: int = Field(default=1, gt=0)
     quiet: bool = False
     # strict: a claim the run cannot support is not_comparable; indicative: its statistical verdict is
@@ -122,9 +124,11 @@ def make_config(**values) -> RunConfig:
     except ValidationError as e:
         err = e.errors()[0]
         where = ".".join(str(x) for x in err["loc"])
-        msg = err["msg"].removeprefix("Value error, ")
+        msg = describe_error(err, RunConfig)[1]
         if err["type"] == "extra_forbidden":
-            raise ConfigError(f"unknown config key {where!r}", "check the spelling against `harness run --help`") from None
+            hint = msg.removeprefix("unknown key").removeprefix("; ")
+            raise ConfigError(f"unknown config key {where!r}{'; ' + hint if hint.startswith('did you') else ''}",
+                              "check the spelling against `harness run --help`") from None
         if not where:  # a rule across settings (see the model validator)
             raise ConfigError(msg, "add those tasks to --tasks, or drop the setting that names them") from None
         raise ConfigError(f"invalid value for {where}: {msg}", f"fix --{where.split('.')[0].replace('_', '-')}") from None

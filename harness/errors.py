@@ -47,7 +47,12 @@ def validation_message(exc, model: type | None = None) -> str:
     """One line for a pydantic ValidationError: "<field path>: <reason>; ...". With the root
     `model`, an unknown key names the closest allowed one ("did you mean ...?"). Used for cards,
     config and run.json alike, so every schema problem reads the same way."""
-    return "; ".join(f"{_loc(e['loc'])}: {_reason(e, model)}" for e in exc.errors())
+    return "; ".join(": ".join(describe_error(e, model)) for e in exc.errors())
+
+
+def describe_error(err: dict, model: type | None = None) -> tuple[str, str]:
+    """(field path, reason) of one pydantic error, as validation_message writes them."""
+    return _loc(err["loc"]), _reason(err, model)
 
 
 def _loc(loc: tuple) -> str:

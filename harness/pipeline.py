@@ -18,7 +18,7 @@ from harness.runtime import parallel
 from harness.config import RunConfig
 from harness.measure.cost import hourly_price
 from harness.errors import ConfigError, Interrupted
-from harness.backends import load_backend
+from harness.backends import backend_class, load_backend
 from harness.generate import generate_all
 from harness.plan import make_plan
 from harness.scoring.record import sample_row
@@ -27,8 +27,10 @@ from harness.runtime.signals import StopSignals
 
 def run(cfg: RunConfig, progress=None, backend=None) -> Path:
     card = _card(cfg)
-    plan = make_plan(cfg, card)                                               # tasks, items, protocol, sampling
+    plan = make_plan(cfg, card, served=_served(cfg))                          # tasks, items, protocol, sampling
     hourly_price(cfg.price_per_hour, cfg.instance)                            # a bad price fails now, not after measuring
+    if cfg.backend_options and backend is None:
+        backend_class(cfg)                                                    # a bad --backend-option fails before loading
     if cfg.resume:
         _check_resume(cfg)                                                    # refuse changed settings before loading
     dist, opened, shared = parallel.Dist(), None, backend is not None
@@ -68,6 +70,7 @@ def _empty(run_dir: Path) -> bool:
 
 
 def _generate_and_finish(cfg, plan, dev, dist, backend, run_dir, state, load_s, progress) -> Path:
+    backend.info.sampling = {name: backend.engine_sampling(tp.sampling) for name, tp in plan.tasks.items()}  # as the engine sets it
     work = [w for w in plan.work() if w[0].key not in state.done]             # what is left to generate
     mine = dist.shard(work)
     prompts = {req.key: backend.render(req) for req, *_ in mine}
@@ -173,6 +176,15 @@ def _check_resume(cfg: RunConfig) -> None:
     if diff:
         raise ConfigError(f"--resume with settings that differ from the stored run: {', '.join(diff)}",
                           f"resume with the original settings (see {run_dir / results.CONFIG}) or start a new run")
+
+
+def _served(cfg: RunConfig):
+    """For an OpenAI-compatible endpoint: a lookup of the served model's metadata (for its protocol)."""
+    if not cfg.model.startswith("openai:"):
+        return None
+    from harness.backends.served import served_model
+
+    return lambda: served_model(cfg.model, cfg.base_url, cfg.api_key_env)
 
 
 def _card(cfg: RunConfig):

@@ -103,3 +103,14 @@ def test_every_reader_validates(tmp_path, capsys, argv):
 def test_status_and_verdict_cover_what_other_stages_write():
     assert set(schema.Status.__args__) >= {"running", "complete", "partial", "failed", "interrupted"}
     assert "not_comparable" in schema.Verdict.__args__
+
+
+def test_resume_reads_a_config_with_a_retired_key(tmp_path, capsys):
+    """config.json of an older version may hold keys that are gone (truncate_prompts): --resume still works."""
+    out = tmp_path / "out"
+    assert run_cli(["run", "--model", "fake:echo", "--limit", "2", "--output-dir", str(out), "--quiet"], capsys)[0] == 0
+    (run_dir,) = out.iterdir()
+    cfg = json.loads((run_dir / "config.json").read_text())
+    (run_dir / "config.json").write_text(json.dumps({**cfg, "truncate_prompts": False}))
+    code, _, err = run_cli(["run", "--resume", str(run_dir), "--quiet"], capsys)
+    assert code == 0, err

@@ -43,7 +43,7 @@ class BudgetedBackend(Backend):
                 output_tokens=None if t.output_tokens is None or a.output_tokens is None else t.output_tokens + a.output_tokens,
                 finish_reason=a.finish_reason, ttft_s=t.ttft_s,
                 e2e_s=None if t.e2e_s is None or a.e2e_s is None else t.e2e_s + a.e2e_s,
-                reasoning_text=t.reasoning_text, batch_size=len(requests),
+                reasoning_text=t.reasoning_text, batch_size=len(requests), thinking_tokens=t.output_tokens,
                 batch_wall_s=(t.batch_wall_s or 0) + (a.batch_wall_s or 0),
                 unmeasured={**t.unmeasured, **a.unmeasured, "note": "two phases: thinking capped, then answer; closing text counted in neither"}))
         return out
@@ -54,6 +54,12 @@ class BudgetedBackend(Backend):
 
     def count_tokens(self, text):
         return self.inner.count_tokens(text)
+
+    def decode(self, ids):
+        return self.inner.decode(ids)
+
+    def engine_sampling(self, sampling):
+        return self.inner.engine_sampling(sampling)
 
     def synchronize(self):
         self.inner.synchronize()

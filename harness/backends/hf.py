@@ -14,9 +14,11 @@ import time
 import torch
 from transformers import GenerationConfig, LogitsProcessor, LogitsProcessorList, StoppingCriteria, StoppingCriteriaList
 
-from harness.backends.base import Backend, Completion, ModelInfo, Request
+from pydantic import Field
+
+from harness.backends.base import Backend, BackendOptions, Completion, ModelInfo, Request
 from harness.backends.models import load as load_model
-from harness.protocols import join_prefill, plain_prompt
+from harness.backends.render import hf_template, render
 from harness.measure.roofline import kv_bytes_or_none
 
 
@@ -53,6 +55,8 @@ class RowSampler(LogitsProcessor):
                 kth = torch.topk(row, s.top_k).values[-1]
                 row = row.masked_fill(row < kth, -float("inf"))
             probs = torch.softmax(row, dim=-1)
+            if s.min_p > 0:
+                probs = probs.masked_fill(probs < s.min_p * probs.max(), 0.0)
             if s.top_p < 1.0:
                 sorted_p, idx = torch.sort(probs, descending=True)
                 cut = torch.cumsum(sorted_p, dim=-1) - sorted_p > s.top_p  # keep the smallest set reaching top_p
@@ -106,18 +110,52 @@ class StepClock(StoppingCriteria):
         return [m - self.t0 for m in self.marks]
 
 
+# Set on every generate call, so the model's generation_config.json fills none of them in
+# (transformers takes the model's value for any field left unset). Temperature, top-p, top-k and
+# min-p are applied by RowSampler, per row; the rest are neutral unless a request asks.
+NEUTRAL = {"do_sample": False, "num_beams": 1, "temperature": 1.0, "top_p": 1.0, "typical_p": 1.0, "repetition_penalty": 1.0,
+           "no_repeat_ngram_size": 0, "encoder_repetition_penalty": 1.0, "length_penalty": 1.0, "epsilon_cutoff": 0.0,
+           "eta_cutoff": 0.0}
+_MODEL_SAMPLING_KEYS = (*NEUTRAL, "top_k", "min_p", "bad_words_ids", "suppress_tokens", "begin_suppress_tokens", "sequence_bias",
+                        "exponential_decay_length_penalty")
+
+
+def overridden_defaults(generation_config) -> dict:
+    """The decoding defaults a model's generation_config.json sets that a run overrides."""
+    if generation_config is None:
+        return {}
+    out = {}
+    for key in _MODEL_SAMPLING_KEYS:
+        value = getattr(generation_config, key, None)
+        if value is not None and value != NEUTRAL.get(key, None) and value not in ([], {}, 0):
+            out[key] = value
+    return out
+
+
+class TransformersOptions(BackendOptions):
+    revision: str | None = Field(None, description="the Hub revision (branch, tag or commit) to load")
+    tokenizer: str | None = Field(None, description="a tokenizer folder other than the model's")
+    device_map: str | None = Field(None, description="accelerate placement, e.g. auto, to shard a model too large for one device")
+    max_memory: dict[str, str] | None = Field(None, description="per-device memory caps for device_map, e.g. {0: 20GiB, cpu: 60GiB}")
+    trust_remote_code: bool = Field(False, description="run the model repository's own code")
+    allow_pickle: bool = Field(False, description="load pickled (.bin) weights; safetensors only otherwise")
+
+
 class TransformersBackend(Backend):
     name = "transformers"
+    Options = TransformersOptions
 
     def __init__(self, model, tokenizer, info: ModelInfo, device: str):
         self.model, self.tokenizer, self.info, self.device = model, tokenizer, info, device
-        self.has_template = bool(getattr(tokenizer, "chat_template", None))
+        self.template = hf_template(tokenizer)
+        self.has_template = self.template is not None
         self.vocab_limit = len(tokenizer) if model.config.get_text_config().vocab_size > len(tokenizer) else None
         eos = model.generation_config.eos_token_id if model.generation_config is not None else None
         eos_ids = set(eos if isinstance(eos, list) else [eos] if eos is not None else [])
         if tokenizer.eos_token_id is not None:
             eos_ids.add(tokenizer.eos_token_id)
         self.eos_ids = eos_ids
+        info.overridden_defaults = overridden_defaults(model.generation_config)
 
     @classmethod
     def from_options(cls, model: str, *, device, revision=None, trust_remote_code=False, allow_pickle=False,
@@ -144,15 +182,19 @@ class TransformersBackend(Backend):
 
     # ---- hooks ---------------------------------------------------------------------------
     def render(self, request: Request) -> str:
-        msgs = list(request.messages)
-        if self.has_template and request.chat:
-            text = self.tokenizer.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True, **dict(request.template_kwargs))
-        else:
-            text = plain_prompt(msgs)
-        return join_prefill(text, request.prefill)
+        return render(request, self.template)
 
     def count_tokens(self, text: str) -> int:
         return len(self.tokenizer(text, add_special_tokens=False).input_ids)
+
+    def decode(self, ids: list[int]) -> str:
+        return self.tokenizer.decode(ids, skip_special_tokens=False)
+
+    def engine_sampling(self, sampling) -> dict:
+        greedy = sampling.greedy
+        return {**NEUTRAL, "repetition_penalty": sampling.repetition_penalty, "decoding": "argmax" if greedy else "per-row sampler",
+                "temperature": 0.0 if greedy else sampling.temperature, "top_p": 1.0 if greedy else sampling.top_p,
+                "top_k": 0 if greedy else sampling.top_k, "min_p": 0.0 if greedy else sampling.min_p}
 
     def synchronize(self) -> None:
         kind = torch.device(self.device).type
@@ -192,17 +234,19 @@ class TransformersBackend(Backend):
         enc = enc.to(self.device)
         s0 = requests[0].sampling
         if any(r.sampling.max_new_tokens != s0.max_new_tokens or r.sampling.stop != s0.stop or r.sampling.min_new_tokens != s0.min_new_tokens
-               for r in requests):
-            raise ValueError("a batch must share max_new_tokens, min_new_tokens and stop strings")
+               or r.sampling.repetition_penalty != s0.repetition_penalty for r in requests):
+            raise ValueError("a batch must share max_new_tokens, min_new_tokens, repetition_penalty and stop strings")
+        if s0.presence_penalty or s0.frequency_penalty:
+            raise ValueError("the transformers engine has no presence or frequency penalty")
         stop_criteria = None
         if s0.stop:
             from transformers.generation.stopping_criteria import StopStringCriteria
 
             stop_criteria = StopStringCriteria(self.tokenizer, list(s0.stop))
         clock = StepClock(self.device, self.synchronize, stop_criteria)
-        gen_cfg = GenerationConfig(max_new_tokens=s0.max_new_tokens, min_new_tokens=s0.min_new_tokens or None, do_sample=False,
+        gen_cfg = GenerationConfig(max_new_tokens=s0.max_new_tokens, min_new_tokens=s0.min_new_tokens or None,
                                    eos_token_id=sorted(self.eos_ids) or None, pad_token_id=self.tokenizer.pad_token_id,
-                                   temperature=None, top_p=None, top_k=None)
+                                   **{**NEUTRAL, "repetition_penalty": s0.repetition_penalty})
         sampler = RowSampler(requests, self.vocab_limit, self.device)
         start = clock.start()
         with torch.inference_mode():
@@ -215,13 +259,13 @@ class TransformersBackend(Backend):
         results = []
         for row, req in enumerate(requests):
             step, reason = _row_end(new[row], self.eos_ids, clock.stopped_at.get(row))
-            ids = new[row][:step + 1]
-            if reason == "eos":
-                ids = ids[:-1]  # the EOS token counts as output but is not text
-            text = self.tokenizer.decode(ids, skip_special_tokens=False)
+            generated = new[row][:step + 1]
+            ids = generated[:-1] if reason == "eos" else generated  # the EOS token counts as output but is not text
+            text = self.decode(ids)
             if reason == "stop":
                 text = _cut_at_stop(text, req.sampling.stop)
             results.append(Completion(text=text, input_tokens=int(input_lens[row]), output_tokens=step + 1, finish_reason=reason,
+                                      token_ids=generated,
                                       ttft_s=steps[0] if steps else None, e2e_s=steps[step] if step < len(steps) else end - start,
                                       batch_size=len(requests), batch_wall_s=end - start))
         return results

@@ -1,8 +1,9 @@
 """`harness claims RUN_DIR...`: published claims that involve two models, checked on your own runs.
 
-Owns the comparisons file (harness/data/comparisons.yaml: schema and loading), naming the model
-card each run measured, the verdict on each comparative claim, and the cost table that puts each
-run's measured $ per 1M output tokens beside the published API prices, each with its source.
+Owns naming the model card each run measured, the verdict on each comparative claim, and the
+cost table that puts each run's measured $ per 1M output tokens beside the published API prices,
+each with its source. The comparisons file is harness/claims/comparisons.py; the printed and
+written report is harness/claims/comparative_report.py.
 
 Verdicts, with diff = accuracy(a) - accuracy(b) over the problems both runs share (paired by
 (task, id), equal targets only: harness.reports.compare.paired_test), alpha 0.05:
@@ -11,131 +12,36 @@ Verdicts, with diff = accuracy(a) - accuracy(b) over the problems both runs shar
   with p < 0.05; otherwise inconclusive.
 - "a ≈ b": supported when the 95% interval of diff lies within ±margin; contradicted when it
   lies wholly outside [-margin, margin]; otherwise inconclusive.
-The interval of diff: one sample per problem -> Newcombe's hybrid score interval for paired
-proportions (Newcombe 1998, Stat Med 17:2635, method 10), which stays honest on small or fully
-concordant tables where a bootstrap collapses to a point; k > 1 -> the paired bootstrap interval.
+The interval of diff is harness.stats.paired_diff_ci (Newcombe's paired score interval with one
+sample per problem, the paired bootstrap otherwise, never zero-width).
+
 Before any verdict, harness/claims/comparability.py checks each run against its card (random
 weights, scripted backend, truncation, prompt protocol, decoding): a claim either run cannot
 support gets verdict "not_comparable" with its reasons, its numbers kept as indicative; with
 `verdicts="indicative"` the statistical verdict is stored beside it as `indicative_verdict`.
-
-The module is longer than most because the command's pieces (file schema, run identity, verdict,
-cost, rendering) each read the same few records and are only used together.
 """
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from importlib import resources
 from pathlib import Path
-from typing import Literal, Optional
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from harness.claims.cards import Source, Status, find_card, stated_settings
+from harness.claims.card_schema import Source
+from harness.claims.cards import find_card
 from harness.claims.comparability import run_reasons, sentence
+from harness.claims.comparisons import Comparison, ComparisonsFile, describe_source, load_comparisons
+from harness.claims.differences import stated_settings
 from harness.reports.compare import ALPHA, LoadedRun, load_runs, paired_test
-from harness.errors import ConfigError, validation_message
+from harness.errors import ConfigError
 from harness.results.schema import RunResult
 from harness.stats import Z95, Z_POWER80, newcombe_paired_ci, problems_needed
 
-__all__ = ["check", "check_claims", "identify", "load_comparisons", "newcombe_paired_ci"]
+__all__ = ["check", "identify", "newcombe_paired_ci"]
 _EDGE = 1e-9
 SETTING_KEYS = ("protocol", "system_prompt", "force_think", "temperature", "top_p", "top_k", "max_new_tokens", "num_samples")
-
-
-# ---- the comparisons file ---------------------------------------------------------------------
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class Pair(_Strict):
-    a: float = Field(ge=0)
-    b: float = Field(ge=0)
-
-
-class Comparison(_Strict):
-    id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
-    text: str
-    a: str
-    b: str
-    task: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
-    metric: Literal["pass@1", "accuracy"]  # what a paired test of per-problem correctness measures
-    relation: Literal["a > b", "a ≈ b"]
-    margin_pts: Optional[float] = Field(None, gt=0)
-    published: Pair
-    source: str
-    status: Status
-    notes: list[str] = Field(default_factory=list)
-
-    @model_validator(mode="after")
-    def check(self):
-        gap = self.published.a - self.published.b
-        if self.relation == "a ≈ b":
-            if self.margin_pts is None:
-                raise ValueError("an 'a ≈ b' claim needs margin_pts")
-            if abs(gap) > self.margin_pts:
-                raise ValueError(f"the published gap {gap:+.1f} pts is outside margin_pts {self.margin_pts}")
-        elif gap <= 0:
-            raise ValueError(f"published values {self.published.a} vs {self.published.b} do not show a > b")
-        return self
-
-
-class PriceClaim(_Strict):
-    id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
-    text: str
-    a: str
-    b: str
-    per: Literal["input", "output"]
-    published: Pair
-    ratio: float = Field(gt=0)
-    source: str
-    status: Status
-    notes: list[str] = Field(default_factory=list)
-
-
-class ComparisonsFile(_Strict):
-    sources: dict[str, Source]
-    comparisons: list[Comparison]
-    prices: list[PriceClaim] = Field(default_factory=list)
-
-    @model_validator(mode="after")
-    def check(self):
-        ids = [c.id for c in [*self.comparisons, *self.prices]]
-        if len(ids) != len(set(ids)):
-            raise ValueError(f"duplicate ids: {sorted({i for i in ids if ids.count(i) > 1})}")
-        for c in self.comparisons:
-            if c.source.split()[0] not in self.sources:
-                raise ValueError(f"{c.id}: source must start with a key of `sources` ({', '.join(self.sources)})")
-        return self
-
-
-def load_comparisons(path: str | Path | None = None) -> ComparisonsFile:
-    """The comparative claims (default: the packaged harness/data/comparisons.yaml)."""
-    where = str(path or "harness/data/comparisons.yaml")
-    try:
-        text = Path(path).read_text(encoding="utf-8") if path else (resources.files("harness") / "data" / "comparisons.yaml").read_text(encoding="utf-8")
-        return ComparisonsFile.model_validate(yaml.safe_load(text))
-    except (OSError, yaml.YAMLError) as e:
-        raise ConfigError(f"cannot read comparisons file {where} ({e})".replace("\n", " "), "check the file") from None
-    except ValidationError as e:
-        raise ConfigError(f"{where}: {validation_message(e, ComparisonsFile)}", "fix the comparisons file") from None
-
-
-def describe_source(text: str, sources: dict[str, Source]) -> str:
-    """'KEY rest' -> 'KEY rest — repo path @ commit (url)' where KEY is a known source."""
-    out = []
-    for key in dict.fromkeys(re.findall(r"\b[A-Z][A-Z0-9_]{2,}\b", text)):
-        s = sources.get(key)
-        if s is not None:
-            where = " ".join(x for x in (s.repo, s.path, f"@ {s.commit[:7]}" if s.commit else None, s.url) if x)
-            out.append(f"{key}: {where or s.note}")
-    return f"{text} — {'; '.join(out)}" if out else text
 
 
 # ---- which card a run measured ------------------------------------------------------------------
@@ -255,7 +161,7 @@ def caveats(ra: LoadedRun, rb: LoadedRun, ia: Identity, ib: Identity, task: str,
 
 def comparability(c: Comparison, ra: LoadedRun, rb: LoadedRun, ia: Identity, ib: Identity) -> tuple[list[dict], list[str]]:
     """(reasons, caveats): each run checked against its own card's protocol for the claim's task."""
-    reasons, caveats = [], []
+    reasons, caveats_ = [], []
     for tag, run, ident in (("A", ra, ia), ("B", rb, ib)):
         card = _try_card(ident.card) if ident.card else None
         want = {**stated_settings(card, c.task), "dtype": card.dtype} if card is not None else None
@@ -264,8 +170,8 @@ def comparability(c: Comparison, ra: LoadedRun, rb: LoadedRun, ia: Identity, ib:
         r, cv = run_reasons(task, run.data.model.model_dump(mode="json"), want=want, metric="accuracy",
                             immaterial=card.protocol.immaterial if card is not None else ())
         reasons += [{"code": x["code"], "detail": f"{tag}: {x['detail']}"} for x in r]
-        caveats += [f"{tag}: {x}" for x in cv]
-    return reasons, caveats
+        caveats_ += [f"{tag}: {x}" for x in cv]
+    return reasons, caveats_
 
 
 def check_comparison(c: Comparison, ra: LoadedRun, rb: LoadedRun, ia: Identity, ib: Identity, sources: dict[str, Source],
@@ -368,116 +274,3 @@ def check(run_dirs: list[Path], comparisons: str | Path | None = None, verdicts:
                           f"(run with --card NAME; see harness/data/comparisons.yaml), or a run with --price-per-hour/--instance for the cost table")
     return {"alpha": ALPHA, "verdicts_mode": verdicts, "created_utc": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), "runs": run_rows,
             "comparisons": checked, "unchecked": unchecked, "cost": cost}
-
-
-def _pts(x: float | None) -> str:
-    return "—" if x is None else f"{100 * x:+.1f}"
-
-
-def _p(p: float) -> str:
-    return "<0.001" if p < 0.001 else f"{p:.3f}" if p < 0.01 else f"{p:.2f}"
-
-
-def _verdict(c: dict) -> str:
-    """not_comparable, or not_comparable (indicative: supported) under --verdicts indicative."""
-    return c["verdict"] + (f" (indicative: {c['indicative_verdict']})" if c.get("indicative_verdict") else "")
-
-
-def _indicative_note(doc: dict) -> list[str]:
-    if any(c.get("indicative_verdict") for c in doc["comparisons"]):
-        return ["", "Indicative verdicts (--verdicts indicative): computed although the runs cannot support them; "
-                    "for exploration only, not a finding."]
-    return []
-
-
-def _claim_title(c: dict) -> str:
-    rel = "a > b" if c["relation"] == "a > b" else f"a ≈ b within ±{c['margin_pts']:g} pts"
-    return f"{c['text']} ({rel}; published {c['published']['a']:g} vs {c['published']['b']:g})"
-
-
-def _measured(c: dict) -> str:
-    ci = "" if not c["ci95"] else f", 95% CI [{_pts(c['ci95'][0])}, {_pts(c['ci95'][1])}]"
-    test = "McNemar" if c["test"] == "mcnemar" else "paired bootstrap"
-    return (f"{100 * c['acc_a']:.1f}% vs {100 * c['acc_b']:.1f}% on {c['n']} shared problems: {_pts(c['diff'])} pts{ci}, "
-            f"{test} p{'' if c['p_value'] < 0.001 else '='}{_p(c['p_value'])}")
-
-
-def _usd(x: float) -> str:
-    return f"${x:.3g}" if x < 1 else f"${x:,.2f}".rstrip("0").rstrip(".")
-
-
-def _cost_lines(doc: dict) -> list[str]:
-    out, seen = [], set()  # each card's price source once
-    for p in doc["cost"]["prices"]:
-        out.append(f"{p['text']}: {p['a']['display']} {_usd(p['a']['usd_per_1m'])} vs {p['b']['display']} {_usd(p['b']['usd_per_1m'])} "
-                   f"per 1M {p['per']} tokens = {p['ratio']:.1f}x (published {p['published_ratio']:g}x, {p['status']})")
-        for s in (p["a"], p["b"]):
-            if s["card"] in seen:
-                continue
-            seen.add(s["card"])
-            out.append(f"  {s['display']} ({s['api_model']}): {s['source']} [{s['status']}{', as of ' + s['as_of'] if s['as_of'] else ''}]")
-            out += [f"  note: {n}" for n in s["notes"]]
-        out += [f"  note: {n}" for n in p["notes"]]
-    for r in doc["cost"]["runs"]:
-        vs = ", ".join(f"{v['display']} API {_usd(v['api_usd_per_1m_output'])} ({v['api_over_measured']:.1f}x this)" for v in r["vs"])
-        out.append(f"measured {_usd(r['usd_per_1m_output_tokens'])}/1M output tokens ({r['run']}; {r['basis']} basis: "
-                   f"{r['price_source']}){' vs ' + vs if vs else ''}")
-        other = [v["display"] for v in r["vs"] if not v["same_model"]]
-        if other:
-            out.append(f"  note: {r['card'] or 'this model'} is not {', '.join(other)}: the ratio compares prices per token, not models")
-        out += [f"  warning: {f}" for f in r["flags"]]
-    return out
-
-
-def render_text(doc: dict) -> str:
-    out = [f"Comparative claims: paired on the problems both runs share (alpha {doc['alpha']})", ""]
-    for r in doc["runs"]:
-        flags = f"  [{'; '.join(r['flags'])}]" if r["flags"] else ""
-        out.append(f"run {r['run_dir']}: {r['card'] or 'no card'} ({r['matched_by']}){flags}")
-    for c in doc["comparisons"]:
-        tag = _verdict(c).upper() + (" (meaningless)" if c["meaningless"] else "")
-        out += ["", f"{tag}: {_claim_title(c)}", f"  A {c['run_a']}", f"  B {c['run_b']}", f"  measured {_measured(c)}",
-                f"  why: {c['reason']}", f"  source: {c['source']}"]
-        out += [f"  caveat: {x}" for x in c["caveats"]]
-    out += _indicative_note(doc)
-    if doc["unchecked"]:
-        out += ["", f"not checked ({len(doc['unchecked'])}):"] + [f"  {u['id']}: {u['why']}" for u in doc["unchecked"]]
-    if doc["cost"]["prices"] or doc["cost"]["runs"]:
-        out += ["", "Cost per 1M tokens: published API prices and your measurements"] + _cost_lines(doc)
-    return "\n".join(out) + "\n"
-
-
-def render_markdown(doc: dict) -> str:
-    out = ["# Comparative claims", "", f"Paired on the problems both runs share (matched by task and id, equal targets); alpha {doc['alpha']}.",
-           "", "| run | card | matched by | tasks | warnings |", "|---|---|---|---|---|"]
-    out += [f"| {r['run_dir']} | {r['card'] or '—'} | {r['matched_by']} | {', '.join(r['tasks'])} | {'; '.join(r['flags'])} |" for r in doc["runs"]]
-    out += ["", "## Verdicts", "", "| claim | A | B | n | acc A | acc B | diff (pts) | 95% CI | test | p | verdict | source |",
-            "|---|---|---|---|---|---|---|---|---|---|---|---|"]
-    for c in doc["comparisons"]:
-        ci = "—" if not c["ci95"] else f"[{_pts(c['ci95'][0])}, {_pts(c['ci95'][1])}]"
-        verdict = f"**{_verdict(c)}**" + (" (meaningless)" if c["meaningless"] else "")
-        out.append(f"| {_claim_title(c)} | {c['run_a']} | {c['run_b']} | {c['n']} | {100 * c['acc_a']:.1f}% | {100 * c['acc_b']:.1f}% | "
-                   f"{_pts(c['diff'])} | {ci} | {c['test']} | {_p(c['p_value'])} | {verdict} | {c['source']} |")
-    for c in doc["comparisons"]:
-        out += ["", f"- {c['id']} ({c['run_a']} vs {c['run_b']}): {c['reason']}; interval: {c['ci_method']}"]
-        out += [f"  - caveat: {x}" for x in c["caveats"]]
-    out += _indicative_note(doc)
-    if doc["unchecked"]:
-        out += ["", "## Not checked", ""] + [f"- {u['id']}: {u['why']}" for u in doc["unchecked"]]
-    out += ["", "## Cost", ""] + [f"- {line.strip()}" if line.startswith("  ") else f"- **{line}**" for line in _cost_lines(doc)]
-    return "\n".join(out) + "\n"
-
-
-def check_claims(run_dirs: list[Path], output_dir: str | Path | None = None, comparisons: str | Path | None = None,
-                 verdicts: str = "strict") -> int:
-    """`harness claims`: print the verdicts and write claims.json and claims.md into output_dir (default ./claims)."""
-    from harness.results.store import write_text_atomic
-
-    doc = check(run_dirs, comparisons, verdicts)
-    out = Path(output_dir or "claims")
-    out.mkdir(parents=True, exist_ok=True)
-    doc["files"] = {name: str(out / name) for name in ("claims.json", "claims.md")}
-    write_text_atomic(out / "claims.json", json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
-    write_text_atomic(out / "claims.md", render_markdown(doc))
-    print(render_text(doc) + f"\nwrote {out / 'claims.md'} and {out / 'claims.json'}")
-    return 0

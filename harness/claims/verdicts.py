@@ -29,8 +29,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness.claims.cards import Card, stated_settings
+from harness.claims.card_schema import Card
 from harness.claims.comparability import run_reasons, sentence
+from harness.claims.differences import stated_settings
 from harness.stats import problems_needed
 
 VERDICT_MODES = ("strict", "indicative")

@@ -14,8 +14,9 @@ import tempfile
 from pathlib import Path
 
 from harness.errors import ConfigError, DataError
-from harness.tasks._choice import check_options, letter, render_choices
+from harness.tasks.base import letter, render_choices
 from harness.tasks.base import Item, Task
+from harness.tasks.options import check_options
 
 INCLUDE_ENV = "HARNESS_LMEVAL_INCLUDE"
 DEFAULT_EXPORT_NAME = "lm_eval_results.json"

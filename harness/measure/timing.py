@@ -1,20 +1,16 @@
-"""Timing: a synchronising stopwatch, the TPOT definition, and the run's `perf` summary.
+"""Timing: the TPOT definition and the run's `perf` summary (the clock itself is read in
+harness/generate.py and the backends, with the device synchronised around each timed region).
 
 Definitions follow vLLM's benchmarks and MLPerf (results/README.md):
 - TTFT: first token time - request start (in a static batch, the batch's prefill time);
 - TPOT: (e2e - TTFT) / (output_tokens - 1), undefined (None) for one output token or fewer;
 - throughputs are ratios of sums over batches (time-weighted), never means of per-batch rates.
-
-The stopwatch reads `time.perf_counter` only after calling a device `sync` function, so queued
-asynchronous GPU work is inside the timed region and not after it. No torch here: the caller
-passes its backend's `synchronize`.
+No torch here.
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 
 from harness.stats import percentiles
 
@@ -24,41 +20,6 @@ def tpot(e2e_s: float | None, ttft_s: float | None, output_tokens: int | None) -
     if e2e_s is None or ttft_s is None or output_tokens is None or output_tokens <= 1:
         return None
     return (e2e_s - ttft_s) / (output_tokens - 1)
-
-
-class Stopwatch:
-    """Wall-clock timer that synchronises the device before each clock read."""
-
-    def __init__(self, sync: Callable[[], None] | None = None):
-        self._sync = sync
-        self._start: float | None = None
-        self.elapsed: float | None = None
-
-    def _now(self) -> float:
-        if self._sync is not None:
-            self._sync()
-        return time.perf_counter()
-
-    def start(self) -> Stopwatch:
-        self._start = self._now()
-        self.elapsed = None
-        return self
-
-    def stop(self) -> float:
-        if self._start is None:
-            raise RuntimeError("Stopwatch.stop() called before start()")
-        self.elapsed = self._now() - self._start
-        return self.elapsed
-
-
-@contextmanager
-def timed(sync: Callable[[], None] | None = None) -> Iterator[Stopwatch]:
-    """`with timed(backend.synchronize) as sw: ...`; afterwards `sw.elapsed` holds the seconds."""
-    sw = Stopwatch(sync).start()
-    try:
-        yield sw
-    finally:
-        sw.stop()
 
 
 def _ratio(num: float, den: float) -> float | None:

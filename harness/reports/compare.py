@@ -22,6 +22,7 @@ from itertools import combinations
 from pathlib import Path
 
 from harness.reports import plots
+from harness.reports.format import interval, num, p_value, pct, seconds, usd
 from harness.reports.markdown import progress
 from harness.claims.comparability import pair_reasons, sentence
 from harness.results.schema import Cost, Metric, Perf, RunResult
@@ -123,7 +124,7 @@ def task_rows(run: LoadedRun) -> list[dict]:
     return rows
 
 
-def _problems(samples: list[dict], task: str) -> dict[str, tuple[str, list[bool]]]:
+def problems_by_id(samples: list[dict], task: str) -> dict[str, tuple[str, list[bool]]]:
     """id -> (target, strict verdicts of its samples)."""
     out: dict[str, tuple[str, list[bool]]] = {}
     for r in samples:
@@ -137,7 +138,7 @@ def paired_test(a: list[dict], b: list[dict], task: str) -> dict | None:
 
     diff is accuracy(a) - accuracy(b) over the shared problems (fractions).
     """
-    pa, pb = _problems(a, task), _problems(b, task)
+    pa, pb = problems_by_id(a, task), problems_by_id(b, task)
     both = [i for i in pa if i in pb]
     shared = [i for i in both if pa[i][0] == pb[i][0]]
     if not shared:
@@ -159,13 +160,11 @@ def paired_test(a: list[dict], b: list[dict], task: str) -> dict | None:
     return out
 
 
-def _p(p: float) -> str:
-    return "<0.001" if p < 0.001 else f"{p:.3f}" if p < 0.01 else f"{p:.2f}"
 
 
 def describe_pair(pair: dict) -> str:
     test = "McNemar" if pair["test"] == "mcnemar" else "paired bootstrap"
-    p = _p(pair["p_value"])
+    p = p_value(pair["p_value"])
     verdict = pair["verdict"] + (f" (indicative: {pair['indicative_verdict']})" if pair.get("indicative_verdict") else "")
     head = f"{pair['a']} vs {pair['b']} on {pair['task']}: {100 * pair['diff']:+.1f} pts, {test} p{'' if p[0] == '<' else '='}{p}: {verdict}"
     return head + (f" — {pair['note']}" if pair.get("note") else "")
@@ -237,10 +236,6 @@ def pareto_plots(rows: list[dict], output_dir: Path) -> tuple[dict[str, dict], l
     return out, notes
 
 
-def _fmt(v, fmt: str) -> str:
-    return "—" if v is None else fmt.format(v)
-
-
 def render_markdown(rows: list[dict], pairs: list[dict], figures: dict[str, dict], notes: list[str], runs: list[LoadedRun]) -> str:
     out = [f"# Comparison of {len(runs)} runs", "", "| run | model | device | dtype | backend | folder |", "|---|---|---|---|---|---|"]
     for r in runs:
@@ -249,11 +244,11 @@ def render_markdown(rows: list[dict], pairs: list[dict], figures: dict[str, dict
     out += ["", "## Results", "", "| run | task | n | k | accuracy | 95% CI | $/correct | $/1M out tok | p50 e2e | mean out tok | "
             "tok/s | J/correct |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        ci = "—" if r["ci95_lo"] is None else f"[{100 * r['ci95_lo']:.1f}, {100 * r['ci95_hi']:.1f}]"
-        out.append(f"| {r['label']} | {r['task']} | {r['n']} | {r['k']} | {_fmt(None if r['accuracy'] is None else 100 * r['accuracy'], '{:.1f}%')} | {ci} | "
-                   f"{_fmt(r['usd_per_correct'], '${:.4g}')} | {_fmt(r['usd_per_1m_output_tokens'], '${:.4g}')} | "
-                   f"{_fmt(r['p50_e2e_s'], '{:.3g} s')} | {_fmt(r['mean_output_tokens'], '{:.0f}')} | {_fmt(r['output_tokens_per_s'], '{:.3g}')} | "
-                   f"{_fmt(r['joules_per_correct'], '{:.3g}')} |")
+        ci = interval(None if r["ci95_lo"] is None else (r["ci95_lo"], r["ci95_hi"]))
+        out.append(f"| {r['label']} | {r['task']} | {r['n']} | {r['k']} | {pct(r['accuracy'])} | {ci} | "
+                   f"{usd(r['usd_per_correct'])} | {usd(r['usd_per_1m_output_tokens'])} | "
+                   f"{seconds(r['p50_e2e_s'])} | {num(r['mean_output_tokens'], '{:.0f}')} | {num(r['output_tokens_per_s'])} | "
+                   f"{num(r['joules_per_correct'])} |")
     if any(r["random_weights"] for r in rows):
         out += ["", "> **Warning:** some runs use random weights: their accuracy is meaningless."]
     if any(len(r.data.tasks) > 1 for r in runs):
@@ -279,8 +274,8 @@ def render_markdown(rows: list[dict], pairs: list[dict], figures: dict[str, dict
         for p in pairs:
             verdict = p["verdict"] + (f" (indicative: {p['indicative_verdict']})" if p["reasons"] and p.get("indicative_verdict") else "")
             out.append(f"| {p['a']} | {p['b']} | {p['task']} | {p['n']} | {100 * p['acc_a']:.1f}% | {100 * p['acc_b']:.1f}% | "
-                       f"{100 * p['diff']:+.1f} | [{100 * p['ci95'][0]:+.1f}, {100 * p['ci95'][1]:+.1f}] | {p['test']} | {_p(p['p_value'])} | "
-                       f"{_p(p['p_holm'])} | {verdict} |")
+                       f"{100 * p['diff']:+.1f} | [{100 * p['ci95'][0]:+.1f}, {100 * p['ci95'][1]:+.1f}] | {p['test']} | {p_value(p['p_value'])} | "
+                       f"{p_value(p['p_holm'])} | {verdict} |")
         mism = [p for p in pairs if p["target_mismatch"]]
         out += [f"- {p['a']} vs {p['b']} on {p['task']}: {p['target_mismatch']} problems left out (different targets)" for p in mism]
     return "\n".join(out) + "\n"

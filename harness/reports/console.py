@@ -28,15 +28,18 @@ def run_with_progress(cfg) -> int:
 
 
 def summarize(run_dir) -> None:
+    from harness.reports.format import interval, pct
     from harness.results.store import load_run
 
     run = load_run(run_dir)
     print(f"run folder: {run_dir}")
+    if run.protocol is not None:
+        print(f"prompt protocol: {run.protocol.name}" + (f" (from {run.protocol.source})" if run.protocol.source else ""))
     for name, t in run.tasks.items():
         acc = t.metrics["accuracy"]
-        extra = "".join(f", {m} {100 * v.value:.1f}%" for m, v in t.metrics.items() if m.startswith(("pass@", "maj@")))
-        print(f"{name}: accuracy {100 * acc.value:.1f}% [{100 * acc.ci95[0]:.1f}, {100 * acc.ci95[1]:.1f}] "
-              f"over {t.n} problems x {t.k}{extra}; truncated {100 * t.truncation_rate:.0f}%")
+        extra = "".join(f", {m} {pct(v.value)}" for m, v in t.metrics.items() if m.startswith(("pass@", "maj@")))
+        print(f"{name}: accuracy {pct(acc.value)} {interval(acc.ci95)} "
+              f"over {t.n} problems x {t.k}{extra}; truncated {pct(t.truncation_rate, 0)}")
     perf = run.perf
     tps = perf.output_tokens_per_s
     print(f"perf: {perf.wall_s:.2f} s generating, {tps:.1f} output tok/s" if tps else f"perf: {perf.wall_s:.2f} s generating")

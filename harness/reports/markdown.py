@@ -1,4 +1,5 @@
-"""Run reports: report.md rendered from run.json alone, and (through `write_reports`) the
+"""Run reports: report.md rendered from run.json alone (numbers written by reports/format.py, as in
+report.html), and (through `write_reports`) the
 self-contained report.html of harness/reports/html.py. Reports compute nothing new, so a report
 can always be re-rendered from the results it describes (`harness report RUN_DIR`).
 
@@ -12,19 +13,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from harness.reports.format import interval, nbytes, num, pct, pts, usd
 from harness.results.schema import Cost, PeakMemory, Percentiles, Perf, Roofline, RunResult, as_run
-
-
-def _pct(x) -> str:
-    return "—" if x is None else f"{100 * x:.1f}%"
-
-
-def _num(x, fmt="{:.3g}") -> str:
-    return "—" if x is None else fmt.format(x)
-
-
-def _ci(ci) -> str:
-    return "—" if not ci else f"[{100 * ci[0]:.1f}, {100 * ci[1]:.1f}]"
 
 
 def render_markdown(run: RunResult | dict) -> str:
@@ -34,10 +24,11 @@ def render_markdown(run: RunResult | dict) -> str:
     done, planned = (d.samples.done, d.samples.planned) if d.samples else ("?", "?")
     out = [f"# Run {d.run_id}: {m.name_or_path}", ""]
     out += [f"- status: **{d.status}** ({done}/{planned} samples)",
-            f"- model: {m.name_or_path} ({m.architecture or '?'}, {_num(m.num_parameters, '{:,}')} parameters, "
+            f"- model: {m.name_or_path} ({m.architecture or '?'}, {num(m.num_parameters, '{:,}')} parameters, "
             f"{m.dtype}, backend {m.backend}{', revision ' + m.revision if m.revision else ''})",
             f"- device: {dev.type} — {dev.name} ({dev.device_reason}); dtype {dev.dtype}: {dev.dtype_reason}",
-            f"- protocol: {d.protocol.name if d.protocol else None}", f"- created {d.created_utc}, finished {d.finished_utc}", ""]
+            f"- protocol: {d.protocol.name if d.protocol else None}"
+            + (f" (from {d.protocol.source})" if d.protocol and d.protocol.source else ""), f"- created {d.created_utc}, finished {d.finished_utc}", ""]
     for w in d.warnings:
         out.append(f"> **Warning:** {w}")
     if d.warnings:
@@ -45,22 +36,22 @@ def render_markdown(run: RunResult | dict) -> str:
     out += ["## Accuracy", "", "| task | n | k | metric | value | 95% CI | method | truncated | mean output tokens |", "|---|---|---|---|---|---|---|---|---|"]
     for name, t in d.tasks.items():
         for metric, v in t.metrics.items():
-            out.append(f"| {name} | {t.n} | {t.k} | {metric} | {_pct(v.value)} | {_ci(v.ci95)} | {v.method or ''} | "
-                       f"{_pct(t.truncation_rate)} | {_num(t.mean_output_tokens, '{:.1f}')} |")
+            out.append(f"| {name} | {t.n} | {t.k} | {metric} | {pct(v.value)} | {interval(v.ci95)} | {v.method or ''} | "
+                       f"{pct(t.truncation_rate)} | {num(t.mean_output_tokens, '{:.1f}')} |")
     levels = [(name, t.by_level) for name, t in d.tasks.items() if t.by_level]
     if levels:
         out += ["", "## Accuracy by difficulty level", "", "| task | level | n | accuracy | 95% CI |", "|---|---|---|---|---|"]
         for name, by in levels:
             for level, v in by.items():
-                out.append(f"| {name} | {level} | {v.n} | {_pct(v.accuracy)} | {_ci(v.ci95)} |")
+                out.append(f"| {name} | {level} | {v.n} | {pct(v.accuracy)} | {interval(v.ci95)} |")
     if d.claims:
         from harness.claims.verdicts import verdict_label
 
         out += ["", "## Published claims: verdicts", "", "| task | metric | claimed | measured | 95% CI | verdict | gap | source |", "|---|---|---|---|---|---|---|---|"]
         for c in d.claims:
-            measured = _pct(c.measured) + (" (indicative)" if c.indicative else "")
-            out.append(f"| {c.task} | {c.metric} | {_pct(c.claimed)} | {measured} | {_ci(c.ci95)} | **{verdict_label(c)}** | "
-                       f"{_num(None if c.gap is None else 100 * c.gap, '{:+.1f} pts')} | {c.source or ''} |")
+            measured = pct(c.measured) + (" (indicative)" if c.indicative else "")
+            out.append(f"| {c.task} | {c.metric} | {pct(c.claimed)} | {measured} | {interval(c.ci95)} | **{verdict_label(c)}** | "
+                       f"{pts(c.gap) + ' pts' if c.gap is not None else '—'} | {c.source or ''} |")
         why = [c for c in d.claims if c.reasons]
         if why:
             out += ["", "Not comparable (no verdict; the measured value and interval are indicative only):", ""]
@@ -77,24 +68,24 @@ def render_markdown(run: RunResult | dict) -> str:
     out += ["", "## Performance", "", "| measure | mean | p50 | p90 | p99 |", "|---|---|---|---|---|"]
     for k in ("ttft_s", "tpot_s", "e2e_s"):
         p = getattr(perf, k) or Percentiles()
-        out.append(f"| {k} | " + " | ".join(_num(getattr(p, q)) for q in ("mean", "p50", "p90", "p99")) + " |")
+        out.append(f"| {k} | " + " | ".join(num(getattr(p, q)) for q in ("mean", "p50", "p90", "p99")) + " |")
     mem = perf.peak_memory_bytes or PeakMemory()
     roof = perf.roofline or Roofline()
-    device_mem = mem.device.model_dump() if mem.device else None
-    out += ["", f"- generation wall time: {_num(perf.wall_s)} s; model load {_num(perf.load_s)} s; "
-                f"warm-up {_num(perf.warmup.s if perf.warmup else None)} s (excluded)",
-            f"- throughput: output {_num(perf.output_tokens_per_s)} tok/s, prefill {_num(perf.prefill_tokens_per_s)} tok/s, "
-            f"decode {_num(perf.decode_tokens_per_s)} tok/s",
+    device_mem = f"{nbytes(mem.device.reserved)} reserved ({nbytes(mem.device.allocated)} allocated)" if mem.device else "—"
+    out += ["", f"- generation wall time: {num(perf.wall_s)} s; model load {num(perf.load_s)} s; "
+                f"warm-up {num(perf.warmup.s if perf.warmup else None)} s (excluded)",
+            f"- throughput: output {num(perf.output_tokens_per_s)} tok/s, prefill {num(perf.prefill_tokens_per_s)} tok/s, "
+            f"decode {num(perf.decode_tokens_per_s)} tok/s",
             f"- tokens: {perf.input_tokens} in, {perf.output_tokens} out",
-            f"- peak memory: device {device_mem or '—'}, host RSS {_num(mem.host, '{:,}')} bytes",
-            f"- energy: {_num(perf.energy_j)} J ({perf.energy_source}); {_num(perf.joules_per_output_token)} J/token",
-            f"- roofline: measured {_num(roof.bandwidth_gbps)} GB/s ({roof.bandwidth_source or '—'}); published peak "
-            f"{_num(roof.peak_bandwidth_gbps)} GB/s ({roof.peak_bandwidth_source or '—'}); decode bound at batch {roof.batch or '—'} "
-            f"and mean context {_num(roof.mean_context_tokens, '{:.0f}')}: {_num(roof.bound_tokens_per_s_per_sequence)} tok/s per sequence, "
-            f"{_num(roof.bound_tokens_per_s)} tok/s in aggregate; measured {_num(roof.measured_tokens_per_s_per_sequence)} per sequence, "
-            f"{_num(roof.measured_tokens_per_s)} in aggregate: {_pct(roof.fraction)} of the bound",
-            f"- cost: {_num(cost.usd_total, '${:.4g}')} total, {_num(cost.usd_per_1m_output_tokens, '${:.4g}')} per 1M output tokens, "
-            f"{_num(cost.usd_per_correct, '${:.4g}')} per correct answer ({cost.price_source or 'no price given'})", ""]
+            f"- peak memory: device {device_mem}, host RSS {nbytes(mem.host)}",
+            f"- energy: {num(perf.energy_j)} J ({perf.energy_source}); {num(perf.joules_per_output_token)} J/token",
+            f"- roofline: measured {num(roof.bandwidth_gbps)} GB/s ({roof.bandwidth_source or '—'}); published peak "
+            f"{num(roof.peak_bandwidth_gbps)} GB/s ({roof.peak_bandwidth_source or '—'}); decode bound at batch {roof.batch or '—'} "
+            f"and mean context {num(roof.mean_context_tokens, '{:.0f}')}: {num(roof.bound_tokens_per_s_per_sequence)} tok/s per sequence, "
+            f"{num(roof.bound_tokens_per_s)} tok/s in aggregate; measured {num(roof.measured_tokens_per_s_per_sequence)} per sequence, "
+            f"{num(roof.measured_tokens_per_s)} in aggregate: {pct(roof.fraction)} of the bound",
+            f"- cost: {usd(cost.usd_total)} total, {usd(cost.usd_per_1m_output_tokens)} per 1M output tokens, "
+            f"{usd(cost.usd_per_correct)} per correct answer ({cost.price_source or 'no price given'})", ""]
     return "\n".join(out)
 
 

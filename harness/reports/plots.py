@@ -17,7 +17,7 @@ from dataclasses import dataclass
 # One palette for every figure (colour-blind-safe Okabe-Ito order), so a model keeps its colour.
 PALETTE = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000")
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "h", "<", ">")
-ACCENT, MUTED, WARN = "#0072B2", "#9aa4b1", "#D55E00"
+ACCENT, WARN = "#0072B2", "#D55E00"
 DPI = 110
 
 
@@ -47,10 +47,6 @@ def to_png(fig) -> bytes:
 def data_uri(png: bytes) -> str:
     """A `data:` URI, so a report embeds its images and needs no other file or network."""
     return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
-
-
-def _present(values: Sequence[float | None]) -> list[float]:
-    return [float(v) for v in values if v is not None and math.isfinite(float(v))]
 
 
 def _bin_edges(xs: list[float], bins: int) -> list[float]:

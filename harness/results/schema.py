@@ -9,7 +9,8 @@ are generated from these models (`python -m harness.results`); a test keeps them
 Versioning: `SCHEMA_VERSION` is MAJOR.MINOR. Within a MAJOR, fields are only added (optional, with
 a default), so this reader validates every file of its MAJOR up to its own MINOR. 1.1 added
 optional fields only (claim `reasons`, verdict `not_comparable`, status `partial`, error counts,
-batching mode, plugin providers); a 1.0 file reads unchanged. 1.2 added: each claim's
+batching mode, plugin providers); 1.2 added the model's per-task engine `sampling` and its
+`overridden_defaults`, the protocol's `source`, and `scoring`; older files read unchanged. 1.3 added: each claim's
 comparability (`comparable`, `reasons` as {code, detail}, `caveats`, `indicative`,
 `indicative_verdict`), the run's `verdicts_mode` and `intervals` method, each metric's `n_eff`
 and `design_effect`, and the roofline's batch, bytes-per-step and bandwidth provenance fields.
@@ -189,6 +190,10 @@ class ModelRecord(_Model):
     context_length: int | None = None
     quantization: str | None = None
     notes: list[str] = Field(default_factory=list)
+    sampling: dict[str, dict[str, Any]] = Field(default_factory=dict, description=(
+        "per task: the decoding parameters the engine was given, by the engine's own names, neutral values included"))
+    overridden_defaults: dict[str, Any] = Field(default_factory=dict, description=(
+        "decoding defaults of the model (generation_config.json) or server that the run set aside"))
 
 
 class DeviceRecord(_Model):
@@ -212,6 +217,7 @@ class ProtocolRecord(_Model):
     force_think: bool | None = None
     fewshot: int | None = None
     chat: bool | None = None
+    source: str | None = Field(None, description="where it was chosen: --protocol, card, served model metadata (...), model name")
 
 
 class Reason(_Model):
@@ -255,6 +261,15 @@ class Samples(_Model):
     errors: int | None = Field(None, description="samples that ended in an error row")
 
 
+class Scoring(_Model):
+    """How answers were judged and thinking tokens counted, so a verdict can be reproduced."""
+
+    symbolic: str = Field(description="how symbolic equality was decided")
+    symbolic_limit_s: float = Field(description="time limit per symbolic comparison; past it, not equal")
+    limit_hits: int = Field(0, description="samples with a comparison that hit the limit (their rows list it)")
+    token_split: dict[str, int] = Field(default_factory=dict, description="samples per way thinking tokens were split (ids, exact, engine, server, estimated)")
+
+
 class Provider(_Model):
     """Where a plugin came from: built in, or an installed distribution."""
 
@@ -289,6 +304,7 @@ class RunResult(_Model):
     protocol_differences: dict[str, list[str]] = Field(default_factory=dict,
                                                        description="per task: how this run differs from the card's protocol")
     warnings: list[str] = Field(default_factory=list, description="things a reader must know")
+    scoring: Scoring | None = None
     plugins: dict[str, Provider] | None = Field(None, description="the task and backend plugins used, with their providers")
 
 
@@ -322,6 +338,8 @@ def load(path: str | Path) -> RunResult:
     path = Path(path)
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as e:
+        raise ConfigError(f"cannot read {path} ({e.strerror or e})", "check the run folder's permissions") from None
     except ValueError:
         raise ConfigError(f"{path} is not valid JSON", "re-render it with `harness run --resume`") from None
     return validate(data, str(path))

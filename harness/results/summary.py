@@ -63,6 +63,8 @@ def finish_run(run_dir: Path, cfg, plan, dev, info, state, gathered: list[dict],
         "intervals": {"method": INTERVAL_METHOD, "reference": INTERVAL_REFERENCE},
         "claims": [], "verdicts_mode": cfg.verdicts, "protocol_differences": {}, "warnings": [],
         "samples": {"done": len(rows), "planned": len(order)},
+        "scoring": _scoring(rows),
+        "plugins": _plugins(cfg, plan),
     }
     if info.random_weights:
         data["warnings"].append(RANDOM_WARNING)
@@ -82,10 +84,38 @@ def finish_run(run_dir: Path, cfg, plan, dev, info, state, gathered: list[dict],
     return run
 
 
+def _plugins(cfg, plan) -> dict:
+    """Which code ran: each task and the backend, built in or from which distribution and version."""
+    from harness import registry
+    from harness.backends import backend_name
+
+    out = {"backend": registry.get("backends", backend_name(cfg)).record()}
+    for name in plan.tasks:
+        if name.startswith("lm_eval:"):
+            out[f"task:{name}"] = {"name": name, "provider": "lm-eval", "version": sys.modules["lm_eval"].__version__
+                                   if hasattr(sys.modules.get("lm_eval"), "__version__") else None}
+        else:
+            out[f"task:{name}"] = registry.get("tasks", name).record()
+    return out
+
+
 def _model(info) -> dict:
     return {"name_or_path": info.name_or_path, "backend": info.backend, "revision": info.revision, "dtype": info.dtype,
             "num_parameters": info.num_parameters, "random_weights": info.random_weights, "architecture": info.architecture,
-            "context_length": info.context_length, "quantization": info.quantization, "notes": list(info.notes)}
+            "context_length": info.context_length, "quantization": info.quantization, "notes": list(info.notes),
+            "sampling": dict(getattr(info, "sampling", {}) or {}),
+            "overridden_defaults": dict(getattr(info, "overridden_defaults", {}) or {})}
+
+
+def _scoring(rows) -> dict:
+    from harness.scoring.symbolic import LIMIT_S
+
+    splits: dict[str, int] = {}
+    for r in rows:
+        how = r.get("token_split") or "unmeasured"
+        splits[how] = splits.get(how, 0) + 1
+    return {"symbolic": "math-verify in a worker process, its own alarms off", "symbolic_limit_s": LIMIT_S,
+            "limit_hits": sum(bool(r.get("scoring_limit_hit")) for r in rows), "token_split": splits}
 
 
 def _device(dev) -> dict:
@@ -96,7 +126,7 @@ def _device(dev) -> dict:
 def _protocol(plan) -> dict:
     from harness.protocols import describe
 
-    return describe(plan.protocol)
+    return {**describe(plan.protocol), "source": getattr(plan, "protocol_source", None)}
 
 
 def _energy(gathered, dev, output_tokens, correct) -> dict:
@@ -163,7 +193,7 @@ def _cost(cfg, info, wall_s, perf, correct, rows) -> dict:
 
 
 def _claims(data, plan, info, mode: str) -> None:
-    from harness.claims.cards import protocol_differences
+    from harness.claims.differences import protocol_differences
     from harness.claims.verdicts import claims_for_run
 
     diffs = {}

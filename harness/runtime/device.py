@@ -18,7 +18,6 @@ from pathlib import Path
 
 from harness.errors import DeviceError
 
-DEVICE_TYPES = ("cpu", "cuda", "mps", "xpu", "npu")
 DTYPES = ("auto", "bfloat16", "float16", "float32")
 _DEVICE_RE = re.compile(r"^(auto|cpu|cuda|mps|xpu|npu)(?::(\d+))?$")
 

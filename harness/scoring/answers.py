@@ -77,19 +77,28 @@ _MARK = re.compile(
     re.IGNORECASE)
 _CHOICE_MARK = re.compile(
     r"\b(?:option|choice)\s+(?:is|would\s+be)\b(?:\s*:)?"
-    r"|(?:故|所以|因此|应|应该|则|即|综上|本题)\s*选(?:择)?\s*:?|正确(?:的)?(?:选项|答案)?\s*(?:是|为)",
+    r"|(?:故|所以|因此|应|应该|则|即|综上|本题)\s*选(?:择)?\s*:?|正确(?:的)?(?:选项|答案)?\s*(?:是|为)"
+    r"|(?<![不未没])选(?:择)?\s*:?\s*(?=[\(\[]?[A-Ja-j](?![A-Za-z0-9]))",  # 选B, 故答案选B, 综上所述，选B
+    re.IGNORECASE)
+# A choice stated after its letter: "B项正确", "选项B正确", "option C is correct", "C is the correct answer".
+_STATED = re.compile(
+    r"(?<![A-Za-z0-9])((?:option|choice|选项)\s*)?[\(\[]?([A-Ja-j])[\)\]]?\s*项?\s*"
+    r"(?:是正确的|正确|is\s+(?:the\s+)?(?:correct|right)(?:\s+(?:answer|option|choice|one))?\b)",
     re.IGNORECASE)
 _GSM = re.compile(r"####[ \t]*([^\n]+)")
-_MATH_SPAN = re.compile(r"\$\$?(.+?)\$\$?|\\\((.+?)\\\)|\\\[(.+?)\\\]")
-# Where a marked answer stops: a full stop, Chinese sentence punctuation, a clause after a comma.
-_STOP = re.compile(r"\.(?=\s|$)|[。;?；？]|,\s*(?=[A-Za-z]{3,}|[\u4e00-\u9fff])|\s+(?:because|since|which|so that)\b")
+# Inline math ends at an unescaped `$`: `$\\$18$` is the math "\\$18" (eighteen dollars).
+_MATH_SPAN = re.compile(r"\$\$?((?:\\.|[^\\$])+)\$\$?|\\\((.+?)\\\)|\\\[(.+?)\\\]")
+# Where a marked answer's sentence stops, and the clauses inside it.
+_SENTENCE_END = re.compile(r"\.(?=\s|$)|[。;?!；？！]|\s+(?:because|since|which|so that)\b")
+_CLAUSE = re.compile(r",\s*(?=[A-Za-z]{3,}|[\u4e00-\u9fff])")
+# A marked text that opens with the answer itself ("18, because", "$\\frac{1}{2}$", "(B)").
+_ANSWER_FIRST = re.compile(r"[-+$\\(\[{\d]|[A-J](?![A-Za-z])")
 MAX_MARKERS = 16  # a marker further back than this is not the final answer (and loops repeat them)
 
 
-def _marker_ends(text: str, *patterns: re.Pattern) -> list[int]:
-    """Where the last few answer markers end, last first."""
-    ends = sorted(((m.start(), m.end()) for p in patterns for m in p.finditer(text)), reverse=True)
-    return [end for _, end in ends[:MAX_MARKERS]]
+def _marker_spans(text: str, *patterns: re.Pattern) -> list[tuple[int, int]]:
+    """Where the last few answer markers start and end, last first."""
+    return sorted(((m.start(), m.end()) for p in patterns for m in p.finditer(text)), reverse=True)[:MAX_MARKERS]
 
 
 def _introduced(text: str, end: int) -> str:
@@ -99,11 +108,17 @@ def _introduced(text: str, end: int) -> str:
 
 
 def _trim(phrase: str) -> str:
+    """The answer a marker introduces. Text that opens with the answer keeps its first clause
+    ("18, because ..."); a restating sentence ("After selling the eggs, Janet makes $18 every
+    day") keeps its last clause that holds a number, which is where such sentences state it."""
     s = phrase.strip().strip("*_").strip()
     if s.startswith(("$", "\\(", "\\[")) and (m := _MATH_SPAN.match(s)):
-        return next(g for g in m.groups() if g is not None).strip()
-    s = _STOP.split(s, 1)[0]
-    return s.strip().strip("*_").strip().rstrip(".。").replace("$", "").strip()
+        return next(g for g in m.groups() if g is not None).replace("\\$", "").strip()
+    clauses = _CLAUSE.split(_SENTENCE_END.split(s, 1)[0])
+    s = clauses[0]
+    if not _ANSWER_FIRST.match(s):
+        s = next((c for c in reversed(clauses) if any(ch.isdigit() for ch in c)), s)
+    return s.strip().strip("*_").strip().rstrip(".。,，").replace("\\$", "").replace("$", "").strip()
 
 
 def strict_candidates(text: str) -> Iterator[str]:
@@ -117,7 +132,7 @@ def strict_candidates(text: str) -> Iterator[str]:
         pass
     if gsm is not None and (c := _trim(gsm.group(1))):
         yield c
-    for end in _marker_ends(text, _MARK):
+    for _, end in _marker_spans(text, _MARK):
         if c := _trim(_introduced(text, end)):
             yield c
 
@@ -132,21 +147,42 @@ def _unwrap_math(s: str) -> str:
 # ---- numbers ------------------------------------------------------------------------------------
 _FRAC = re.compile(r"\\[dt]?frac\s*\{\s*([-+]?[\d.,]+)\s*\}\s*\{\s*([-+]?[\d.,]+)\s*\}|\\[dt]?frac\s*(\d)\s*(\d)")
 # ASCII classes: a number glued to a Chinese character ("共有12个") is still a number.
-_NUM = re.compile(r"(?:(?<![\w)\]}.\-])-)?(?<![\w.])(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:[ \t]*/[ \t]*\d+(?:\.\d+)?)?",
+_NUM = re.compile(r"(?:(?<![\w)\]}.\-])-)?(?<![\w.])"
+                  r"(?:\d+[ \t]+\d+[ \t]*/[ \t]*\d+(?![\d.])"  # a mixed number, "1 1/2" (made from 1\frac{1}{2}, 1又1/2)
+                  r"|(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:[ \t]*/[ \t]*\d+(?:\.\d+)?)?)",
                   re.ASCII)
+_MIXED = re.compile(r"([-+]?)(\d+)[ \t]+(\d+)[ \t]*/[ \t]*(\d+)", re.ASCII)
 _EQUALS = re.compile(r"=|≈|\\approx")
 _LATEX_SPACE = re.compile(r"\\[,!;: ]|\\q?quad|~")
+# 带分数: 3又1/2, 3又2分之1; a plain 2分之1 is 1/2.
+_ZH_MIXED = re.compile(r"(\d+)\s*又\s*(\d+)\s*/\s*(\d+)")
+_ZH_MIXED_FEN = re.compile(r"(\d+)\s*又\s*(\d+)\s*分之\s*(\d+)")
+_ZH_FEN = re.compile(r"(\d+)\s*分之\s*(\d+)")
+_GLUED_FRAC = re.compile(r"(\d)[ \t]*\x00")
 
 
 def numeric_prep(s: str) -> str:
+    """Plain-text numbers from LaTeX and Chinese notation. A whole number written right before a
+    fraction is a mixed number and becomes "N a/b" (never the glued "Na/b")."""
     s = s.replace("{,}", ",").replace("\\$", "").replace("$", "")
     s = _LATEX_SPACE.sub("", s)
-    return _FRAC.sub(lambda m: f"{m.group(1) or m.group(3)}/{m.group(2) or m.group(4)}", s)
+    if "又" in s or "分之" in s:
+        s = _ZH_MIXED_FEN.sub(r"\1 \3/\2", _ZH_MIXED.sub(r"\1 \2/\3", s))
+        s = _ZH_FEN.sub(r"\2/\1", s)
+    if "frac" not in s:
+        return s
+    s = _FRAC.sub(lambda m: f"\x00{m.group(1) or m.group(3)}/{m.group(2) or m.group(4)}", s)
+    return _GLUED_FRAC.sub(r"\1 ", s).replace("\x00", "")
 
 
 def number_value(token: str) -> Fraction | None:
-    """Exact value of a token like "-1,000.50" or "3/4"; None when it is not one."""
+    """Exact value of a token like "-1,000.50", "3/4" or the mixed number "-1 1/2"; None when it is not one."""
     try:
+        mixed = _MIXED.fullmatch(token.replace(",", "").strip())
+        if mixed:
+            sign, whole, num, den = mixed.groups()
+            value = int(whole) + Fraction(int(num), int(den))
+            return -value if sign == "-" else value
         num, _, den = token.replace(",", "").replace(" ", "").replace("\t", "").lstrip("+").partition("/")
         if len(num) > 400 or len(den) > 400:  # beyond any real answer; keeps Decimal cheap
             return None
@@ -185,6 +221,9 @@ def last_number(text: str) -> str | None:
 
 
 def _tidy(token: str) -> str:
+    mixed = _MIXED.fullmatch(token.replace(",", "").strip())
+    if mixed:
+        return "{}{} {}/{}".format(*mixed.groups())
     return re.sub(r"[,\s]", "", token)
 
 
@@ -215,8 +254,26 @@ def read_letter(s: str, choices: Sequence[str] = (), *, lower_ok: bool = False) 
         letter = m.group(2)
         alone = not t[m.end():].strip(" .:)*_`'\"")
         if (letter.isupper() or prefixed or m.group(1) or m.group(3) or (lower_ok and alone)) and letter.upper() in valid:
-            return letter.upper()
+            others = _HEDGE_AFTER.match(t, m.end())
+            return _hedge(letter, others.group(0)) if others else letter.upper()
     return option_by_text(s, choices)
+
+
+# "(B) or (C)", "B、C", "A or C", "B/C": more than one option offered as the answer.
+_SEP = r"\s*(?:,|、|/|&|\bor\b|\band\b|或者?|和|与|及|还是)\s*(?:option\s*|选项)?"
+_HEDGE_AFTER = re.compile(r"(?:" + _SEP + r"[\(\[]?[A-Ja-j][\)\]]?(?![A-Za-z0-9]))+", re.IGNORECASE)
+_HEDGE_BEFORE = re.compile(r"(?<![A-Za-z0-9])[\(\[]?([A-J])[\)\]]?" + _SEP + r"[\(\[]?$", re.IGNORECASE)
+_HEDGE = re.compile(r"[A-J](?:,[A-J])+")
+
+
+def _hedge(first: str, rest: str) -> str:
+    """"B,C" for a hedged answer (never equal to one gold letter); the letter when all agree."""
+    letters = sorted({first.upper(), *(ch.upper() for ch in re.findall(r"(?<![A-Za-z])([A-Ja-j])(?![A-Za-z])", rest))})
+    return ",".join(letters)
+
+
+def is_hedge(reading: str) -> bool:
+    return _HEDGE.fullmatch(reading) is not None
 
 
 def option_by_text(s: str, choices: Sequence[str]) -> str | None:
@@ -231,13 +288,27 @@ def _norm_text(s: str) -> str:
 
 
 def strict_letter(text: str, choices: Sequence[str]) -> str | None:
+    """The option a reply marks as its answer: the last box, else the latest of an answer marker
+    ("Answer: b", "故答案选B") and a stated choice ("B项正确", "option C is correct"), else a lone
+    letter on the last line. A hedge ("(B) or (C)") reads as "B,C", which matches no gold letter."""
     boxed = last_boxed(text)
     if boxed is not None:
         return read_letter(boxed, choices, lower_ok=True) or _unwrap_math(boxed)
-    for end in _marker_ends(text, _MARK, _CHOICE_MARK):
-        letter = read_letter(_trim(_introduced(text, end)), choices)
+    found: list[tuple[int, str]] = []
+    for start, end in _marker_spans(text, _MARK, _CHOICE_MARK):
+        letter = read_letter(_trim(_introduced(text, end)), choices, lower_ok=True)
         if letter:
-            return letter
+            found.append((start, letter))
+            break
+    stated = None
+    for stated in _STATED.finditer(text, max(0, len(text) - TAIL)):
+        pass
+    if stated is not None:
+        letter = stated.group(2)
+        if (letter.isupper() or stated.group(1)) and letter.upper() in letter_range(choices):
+            found.append((stated.start(), letter.upper()))
+    if found:
+        return max(found)[1]
     lines = [ln.strip() for ln in text[-2000:].splitlines() if ln.strip()]
     if lines:
         last = lines[-1]
@@ -260,7 +331,8 @@ def lenient_letter(text: str, choices: Sequence[str]) -> str | None:
         for m in reversed(list(_STANDALONE.finditer(text, start))):  # lookbehind still sees text[:start]
             letter = m.group(1)
             if letter in valid and not (letter in "AI" and re.match(r" [a-z]", text[m.end():m.end() + 2])):
-                return letter
+                before = _HEDGE_BEFORE.search(text, max(0, m.start() - 40), m.start())
+                return _hedge(letter, before.group(1)) if before else letter
     low = clean(text).lower()
     best: tuple[int, int, str] | None = None
     for i, choice in enumerate(choices[:len(LETTERS)]):

@@ -9,30 +9,30 @@ Owns the verdict per sample, strict and lenient. Three answer types:
 A truncated trace is never correct. `score` never raises on any text: a scorer fault must not end
 a run whose generations took hours; it is logged and the sample counts as wrong.
 
-math-verify guards itself with `signal.alarm`, which only works in the main thread. Here its
-timeouts are used in the main thread and switched off elsewhere (the harness scores in worker
-threads too); either way, inputs that could make sympy run for minutes (long strings, deep
-nesting, power towers, huge factorials, sums and integrals) are compared as strings only.
+Hand-written numeric shortcuts may only say "equal": when they find two numbers different,
+math-verify still decides (it knows 0.3333333 = 1/3 to its precision), so a shortcut never
+overrules it. math-verify runs in a worker process with a generous limit and no alarms
+(harness/scoring/symbolic.py), so a verdict does not depend on the machine's load; a comparison
+that hit the limit is recorded in the Score. Inputs that could make sympy run for minutes (long
+strings, deep nesting, power towers, huge factorials, sums and integrals) are compared as
+strings only.
 """
 
 from __future__ import annotations
 
 import itertools
 import logging
-import os
 import re
-import threading
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Sequence
 
-from harness.scoring import answers  # noqa: I001
+from harness.scoring import answers, symbolic  # noqa: I001
 from harness.scoring.answers import number_value, read_number
 
 ANSWER_TYPES = ("number", "math", "choice")
 MAX_SYMBOLIC_CHARS = 500  # final answers in MATH/AIME are far shorter; longer text is not an expression
 MAX_NESTING = 20
-ALARM_SECONDS = 3
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +43,7 @@ class Score:
     correct: bool
     extracted_lenient: str | None
     correct_lenient: bool
+    limit_hit: tuple[str, ...] = ()  # comparisons that ran past symbolic.LIMIT_S (counted not equal)
 
 
 WRONG = Score(None, False, None, False)
@@ -66,30 +67,41 @@ def _score(answer: str, target: str, answer_type: str, choices: tuple[str, ...],
     strict, lenient = extract(text, answer_type, choices)
     if truncated:
         return Score(strict, False, lenient, False)
-    ok = strict is not None and equivalent(strict, target, answer_type, choices)
-    if lenient == strict:
-        return Score(strict, ok, lenient, ok)
-    ok_lenient = lenient is not None and equivalent(lenient, target, answer_type, choices)
-    return Score(strict, ok, lenient, ok_lenient)
+    hits: list[str] = []
+    ok = strict is not None and _equivalent(strict, target, answer_type, choices, hits)
+    if lenient == strict or ok:  # a right strict answer is the lenient reading too
+        return Score(strict, ok, strict if ok else lenient, ok, tuple(hits))
+    ok_lenient = lenient is not None and _equivalent(lenient, target, answer_type, choices, hits)
+    return Score(strict, ok, lenient, ok_lenient, tuple(hits))
 
 
 def extract(text: str, answer_type: str, choices: Sequence[str] = ()) -> tuple[str | None, str | None]:
-    """(strict, lenient) readings of an already `clean`ed answer."""
+    """(strict, lenient) readings of an already `clean`ed answer. Lenient tries again with the
+    fallbacks (last number, last letter) whenever the strict reading is not an answer of the
+    type at all; a readable strict answer (right, wrong or hedged) is the lenient one too."""
     if answer_type == "choice":
         strict = answers.strict_letter(text, choices)
-    else:
-        candidates = answers.strict_candidates(text)
-        strict = next(candidates, None)
-        if answer_type == "number" and strict is not None:
-            # the first marked answer that states a number; else the first marked answer as written
-            strict = next((n for n in map(read_number, itertools.chain([strict], candidates)) if n is not None), strict)
-    if strict is not None:  # the fallbacks are for replies that marked nothing
+        if strict is not None and (strict in answers.letter_range(choices) or answers.is_hedge(strict)):
+            return strict, strict
+        return strict, answers.lenient_letter(text, choices)
+    candidates = answers.strict_candidates(text)
+    strict = next(candidates, None)
+    if answer_type == "number" and strict is not None:
+        # the first marked answer that states a number; else the first marked answer as written
+        strict = next((n for n in map(read_number, itertools.chain([strict], candidates)) if n is not None), strict)
+        if read_number(strict) is not None or answers.last_boxed(text) is not None:  # a boxed word is an answer
+            return strict, strict
+    elif strict is not None and any(ch.isalnum() for ch in strict):
         return strict, strict
-    return None, answers.lenient_letter(text, choices) if answer_type == "choice" else answers.last_number(text)
+    return strict, answers.last_number(text)
 
 
 # ---- equivalence ------------------------------------------------------------------------------
 def equivalent(pred: str, target: str, answer_type: str, choices: Sequence[str] = ()) -> bool:
+    return _equivalent(pred, target, answer_type, choices, [])
+
+
+def _equivalent(pred: str, target: str, answer_type: str, choices: Sequence[str], hits: list[str]) -> bool:
     if answer_type == "choice":
         gold = answers.read_letter(answers.clean(target), choices, lower_ok=True)
         return gold is not None and pred == gold
@@ -97,8 +109,10 @@ def equivalent(pred: str, target: str, answer_type: str, choices: Sequence[str] 
         gold_num = read_number(answers.clean(target))
         mine = read_number(pred)
         if gold_num is not None and mine is not None:
-            return number_value(mine) == number_value(gold_num)
-    return math_equal(pred, target)  # an expression on either side ("10^3", "\\sqrt{2}")
+            if number_value(mine) == number_value(gold_num):
+                return True
+            pred, target = mine, gold_num  # math-verify decides what exact equality did not
+    return _math_equal(pred, target, hits)  # an expression on either side ("10^3", "\\sqrt{2}")
 
 
 _DOLLARS = re.compile(r"^\$+|\$+$")
@@ -109,6 +123,7 @@ _UNIT_WORDS = re.compile(r"^([-+]?[\d.,/]+)\s+[A-Za-z]{2,}(?:\s+[A-Za-z]+)*\.?$"
 _SHORT_FRAC = re.compile(r"\\frac\s*([0-9A-Za-z])\s*([0-9A-Za-z])")
 _SHORT_SQRT = re.compile(r"\\sqrt\s*([0-9A-Za-z])")
 _VAR_PREFIX = re.compile(r"^[A-Za-z]=(?=.)")
+_MIXED_TEXT = re.compile(r"(?<![\d.])(\d+)[ \t]+(\d+)[ \t]*/[ \t]*(\d+)(?![\d.])")  # "1 1/2" before spaces go
 
 
 def normalise_math(s: str) -> str:
@@ -117,17 +132,18 @@ def normalise_math(s: str) -> str:
     for wrap in (("\\(", "\\)"), ("\\[", "\\]")):
         if s.startswith(wrap[0]) and s.endswith(wrap[1]):
             s = s[2:-2]
-    s = _DOLLARS.sub("", s.strip()).replace("\\dfrac", "\\frac").replace("\\tfrac", "\\frac")
+    s = _DOLLARS.sub("", s.strip().replace("\\$", "")).replace("\\dfrac", "\\frac").replace("\\tfrac", "\\frac")
     s = _UNIT_TAIL.sub("", s)
     s = _UNIT_WORDS.sub(r"\1", s)
     s = _TEXT.sub(r"\1", s)
+    s = _MIXED_TEXT.sub(r"\1\\frac{\2}{\3}", s)
     s = _DROP.sub("", s)
     s = _SHORT_FRAC.sub(r"\\frac{\1}{\2}", s)
     s = _SHORT_SQRT.sub(r"\\sqrt{\1}", s)
     return _VAR_PREFIX.sub("", s.rstrip("."))
 
 
-_EXACT = re.compile(r"[-+]?(?:\d{1,3}(?:,\d{3})+|\d+)?(?:\.\d+)?(?:/\d+(?:\.\d+)?)?", re.ASCII)
+_EXACT = re.compile(r"[-+]?\d+ \d+/\d+|[-+]?(?:\d{1,3}(?:,\d{3})+|\d+)?(?:\.\d+)?(?:/\d+(?:\.\d+)?)?", re.ASCII)
 
 
 def exact_number(normalised: str) -> Fraction | None:
@@ -139,17 +155,24 @@ def exact_number(normalised: str) -> Fraction | None:
 
 
 def math_equal(pred: str, gold: str) -> bool:
+    return _math_equal(pred, gold, [])
+
+
+def _math_equal(pred: str, gold: str, hits: list[str]) -> bool:
     a, b = normalise_math(pred), normalise_math(gold)
     if not a or not b:
         return False
     if a == b:
         return True
     na, nb = exact_number(a), exact_number(b)
-    if na is not None and nb is not None:
-        return na == nb
+    if na is not None and nb is not None and na == nb:
+        return True
     if too_costly(a) or too_costly(b):
         return False
-    return _symbolic_equal(_strip_math(pred), _strip_math(gold))
+    verdict = symbolic.compare(_strip_math(pred), _strip_math(gold))
+    if verdict.limit_hit:
+        hits.append(f"{pred[:80]} vs {gold[:80]}")
+    return verdict.equal
 
 
 def _strip_math(s: str) -> str:
@@ -202,28 +225,3 @@ def _has_power_tower(s: str) -> bool:
     return False
 
 
-def _symbolic_equal(pred: str, gold: str) -> bool:
-    try:
-        from math_verify import parse, verify
-    except ImportError:  # pragma: no cover - math-verify is a core dependency
-        return False
-    limit = ALARM_SECONDS if os.name == "posix" and threading.current_thread() is threading.main_thread() else None
-    try:
-        gold_parsed = parse(f"${gold}$", parsing_timeout=limit)
-        pred_parsed = parse(f"${pred}$", parsing_timeout=limit)
-        if not gold_parsed or not pred_parsed:
-            return False
-        return bool(verify(gold_parsed, pred_parsed, timeout_seconds=limit))
-    except Exception:  # math-verify and sympy raise many types on odd input
-        return False
-
-
-class _DropExpected(logging.Filter):
-    """Alarms are off on purpose (or their timeouts handled here): no warning per call."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return "Timeout" not in record.getMessage()
-
-
-for _name in ("math_verify.parser", "math_verify.grader"):
-    logging.getLogger(_name).addFilter(_DropExpected())
