@@ -10,10 +10,8 @@ Versioning: `SCHEMA_VERSION` is MAJOR.MINOR. Within a MAJOR, fields are only add
 a default), so this reader validates every file of its MAJOR up to its own MINOR. 1.1 added
 optional fields only (claim `reasons`, verdict `not_comparable`, status `partial`, error counts,
 batching mode, plugin providers); 1.2 added the model's per-task engine `sampling` and its
-`overridden_defaults`, the protocol's `source`, and `scoring`; older files read unchanged. 1.3 added: each claim's
-comparability (`comparable`, `reasons` as {code, detail}, `caveats`, `indicative`,
-`indicative_verdict`), the run's `verdicts_mode` and `intervals` method, each metric's `n_eff`
-and `design_effect`, and the roofline's batch, bytes-per-step and bandwidth provenance fields.
+`overridden_defaults`, the protocol's `source`, and `scoring`; older files read unchanged. 1.3 added
+claim comparability, `verdicts_mode`, `intervals`, metric `n_eff`, and the roofline's batch fields.
 """
 
 from __future__ import annotations
@@ -95,19 +93,6 @@ class PeakMemory(_Model):
     per_process_device: list[DeviceMemory] | None = None
 
 
-class WeightLayoutRecord(_Model):
-    """Weight bytes by how a decoding step reads them (harness/measure/roofline.py)."""
-
-    total: int
-    embedding_table: int = 0
-    embedding_row: int = 0
-    tied: bool = False
-    expert: int = 0
-    moe_layers: int = 0
-    experts: int = 0
-    experts_per_token: int = 0
-
-
 class Roofline(_Model):
     """How close decoding came to the memory-bandwidth bound, at the run's real batch and context."""
 
@@ -115,7 +100,7 @@ class Roofline(_Model):
     bandwidth_source: str | None = None
     bandwidth_measured_utc: str | None = Field(None, description="when the bandwidth was measured (it is cached, and re-measured when old)")
     bandwidth_method: str | None = None
-    bandwidth_passes: list[float] | None = None
+    bandwidth_passes: list[float] | None = Field(None, description="GB/s of each pass; bandwidth_gbps is the best")
     peak_bandwidth_gbps: float | None = Field(None, description="the device's published peak bandwidth, where known")
     peak_bandwidth_source: str | None = None
     batch: int | None = Field(None, description="sequences decoded together (tokens per step)")
@@ -124,7 +109,7 @@ class Roofline(_Model):
     kv_bytes_per_step: float | None = None
     bytes_per_step: float | None = None
     tokens_per_step: int | None = None
-    weights: WeightLayoutRecord | None = None
+    weights: dict[str, int | bool] | None = Field(None, description="weight bytes by how a step reads them (roofline.WeightLayout)")
     bytes_per_token: float | None = None
     bound_tokens_per_s_per_sequence: float | None = None
     bound_tokens_per_s: float | None = Field(None, description="aggregate bound: batch x steps/s")
@@ -222,14 +207,8 @@ class ProtocolRecord(_Model):
 
 class Reason(_Model):
     """One failed comparability condition."""
-
     code: str = Field(description="random_weights, truncation, protocol, sampling, samples or scripted")
     detail: str = Field(description="the sentence a reader sees")
-
-
-class Intervals(_Model):
-    method: str
-    reference: str
 
 
 class Claim(_Model):
@@ -250,8 +229,7 @@ class Claim(_Model):
     reasons: list[Reason] | None = Field(None, description="why a claim is not_comparable")
     caveats: list[str] = Field(default_factory=list, description="differences that do not stop the verdict (dtype, quantisation)")
     indicative: bool | None = Field(None, description="the measured value and interval are indicative only")
-    indicative_verdict: Literal["consistent", "below", "above", "inconclusive"] | None = Field(
-        None, description="with --verdicts indicative: the statistical verdict on a not_comparable claim, for exploration only")
+    indicative_verdict: Verdict | None = Field(None, description="--verdicts indicative: the statistical verdict of a not_comparable claim")
     note: str = ""
 
 
@@ -296,9 +274,8 @@ class RunResult(_Model):
     perf: Perf | None = None
     cost: Cost | None = None
     claims: list[Claim] = Field(default_factory=list, description="with --card: the card's claims and their verdicts")
-    verdicts_mode: Literal["strict", "indicative"] | None = Field(
-        None, description="strict: no verdict on a claim the run cannot support; indicative: computed anyway, marked")
-    intervals: Intervals | None = Field(None, description="how every 95% interval in this file was computed, with its reference")
+    verdicts_mode: Literal["strict", "indicative"] | None = Field(None, description="indicative: verdicts of not_comparable claims kept, marked")
+    intervals: dict[str, str] | None = Field(None, description="how every 95% interval in this file was computed, with its reference")
     card: str | None = Field(None, description="the card's name, with --card")
     samples: Samples | None = None
     protocol_differences: dict[str, list[str]] = Field(default_factory=dict,
