@@ -67,7 +67,7 @@ def published_peak(device_name: str | None) -> dict:
     return {"gbps": None, "source": f"no published figure known for {name or 'this device'}"}
 
 
-def sync(device) -> None:
+def sync_device(device) -> None:
     """Wait for the device to finish queued work (so a host clock can time it)."""
     import torch
 
@@ -92,10 +92,10 @@ def measure_bandwidth(device: str = "cpu", nbytes: int | None = None, repeats: i
     dst.copy_(src)  # warm-up: first touch of the pages, kernel selection
     best = float("inf")
     for _ in range(max(1, repeats)):
-        sync(dev)
+        sync_device(dev)
         t0 = time.perf_counter()
         dst.copy_(src)
-        sync(dev)
+        sync_device(dev)
         best = min(best, time.perf_counter() - t0)
     moved = 2 * n * 4  # read src + write dst
     return moved / best / 1e9

@@ -26,6 +26,7 @@ from harness.measure.bandwidth import (  # noqa: F401  (re-exported: the rooflin
     cached_bandwidth,
     measure_bandwidth,
     published_peak,
+    sync_device,
 )
 
 _DTYPE_BYTES = {"float32": 4, "float": 4, "float16": 2, "half": 2, "bfloat16": 2, "float8_e4m3fn": 1, "int8": 1}

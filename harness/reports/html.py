@@ -54,21 +54,31 @@ def sample_verdict(row: dict) -> tuple[str, str]:
 
 
 @functools.lru_cache(maxsize=1)
-def _template():
+def _environment():
     import jinja2
 
     env = jinja2.Environment(loader=jinja2.PackageLoader("harness.reports", "templates"), autoescape=True,
-                             undefined=jinja2.StrictUndefined, trim_blocks=False, lstrip_blocks=False)
+                             undefined=jinja2.StrictUndefined)
     env.filters.update(pct=fmt.pct, pct_sig=fmt.pct_sig, pct_interval=fmt.pct_interval, num=fmt.num, count=fmt.count,
                        nbytes=fmt.nbytes, usd=fmt.usd, seconds=fmt.seconds, clip=clip,
                        dash=lambda x: fmt.NONE if x is None else x,
                        yes=lambda x: fmt.NONE if x is None else ("yes" if x else "no"),
                        pts_suffix=lambda x: fmt.NONE if x is None else f"{fmt.pts(x)} pts")
-    env.globals["verdict_class"] = verdict_class
     from harness.claims.verdicts import verdict_label
 
-    env.globals["verdict_label"] = verdict_label
-    return env.get_template("report.html.j2")
+    env.globals.update(verdict_class=verdict_class, verdict_label=verdict_label, csp=CSP)
+    return env
+
+
+@functools.lru_cache(maxsize=1)
+def css() -> str:
+    """The pages' shared style sheet (templates/report.css), inlined into each page."""
+    return (resources.files("harness.reports") / "templates" / "report.css").read_text(encoding="utf-8")
+
+
+def render_page(template: str, **context) -> str:
+    """One of templates/*.html.j2, autoescaped, with the shared filters, CSP and style sheet."""
+    return _environment().get_template(template).render(css=css(), **context) + "\n"
 
 
 def _figure(png: bytes | None, caption: str, missing: str) -> dict:
@@ -147,7 +157,5 @@ def render_html(run: RunResult | dict, samples: list[dict], *, max_samples: int 
            ("levels", "By level"), ("samples", "Samples")]
     nav = [(k, label) for k, label in nav if (k != "claims" or run.claims) and (k != "levels" or levels)]
     differences = sorted({x for c in run.claims for x in c.protocol_differences})
-    css = (resources.files("harness.reports") / "templates" / "report.css").read_text(encoding="utf-8")
-    return _template().render(run=run, csp=CSP, css=css, nav=nav, perf_fields=PERF_FIELDS, latency_figures=latency,
-                              length_figures=lengths, budget=budget, levels=levels, samples=rows, samples_caption=caption,
-                              claim_differences=differences) + "\n"
+    return render_page("report.html.j2", run=run, nav=nav, perf_fields=PERF_FIELDS, latency_figures=latency, length_figures=lengths,
+                       budget=budget, levels=levels, samples=rows, samples_caption=caption, claim_differences=differences)

@@ -71,7 +71,7 @@ def measure_matmul_peak(device, dtype, n: int | None = None, repeats: int = 5) -
     """Best FLOP/s of an n x n x n matmul (2 n^3 FLOPs) in this dtype on this device."""
     import torch
 
-    from harness.measure.bandwidth import sync
+    from harness.measure.roofline import sync_device
 
     n = n or (1024 if device.type == "cpu" else 8192)
     a = torch.randn(n, n, device=device, dtype=dtype)
@@ -79,10 +79,10 @@ def measure_matmul_peak(device, dtype, n: int | None = None, repeats: int = 5) -
     a @ b  # warm-up: kernel selection, first touch
     best = float("inf")
     for _ in range(max(1, repeats)):
-        sync(device)
+        sync_device(device)
         t0 = time.perf_counter()
         a @ b
-        sync(device)
+        sync_device(device)
         best = min(best, time.perf_counter() - t0)
     return 2.0 * n**3 / best
 
@@ -129,7 +129,7 @@ def measure(name: str, raw: dict, dev, dtype_name: str, seq_len: int, micro_batc
     from transformers import AutoConfig, AutoModelForCausalLM
 
     from harness.measure.memory import device_peak, host_peak_rss_bytes, reset_device_peak
-    from harness.measure.bandwidth import sync
+    from harness.measure.roofline import sync_device
 
     cfg = AutoConfig.for_model(raw["model_type"], **{k: v for k, v in raw.items() if k != "model_type"})
     dtype = getattr(torch, dtype_name)
@@ -159,10 +159,10 @@ def measure(name: str, raw: dict, dev, dtype_name: str, seq_len: int, micro_batc
         step()
     times, losses = [], []
     for _ in range(iterations):
-        sync(device)
+        sync_device(device)
         t = time.perf_counter()
         losses.append(step())
-        sync(device)
+        sync_device(device)
         times.append(time.perf_counter() - t)
         if sum(times) >= max_seconds:
             break

@@ -7,7 +7,6 @@ re-rendered from the result it describes. `write_reports` writes train.json atom
 from __future__ import annotations
 
 import json
-from importlib import resources
 from pathlib import Path
 
 
@@ -98,15 +97,10 @@ def render_markdown(d: dict) -> str:
 
 def render_html(d: dict) -> str:
     """The same rows as report.md, through a jinja2 template with autoescaping and report.html's styles."""
-    import jinja2
+    from harness.reports.html import render_page
 
-    from harness.reports.html import CSP
-
-    env = jinja2.Environment(loader=jinja2.PackageLoader("harness.reports", "templates"), autoescape=True, undefined=jinja2.StrictUndefined)
-    css = (resources.files("harness.reports") / "templates" / "report.css").read_text(encoding="utf-8")
     projection = projection_sentence(d["projection"]) if d.get("projection") else None
-    return env.get_template("train.html.j2").render(csp=CSP, css=css, name=d["model"]["name"], created=d["created_utc"],
-                                                    rows=rows(d), projection=projection) + "\n"
+    return render_page("train.html.j2", name=d["model"]["name"], created=d["created_utc"], rows=rows(d), projection=projection)
 
 
 def write_reports(run_dir: Path, doc: dict, *, with_result: bool = True) -> list[Path]:
