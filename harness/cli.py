@@ -43,6 +43,8 @@ RUN_FLAGS = {  # flag -> (config key, type, help)
     "--max-concurrency": ("max_concurrency", int, "parallel API requests"),
     "--tensor-parallel-size": ("tensor_parallel_size", int, "vLLM tensor parallelism"),
     "--num-processes": ("num_processes", int, "data-parallel processes through accelerate"),
+    "--verdicts": ("verdicts", str, "strict (default): no verdict on a claim the run cannot support (not_comparable); "
+                                    "indicative: compute it anyway, marked indicative"),
 }
 SWITCHES = {"--allow-pickle": "allow_pickle", "--trust-remote-code": "trust_remote_code", "--quiet": "quiet",
             "--force": "force"}
@@ -118,7 +120,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     ls = sub.add_parser("list", help="list tasks, models, backends, devices, protocols, cards or prices")
     ls.add_argument("what", nargs="?", default="all", choices=["all", "tasks", "models", "backends", "devices", "protocols", "cards", "prices"])
-    sub.add_parser("env", help="what this machine has: devices, memory bandwidth, energy counters, versions")
+    env = sub.add_parser("env", help="what this machine has: devices, memory bandwidth, energy counters, versions")
+    env.add_argument("--remeasure-bandwidth", action="store_true",
+                     help="measure the memory bandwidth again instead of using the cached value")
     cards = sub.add_parser("cards", help="list and validate the model cards, or show one: model, protocol, claims, cost here")
     cards.add_argument("name", nargs="?", help="a card to show (file name, Hub id or display name)")
     cards.add_argument("--markdown", action="store_true", help="print every card's claims as the table in docs/claims.md")
@@ -152,11 +156,15 @@ def build_parser() -> argparse.ArgumentParser:
     cmp_ = sub.add_parser("compare", help="compare runs: table, plots, Pareto frontier, paired tests")
     cmp_.add_argument("run_dirs", nargs="+")
     cmp_.add_argument("--output-dir", default="comparison")
+    cmp_.add_argument("--verdicts", default="strict", choices=["strict", "indicative"],
+                      help="indicative: also give a verdict on pairs that are not comparable, marked indicative")
     cl = sub.add_parser("claims", help="check comparative and cost claims across runs, and training-cost claims")
     cl.add_argument("run_dirs", nargs="*")
     cl.add_argument("--output-dir", default=None, help="where claims.json and claims.md go (default claims/)")
     cl.add_argument("--training", action="store_true", help="check the cards' training-cost claims (GPU-hours, dollars, implied MFU)")
     cl.add_argument("--price-per-hour", type=float, default=None, help="with --training: your USD per GPU-hour")
+    cl.add_argument("--verdicts", default="strict", choices=["strict", "indicative"],
+                    help="indicative: also give a verdict on claims the runs cannot support, marked indicative")
     ex = sub.add_parser("export", help="export a run (lm-eval results) or our tasks (lm-eval task YAML + data) in lm-eval's format")
     ex.add_argument("targets", nargs="+", metavar="RUN_DIR|TASK", help="a run folder (--format lm-eval) or task names (--format lm-eval-task)")
     ex.add_argument("--format", default="lm-eval", choices=["lm-eval", "lm-eval-task"])

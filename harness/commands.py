@@ -72,7 +72,7 @@ def cmd_env(args) -> int:
     from harness import __version__
     from harness.runtime.device import inventory, resolve
     from harness.measure.energy import EnergyMeter
-    from harness.measure.roofline import cached_bandwidth, measure_bandwidth
+    from harness.measure.bandwidth import bandwidth_record, measure_bandwidth, published_peak
 
     print(f"harness {__version__}, python {platform.python_version()}, torch {torch.__version__}, {platform.platform()}")
     for row in inventory():
@@ -80,8 +80,12 @@ def cmd_env(args) -> int:
             print(f"device {row['device']}: {row['name']}")
     dev = resolve("auto", "auto")
     print(f"auto picks: {dev.torch_device} ({dev.device_reason}); dtype {dev.dtype} ({dev.dtype_reason})")
-    gbps, source = cached_bandwidth(f"{dev.type}:{dev.name}", lambda: measure_bandwidth(dev.torch_device))
-    print(f"memory bandwidth ({dev.torch_device}): {gbps:.1f} GB/s, bytes read + written ({source})")
+    bw = bandwidth_record(f"{dev.type}:{dev.name}", lambda: measure_bandwidth(dev.torch_device),
+                          remeasure=True if getattr(args, "remeasure_bandwidth", False) else None)
+    peak = published_peak(dev.name)
+    print(f"memory bandwidth ({dev.torch_device}): {bw['gbps']:.1f} GB/s, bytes read + written ({bw['source']})")
+    shown = "unknown" if peak["gbps"] is None else f"{peak['gbps']:g} GB/s"
+    print(f"published peak bandwidth: {shown} ({peak['source']})")
     meter = EnergyMeter(dev.type, [dev.index] if dev.index is not None else None).start()
     print(f"energy counter: {meter.stop()['energy_source']}")
     return 0
@@ -168,7 +172,7 @@ def cmd_report(args) -> int:
 def cmd_compare(args) -> int:
     from harness.reports.compare import compare
 
-    out = compare([Path(d) for d in args.run_dirs], Path(args.output_dir))
+    out = compare([Path(d) for d in args.run_dirs], Path(args.output_dir), verdicts=getattr(args, "verdicts", "strict"))
     print(f"wrote {args.output_dir}: {', '.join(sorted(out.get('files', [])))}" if isinstance(out, dict) else out)
     return 0
 
@@ -188,7 +192,8 @@ def cmd_claims(args) -> int:
         raise ConfigError("claims needs run folders, or --training", "pass folders written by `harness run`, or `harness claims --training`")
     from harness.claims.comparative_report import check_claims
 
-    return check_claims([Path(d) for d in args.run_dirs], output_dir=Path(args.output_dir or "claims"))
+    return check_claims([Path(d) for d in args.run_dirs], output_dir=Path(args.output_dir or "claims"),
+                        verdicts=getattr(args, "verdicts", "strict"))
 
 
 def cmd_export(args) -> int:

@@ -14,7 +14,7 @@ from harness.errors import ConfigError, describe_error
 # Keys older versions stored in config.json that no longer exist (read back and ignored on --resume).
 RETIRED_KEYS = {"truncate_prompts"}
 # Settings that may differ on --resume without changing what is measured.
-RESUME_FREE = {"output_dir", "resume", "num_processes", "quiet", "force"}
+RESUME_FREE = {"output_dir", "resume", "num_processes", "quiet", "force", "verdicts"}
 
 
 class RunConfig(BaseModel):
@@ -60,6 +60,9 @@ class RunConfig(BaseModel):
     num_processes: int = Field(default=1, gt=0)
     quiet: bool = False
     force: bool = False  # start even when the memory estimate exceeds what is available (harness/preflight.py)
+    # strict: a claim the run cannot support is not_comparable; indicative: its statistical verdict is
+    # computed too and shown beside it, marked indicative (harness/claims/comparability.py).
+    verdicts: Literal["strict", "indicative"] = "strict"
 
     @field_validator("batch_size")
     @classmethod

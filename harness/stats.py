@@ -1,15 +1,24 @@
-"""Statistics with no knowledge of tasks: intervals, paired tests, percentiles.
+"""Every statistic the harness reports: intervals, paired tests, estimators, percentiles.
 
 Every function here is pure (same inputs, same outputs; bootstraps take an explicit seed) and
-imports only numpy and the standard library. `harness.scoring.metrics` builds task metrics on top of these
-and re-exports them, so callers import from one place.
+imports only numpy and the standard library. Task-aware code (harness.scoring.metrics,
+harness.claims, harness.reports.compare) builds on these and computes no statistic itself.
+tests/test_stats.py checks them against scipy where scipy has the same test.
 
 Conventions: proportions are fractions in [0, 1]; an interval is a `(lo, hi)` tuple.
+
+Intervals of a mean accuracy (results/README.md, "Intervals"; docs/intervals.md for coverage):
+`cluster_wilson` is a Wilson score interval on the design-effect effective sample size with a
+degrees-of-freedom correction (Korn & Graubard 1998; recommended for clustered binary data at
+small n by Dean & Pagano 2015). With one sample per problem it is Wilson with the t-correction;
+with k > 1 samples per problem the problems are the clusters. It is never zero-width.
 """
 
 from __future__ import annotations
 
+import functools
 import math
+from collections import Counter
 from collections.abc import Sequence
 
 import numpy as np
@@ -21,8 +30,19 @@ EXACT_MCNEMAR_BELOW = 25
 # Bootstrap resamples are drawn in chunks so 2,000 x (many problems) never sits in memory at once.
 _CHUNK_CELLS = 2_000_000
 
+Z95 = 1.96
+Z_POWER80 = 0.8416  # one-sided normal quantile for 80% power
 
-def wilson(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
+INTERVAL_METHOD = "cluster_wilson"
+INTERVAL_REFERENCE = (
+    "Wilson score interval on the design-effect effective sample size with a t(n-1) degrees-of-freedom "
+    "correction and two pseudo-problems (0 and 1) in the between-problem variance: Korn & Graubard (1998), "
+    "Survey Methodology 24:193-201; Dean & Pagano (2015), J. Survey Statistics and Methodology 3:484-503; "
+    "Agresti & Coull (1998), The American Statistician 52:119-126"
+)
+
+
+def wilson(successes: int, n: int, z: float = Z95) -> tuple[float, float]:
     """Wilson score interval for a binomial proportion (95% with the default z).
 
     With n == 0 there is no evidence, and the interval is the whole range (0, 1).
@@ -31,14 +51,203 @@ def wilson(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
         raise ValueError(f"wilson needs 0 <= successes <= n, got successes={successes}, n={n}")
     if n == 0:
         return (0.0, 1.0)
-    p = successes / n
+    return wilson_at(successes / n, n, z)
+
+
+def wilson_at(p: float, n: float, z: float = Z95) -> tuple[float, float]:
+    """Wilson score interval around proportion p with a (possibly fractional, effective) size n > 0."""
+    if not 0.0 <= p <= 1.0 or n <= 0:
+        raise ValueError(f"wilson_at needs 0 <= p <= 1 and n > 0, got p={p}, n={n}")
     z2 = z * z
     denom = 1.0 + z2 / n
     center = (p + z2 / (2 * n)) / denom
     half = (z / denom) * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n))
-    lo = 0.0 if successes == 0 else max(0.0, center - half)
-    hi = 1.0 if successes == n else min(1.0, center + half)
+    lo = 0.0 if p == 0.0 else max(0.0, center - half)
+    hi = 1.0 if p == 1.0 else min(1.0, center + half)
     return (lo, hi)
+
+
+def _t_two_sided_mass(t: float, df: int) -> float:
+    """P(|T| <= t) for Student's t with integer df (closed-form series, Abramowitz & Stegun 26.7.3-4)."""
+    theta = math.atan(t / math.sqrt(df))
+    c2, s = math.cos(theta) ** 2, math.sin(theta)
+    if df % 2 == 1:
+        term, total = 1.0, 0.0
+        if df > 1:
+            total = 1.0
+            for j in range(1, (df - 3) // 2 + 1):
+                term *= c2 * (2 * j) / (2 * j + 1)
+                total += term
+            return min(1.0, 2 / math.pi * (theta + s * math.cos(theta) * total))
+        return 2 * theta / math.pi
+    term, total = 1.0, 1.0
+    for j in range(1, (df - 2) // 2 + 1):
+        term *= c2 * (2 * j - 1) / (2 * j)
+        total += term
+    return min(1.0, s * total)
+
+
+@functools.lru_cache(maxsize=4096)
+def t_quantile(df: int, q: float = 0.975) -> float:
+    """Quantile q (> 0.5) of Student's t with integer df >= 1, by bisection on the exact CDF.
+
+    Above 2,000 degrees of freedom the normal quantile is used (they agree to 1e-3)."""
+    if df < 1 or not 0.5 < q < 1:
+        raise ValueError(f"t_quantile needs df >= 1 and 0.5 < q < 1, got df={df}, q={q}")
+    mass = 2 * q - 1
+    if df > 2000:
+        return _normal_quantile(q)
+    lo, hi = 0.0, 1.0
+    while _t_two_sided_mass(hi, df) < mass:
+        hi *= 2
+    for _ in range(100):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if _t_two_sided_mass(mid, df) < mass else (lo, mid)
+    return (lo + hi) / 2
+
+
+def _normal_quantile(q: float) -> float:
+    lo, hi = 0.0, 10.0
+    for _ in range(100):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if 0.5 * math.erfc(-mid / math.sqrt(2)) < q else (lo, mid)
+    return (lo + hi) / 2
+
+
+def effective_size(values: Sequence[float], samples: Sequence[int]) -> tuple[float, float]:
+    """(n_eff, design effect) of a mean of per-problem scores `values` (each in [0, 1]) drawn from
+    `samples[i]` samples each.
+
+    n_eff = p(1-p) / var(mean), var(mean) = the between-problem variance / n, kept within
+    [n problems, total samples]: a problem is worth at least one sample and at most its k. The
+    between-problem variance is taken with two pseudo-problems added, one scoring 0 and one
+    scoring 1 (an Agresti-Coull-style adjustment at the problem level): a handful of problems
+    that happen to look alike cannot claim a tiny design effect, and an all-0 or all-1 run falls
+    back to n_eff = n problems. Its weight fades as 2 / (n + 2). docs/intervals.md shows the
+    coverage this buys.
+    """
+    n = len(values)
+    total = float(sum(samples))
+    p = float(np.mean(values))
+    var = float(np.var(np.asarray([*values, 0.0, 1.0], dtype=float)))  # ddof 0: k = 1 gives n_eff = n
+    n_eff = min(total, max(float(n), p * (1 - p) * n / var))
+    return n_eff, total / n_eff
+
+
+def cluster_wilson(values: Sequence[float], samples: Sequence[int] | None = None) -> dict:
+    """95% interval of the mean of per-problem scores, never zero-width (see the module docstring).
+
+    `values[i]` is problem i's score in [0, 1] (its mean correctness over its samples, or its
+    pass@k estimate); `samples[i]` how many samples it rests on (default 1 each). Returns
+    {"ci95": (lo, hi), "n_eff", "design_effect", "df"}: the Wilson interval at the estimate with
+    n* = n_eff (z / t_{df})^2, df = problems - 1 (at least 1).
+    """
+    if not values:
+        raise ValueError("cluster_wilson needs at least one problem")
+    samples = [1] * len(values) if samples is None else list(samples)
+    if len(samples) != len(values) or any(k < 1 for k in samples):
+        raise ValueError("cluster_wilson needs one sample count >= 1 per problem")
+    if any(not 0.0 <= v <= 1.0 for v in values):
+        raise ValueError("cluster_wilson needs scores in [0, 1]")
+    n_eff, deff = effective_size(values, samples)
+    df = max(1, len(values) - 1)
+    n_star = n_eff * (Z95 / t_quantile(df, 0.975)) ** 2
+    p = float(np.mean(values))
+    return {"ci95": wilson_at(p, n_star), "n_eff": n_eff, "design_effect": deff, "df": df}
+
+
+def mean_ci(per_problem: Sequence[Sequence[bool | float]]) -> tuple[float, tuple[float, float], dict]:
+    """(mean of per-problem means, 95% interval, details) for per-problem sample scores."""
+    if not per_problem or any(len(s) == 0 for s in per_problem):
+        raise ValueError("mean_ci needs at least one problem, each with at least one sample")
+    values = [float(np.mean(np.asarray(s, dtype=float))) for s in per_problem]
+    out = cluster_wilson(values, [len(s) for s in per_problem])
+    return float(np.mean(values)), out["ci95"], out
+
+
+def pass_at_k(n: int, c: int, k: int) -> float:
+    """Unbiased pass@k from n samples with c correct (Chen et al. 2021, "Evaluating Large
+    Language Models Trained on Code", eq. 1): 1 - C(n-c, k) / C(n, k).
+
+    Computed as a running product, not with binomials, so large n neither overflows nor loses
+    precision.
+    """
+    if not (0 <= c <= n):
+        raise ValueError(f"pass_at_k needs 0 <= c <= n, got n={n}, c={c}")
+    if not (1 <= k <= n):
+        raise ValueError(f"pass_at_k needs 1 <= k <= n, got n={n}, k={k}")
+    if n - c < k:
+        return 1.0
+    prod = 1.0
+    for i in range(n - c + 1, n + 1):
+        prod *= 1.0 - k / i
+    return 1.0 - prod
+
+
+def majority(answers: Sequence[str | None]) -> str | None:
+    """The most frequent answer, None ignored; ties go to the answer seen first.
+
+    Answers are compared as exact strings (after stripping surrounding whitespace): making
+    equivalent answers textually equal is the extractor's job, upstream.
+    """
+    seen = [a.strip() for a in answers if a is not None]
+    if not seen:
+        return None
+    counts = Counter(seen)
+    best = max(counts.values())
+    return next(a for a in seen if counts[a] == best)
+
+
+def problems_needed(*, width: float, p: float | None = None, n: int | None = None,
+                    ci: Sequence[float] | None = None) -> int | None:
+    """Problems for a 95% interval of total `width`.
+
+    From a proportion p (one sample per problem, normal approximation to Wilson):
+    (2*1.96)^2 p(1-p) / w^2, with p(1-p) at least 0.01*0.99 so a claim of 0% or 100% still needs a
+    few problems. From an observed interval over n problems: n (observed width / w)^2, since the
+    width shrinks like 1/sqrt(problems) and that scaling keeps any clustering already in it.
+    """
+    if width <= 0:
+        return None
+    if p is not None:
+        var = max(p * (1 - p), 0.01 * 0.99)
+        return math.ceil(round((2 * Z95) ** 2 * var / width**2, 6))
+    if n is None or ci is None or ci[1] - ci[0] <= 0:
+        return None
+    return math.ceil(round(n * ((ci[1] - ci[0]) / width) ** 2, 6))  # round: 0.65 - 0.35 is 0.30000000000000004
+
+
+def newcombe_paired_ci(n11: int, n10: int, n01: int, n00: int, z: float = Z95) -> tuple[float, float]:
+    """Interval for p(a right) - p(b right) from paired verdicts (Newcombe 1998, Stat Med 17:2635, method 10).
+
+    n10: problems a got right and b wrong; n01 the reverse. Wilson intervals of the two
+    marginals combined, with the correlation phi of the pairs (continuity-corrected numerator).
+    """
+    n = n11 + n10 + n01 + n00
+    if n == 0:
+        return (-1.0, 1.0)
+    p1, p2 = (n11 + n10) / n, (n11 + n01) / n
+    l1, u1 = wilson(n11 + n10, n, z)
+    l2, u2 = wilson(n11 + n01, n, z)
+    margins = (n11 + n10) * (n01 + n00) * (n11 + n01) * (n10 + n00)
+    num = n11 * n00 - n10 * n01
+    num = num - n / 2 if num > n / 2 else (0 if num >= 0 else num)
+    phi = num / math.sqrt(margins) if margins else 0.0
+    d = p1 - p2
+    lo = d - math.sqrt(max(0.0, (p1 - l1) ** 2 - 2 * phi * (p1 - l1) * (u2 - p2) + (u2 - p2) ** 2))
+    hi = d + math.sqrt(max(0.0, (p2 - l2) ** 2 - 2 * phi * (p2 - l2) * (u1 - p1) + (u1 - p1) ** 2))
+    return (max(-1.0, lo), min(1.0, hi))
+
+
+def holm(p_values: list[float]) -> list[float]:
+    """Holm-Bonferroni adjusted p-values (step-down, monotone), in the input order."""
+    m = len(p_values)
+    order = sorted(range(m), key=lambda i: p_values[i])
+    adjusted, running = [0.0] * m, 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * p_values[i]))
+        adjusted[i] = running
+    return adjusted
 
 
 def _resample_means(values: np.ndarray, resamples: int, rng: np.random.Generator) -> np.ndarray:
@@ -51,24 +260,6 @@ def _resample_means(values: np.ndarray, resamples: int, rng: np.random.Generator
         idx = rng.integers(0, n, size=(stop - start, n))
         out[start:stop] = values[idx].mean(axis=1)
     return out
-
-
-def clustered_bootstrap(
-    per_problem: Sequence[Sequence[bool | float]], *, resamples: int = 2000, seed: int = 0
-) -> tuple[float, float]:
-    """95% percentile-bootstrap interval of the mean of per-problem means.
-
-    Problems (not samples) are resampled, so the k correlated samples of one problem count as
-    one unit of evidence. Each inner sequence holds one problem's sample scores.
-    """
-    if not per_problem:
-        raise ValueError("clustered_bootstrap needs at least one problem")
-    if any(len(samples) == 0 for samples in per_problem):
-        raise ValueError("clustered_bootstrap: every problem needs at least one sample")
-    means = np.array([float(np.mean(np.asarray(s, dtype=float))) for s in per_problem])
-    boot = _resample_means(means, resamples, np.random.default_rng(seed))
-    lo, hi = np.percentile(boot, [2.5, 97.5])
-    return (float(lo), float(hi))
 
 
 def mcnemar(a: Sequence[bool], b: Sequence[bool], *, exact: bool | None = None) -> dict:
@@ -122,6 +313,36 @@ def paired_bootstrap(
     extreme = int(np.sum(np.abs(boot - diff) >= abs(diff) - 1e-12))
     p = (1 + extreme) / (1 + resamples)
     return {"diff": diff, "ci95": [float(lo), float(hi)], "p_value": min(1.0, p)}
+
+
+def paired_diff_ci(a: Sequence[Sequence[bool | float]], b: Sequence[Sequence[bool | float]], *, seed: int = 0) -> tuple[tuple[float, float], str]:
+    """95% interval of mean(a) - mean(b) over paired problems (each a list of sample scores); never zero-width.
+
+    One sample per problem on both sides: Newcombe's paired score interval. Otherwise the paired
+    bootstrap of per-problem mean differences; when every problem has the same difference the
+    bootstrap has no spread, and the interval is Newcombe's on the problems' verdicts when each
+    problem's samples agree, else Newcombe's MOVER combination of the two cluster-Wilson
+    intervals with the correlation taken as 0 (conservative).
+    """
+    if len(a) != len(b) or not a:
+        raise ValueError("paired_diff_ci needs the same problems (at least one) on both sides")
+    if all(len(x) == 1 for x in a) and all(len(y) == 1 for y in b):
+        x, y = [bool(v[0]) for v in a], [bool(v[0]) for v in b]
+        cells = [sum(1 for p, q in zip(x, y) if (p, q) == c) for c in ((True, True), (True, False), (False, True), (False, False))]
+        return newcombe_paired_ci(*cells), "Newcombe paired score"
+    ma, mb = [float(np.mean(v)) for v in a], [float(np.mean(v)) for v in b]
+    boot = paired_bootstrap(ma, mb, seed=seed)
+    lo, hi = boot["ci95"]
+    if hi - lo > 1e-12:
+        return (lo, hi), "paired bootstrap"
+    if all(m in (0.0, 1.0) for m in ma + mb):  # each problem's samples agree: one binary verdict per problem
+        ci, _ = paired_diff_ci([[m] for m in ma], [[m] for m in mb])
+        return ci, "Newcombe paired score (every problem's samples agree)"
+    pa, (l1, u1), _ = mean_ci(a)
+    pb, (l2, u2), _ = mean_ci(b)
+    d = pa - pb
+    return ((max(-1.0, d - math.hypot(pa - l1, u2 - pb)), min(1.0, d + math.hypot(u1 - pa, pb - l2))),
+            "MOVER of cluster-Wilson intervals, correlation 0 (the bootstrap had no spread)")
 
 
 def percentiles(values: Sequence[float | None]) -> dict:

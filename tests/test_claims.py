@@ -17,6 +17,7 @@ from harness.claims.cards import find_card
 from harness.claims.comparative import check, identify, newcombe_paired_ci
 from harness.claims.comparative_report import check_claims
 from harness.claims.comparisons import load_comparisons
+from harness.claims.differences import stated_settings
 from harness.cli import main
 from harness.errors import ConfigError
 from helpers import run_result, write_jsonl
@@ -37,12 +38,18 @@ def make_run(root: Path, name: str, verdicts: list[bool], *, model: str, task: s
     d.mkdir(parents=True)
     write_jsonl(d / "samples.jsonl", rows)
     acc = sum(verdicts) / len(verdicts)
+    # By default the run follows its card's protocol and decoding, so only what a test sets differs.
+    ident = identify(run_result(card=card, model={"name_or_path": model, "backend": backend}))
+    base = {"protocol": "r1", "temperature": 0.6}
+    if ident.card:
+        stated = stated_settings(find_card(ident.card), task)
+        base = {key: stated[key] for key in ("protocol", "temperature", "top_p") if stated.get(key) is not None}
     data = {
         "schema_version": "1.0", "run_id": name, "status": "complete", "config": {"model": model},
         "model": {"name_or_path": model, "backend": backend, "dtype": "bfloat16", "random_weights": random, "quantization": None},
         "device": {"type": "cuda", "name": "NVIDIA H100"}, "protocol": {"name": "r1"},
         "tasks": {task: {"n": n, "k": k, "metrics": {"accuracy": {"value": acc, "ci95": [0, 1]}}, "source": f"/data/{task}.jsonl",
-                         "settings": {"protocol": "r1", "temperature": 0.6, "num_samples": k, **(settings or {})}}},
+                         "settings": {**base, "num_samples": k, **(settings or {})}}},
         "cost": {"basis": "time", "price_source": "user: --price-per-hour 3.99", "usd_per_1m_output_tokens": usd_per_1m},
         "protocol_differences": {task: []},
     }
@@ -186,22 +193,29 @@ def test_identical_multi_sample_runs_fall_back_to_newcombe(tmp_path):
 
 # ---- caveats ----------------------------------------------------------------------------------
 
-def test_random_model_is_flagged_meaningless(tmp_path):
+def test_random_model_is_not_comparable_and_indicative_on_request(tmp_path):
     a = make_run(tmp_path, "a", GOOD, model="random:r1-distill-qwen-32b", random=True)
     b = make_run(tmp_path, "b", BAD, model="o1-mini-2024-09-12")
     doc = check([a, b])
     row = only(doc, MATH)
-    assert row["verdict"] == "supported" and row["meaningless"]
+    assert row["verdict"] == "not_comparable" and row["meaningless"] and row["indicative_verdict"] is None
+    assert [r["code"] for r in row["reasons"]] == ["random_weights"] and row["reason"].startswith("not comparable")
+    row = only(check([a, b], verdicts="indicative"), MATH)
+    assert row["verdict"] == "not_comparable" and row["indicative_verdict"] == "supported"
     assert any(c.startswith("A: random weights: meaningless") for c in row["caveats"])
     assert doc["runs"][0]["card"] == "r1-distill-qwen-32b" and doc["runs"][0]["matched_by"] == "random model r1-distill-qwen-32b"
 
 
-def test_protocol_differences_are_caveats(tmp_path):
-    a = make_run(tmp_path, "a", GOOD, model=DISTILL, settings={"temperature": 0.0, "max_new_tokens": 2048})
+def test_protocol_differences_are_caveats_and_material_ones_reasons(tmp_path):
+    a = make_run(tmp_path, "a", GOOD, model=DISTILL, settings={"max_new_tokens": 2048})
     b = make_run(tmp_path, "b", BAD, model="o1-mini-2024-09-12", settings={"max_new_tokens": 32768})
-    caveats = only(check([a, b]), MATH)["caveats"]
-    assert "runs differ in temperature: A 0.0, B 0.6" in caveats
-    assert "runs differ in max_new_tokens: A 2048, B 32768" in caveats
+    row = only(check([a, b]), MATH)
+    assert row["verdict"] == "supported"  # a smaller budget with nothing cut is not material
+    assert "runs differ in max_new_tokens: A 2048, B 32768" in row["caveats"]
+    greedy = make_run(tmp_path, "g", GOOD, model=DISTILL, settings={"temperature": 0.0})
+    row = only(check([greedy, b]), MATH)
+    assert row["verdict"] == "not_comparable" and [r["code"] for r in row["reasons"]] == ["sampling"]
+    assert "greedy" in row["reasons"][0]["detail"]
 
 
 # ---- cost -------------------------------------------------------------------------------------
@@ -255,8 +269,10 @@ def test_pipeline_runs_named_by_card(tmp_path):
                      "--num-samples", "1", "--max-new-tokens", "64", "--output-dir", str(out), "--quiet"]) == 0
         dirs += [p for p in out.iterdir() if p.is_dir()]
     row = only(check(dirs), MATH)
-    assert row["verdict"] == "supported" and row["n"] == 20 and row["diff"] == pytest.approx(0.65)
+    assert row["verdict"] == "not_comparable" and row["n"] == 20 and row["diff"] == pytest.approx(0.65)
+    assert {r["code"] for r in row["reasons"]} == {"scripted"}
     assert row["meaningless"] and any("fake backend" in c for c in row["caveats"])
+    assert only(check(dirs, verdicts="indicative"), MATH)["indicative_verdict"] == "supported"
 
 
 # ---- the paired interval ----------------------------------------------------------------------

@@ -14,7 +14,7 @@ from test_report import make_run, make_samples
 
 
 def _rows(task, verdicts, k=1, **kw):
-    return make_samples(task, verdicts, k=k, **kw)
+    return make_samples(task, verdicts, k=k, **{"truncate": False, **kw})
 
 
 # ---- pairing and tests, on known cases ------------------------------------------------------
@@ -147,6 +147,31 @@ def test_compare_pairs_and_notes(compared):
     assert "on gsm8k: +80.0 pts, McNemar p<0.001" in md and ": noise" in md
     assert any("pareto_cost.png" in n and "b2 on gsm8k (no price given)" in n for n in doc["notes"])
     assert "frontier on gsm8k" in md
+
+
+@pytest.mark.parametrize("change, code", [
+    ({"random_weights": True}, "random_weights"), ({"truncate": True}, "truncation"),
+    ({"protocol": "qwen"}, "protocol"), ({"temperature": 0.0}, "sampling")])
+def test_a_pair_the_runs_cannot_support_is_not_comparable(tmp_path, change, code):
+    n = 30
+    a_rows = _rows("gsm8k", [True] * n)
+    b_rows = _rows("gsm8k", [i % 5 == 0 for i in range(n)], truncate=change.get("truncate", False))
+    a = make_run(tmp_path, "a", {"gsm8k": a_rows}, model="org/Big-7B", run_id="a1")
+    b = make_run(tmp_path, "b", {"gsm8k": b_rows}, model="org/Small-1.5B", run_id="b1")
+    settings = {"protocol": "r1", "temperature": 0.6, "top_p": 0.95}
+    for d, extra in ((a, {}), (b, change)):
+        data = json.loads((d / "run.json").read_text())
+        data["tasks"]["gsm8k"]["settings"] = {**settings, **{k: v for k, v in extra.items() if k in settings}}
+        data["model"]["random_weights"] = bool(extra.get("random_weights"))
+        (d / "run.json").write_text(json.dumps(data))
+    (pair,) = compare([a, b], tmp_path / "strict")["pairs"]
+    assert pair["verdict"] == "not_comparable" and [r["code"] for r in pair["reasons"]] == [code]
+    assert pair["indicative_verdict"] is None and pair["ci95"][1] > pair["ci95"][0]
+    md = (tmp_path / "strict" / "comparison.md").read_text()
+    assert "not_comparable" in md and "(indicative:" not in md and pair["reasons"][0]["detail"] in pair["summary"]
+    (pair,) = compare([a, b], tmp_path / "ind", verdicts="indicative")["pairs"]
+    assert pair["verdict"] == "not_comparable" and pair["indicative_verdict"].startswith("Big-7B")
+    assert "(indicative: Big-7B" in (tmp_path / "ind" / "comparison.md").read_text()
 
 
 def test_compare_without_any_price_still_plots_the_rest(tmp_path):

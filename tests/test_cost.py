@@ -68,13 +68,13 @@ def test_price_table_entries_are_sourced():
     assert table["instances"] and table["apis"]
     for name, e in {**table["instances"], **table["apis"]}.items():
         assert e.get("source") and e.get("as_of") and e.get("status"), name
-        assert e["status"] in {"verified", "secondary", "unverified", "definition"}, name
+        assert e["status"] in {"verified", "secondary", "derived", "unverified", "UNVERIFIED", "definition"}, name
 
 
 def test_api_prices_match_published_claims():
     assert api_price("deepseek-reasoner")[:2] == (0.55, 2.19)
     assert api_price("o1")[:2] == (15.0, 60.0)
-    assert api_price("o1-mini")[:2] == (3.0, 12.0)
+    assert api_price("o1-mini")[:2] == (1.1, 4.4)  # its card (OpenAI's model page), not the launch price
     with pytest.raises(ConfigError):
         api_price("gpt-unknown")
     published = SHARED / "claims" / "published.yaml"
@@ -86,6 +86,28 @@ def test_api_prices_match_published_claims():
     assert apis["deepseek-reasoner"]["input_per_1m"] == r1["input_cache_miss"]
     assert apis["deepseek-reasoner"]["output_per_1m"] == r1["output"]
     assert apis["o1"]["input_per_1m"] == o1["input"] and apis["o1"]["output_per_1m"] == o1["output"]
+
+
+def test_api_prices_have_one_source_the_cards(tmp_path):
+    """prices.yaml and a card once disagreed on o1-mini ($3/$12 vs $1.10/$4.40): now every API price
+    is read from the card, under the snapshot name, the undated name and the card name."""
+    from harness.claims.cards import list_cards
+
+    cards = [c for c in list_cards() if c.api is not None]
+    assert {c.name for c in cards} >= {"deepseek-r1", "o1-1217", "o1-mini"}
+    for card in cards:
+        for key in {card.api.model, card.name}:
+            p_in, p_out, source = api_price(key)
+            assert (p_in, p_out) == (card.api.prices.input_per_1m, card.api.prices.output_per_1m), key
+            assert f"model card {card.name}" in source
+    import harness
+
+    packaged = Path(harness.__file__).parent / "data" / "prices.yaml"
+    assert "apis" not in (yaml.safe_load(packaged.read_text()) or {})
+    second = tmp_path / "prices.yaml"
+    second.write_text("instances: {}\napis:\n  o1-mini: {input_per_1m: 3.0, output_per_1m: 12.0}\n")
+    with pytest.raises(ConfigError, match="model cards"):
+        load_prices(str(second))
 
 
 def test_injected_table():

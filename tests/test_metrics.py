@@ -11,8 +11,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from harness.stats import t_quantile, wilson_at
+from harness.stats import mean_ci
 from harness.scoring.metrics import (
-    clustered_bootstrap,
     majority,
     mcnemar,
     paired_bootstrap,
@@ -88,39 +89,27 @@ def test_majority_counts_ignores_none_and_breaks_ties_by_first_seen():
     assert majority([]) is None
 
 
-# ---- clustered bootstrap ---------------------------------------------------------------------
-def test_clustered_bootstrap_is_seeded_and_brackets_the_mean():
-    rng = np.random.default_rng(1)
-    per_problem = [list(rng.random(4) * p) for p in rng.random(60)]  # continuous: no ties
-    a = clustered_bootstrap(per_problem, seed=3)
-    assert a == clustered_bootstrap(per_problem, seed=3)
-    assert a != clustered_bootstrap(per_problem, seed=4)
-    mean = np.mean([np.mean(s) for s in per_problem])
-    assert a[0] < mean < a[1]
-
-
-def test_clustered_bootstrap_clusters_by_problem():
-    # 20 problems, each either all-correct or all-wrong over 8 samples: 20 units of evidence,
-    # not 160. The interval must be as wide as a bootstrap over 20 single samples.
-    per_problem = [[i % 2 == 0] * 8 for i in range(20)]
-    clustered = clustered_bootstrap(per_problem, seed=0)
-    single = clustered_bootstrap([[i % 2 == 0] for i in range(20)], seed=0)
+# ---- the accuracy interval (cluster-adjusted Wilson) -----------------------------------------
+def test_cluster_wilson_clusters_by_problem():
+    # 20 problems, each all-correct or all-wrong over 8 samples: 20 units of evidence, not 160.
+    clustered = mean_ci([[i % 2 == 0] * 8 for i in range(20)])[1]
+    single = mean_ci([[i % 2 == 0] for i in range(20)])[1]
     assert clustered == pytest.approx(single)
     assert clustered[1] - clustered[0] > 0.3
 
 
-def test_clustered_bootstrap_degenerate_and_invalid():
-    assert clustered_bootstrap([[1, 1], [1, 1, 1]]) == (1.0, 1.0)
-    with pytest.raises(ValueError):
-        clustered_bootstrap([])
-    with pytest.raises(ValueError):
-        clustered_bootstrap([[1], []])
+@pytest.mark.parametrize("per_problem", [[[1, 1], [1, 1, 1]], [[0] * 4] * 10, [[1] * 16] * 3, [[1]], [[0]]])
+def test_all_same_problems_still_get_a_real_interval(per_problem):
+    """The bootstrap collapsed to a point here; the design-effect interval falls back to n problems."""
+    value, (lo, hi), info = mean_ci(per_problem)
+    assert hi - lo > 0.05 and lo <= value <= hi and info["n_eff"] == len(per_problem)
 
 
-def test_bootstrap_chunking_covers_many_problems():
-    per_problem = [[i % 3 == 0] for i in range(5_000)]  # 2,000 x 5,000 cells: several chunks
-    lo, hi = clustered_bootstrap(per_problem, resamples=1_000)
-    assert lo < 1 / 3 < hi and hi - lo < 0.05
+def test_mean_ci_invalid():
+    with pytest.raises(ValueError):
+        mean_ci([])
+    with pytest.raises(ValueError):
+        mean_ci([[1], []])
 
 
 # ---- paired tests ---------------------------------------------------------------------------
@@ -188,15 +177,18 @@ def _row(pid, sample, correct, extracted, *, lenient=None, finish="eos", out=10,
     }
 
 
-def test_task_metrics_one_sample_uses_wilson():
+def test_task_metrics_one_sample_uses_cluster_wilson():
     rows = [_row(f"p{i}", 0, i < 8, "7" if i < 8 else "1", lenient=i < 9, meta={"level": 1 + i % 2})
             for i in range(10)]
     rows[9]["finish_reason"] = "length"
     rows[9]["output_tokens"] = None
     out = task_metrics(rows, k=1)
     acc = out["metrics"]["accuracy"]
-    assert acc["value"] == 0.8 and acc["method"] == "wilson" and acc["n"] == 10
-    assert acc["ci95"] == pytest.approx([0.4902, 0.9433], abs=1e-4)
+    assert acc["value"] == 0.8 and acc["method"] == "cluster_wilson" and acc["n"] == 10
+    # one sample per problem: Wilson on n* = 10 (1.96 / t_9)^2, wider than plain Wilson [0.4902, 0.9433]
+    n_star = 10 * (1.96 / t_quantile(9)) ** 2
+    assert acc["ci95"] == pytest.approx(list(wilson_at(0.8, n_star)))
+    assert acc["ci95"][0] < 0.4902 and acc["ci95"][1] > 0.9433 and acc["n_eff"] == 10
     assert out["metrics"]["accuracy_lenient"]["value"] == 0.9
     assert "pass@1" not in out["metrics"] and "maj@1" not in out["metrics"]
     assert (out["n"], out["k"], out["truncation_rate"]) == (10, 1, 0.1)
@@ -221,10 +213,11 @@ def test_task_metrics_k_samples():
     out = task_metrics(list(reversed(rows)), k=4)  # order of rows must not matter
     m = out["metrics"]
     assert m["accuracy"]["value"] == pytest.approx((0.5 + 0.25 + 0 + 1) / 4)
-    assert m["accuracy"]["method"] == "clustered_bootstrap" and m["accuracy"]["n"] == 4
-    assert m["pass@4"]["value"] == pytest.approx(0.75) and m["pass@4"]["method"] == "clustered_bootstrap"
-    assert m["maj@4"]["value"] == pytest.approx(0.5) and m["maj@4"]["method"] == "wilson"
-    assert m["maj@4"]["ci95"] == pytest.approx(list(wilson(2, 4)))
+    assert m["accuracy"]["method"] == "cluster_wilson" and m["accuracy"]["n"] == 4
+    assert 4 <= m["accuracy"]["n_eff"] <= 16
+    assert m["pass@4"]["value"] == pytest.approx(0.75) and m["pass@4"]["method"] == "cluster_wilson"
+    assert m["maj@4"]["value"] == pytest.approx(0.5) and m["maj@4"]["method"] == "cluster_wilson"
+    assert m["maj@4"]["ci95"] == pytest.approx(list(wilson_at(0.5, 4 * (1.96 / t_quantile(3)) ** 2)))
     for name in ("accuracy", "pass@4", "maj@4"):
         lo, hi = m[name]["ci95"]
         assert 0.0 <= lo <= m[name]["value"] <= hi <= 1.0

@@ -23,13 +23,13 @@ SCRIPT = '<script>alert("pwned")</script>'
 
 
 def make_samples(task: str, correct: list[bool], *, k: int = 1, model_seed: int = 0, levels: bool = True,
-                 ttft: bool = True) -> list[dict]:
+                 ttft: bool = True, truncate: bool = True) -> list[dict]:
     """One row per (problem, sample); `correct` holds one verdict per row, problem-major."""
     rows = []
     for j, ok in enumerate(correct):
         i, s = divmod(j, k)
         out_tokens = 20 + 7 * ((j * 13 + model_seed) % 11)
-        truncated = not ok and j % 3 == 0
+        truncated = truncate and not ok and j % 3 == 0
         ttft_s = 0.04 + 0.01 * ((j * 7) % 5)
         e2e = ttft_s + 0.004 * (out_tokens - 1)
         rows.append({

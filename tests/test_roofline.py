@@ -1,4 +1,5 @@
-"""Roofline arithmetic, KV bytes from real configs, bandwidth measurement and its cache; memory."""
+"""Roofline arithmetic (hand-computed bytes per decoding step for a dense, a GQA and an MLA/MoE
+model), KV bytes from real configs, bandwidth measurement, its cache and published peaks; memory."""
 
 from __future__ import annotations
 
@@ -9,7 +10,19 @@ from types import SimpleNamespace
 import pytest
 
 from harness.measure.memory import device_peak, host_peak_rss_bytes, reset_device_peak
-from harness.measure.roofline import cache_path, cached_bandwidth, decode_bound, kv_bytes_per_token, measure_bandwidth, roofline
+from harness.measure.bandwidth import bandwidth_record, published_peak
+from harness.measure.roofline import (
+    WeightLayout,
+    cache_path,
+    cached_bandwidth,
+    decode_step,
+    kv_bytes_per_token,
+    measure_bandwidth,
+    parameter_counts,
+    roofline,
+    weight_layout,
+    weight_layout_from_model,
+)
 
 CONFIGS = Path(__file__).resolve().parents[1] / "harness" / "data" / "configs"
 
@@ -44,20 +57,101 @@ def test_kv_bytes_per_token_variants():
     assert kv_bytes_per_token(mla, mla_compressed=True) == 27 * (512 + 64) * 2
 
 
-def test_decode_bound_and_roofline_known_values():
-    # 1 GB of weights, 1 MB of KV per token, 1,000 tokens of context: 2 GB per token.
-    b = decode_bound(100.0, 10**9, 10**6, 1000)
-    assert b == {"bytes_per_token": 2 * 10**9, "bound_tokens_per_s": 50.0}
-    r = roofline(100.0, "measured", 10**9, 10**6, 1000, 40.0)
-    assert r == {
-        "bandwidth_gbps": 100.0,
-        "bandwidth_source": "measured",
-        "bytes_per_token": 2 * 10**9,
-        "bound_tokens_per_s": 50.0,
-        "measured_tokens_per_s": 40.0,
-        "fraction": 0.8,
-    }
-    assert roofline(100.0, "m", 10**9, 0, 0, None)["fraction"] is None
+def test_dense_tied_model_reads_b_embedding_rows_and_the_whole_head_once():
+    # Qwen2.5-0.5B-Instruct: tied embeddings, vocab 151,936 x hidden 896, 494,032,768 parameters (its card).
+    V, h, total = 151936, 896, 494_032_768
+    layout = weight_layout(_config("qwen2.5-0.5b-instruct"))
+    assert layout.total == total * 2 and layout.tied
+    # batch 1: the table is gathered for 1 row and read whole once by the tied head
+    assert layout.read_per_step(1) == (total - V * h + h + V * h) * 2
+    assert layout.read_per_step(8) == (total + 8 * h) * 2
+    kv = 2 * 24 * 2 * 64 * 2  # 12,288 bytes per token of context
+    step = decode_step(layout, kv, batch=8, mean_context=1000)
+    assert step["kv_bytes_per_step"] == 8 * kv * 1000
+    assert step["bytes_per_step"] == (total + 8 * h) * 2 + 8 * kv * 1000
+    assert step["bytes_per_token"] == step["bytes_per_step"] / 8 and step["tokens_per_step"] == 8
+
+
+def test_gqa_untied_model_does_not_read_its_embedding_table():
+    # R1-Distill-Qwen-1.5B: 1,777,088,000 parameters; untied; the embedding table is 467 MB of the 3.55 GB.
+    V, h, total = 151936, 1536, 1_777_088_000
+    layout = weight_layout(_config("r1-distill-qwen-1.5b"))
+    assert layout.embedding_table == V * h * 2 == 466_747_392 and not layout.tied
+    assert layout.read_per_step(1) == (total - V * h + h) * 2
+    assert layout.read_per_step(32) == (total - V * h + 32 * h) * 2
+    kv = kv_bytes_per_token(_config("r1-distill-qwen-1.5b"))
+    assert kv == 2 * 28 * 2 * 128 * 2
+    bw = {"gbps": 1000.0, "source": "test", "measured_utc": "2026-11-28T00:00:00Z", "method": "m", "passes": [1000.0]}
+    r = roofline(bw, layout, kv, batch=32, mean_context=500, measured_per_sequence=10.0, peak=published_peak("NVIDIA H200"))
+    step_bytes = (total - V * h + 32 * h) * 2 + 32 * kv * 500
+    assert r["bytes_per_step"] == step_bytes
+    assert r["bound_tokens_per_s_per_sequence"] == pytest.approx(1e12 / step_bytes)
+    assert r["bound_tokens_per_s"] == pytest.approx(32 * 1e12 / step_bytes)
+    assert r["measured_tokens_per_s"] == pytest.approx(320.0)
+    assert r["fraction"] == pytest.approx(10.0 / (1e12 / step_bytes))
+    assert r["peak_bandwidth_gbps"] == 4800.0 and "H200" in r["peak_bandwidth_source"]
+    assert r["bandwidth_measured_utc"] == "2026-11-28T00:00:00Z"
+
+
+def test_mla_moe_model_reads_only_active_experts():
+    # DeepSeek-V2-Lite: 15,706,484,224 parameters; 26 MoE layers of 64 routed experts (6 per token),
+    # each expert 3 x 2048 x 1408 parameters; first layer dense; untied vocab 102,400.
+    cfg = _config("deepseek-v2-lite-chat")
+    V, h, total, expert = 102400, 2048, 15_706_484_224, 3 * 2048 * 1408
+    counts = parameter_counts(cfg)
+    assert (counts["total"], counts["expert"], counts["moe_layers"], counts["experts"], counts["experts_per_token"]) == (total, expert, 26, 64, 6)
+    layout = weight_layout(cfg)
+    active = total - V * h + h - 26 * (64 - 6) * expert
+    assert layout.read_per_step(1) == active * 2
+    assert 2.4e9 < active < 2.5e9  # DeepSeek's "2.4B active"
+    # batch 4: expected distinct experts 64 (1 - (1 - 6/64)^4) per layer
+    distinct = 64 * (1 - (1 - 6 / 64) ** 4)
+    assert layout.read_per_step(4) == pytest.approx((total - V * h + 4 * h - 26 * (64 - distinct) * expert) * 2)
+    # KV: MLA latent (vLLM) vs decompressed K/V (transformers)
+    assert kv_bytes_per_token(cfg, mla_compressed=True) == 27 * (512 + 64) * 2
+    assert kv_bytes_per_token(cfg) == 27 * 16 * ((128 + 64) + 128) * 2
+
+
+def test_parameter_counts_match_every_card(shared):
+    """The role split sums to each card's parameters.exact, for every config the cards cite."""
+    import re
+
+    cards = Path(__file__).resolve().parents[1] / "model_cards"
+    checked = 0
+    for f in sorted((shared / "configs").glob("*.json")):
+        card = cards / f"{f.stem}.yaml"
+        if not card.exists():
+            continue
+        exact = int(re.search(r"exact: (\d+)", card.read_text()).group(1))
+        assert parameter_counts(json.loads(f.read_text()))["total"] == exact, f.stem
+        checked += 1
+    assert checked >= 10
+
+
+def test_layout_from_a_loaded_model_matches_its_config():
+    import torch
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    for tied in (True, False):
+        cfg = Qwen2Config(vocab_size=300, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+                          num_key_value_heads=2, tie_word_embeddings=tied)
+        torch.manual_seed(0)
+        model = Qwen2ForCausalLM(cfg).to(torch.bfloat16)
+        assert weight_layout_from_model(model) == weight_layout(cfg.to_dict()), tied
+
+
+def test_layout_without_a_split_reads_everything():
+    layout = WeightLayout(total=10**9)
+    assert layout.read_per_step(1) == layout.read_per_step(64) == 10**9
+
+
+@pytest.mark.parametrize("name,gbps", [("NVIDIA H100 80GB HBM3", 3350.0), ("NVIDIA H200", 4800.0), ("NVIDIA A100-SXM4-80GB", 2039.0),
+                                       ("NVIDIA A100-SXM4-40GB", 1555.0), ("NVIDIA L4", 300.0), ("NVIDIA GeForce RTX 4090", 1008.0),
+                                       ("AMD Instinct MI300X", 5300.0), ("Apple M2 Pro (MPS)", 200.0), ("Apple M1 (MPS)", 68.25),
+                                       ("Ascend910B3", None), ("AMD EPYC 7B13 (2 logical cores)", None)])
+def test_published_peaks(name, gbps):
+    peak = published_peak(name)
+    assert peak["gbps"] == gbps and peak["source"]
 
 
 def test_measure_bandwidth_on_cpu_is_positive():
@@ -74,19 +168,40 @@ def test_cached_bandwidth_measures_once(tmp_path, monkeypatch):
         calls.append(1)
         return 42.0
 
-    gbps, source = cached_bandwidth("cpu:Test CPU", measure)
+    gbps, source = cached_bandwidth("cpu:Test CPU", measure, passes=1)
     assert (gbps, len(calls)) == (42.0, 1) and source.startswith("measured now")
-    gbps, source = cached_bandwidth("cpu:Test CPU", measure)
+    gbps, source = cached_bandwidth("cpu:Test CPU", measure, passes=1)
     assert (gbps, len(calls)) == (42.0, 1) and "cached" in source
-    cached_bandwidth("cuda:Other", lambda: 7.0)
+    cached_bandwidth("cuda:Other", lambda: 7.0, passes=1)
     stored = json.loads(cache_path().read_text())
     assert stored["cpu:Test CPU"]["gbps"] == 42.0 and stored["cuda:Other"]["gbps"] == 7.0
+
+
+def test_bandwidth_is_best_of_passes_and_remeasured_when_old_or_asked(tmp_path, monkeypatch):
+    from datetime import datetime, timedelta, timezone
+
+    path = tmp_path / "bandwidth.json"
+    values = iter([5.0, 9.0, 7.0, 20.0, 30.0, 40.0, 50.0])
+    t0 = datetime(2026, 11, 1, tzinfo=timezone.utc)
+    rec = bandwidth_record("k", lambda: next(values), path=path, passes=3, pause_s=0, now=t0)
+    assert rec["gbps"] == 9.0 and rec["passes"] == [5.0, 9.0, 7.0] and rec["measured_utc"] == "2026-11-01T00:00:00Z"
+    assert "best of" in rec["method"] and not rec["cached"]
+    stored = json.loads(path.read_text())["k"]
+    assert stored["measured_utc"] == "2026-11-01T00:00:00Z" and stored["method"] == rec["method"]
+    rec = bandwidth_record("k", lambda: next(values), path=path, passes=1, now=t0 + timedelta(days=3))
+    assert rec["cached"] and rec["gbps"] == 9.0 and rec["age_days"] == 3.0 and "3.0 days ago" in rec["source"]
+    rec = bandwidth_record("k", lambda: next(values), path=path, passes=1, now=t0 + timedelta(days=8), max_age_days=7)
+    assert not rec["cached"] and rec["gbps"] == 20.0 and "older than 7 days" in rec["source"]
+    rec = bandwidth_record("k", lambda: next(values), path=path, passes=1, now=t0 + timedelta(days=8), remeasure=True)
+    assert not rec["cached"] and rec["gbps"] == 30.0 and "asked" in rec["source"]
+    monkeypatch.setenv("HARNESS_REMEASURE_BANDWIDTH", "1")
+    assert bandwidth_record("k", lambda: next(values), path=path, passes=1, now=t0 + timedelta(days=8))["gbps"] == 40.0
 
 
 def test_cached_bandwidth_survives_a_corrupt_cache(tmp_path):
     path = tmp_path / "bandwidth.json"
     path.write_text("{not json")
-    assert cached_bandwidth("k", lambda: 3.0, path=path)[0] == 3.0
+    assert cached_bandwidth("k", lambda: 3.0, path=path, passes=1)[0] == 3.0
     assert json.loads(path.read_text())["k"]["gbps"] == 3.0
 
 

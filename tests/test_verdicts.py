@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 
 from harness.claims.cards import find_card
 from harness.claims.differences import protocol_differences
-from harness.claims.verdicts import claims_for_run, our_metric, problems_needed, verdict
+from harness.claims.verdicts import claims_for_run, our_metric, verdict
+from harness.stats import problems_needed
 
 
 # ---- verdict ----------------------------------------------------------------------------------
@@ -43,7 +44,7 @@ def test_tiny_n_with_claim_inside_is_inconclusive_and_says_how_many_problems():
     v = verdict(0.839, 0.5, (0.0945, 0.9055), n=2, k=1)
     assert v["verdict"] == "inconclusive"
     need = math.ceil((2 * 1.96) ** 2 * 0.839 * 0.161 / 0.10**2)
-    assert need == problems_needed(0.839, 0.10) == 208
+    assert need == problems_needed(width=0.10, p=0.839) == 208
     assert f"about {need} problems" in v["note"] and "n=2 problems x 1 sample" in v["note"]
 
 

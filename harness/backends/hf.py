@@ -172,6 +172,7 @@ class TransformersBackend(Backend):
             name_or_path=loaded.path, backend=cls.name, revision=loaded.revision, dtype=str(next(m.parameters()).dtype).replace("torch.", ""),
             num_parameters=n_params, random_weights=loaded.source == "random", architecture=(m.config.architectures or [type(m).__name__])[0],
             context_length=getattr(cfg, "max_position_embeddings", None), weight_bytes=weight_bytes,
+            weight_layout=_layout(m),
             kv_bytes_per_token=kv_bytes_or_none(cfg, next(m.parameters()).element_size()),  # transformers caches full K/V, MLA too
             quantization="gguf (dequantized)" if loaded.source == "gguf" else None)
         if loaded.source == "random":
@@ -311,3 +312,13 @@ def _row_end(ids: list[int], eos_ids: set[int], stop_step: int | None) -> tuple[
 def _cut_at_stop(text: str, stops) -> str:
     cuts = [text.rfind(s) for s in stops if s and s in text]
     return text[: max(cuts)] if cuts else text
+
+
+def _layout(model):
+    """Weight bytes by how a decoding step reads them (roofline); None when the model hides its embeddings."""
+    from harness.measure.roofline import weight_layout_from_model
+
+    try:
+        return weight_layout_from_model(model)
+    except (AttributeError, TypeError, ValueError, KeyError):
+        return None

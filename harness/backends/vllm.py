@@ -210,6 +210,7 @@ class VLLMBackend(Backend):
             architecture=architectures[0],
             context_length=getattr(config, "max_model_len", None),
             kv_bytes_per_token=kv_bytes_per_token(hf_config, getattr(torch_dtype, "itemsize", None)),
+            weight_layout=_layout(hf_config, getattr(torch_dtype, "itemsize", None), getattr(config, "quantization", None)),
             quantization=getattr(config, "quantization", None),
             notes=[
                 f"vLLM {getattr(self._vllm, '__version__', '?')}, tensor parallel {tp}, continuous batching",
@@ -254,6 +255,18 @@ class VLLMBackend(Backend):
 
     def __repr__(self) -> str:
         return f"VLLMBackend({self.info.name_or_path!r})"
+
+
+def _layout(hf_config, dtype_bytes: int | None, quantization):
+    """Weight bytes by role from the config (roofline); None for quantised weights, whose bytes the config does not give."""
+    from harness.measure.roofline import weight_layout
+
+    if quantization or hf_config is None:
+        return None
+    try:
+        return weight_layout(hf_config, dtype_bytes or 2)
+    except (TypeError, ValueError, KeyError):
+        return None
 
 
 __all__ = ["VLLMBackend", "finish_reason", "model_defaults", "kv_bytes_per_token", "sampling_kwargs", "timings", "to_completion"]

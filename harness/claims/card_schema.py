@@ -101,6 +101,9 @@ class Protocol(_Strict):
     defaults: EvalSettings
     per_task: dict[str, TaskSettings] = Field(default_factory=dict)
     source: str
+    # Differences a publisher showed do not move the score (harness/claims/comparability.py):
+    # a run that differs only in these still gets a verdict.
+    immaterial: list[Literal["protocol", "sampling"]] = Field(default_factory=list)
     notes: list[str] = Field(default_factory=list)
 
     @field_validator("name")

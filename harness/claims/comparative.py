@@ -12,15 +12,17 @@ Verdicts, with diff = accuracy(a) - accuracy(b) over the problems both runs shar
   with p < 0.05; otherwise inconclusive.
 - "a ≈ b": supported when the 95% interval of diff lies within ±margin; contradicted when it
   lies wholly outside [-margin, margin]; otherwise inconclusive.
-The interval of diff: one sample per problem -> Newcombe's hybrid score interval for paired
-proportions (Newcombe 1998, Stat Med 17:2635, method 10), which stays honest on small or fully
-concordant tables where a bootstrap collapses to a point; k > 1 -> the paired bootstrap interval.
-A run of random weights or of the scripted fake backend still gets a verdict, marked meaningless.
+The interval of diff is harness.stats.paired_diff_ci (Newcombe's paired score interval with one
+sample per problem, the paired bootstrap otherwise, never zero-width).
+
+Before any verdict, harness/claims/comparability.py checks each run against its card (random
+weights, scripted backend, truncation, prompt protocol, decoding): a claim either run cannot
+support gets verdict "not_comparable" with its reasons, its numbers kept as indicative; with
+`verdicts="indicative"` the statistical verdict is stored beside it as `indicative_verdict`.
 """
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -29,14 +31,15 @@ from pathlib import Path
 
 from harness.claims.card_schema import Source
 from harness.claims.cards import find_card
+from harness.claims.comparability import run_reasons, sentence
 from harness.claims.comparisons import Comparison, ComparisonsFile, describe_source, load_comparisons
-from harness.reports.compare import ALPHA, LoadedRun, load_runs, paired_test, problems_by_id
+from harness.claims.differences import stated_settings
+from harness.reports.compare import ALPHA, LoadedRun, load_runs, paired_test
 from harness.errors import ConfigError
 from harness.results.schema import RunResult
-from harness.stats import wilson
+from harness.stats import Z95, Z_POWER80, newcombe_paired_ci, problems_needed
 
-Z95 = 1.96
-Z_POWER80 = 0.8416  # one-sided normal quantile for 80% power, for "problems needed"
+__all__ = ["check", "identify", "newcombe_paired_ci"]
 _EDGE = 1e-9
 SETTING_KEYS = ("protocol", "system_prompt", "force_think", "temperature", "top_p", "top_k", "max_new_tokens", "num_samples")
 
@@ -92,57 +95,6 @@ def identify(data: RunResult) -> Identity:
 
 # ---- one comparative claim on one pair of runs ---------------------------------------------------
 
-def newcombe_paired_ci(n11: int, n10: int, n01: int, n00: int, z: float = Z95) -> tuple[float, float]:
-    """Interval for p(a right) - p(b right) from paired verdicts (Newcombe 1998, method 10).
-
-    n10: problems a got right and b wrong; n01 the reverse. Wilson intervals of the two
-    marginals combined, with the correlation phi of the pairs (continuity-corrected numerator).
-    """
-    n = n11 + n10 + n01 + n00
-    if n == 0:
-        return (-1.0, 1.0)
-    p1, p2 = (n11 + n10) / n, (n11 + n01) / n
-    l1, u1 = wilson(n11 + n10, n, z)
-    l2, u2 = wilson(n11 + n01, n, z)
-    margins = (n11 + n10) * (n01 + n00) * (n11 + n01) * (n10 + n00)
-    num = n11 * n00 - n10 * n01
-    num = num - n / 2 if num > n / 2 else (0 if num >= 0 else num)
-    phi = num / math.sqrt(margins) if margins else 0.0
-    d = p1 - p2
-    lo = d - math.sqrt(max(0.0, (p1 - l1) ** 2 - 2 * phi * (p1 - l1) * (u2 - p2) + (u2 - p2) ** 2))
-    hi = d + math.sqrt(max(0.0, (p2 - l2) ** 2 - 2 * phi * (p2 - l2) * (u1 - p1) + (u1 - p1) ** 2))
-    return (max(-1.0, lo), min(1.0, hi))
-
-
-def diff_interval(res: dict, a: list[dict], b: list[dict], task: str) -> tuple[tuple[float, float] | None, str]:
-    """The 95% interval of diff for a paired_test result, and how it was made."""
-    n = res["n"]
-    if res["test"] == "mcnemar":
-        n11 = round(res["acc_a"] * n) - res["b10"]
-        return newcombe_paired_ci(n11, res["b10"], res["b01"], n - n11 - res["b10"] - res["b01"]), "Newcombe paired score"
-    lo, hi = res["ci95"]
-    if hi - lo > _EDGE:
-        return (lo, hi), "paired bootstrap"
-    # Every problem has the same difference: the bootstrap says nothing about sampling error. When
-    # each problem's samples all agree, the problem is one binary verdict and Newcombe applies.
-    pa, pb = problems_by_id(a, task), problems_by_id(b, task)
-    shared = [i for i in pa if i in pb and pa[i][0] == pb[i][0]]
-    va, vb = [set(pa[i][1]) for i in shared], [set(pb[i][1]) for i in shared]
-    if all(len(s) == 1 for s in va + vb):
-        x, y = [s.pop() for s in va], [s.pop() for s in vb]
-        cells = [sum(1 for p, q in zip(x, y) if (p, q) == c) for c in ((True, True), (True, False), (False, True), (False, False))]
-        return newcombe_paired_ci(*cells), "Newcombe paired score (every problem's samples agree)"
-    return None, "none: every problem has the same difference, so the bootstrap cannot measure its uncertainty"
-
-
-def problems_needed(n: int, ci: tuple[float, float] | None, target_se: float) -> int | None:
-    """Rough problems for a standard error of `target_se`, scaling the observed one by 1/sqrt(problems)."""
-    if ci is None or target_se <= 0:
-        return None
-    se = (ci[1] - ci[0]) / (2 * Z95)
-    return math.ceil(n * (se / target_se) ** 2) if se > 0 else None
-
-
 def judge(c: Comparison, res: dict, ci: tuple[float, float] | None) -> tuple[str, str]:
     """(verdict, reason) for one claim on one paired result; see the module docstring for the rules."""
     diff, p, n = res["diff"], res["p_value"], res["n"]
@@ -152,7 +104,7 @@ def judge(c: Comparison, res: dict, ci: tuple[float, float] | None) -> tuple[str
             return "supported", f"a is ahead and the paired test is significant (p < {ALPHA})"
         if p < ALPHA and diff < 0:
             return "contradicted", f"b is ahead and the paired test is significant (p < {ALPHA})"
-        need = problems_needed(n, ci, pub_gap / (Z95 + Z_POWER80))
+        need = problems_needed(width=2 * Z95 * pub_gap / (Z95 + Z_POWER80), n=n, ci=ci) if pub_gap > 0 else None
         more = f"; roughly {need} shared problems would detect the published gap of {100 * pub_gap:.1f} pts with 80% power" if need and need > n else ""
         return "inconclusive", f"not significant (p >= {ALPHA}) on {n} shared problems{more}"
     m = c.margin_pts / 100
@@ -163,7 +115,7 @@ def judge(c: Comparison, res: dict, ci: tuple[float, float] | None) -> tuple[str
         return "supported", f"the 95% interval lies within ±{c.margin_pts:g} pts"
     if lo > m + _EDGE or hi < -m - _EDGE:
         return "contradicted", f"the 95% interval lies outside ±{c.margin_pts:g} pts"
-    need = problems_needed(n, ci, (m - abs(pub_gap)) / Z95)
+    need = problems_needed(width=2 * (m - abs(pub_gap)), n=n, ci=ci) if m > abs(pub_gap) else None
     more = f"; roughly {need} shared problems would narrow it enough if the published gap held" if need and need > n else ""
     return "inconclusive", f"the 95% interval straddles ±{c.margin_pts:g} pts on {n} shared problems{more}"
 
@@ -207,19 +159,41 @@ def caveats(ra: LoadedRun, rb: LoadedRun, ia: Identity, ib: Identity, task: str,
     return out
 
 
-def check_comparison(c: Comparison, ra: LoadedRun, rb: LoadedRun, ia: Identity, ib: Identity, sources: dict[str, Source]) -> dict | None:
+def comparability(c: Comparison, ra: LoadedRun, rb: LoadedRun, ia: Identity, ib: Identity) -> tuple[list[dict], list[str]]:
+    """(reasons, caveats): each run checked against its own card's protocol for the claim's task."""
+    reasons, caveats_ = [], []
+    for tag, run, ident in (("A", ra, ia), ("B", rb, ib)):
+        card = _try_card(ident.card) if ident.card else None
+        want = {**stated_settings(card, c.task), "dtype": card.dtype} if card is not None else None
+        block = run.data.tasks.get(c.task)
+        task = {**(block.model_dump(mode="json") if block else {}), "settings": _settings(run, c.task)}
+        r, cv = run_reasons(task, run.data.model.model_dump(mode="json"), want=want, metric="accuracy",
+                            immaterial=card.protocol.immaterial if card is not None else ())
+        reasons += [{"code": x["code"], "detail": f"{tag}: {x['detail']}"} for x in r]
+        caveats_ += [f"{tag}: {x}" for x in cv]
+    return reasons, caveats_
+
+
+def check_comparison(c: Comparison, ra: LoadedRun, rb: LoadedRun, ia: Identity, ib: Identity, sources: dict[str, Source],
+                     verdicts: str = "strict") -> dict | None:
     """One claim on one pair of runs; None when they share no problem of the task."""
     res = paired_test(ra.samples, rb.samples, c.task)
     if res is None:
         return None
-    ci, ci_method = diff_interval(res, ra.samples, rb.samples, c.task)
-    verdict, reason = judge(c, res, ci)
+    ci, ci_method = res["ci95"], res["ci_method"]
+    stat, reason = judge(c, res, ci)
+    reasons, extra = comparability(c, ra, rb, ia, ib)
+    verdict, indicative = stat, None
+    if reasons:
+        verdict, reason = "not_comparable", sentence(reasons)
+        indicative = stat if verdicts == "indicative" else None
     return {"id": c.id, "text": c.text, "a": c.a, "b": c.b, "task": c.task, "relation": c.relation, "margin_pts": c.margin_pts,
             "published": c.published.model_dump(), "run_a": ra.label, "run_b": rb.label, "run_dir_a": str(ra.path),
             "run_dir_b": str(rb.path), "n": res["n"], "acc_a": res["acc_a"], "acc_b": res["acc_b"], "diff": res["diff"],
             "ci95": list(ci) if ci else None, "ci_method": ci_method, "test": res["test"], "p_value": res["p_value"],
-            "verdict": verdict, "reason": reason, "meaningless": ia.meaningless or ib.meaningless,
-            "caveats": caveats(ra, rb, ia, ib, c.task, res), "source": describe_source(c.source, sources), "status": c.status,
+            "verdict": verdict, "indicative_verdict": indicative, "comparable": not reasons, "reasons": reasons,
+            "reason": reason, "meaningless": ia.meaningless or ib.meaningless,
+            "caveats": caveats(ra, rb, ia, ib, c.task, res) + extra, "source": describe_source(c.source, sources), "status": c.status,
             "notes": list(c.notes)}
 
 
@@ -232,15 +206,7 @@ def api_price(card_name: str, per: str, sources: dict[str, Source]) -> dict | No
         return None
     p = card.api.prices
     value = p.output_per_1m if per == "output" else p.input_per_1m
-    notes = []
-    from harness.measure.cost import load_prices
-
-    table = load_prices()["apis"]
-    key = next((k for k in (card.api.model, re.sub(r"-\d{4}-\d{2}-\d{2}$", "", card.api.model)) if k in table), None)
-    if key is not None:
-        other = table[key].get(f"{per}_per_1m")
-        if other is not None and abs(float(other) - value) > 1e-9:
-            notes.append(f"harness/data/prices.yaml lists {key} at ${other:g}/1M {per} ({table[key].get('source')}); the card says ${value:g}")
+    notes: list[str] = []  # API prices have one source (the card): nothing to reconcile
     return {"card": card.name, "display": card.display_name, "api_model": card.api.model, "usd_per_1m": value, "per": per,
             "source": describe_source(p.source, {**sources, **card.sources}), "status": p.status, "as_of": p.as_of, "notes": notes}
 
@@ -279,7 +245,7 @@ def cost_section(runs: list[LoadedRun], idents: list[Identity], cf: ComparisonsF
 
 # ---- the command ----------------------------------------------------------------------------------
 
-def check(run_dirs: list[Path], comparisons: str | Path | None = None) -> dict:
+def check(run_dirs: list[Path], comparisons: str | Path | None = None, verdicts: str = "strict") -> dict:
     """Every checkable claim across the runs, the claims left unchecked (and why), and the cost table."""
     if not run_dirs:
         raise ConfigError("claims needs run folders", "pass folders written by `harness run`")
@@ -290,7 +256,7 @@ def check(run_dirs: list[Path], comparisons: str | Path | None = None) -> dict:
     for c in cf.comparisons:
         has = {side: [(r, i) for r, i in zip(runs, idents) if i.card == card and c.task in r.data.tasks]
                for side, card in (("a", c.a), ("b", c.b))}
-        rows = [check_comparison(c, ra, rb, ia, ib, cf.sources) for ra, ia in has["a"] for rb, ib in has["b"] if ra is not rb]
+        rows = [check_comparison(c, ra, rb, ia, ib, cf.sources, verdicts) for ra, ia in has["a"] for rb, ib in has["b"] if ra is not rb]
         rows = [r for r in rows if r is not None]
         checked += rows
         if not rows:
@@ -306,5 +272,5 @@ def check(run_dirs: list[Path], comparisons: str | Path | None = None) -> dict:
         raise ConfigError(f"no claim could be checked ({named})",
                           f"a claim needs two runs of the cards and task it names, e.g. {example.a} and {example.b} on {example.task} "
                           f"(run with --card NAME; see harness/data/comparisons.yaml), or a run with --price-per-hour/--instance for the cost table")
-    return {"alpha": ALPHA, "created_utc": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), "runs": run_rows,
+    return {"alpha": ALPHA, "verdicts_mode": verdicts, "created_utc": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), "runs": run_rows,
             "comparisons": checked, "unchecked": unchecked, "cost": cost}

@@ -53,16 +53,29 @@ def _cost_lines(doc: dict) -> list[str]:
     return out
 
 
+def _verdict(c: dict) -> str:
+    """not_comparable, or not_comparable (indicative: supported) under --verdicts indicative."""
+    return c["verdict"] + (f" (indicative: {c['indicative_verdict']})" if c.get("indicative_verdict") else "")
+
+
+def _indicative_note(doc: dict) -> list[str]:
+    if any(c.get("indicative_verdict") for c in doc["comparisons"]):
+        return ["", "Indicative verdicts (--verdicts indicative): computed although the runs cannot support them; "
+                    "for exploration only, not a finding."]
+    return []
+
+
 def render_text(doc: dict) -> str:
     out = [f"Comparative claims: paired on the problems both runs share (alpha {doc['alpha']})", ""]
     for r in doc["runs"]:
         flags = f"  [{'; '.join(r['flags'])}]" if r["flags"] else ""
         out.append(f"run {r['run_dir']}: {r['card'] or 'no card'} ({r['matched_by']}){flags}")
     for c in doc["comparisons"]:
-        tag = c["verdict"].upper() + (" (meaningless)" if c["meaningless"] else "")
+        tag = _verdict(c).upper() + (" (meaningless)" if c["meaningless"] else "")
         out += ["", f"{tag}: {_claim_title(c)}", f"  A {c['run_a']}", f"  B {c['run_b']}", f"  measured {_measured(c)}",
                 f"  why: {c['reason']}", f"  source: {c['source']}"]
         out += [f"  caveat: {x}" for x in c["caveats"]]
+    out += _indicative_note(doc)
     if doc["unchecked"]:
         out += ["", f"not checked ({len(doc['unchecked'])}):"] + [f"  {u['id']}: {u['why']}" for u in doc["unchecked"]]
     if doc["cost"]["prices"] or doc["cost"]["runs"]:
@@ -78,23 +91,25 @@ def render_markdown(doc: dict) -> str:
             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for c in doc["comparisons"]:
         ci = "—" if not c["ci95"] else f"[{pts(c['ci95'][0])}, {pts(c['ci95'][1])}]"
-        verdict = f"**{c['verdict']}**" + (" (meaningless)" if c["meaningless"] else "")
+        verdict = f"**{_verdict(c)}**" + (" (meaningless)" if c["meaningless"] else "")
         out.append(f"| {_claim_title(c)} | {c['run_a']} | {c['run_b']} | {c['n']} | {100 * c['acc_a']:.1f}% | {100 * c['acc_b']:.1f}% | "
                    f"{pts(c['diff'])} | {ci} | {c['test']} | {p_value(c['p_value'])} | {verdict} | {c['source']} |")
     for c in doc["comparisons"]:
         out += ["", f"- {c['id']} ({c['run_a']} vs {c['run_b']}): {c['reason']}; interval: {c['ci_method']}"]
         out += [f"  - caveat: {x}" for x in c["caveats"]]
+    out += _indicative_note(doc)
     if doc["unchecked"]:
         out += ["", "## Not checked", ""] + [f"- {u['id']}: {u['why']}" for u in doc["unchecked"]]
     out += ["", "## Cost", ""] + [f"- {line.strip()}" if line.startswith("  ") else f"- **{line}**" for line in _cost_lines(doc)]
     return "\n".join(out) + "\n"
 
 
-def check_claims(run_dirs: list[Path], output_dir: str | Path | None = None, comparisons: str | Path | None = None) -> int:
+def check_claims(run_dirs: list[Path], output_dir: str | Path | None = None, comparisons: str | Path | None = None,
+                 verdicts: str = "strict") -> int:
     """`harness claims`: print the verdicts and write claims.json and claims.md into output_dir (default ./claims)."""
     from harness.results.store import write_text_atomic
 
-    doc = check(run_dirs, comparisons)
+    doc = check(run_dirs, comparisons, verdicts)
     out = Path(output_dir or "claims")
     out.mkdir(parents=True, exist_ok=True)
     doc["files"] = {name: str(out / name) for name in ("claims.json", "claims.md")}

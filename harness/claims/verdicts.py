@@ -11,22 +11,30 @@ Rules, applied in this order (claims and measurements are fractions in [0, 1]):
 
 How many problems: with one sample per problem, the normal approximation to the Wilson interval
 gives n ≈ (2·1.96)² p(1−p) / w², with p the claimed value and w the target width. With k > 1
-samples per problem the interval is a bootstrap over problems, and extra samples shrink only the
-within-problem part of the variance, never the spread between problems; so the estimate scales
-the observed width instead (width ∝ 1/√problems), which already contains that clustering.
+samples per problem the interval is clustered by problem (harness.stats.cluster_wilson), and extra
+samples shrink only the within-problem part of the variance, never the spread between problems;
+so the estimate scales the observed width instead (width ∝ 1/√problems), which already contains
+that clustering. Both are harness.stats.problems_needed.
+
+Before any of this, harness/claims/comparability.py decides whether the run can support a
+verdict on the claim at all; when it cannot, the verdict is "not_comparable" with its reasons
+and the measured value and interval are kept, labelled indicative. With `mode="indicative"` the
+statistical verdict is computed anyway and stored beside it as `indicative_verdict`, never as
+the verdict.
 
 `claims_for_run` turns a card's claims into run.json `claims` entries for the tasks a run measured.
 """
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from harness.claims.card_schema import Card
+from harness.claims.comparability import run_reasons, sentence
 from harness.claims.differences import stated_settings
+from harness.stats import problems_needed
 
-Z95 = 1.96
+VERDICT_MODES = ("strict", "indicative")
 _EDGE = 1e-9  # float slack so a claim printed on an interval edge counts as on it
 
 # Published metric name -> our metric name in run.json tasks.<task>.metrics.
@@ -48,12 +56,6 @@ def our_metric(published: str) -> str | None:
 
 def _pct(x: float) -> str:
     return f"{100 * x:.1f}%"
-
-
-def problems_needed(p: float, width: float) -> int:
-    """Problems (one sample each) for a 95% interval of `width` around accuracy p (normal approximation)."""
-    var = max(p * (1 - p), 0.01 * 0.99)  # a claim of 0% or 100% still needs a few problems to confirm
-    return math.ceil(round((2 * Z95) ** 2 * var / width**2, 6))
 
 
 def verdict(claimed: float, measured: float, ci95: tuple[float, float] | list[float], *, n: int, k: int, max_width: float = 0.10) -> dict[str, Any]:
@@ -87,11 +89,11 @@ def verdict(claimed: float, measured: float, ci95: tuple[float, float] | list[fl
         note = (f"the claimed {_pct(claimed)} lies inside the {interval}, but that interval is {_pct(width)} wide "
                 f"(over {_pct(max_width)}) with n={n} problems x {samples}: ")
         if k == 1:
-            need = problems_needed(claimed, max_width)
+            need = problems_needed(width=max_width, p=claimed)
             note += (f"about {need} problems would narrow it under {_pct(max_width)} "
                      f"((2*1.96)^2 * p(1-p) / w^2 with p = the claim)")
         else:
-            need = math.ceil(round(n * (width / max_width) ** 2, 6))  # round: 0.65 - 0.35 is 0.30000000000000004
+            need = problems_needed(width=max_width, n=n, ci=(lo, hi))
             note += (f"about {need} problems would narrow it under {_pct(max_width)} (the width shrinks like 1/sqrt(problems)); "
                      f"more samples per problem reduce only the within-problem variance, not the spread between problems, "
                      f"so they cannot replace problems")
@@ -100,14 +102,18 @@ def verdict(claimed: float, measured: float, ci95: tuple[float, float] | list[fl
     return {"verdict": "consistent", "gap": gap, "note": f"the claimed {_pct(claimed)} lies inside the {interval}"}
 
 
-def claims_for_run(card: Card, run_tasks: dict, *, differences_by_task: dict[str, list[str]], run_protocol: str | None = None, max_width: float = 0.10) -> list[dict]:
+def claims_for_run(card: Card, run_tasks: dict, *, differences_by_task: dict[str, list[str]], run_protocol: str | None = None,
+                   model: dict | None = None, mode: str = "strict", max_width: float = 0.10) -> list[dict]:
     """run.json `claims` entries for every card claim whose task ran and whose metric we computed.
 
-    `run_tasks` is run.json's `tasks` mapping ({task: {"n", "k", "metrics": {name: {"value", "ci95", ...}}}}).
+    `run_tasks` is run.json's `tasks` mapping ({task: {"n", "k", "truncation_rate", "settings",
+    "metrics": {name: {"value", "ci95", ...}}}}); `model` is run.json's `model`.
     `differences_by_task` holds protocol_differences() per task; `run_protocol` is the prompt
     protocol the run used (claims measured under another protocol say so). A claim with no
     published value (status UNVERIFIED) yields an "inconclusive" entry with claimed null.
     """
+    if mode not in VERDICT_MODES:
+        raise ValueError(f"mode must be one of {VERDICT_MODES}, got {mode!r}")
     out: list[dict] = []
     for claim in card.claims:
         task = run_tasks.get(claim.task)
@@ -117,14 +123,19 @@ def claims_for_run(card: Card, run_tasks: dict, *, differences_by_task: dict[str
         measured = (task.get("metrics") or {}).get(metric) if metric else None
         if measured is None or measured.get("value") is None:
             continue
+        stated = stated_settings(card, claim.task)
+        used_protocol = (task.get("settings") or {}).get("protocol") or run_protocol or card.protocol.name
         diffs = list(differences_by_task.get(claim.task, []))
-        if claim.protocol and claim.protocol != (run_protocol or card.protocol.name):
+        if claim.protocol and claim.protocol != used_protocol:
             where = f"in {claim.setting}" if claim.setting else f"with protocol {claim.protocol!r}"
-            diffs.append(f"the claim was measured {where}; this run used protocol {(run_protocol or card.protocol.name)!r}")
-        card_k = stated_settings(card, claim.task).get("num_samples")
+            diffs.append(f"the claim was measured {where}; this run used protocol {used_protocol!r}")
+        card_k = stated.get("num_samples")
         if claim.samples and claim.samples != card_k and metric == "accuracy" and task.get("k") and task["k"] < claim.samples:
             # protocol_differences compares with the card's protocol; this claim used its own sample count.
             diffs.append(f"the claim averages {claim.samples} samples per problem; this run drew {task['k']}")
+        want = {**stated, "protocol": claim.protocol or stated["protocol"], "dtype": card.dtype}
+        task_view = {**task, "settings": {"protocol": used_protocol, **(task.get("settings") or {})}}
+        reasons, caveats = run_reasons(task_view, model or {}, want=want, metric=metric, immaterial=card.protocol.immaterial)
         ci = measured.get("ci95")
         entry = {
             "task": claim.task,
@@ -134,22 +145,47 @@ def claims_for_run(card: Card, run_tasks: dict, *, differences_by_task: dict[str
             "measured": measured["value"],
             "ci95": list(ci) if ci is not None else None,
             "verdict": "inconclusive",
+            "comparable": not reasons,
+            "reasons": reasons,
+            "caveats": caveats,
+            "indicative": bool(reasons),
+            "indicative_verdict": None,
             "gap": None,
             "source": claim.source,
             "status": claim.status,
             "protocol_differences": sorted(set(diffs), key=diffs.index),
             "note": "",
         }
+        stat = None
         if claim.value is None:
             entry["note"] = "no published value: nothing to compare the measurement with"
         elif ci is None:
             entry["gap"] = round(measured["value"] - entry["claimed"], 6)
             entry["note"] = "no confidence interval was computed for this metric"
         else:
-            v = verdict(entry["claimed"], measured["value"], ci, n=int(task.get("n") or measured.get("n") or 1),
-                        k=int(task.get("k") or 1), max_width=max_width)
-            entry.update(verdict=v["verdict"], gap=round(v["gap"], 6), note=v["note"])
+            stat = verdict(entry["claimed"], measured["value"], ci, n=int(task.get("n") or measured.get("n") or 1),
+                           k=int(task.get("k") or 1), max_width=max_width)
+            entry.update(gap=round(stat["gap"], 6))
+        if reasons and claim.value is None:
+            entry["note"] += "; " + sentence(reasons)  # no number to judge: stays inconclusive
+        elif reasons:
+            entry.update(verdict="not_comparable", note=sentence(reasons))
+            if stat is not None and mode == "indicative":
+                entry["indicative_verdict"] = stat["verdict"]
+                entry["note"] += f"; indicative only (--verdicts indicative): {stat['note']}"
+        elif stat is not None:
+            entry.update(verdict=stat["verdict"], note=stat["note"])
+        if caveats:
+            entry["note"] += "; caveat: " + "; ".join(caveats)
         if claim.setting and not claim.protocol:  # a claim with its own protocol already says so above
             entry["note"] += f" (claim setting: {claim.setting})"
         out.append(entry)
     return out
+
+
+def verdict_label(entry) -> str:
+    """How a claim's verdict is shown: `not_comparable`, or `not_comparable (indicative: below)`.
+    `entry` is a run.json claim, as a dict or a schema model."""
+    get = entry.get if isinstance(entry, dict) else lambda key: getattr(entry, key, None)
+    v = get("verdict") or "?"
+    return f"{v} (indicative: {get('indicative_verdict')})" if get("indicative_verdict") else v

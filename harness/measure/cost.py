@@ -13,6 +13,7 @@ functions stay pure.
 from __future__ import annotations
 
 import math
+import re
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -24,12 +25,34 @@ PER_GPU_SUFFIX = "/gpu"
 
 @lru_cache(maxsize=4)
 def load_prices(path: str | None = None) -> dict:
-    """The price table: {"instances": {...}, "apis": {...}} (default: the packaged prices.yaml)."""
+    """The price table: {"instances": {...}, "apis": {...}}. Instances come from prices.yaml
+    (default: the packaged one); API prices come only from the model cards' `api.prices`, their
+    one source, so a price cannot differ between two files."""
     from harness.config import safe_yaml
 
     text = Path(path).read_text() if path else (resources.files("harness") / "data" / "prices.yaml").read_text()
     table = safe_yaml(text, path or "prices.yaml") or {}
-    return {"instances": table.get("instances") or {}, "apis": table.get("apis") or {}}
+    if table.get("apis"):
+        raise ConfigError(f"{path or 'prices.yaml'} lists API prices", "API prices live in the model cards' api.prices only")
+    return {"instances": table.get("instances") or {}, "apis": card_api_prices()}
+
+
+def card_api_prices() -> dict:
+    """{API model name: price entry} from every card with an `api` section. Each is listed under
+    its snapshot name (o1-mini-2024-09-12), the name without the date (o1-mini) and the card name."""
+    from harness.claims.cards import list_cards
+
+    out: dict[str, dict] = {}
+    for card in list_cards():
+        if card.api is None:
+            continue
+        p = card.api.prices
+        entry = {"input_per_1m": p.input_per_1m, "input_cache_hit_per_1m": p.cached_input_per_1m, "output_per_1m": p.output_per_1m,
+                 "source": f"model card {card.name}: {p.source}", "status": p.status, "as_of": p.as_of or "not stated", "card": card.name}
+        undated = re.sub(r"-\d{4}-\d{2}-\d{2}$", "", card.api.model)
+        for key in (card.api.model, undated, card.name):
+            out.setdefault(key, entry)
+    return out
 
 
 def provenance(status: str | None, source: str | None, via: str | None = None) -> str:

@@ -1,125 +1,99 @@
 """Memory-bandwidth roofline for decoding: how close measured decode speed is to its bound.
 
-At batch 1 every decoded token reads all weights plus the KV cache of the context so far, so
-    bound tokens/s = bandwidth / (weight bytes + KV bytes per token x context tokens).
-Bandwidth is measured here (a device tensor copy, bytes read + written, best of a few repeats),
-not taken from a datasheet, and cached per device under
-${HARNESS_CACHE:-~/.cache/cnllm-harness}/bandwidth.json. torch is imported only inside
-`measure_bandwidth`.
+One decoding step of a batch of B sequences reads, from device memory:
+- the weights it uses: every parameter once, except the input embedding table, of which only the
+  B looked-up rows are read (a tied output head still reads the whole table once, as the
+  logits), and, in an MoE layer, only the routed experts the B tokens chose (the expected number
+  of distinct experts, E (1 - (1 - k/E)^B), with uniform routing; k at B = 1);
+- the KV cache of every sequence in the batch at its context length.
+It produces B tokens. So
+    bound steps/s = bandwidth / (weights read + B x KV bytes per token x mean context),
+    bound tokens/s = B x steps/s (aggregate), and steps/s per sequence.
+Bandwidth comes from harness/measure/bandwidth.py (measured, cached with its age, beside the
+published peak). `weight_layout` counts a transformers config's parameters by role for the dense,
+GQA (Llama, Qwen2/3) and MLA + MoE (DeepSeek-V2/V3) families; `weight_layout_from_model` reads
+the same from a loaded model's parameters.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
-import time
-from collections.abc import Callable, Mapping
-from datetime import datetime, timezone
-from pathlib import Path
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
 
-CPU_BYTES = 512 * 2**20
-GPU_BYTES = 2 * 2**30
+from harness.measure.bandwidth import (  # noqa: F401  (re-exported: the roofline's inputs)
+    bandwidth_record,
+    cache_path,
+    cached_bandwidth,
+    measure_bandwidth,
+    published_peak,
+    sync_device,
+)
+
 _DTYPE_BYTES = {"float32": 4, "float": 4, "float16": 2, "half": 2, "bfloat16": 2, "float8_e4m3fn": 1, "int8": 1}
 
 
-def sync_device(device) -> None:
-    import torch
+@dataclass(frozen=True)
+class WeightLayout:
+    """Parameter bytes by how a decoding step reads them."""
 
-    kind = device.type
-    if kind == "cuda":
-        torch.cuda.synchronize(device)
-    elif kind in ("xpu", "mps", "npu") and hasattr(getattr(torch, kind, None), "synchronize"):
-        getattr(torch, kind).synchronize()
+    total: int  # every parameter once (a tied embedding/head table counted once)
+    embedding_table: int = 0  # input embedding table (vocab x hidden x bytes)
+    embedding_row: int = 0  # one row of it
+    tied: bool = False  # the output head is the embedding table
+    expert: int = 0  # one routed expert of one MoE layer
+    moe_layers: int = 0
+    experts: int = 0  # routed experts per MoE layer (E)
+    experts_per_token: int = 0  # k
 
+    def experts_read(self, batch: int) -> float:
+        """Expected distinct routed experts per MoE layer a step of `batch` tokens reads (uniform routing)."""
+        if not self.experts:
+            return 0.0
+        if batch <= 1:
+            return float(self.experts_per_token)
+        return self.experts * (1 - (1 - self.experts_per_token / self.experts) ** batch)
 
-def measure_bandwidth(device: str = "cpu", nbytes: int | None = None, repeats: int = 5) -> float:
-    """Device memory bandwidth in GB/s (1e9 bytes/s): best of `repeats` copies of `nbytes`,
-    counting the bytes read plus the bytes written. Default size: 512 MiB on CPU, 2 GiB on
-    accelerators (large enough to defeat caches)."""
-    import torch
-
-    dev = torch.device(device)
-    size = nbytes or (CPU_BYTES if dev.type == "cpu" else GPU_BYTES)
-    n = max(1, size // 4)
-    src = torch.ones(n, dtype=torch.float32, device=dev)
-    dst = torch.empty_like(src)
-    dst.copy_(src)  # warm-up: first touch of the pages, kernel selection
-    best = float("inf")
-    for _ in range(max(1, repeats)):
-        sync_device(dev)
-        t0 = time.perf_counter()
-        dst.copy_(src)
-        sync_device(dev)
-        best = min(best, time.perf_counter() - t0)
-    moved = 2 * n * 4  # read src + write dst
-    return moved / best / 1e9
+    def read_per_step(self, batch: int = 1) -> float:
+        """Weight bytes one decoding step of `batch` sequences reads."""
+        b = max(1, batch)
+        out = self.total - self.embedding_table + min(b * self.embedding_row, self.embedding_table)
+        if self.tied:
+            out += self.embedding_table  # the logits read the whole (shared) table
+        out -= self.moe_layers * (self.experts - self.experts_read(b)) * self.expert
+        return float(out)
 
 
-def cache_path() -> Path:
-    root = os.environ.get("HARNESS_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "cnllm-harness")
-    return Path(root) / "bandwidth.json"
+def decode_step(layout: WeightLayout, kv_bytes_per_token: float, batch: int, mean_context: float) -> dict:
+    """Bytes one decoding step reads, split into weights and KV, and the bytes per generated token."""
+    b = max(1, batch)
+    weights = layout.read_per_step(b)
+    kv = b * kv_bytes_per_token * mean_context
+    return {"weight_bytes_per_step": weights, "kv_bytes_per_step": kv, "bytes_per_step": weights + kv,
+            "bytes_per_token": (weights + kv) / b, "tokens_per_step": b}
 
 
-def _read_cache(path: Path) -> dict:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}  # missing or corrupt: measure again
-    return data if isinstance(data, dict) else {}
+def roofline(bandwidth: dict, layout: WeightLayout, kv_bytes_per_token: float, *, batch: int, mean_context: float,
+             measured_per_sequence: float | None, peak: dict | None = None) -> dict:
+    """run.json's `perf.roofline` for a run decoding `batch` sequences at `mean_context` tokens.
 
-
-def cached_bandwidth(
-    device_key: str, measure: Callable[[], float], *, path: Path | None = None
-) -> tuple[float, str]:
-    """(GB/s, source) for `device_key` (e.g. "cuda:NVIDIA H100 80GB HBM3"), measuring once and
-    caching the result; a cached value says when it was measured."""
-    path = path or cache_path()
-    cache = _read_cache(path)
-    hit = cache.get(device_key)
-    if isinstance(hit, dict) and isinstance(hit.get("gbps"), (int, float)) and hit["gbps"] > 0:
-        return float(hit["gbps"]), f"measured {hit.get('measured_utc', '?')} (cached in {path})"
-    gbps = float(measure())
-    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-    cache[device_key] = {"gbps": gbps, "measured_utc": stamp, "method": "torch tensor copy, bytes read + written"}
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".bandwidth.", suffix=".json")
-        with os.fdopen(fd, "w") as f:
-            json.dump(cache, f, indent=2, sort_keys=True)
-        os.replace(tmp, path)  # atomic: a concurrent reader never sees half a file
-    except OSError:
-        return gbps, f"measured now {stamp} (cache not writable: {path})"
-    return gbps, f"measured now {stamp} (cached in {path})"
-
-
-def decode_bound(bandwidth_gbps: float, weight_bytes: int, kv_bytes_per_token: int, context_tokens: float) -> dict:
-    """Bytes read per decoded token at batch 1 and the tokens/s that bandwidth allows."""
-    per_token = weight_bytes + kv_bytes_per_token * context_tokens
-    bound = bandwidth_gbps * 1e9 / per_token if per_token > 0 else None
-    return {"bytes_per_token": per_token, "bound_tokens_per_s": bound}
-
-
-def roofline(
-    bandwidth_gbps: float,
-    source: str,
-    weight_bytes: int,
-    kv_bytes_per_token: int,
-    mean_context_tokens: float,
-    measured_decode_tokens_per_s_batch1_equiv: float | None,
-) -> dict:
-    """run.json's `perf.roofline`. `measured...` is the decode rate per sequence (batch-1
-    equivalent), since at batch B one weight read serves B tokens. fraction = measured / bound."""
-    b = decode_bound(bandwidth_gbps, weight_bytes, kv_bytes_per_token, mean_context_tokens)
-    measured = measured_decode_tokens_per_s_batch1_equiv
-    bound = b["bound_tokens_per_s"]
+    `bandwidth` is a bandwidth_record; `measured_per_sequence` the decode rate of one sequence
+    (1 / time per output token). fraction = measured / bound (the same per sequence or in aggregate).
+    """
+    step = decode_step(layout, kv_bytes_per_token, batch, mean_context)
+    gbps = float(bandwidth["gbps"])
+    steps = gbps * 1e9 / step["bytes_per_step"] if step["bytes_per_step"] > 0 else None
+    b = step["tokens_per_step"]
+    peak = peak or {"gbps": None, "source": "device unknown"}
     return {
-        "bandwidth_gbps": bandwidth_gbps,
-        "bandwidth_source": source,
-        "bytes_per_token": b["bytes_per_token"],
-        "bound_tokens_per_s": bound,
-        "measured_tokens_per_s": measured,
-        "fraction": measured / bound if measured is not None and bound else None,
+        "bandwidth_gbps": gbps, "bandwidth_source": bandwidth.get("source"), "bandwidth_measured_utc": bandwidth.get("measured_utc"),
+        "bandwidth_method": bandwidth.get("method"), "bandwidth_passes": bandwidth.get("passes"),
+        "peak_bandwidth_gbps": peak.get("gbps"), "peak_bandwidth_source": peak.get("source"),
+        "batch": b, "mean_context_tokens": mean_context, **step, "weights": asdict(layout),
+        "bound_tokens_per_s_per_sequence": steps,
+        "bound_tokens_per_s": None if steps is None else steps * b,
+        "measured_tokens_per_s_per_sequence": measured_per_sequence,
+        "measured_tokens_per_s": None if measured_per_sequence is None else measured_per_sequence * b,
+        "fraction": measured_per_sequence / steps if measured_per_sequence is not None and steps else None,
     }
 
 
@@ -167,3 +141,94 @@ def kv_bytes_or_none(config, dtype_bytes: int | None = None, *, mla_compressed: 
         return kv_bytes_per_token(config, dtype_bytes, mla_compressed=mla_compressed)
     except (TypeError, ValueError, ZeroDivisionError):
         return None
+
+
+def _dims(config) -> dict:
+    text = _get(config, "text_config")
+    if text is not None and _get(config, "num_hidden_layers") is None:
+        config = text
+    g = lambda k, d=None: _get(config, k) if _get(config, k) is not None else d  # noqa: E731
+    return {"g": g, "h": int(g("hidden_size")), "L": int(g("num_hidden_layers")), "V": int(g("vocab_size")),
+            "heads": int(g("num_attention_heads")), "mt": str(g("model_type", ""))}
+
+
+def parameter_counts(config) -> dict:
+    """Parameters by role from a transformers config (dense/GQA: Llama, Qwen2, Qwen3, Mistral;
+    MLA + MoE: DeepSeek-V2/V3): {"total", "embedding", "tied", "expert", "moe_layers", "experts",
+    "experts_per_token"}. "total" counts a tied table once. The formula is the one model_cards/
+    use for parameters.exact (tests/test_roofline.py checks it against every card)."""
+    d = _dims(config)
+    g, h, L, V, heads = d["g"], d["h"], d["L"], d["V"], d["heads"]
+    tied = bool(g("tie_word_embeddings", False))
+    per_layer, moe_layers, experts, k, expert = 2 * h, 0, 0, 0, 0  # two RMSNorms per layer
+    if g("kv_lora_rank") is not None:  # MLA (DeepSeek-V2/V3)
+        nope, rope, vdim, kvr, qr = int(g("qk_nope_head_dim")), int(g("qk_rope_head_dim")), int(g("v_head_dim")), int(g("kv_lora_rank")), g("q_lora_rank")
+        qdim = heads * (nope + rope)
+        attn = (h * qr + qr + qr * qdim) if qr else h * qdim
+        attn += h * (kvr + rope) + kvr + kvr * heads * (nope + vdim) + heads * vdim * h
+    else:
+        kvh = int(g("num_key_value_heads", heads))
+        hd = int(g("head_dim") or h // heads)
+        attn = h * heads * hd + 2 * h * kvh * hd + heads * hd * h
+        if d["mt"] == "qwen2" or g("attention_bias", False):
+            attn += heads * hd + 2 * kvh * hd + (0 if d["mt"] == "qwen2" else h)  # Llama's attention_bias covers o_proj too
+        if d["mt"] == "qwen3":
+            attn += 2 * hd  # q_norm, k_norm
+    dense_mlp = 3 * h * int(g("intermediate_size"))
+    total = 0
+    n_routed = g("n_routed_experts") or g("num_experts")
+    if n_routed:
+        experts, k = int(n_routed), int(g("num_experts_per_tok"))
+        moe_i = int(g("moe_intermediate_size"))
+        expert = 3 * h * moe_i
+        first_dense = int(g("first_k_dense_replace", 0))
+        moe_layers = L - first_dense
+        shared = 3 * h * moe_i * int(g("n_shared_experts", 0) or 0)
+        gate = experts * h + (experts if g("topk_method") == "noaux_tc" else 0)
+        total += first_dense * (per_layer + attn + dense_mlp) + moe_layers * (per_layer + attn + experts * expert + shared + gate)
+    else:
+        total += L * (per_layer + attn + dense_mlp)
+    total += h + V * h * (1 if tied else 2)  # final norm, embedding (+ untied head)
+    return {"total": total, "embedding": V * h, "embedding_row": h, "tied": tied, "expert": expert,
+            "moe_layers": moe_layers, "experts": experts, "experts_per_token": k}
+
+
+def weight_layout(config, dtype_bytes: int = 2) -> WeightLayout:
+    """WeightLayout in bytes from a config (see parameter_counts)."""
+    c = parameter_counts(config)
+    return WeightLayout(total=c["total"] * dtype_bytes, embedding_table=c["embedding"] * dtype_bytes,
+                        embedding_row=c["embedding_row"] * dtype_bytes, tied=c["tied"], expert=c["expert"] * dtype_bytes,
+                        moe_layers=c["moe_layers"], experts=c["experts"], experts_per_token=c["experts_per_token"])
+
+
+def weight_layout_from_model(model) -> WeightLayout:
+    """WeightLayout of a loaded transformers model, from its actual parameters (shared tensors once)."""
+    seen, total = set(), 0
+    for p in model.parameters():
+        if id(p) not in seen:
+            seen.add(id(p))
+            total += p.numel() * p.element_size()
+    emb = model.get_input_embeddings().weight
+    head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+    tied = head is not None and getattr(head, "weight", None) is not None and head.weight.data_ptr() == emb.data_ptr()
+    table = emb.numel() * emb.element_size()
+    c = parameter_counts(model.config) if _is_moe(model.config) else None
+    size = emb.element_size()
+    return WeightLayout(total=total, embedding_table=table, embedding_row=emb.shape[-1] * size, tied=tied,
+                        expert=(c["expert"] * size) if c else 0, moe_layers=c["moe_layers"] if c else 0,
+                        experts=c["experts"] if c else 0, experts_per_token=c["experts_per_token"] if c else 0)
+
+
+def _is_moe(config) -> bool:
+    try:
+        return bool(_get(config, "n_routed_experts") or _get(config, "num_experts")) and _get(config, "num_experts_per_tok") is not None
+    except Exception:
+        return False
+
+
+def layout_or_total(config, weight_bytes: int | None, dtype_bytes: int | None) -> WeightLayout | None:
+    """A config's WeightLayout, or every weight read once (no split known) when the config cannot be counted."""
+    try:
+        return weight_layout(config, dtype_bytes or 2)
+    except (TypeError, ValueError, KeyError):
+        return WeightLayout(total=int(weight_bytes)) if weight_bytes else None

@@ -24,8 +24,11 @@ from pathlib import Path
 from harness.reports import plots
 from harness.reports.format import interval, num, p_value, pct, seconds, usd
 from harness.reports.markdown import progress
+from harness.claims.comparability import pair_reasons, sentence
 from harness.results.schema import Cost, Metric, Perf, RunResult
-from harness.stats import mcnemar, paired_bootstrap, percentiles
+from harness.stats import holm, mcnemar, paired_bootstrap, paired_diff_ci, percentiles
+
+__all__ = ["compare", "holm", "load_runs", "paired_test", "pairwise", "time_share"]
 
 ALPHA = 0.05
 CSV_FIELDS = ("label", "run_id", "run_dir", "task", "model", "device", "device_type", "dtype", "backend", "quantization",
@@ -146,49 +149,53 @@ def paired_test(a: list[dict], b: list[dict], task: str) -> dict | None:
         va, vb = [pa[i][1][0] for i in shared], [pb[i][1][0] for i in shared]
         t = mcnemar(va, vb)
         out.update(test="mcnemar", method=t["method"], acc_a=mean(va), acc_b=mean(vb), diff=mean(va) - mean(vb),
-                   p_value=t["p_value"], b01=t["b01"], b10=t["b10"], ci95=None)
+                   p_value=t["p_value"], b01=t["b01"], b10=t["b10"])
     else:
         ma, mb = [mean(pa[i][1]) for i in shared], [mean(pb[i][1]) for i in shared]
         t = paired_bootstrap(ma, mb)
         out.update(test="paired_bootstrap", method="problem-level percentile bootstrap", acc_a=mean(ma), acc_b=mean(mb),
-                   diff=t["diff"], p_value=t["p_value"], ci95=t["ci95"])
+                   diff=t["diff"], p_value=t["p_value"])
+    ci, how = paired_diff_ci([pa[i][1] for i in shared], [pb[i][1] for i in shared])
+    out.update(ci95=list(ci), ci_method=how)
     return out
 
 
-def holm(p_values: list[float]) -> list[float]:
-    """Holm-Bonferroni adjusted p-values (step-down, monotone), in the input order."""
-    m = len(p_values)
-    order = sorted(range(m), key=lambda i: p_values[i])
-    adjusted, running = [0.0] * m, 0.0
-    for rank, i in enumerate(order):
-        running = max(running, min(1.0, (m - rank) * p_values[i]))
-        adjusted[i] = running
-    return adjusted
 
 
 def describe_pair(pair: dict) -> str:
     test = "McNemar" if pair["test"] == "mcnemar" else "paired bootstrap"
     p = p_value(pair["p_value"])
-    return f"{pair['a']} vs {pair['b']} on {pair['task']}: {100 * pair['diff']:+.1f} pts, {test} p{'' if p[0] == '<' else '='}{p}: {pair['verdict']}"
+    verdict = pair["verdict"] + (f" (indicative: {pair['indicative_verdict']})" if pair.get("indicative_verdict") else "")
+    head = f"{pair['a']} vs {pair['b']} on {pair['task']}: {100 * pair['diff']:+.1f} pts, {test} p{'' if p[0] == '<' else '='}{p}: {verdict}"
+    return head + (f" — {pair['note']}" if pair.get("note") else "")
 
 
-def pairwise(runs: list[LoadedRun]) -> list[dict]:
-    """A paired test for every pair of runs and every task both ran on shared problems."""
+def pairwise(runs: list[LoadedRun], verdicts: str = "strict") -> list[dict]:
+    """A paired test for every pair of runs and every task both ran on shared problems.
+
+    A pair the runs cannot support (harness/claims/comparability.py: random weights, truncation,
+    different protocol or decoding) gets verdict "not_comparable" with its reasons; with
+    verdicts="indicative" the statistical verdict is kept beside it as `indicative_verdict`."""
     jobs = [(a, b, t) for a, b in combinations(runs, 2) for t in a.data.tasks if t in b.data.tasks]
     pairs = []
     with progress("paired tests", total=len(jobs)) as advance:
         for a, b, task in jobs:
             res = paired_test(a.samples, b.samples, task)
             if res is not None:
-                pairs.append({"a": a.label, "b": b.label, **res})
+                reasons, caveats = pair_reasons(a.data.model_dump(mode="json"), b.data.model_dump(mode="json"), task)
+                pairs.append({"a": a.label, "b": b.label, **res, "comparable": not reasons, "reasons": reasons, "caveats": caveats})
             advance()
     for pair, adj in zip(pairs, holm([p["p_value"] for p in pairs])):
         pair["p_holm"] = adj
         if pair["p_value"] >= ALPHA or pair["diff"] == 0:
-            pair["verdict"] = "noise"
+            stat = "noise"
         else:
             better = pair["a"] if pair["diff"] > 0 else pair["b"]
-            pair["verdict"] = f"{better} better" + ("" if adj < ALPHA else f" (not after Holm correction for {len(pairs)} tests)")
+            stat = f"{better} better" + ("" if adj < ALPHA else f" (not after Holm correction for {len(pairs)} tests)")
+        pair["verdict"], pair["indicative_verdict"] = stat, None
+        if pair["reasons"]:
+            pair["verdict"], pair["note"] = "not_comparable", sentence(pair["reasons"])
+            pair["indicative_verdict"] = stat if verdicts == "indicative" else None
         pair["summary"] = describe_pair(pair)
     return pairs
 
@@ -261,10 +268,14 @@ def render_markdown(rows: list[dict], pairs: list[dict], figures: dict[str, dict
         out += ["", f"Paired on problems both runs answered (matched by task and id, targets equal). McNemar when both drew one "
                 f"sample per problem, a paired bootstrap of per-problem mean correctness otherwise. \"noise\": p >= {ALPHA}. "
                 "Holm's correction accounts for the number of tests.", "",
-                "| A | B | task | n | acc A | acc B | diff (pts) | test | p | p (Holm) |", "|---|---|---|---|---|---|---|---|---|---|"]
+                "A pair marked not_comparable (random weights, truncation, different protocol or decoding) gets no verdict; "
+                "its numbers are indicative only" + (", and its indicative verdict is for exploration only." if any(p.get("indicative_verdict") and p["reasons"] for p in pairs) else "."), "",
+                "| A | B | task | n | acc A | acc B | diff (pts) | 95% CI | test | p | p (Holm) | verdict |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for p in pairs:
+            verdict = p["verdict"] + (f" (indicative: {p['indicative_verdict']})" if p["reasons"] and p.get("indicative_verdict") else "")
             out.append(f"| {p['a']} | {p['b']} | {p['task']} | {p['n']} | {100 * p['acc_a']:.1f}% | {100 * p['acc_b']:.1f}% | "
-                       f"{100 * p['diff']:+.1f} | {p['test']} | {p_value(p['p_value'])} | {p_value(p['p_holm'])} |")
+                       f"{100 * p['diff']:+.1f} | [{100 * p['ci95'][0]:+.1f}, {100 * p['ci95'][1]:+.1f}] | {p['test']} | {p_value(p['p_value'])} | "
+                       f"{p_value(p['p_holm'])} | {verdict} |")
         mism = [p for p in pairs if p["target_mismatch"]]
         out += [f"- {p['a']} vs {p['b']} on {p['task']}: {p['target_mismatch']} problems left out (different targets)" for p in mism]
     return "\n".join(out) + "\n"
@@ -279,7 +290,7 @@ def render_csv(rows: list[dict]) -> str:
     return buf.getvalue()
 
 
-def compare(run_dirs: list[str | Path], output_dir: str | Path) -> dict:
+def compare(run_dirs: list[str | Path], output_dir: str | Path, verdicts: str = "strict") -> dict:
     """Compare runs; write comparison.{md,csv,json} and the Pareto PNGs into output_dir; return the JSON document."""
     from harness.errors import ConfigError
     from harness.results.store import write_text_atomic
@@ -291,8 +302,8 @@ def compare(run_dirs: list[str | Path], output_dir: str | Path) -> dict:
     runs = load_runs(list(run_dirs))
     rows = [row for run in runs for row in task_rows(run)]
     figures, notes = pareto_plots(rows, output_dir)
-    pairs = pairwise(runs)
-    doc = {"runs": rows, "pairs": pairs, "figures": figures, "notes": notes, "alpha": ALPHA,
+    pairs = pairwise(runs, verdicts)
+    doc = {"runs": rows, "pairs": pairs, "figures": figures, "notes": notes, "alpha": ALPHA, "verdicts_mode": verdicts,
            "files": {name: str(output_dir / name) for name in ("comparison.md", "comparison.csv", "comparison.json")}}
     write_text_atomic(output_dir / "comparison.csv", render_csv(rows))
     write_text_atomic(output_dir / "comparison.md", render_markdown(rows, pairs, figures, notes, runs))

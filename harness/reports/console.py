@@ -153,8 +153,15 @@ def summarize(run_dir):
     perf = run.perf
     tps = perf.output_tokens_per_s
     print(f"perf: {perf.wall_s:.2f} s generating, {tps:.1f} output tok/s" if tps else f"perf: {perf.wall_s:.2f} s generating")
+    from harness.claims.verdicts import verdict_label
+
     for c in run.claims:
-        print(f"claim {c.task} {c.metric} {pct(c.claimed)}: {c.verdict}")
+        claimed = "no published value" if c.claimed is None else f"{100 * c.claimed:.1f}%"
+        print(f"claim {c.task} {c.metric} {claimed}: {verdict_label(c)}")
+        if c.reasons:
+            print(f"  not comparable: {'; '.join(r.detail for r in c.reasons)}")
+            if c.measured is not None:
+                print(f"  measured {100 * c.measured:.1f}% (indicative only)")
     for w in run.warnings:
         print(f"warning: {w}")
     md, html = write_reports(run_dir)

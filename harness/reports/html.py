@@ -37,7 +37,7 @@ def clip(text: str | None, head: int = CLIP_HEAD, tail: int = CLIP_TAIL) -> str:
 
 def verdict_class(verdict: str | None) -> str:
     v = (verdict or "").lower()
-    return {"consistent": "good", "below": "bad", "above": "mid"}.get(v, "")
+    return {"consistent": "good", "below": "bad", "above": "mid", "not_comparable": "mid"}.get(v, "")
 
 
 def sample_verdict(row: dict) -> tuple[str, str]:
@@ -64,7 +64,9 @@ def _environment():
                        dash=lambda x: fmt.NONE if x is None else x,
                        yes=lambda x: fmt.NONE if x is None else ("yes" if x else "no"),
                        pts_suffix=lambda x: fmt.NONE if x is None else f"{fmt.pts(x)} pts")
-    env.globals.update(verdict_class=verdict_class, csp=CSP)
+    from harness.claims.verdicts import verdict_label
+
+    env.globals.update(verdict_class=verdict_class, verdict_label=verdict_label, csp=CSP)
     return env
 
 

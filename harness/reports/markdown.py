@@ -48,10 +48,23 @@ def render_markdown(run: RunResult | dict) -> str:
             for level, v in by.items():
                 out.append(f"| {name} | {level} | {v.n} | {pct(v.accuracy)} | {interval(v.ci95)} |")
     if d.claims:
+        from harness.claims.verdicts import verdict_label
+
         out += ["", "## Published claims: verdicts", "", "| task | metric | claimed | measured | 95% CI | verdict | gap | source |", "|---|---|---|---|---|---|---|---|"]
         for c in d.claims:
-            out.append(f"| {c.task} | {c.metric} | {pct(c.claimed)} | {pct(c.measured)} | {interval(c.ci95)} | **{c.verdict}** | "
+            measured = pct(c.measured) + (" (indicative)" if c.indicative else "")
+            out.append(f"| {c.task} | {c.metric} | {pct(c.claimed)} | {measured} | {interval(c.ci95)} | **{verdict_label(c)}** | "
                        f"{pts(c.gap) + ' pts' if c.gap is not None else '—'} | {c.source or ''} |")
+        why = [c for c in d.claims if c.reasons]
+        if why:
+            out += ["", "Not comparable (no verdict; the measured value and interval are indicative only):", ""]
+            out += [f"- {c.task} {c.metric}: " + "; ".join(f"`{r.code}` {r.detail}" for r in c.reasons) for c in why]
+        if any(c.indicative_verdict for c in d.claims):
+            out += ["", "**Indicative verdicts** (`--verdicts indicative`): computed although the run cannot support them; "
+                    "for exploration only, not a finding."]
+        caveats = sorted({x for c in d.claims for x in c.caveats})
+        if caveats:
+            out += ["", "Caveats:", ""] + [f"- {x}" for x in caveats]
         notes = sorted({n for c in d.claims for n in c.protocol_differences})
         if notes:
             out += ["", "Protocol differences (why a verdict may not transfer to the published setting):", ""] + [f"- {n}" for n in notes]
@@ -69,8 +82,11 @@ def render_markdown(run: RunResult | dict) -> str:
             f"- tokens: {perf.input_tokens} in, {perf.output_tokens} out",
             f"- peak memory: device {device_mem}, host RSS {nbytes(mem.host)}",
             f"- energy: {num(perf.energy_j)} J ({perf.energy_source}); {num(perf.joules_per_output_token)} J/token",
-            f"- roofline: {num(roof.bandwidth_gbps)} GB/s; batch-1 decode bound {num(roof.bound_tokens_per_s)} tok/s; "
-            f"achieved {pct(roof.fraction)} of it",
+            f"- roofline: measured {num(roof.bandwidth_gbps)} GB/s ({roof.bandwidth_source or '—'}); published peak "
+            f"{num(roof.peak_bandwidth_gbps)} GB/s ({roof.peak_bandwidth_source or '—'}); decode bound at batch {roof.batch or '—'} "
+            f"and mean context {num(roof.mean_context_tokens, '{:.0f}')}: {num(roof.bound_tokens_per_s_per_sequence)} tok/s per sequence, "
+            f"{num(roof.bound_tokens_per_s)} tok/s in aggregate; measured {num(roof.measured_tokens_per_s_per_sequence)} per sequence, "
+            f"{num(roof.measured_tokens_per_s)} in aggregate: {pct(roof.fraction)} of the bound",
             f"- cost: {usd(cost.usd_total)} total, {usd(cost.usd_per_1m_output_tokens)} per 1M output tokens, "
             f"{usd(cost.usd_per_correct)} per correct answer ({cost.price_source or 'no price given'})", ""]
     return "\n".join(out)

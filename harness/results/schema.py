@@ -12,7 +12,8 @@ optional fields only (claim `reasons`, verdict `not_comparable`, status `partial
 batching mode, plugin providers); 1.2 added the model's per-task engine `sampling` and its
 `overridden_defaults`, the protocol's `source`, and `scoring`; 1.3 added task `version`, `dataset_size`
 and `lm_eval_config`, and `versions.git_hash` (for `harness export --format lm-eval`); older files
-read unchanged.
+read unchanged. 1.4 added claim comparability, `verdicts_mode`, `intervals`, metric `n_eff`,
+and the roofline's batch fields.
 """
 
 from __future__ import annotations
@@ -39,8 +40,10 @@ class Metric(_Model):
 
     value: float | None = Field(description="the estimate, a fraction in [0, 1]")
     ci95: tuple[float, float] | None = Field(None, description="95% interval [low, high]")
-    method: str | None = Field(None, description="how the interval was computed (wilson, clustered_bootstrap, ...)")
+    method: str | None = Field(None, description="how the interval was computed (cluster_wilson; older files: wilson, clustered_bootstrap)")
     n: int | None = Field(None, description="problems the metric is over")
+    n_eff: float | None = Field(None, description="effective sample size behind the interval (problems <= n_eff <= samples)")
+    design_effect: float | None = Field(None, description="samples / n_eff: how much clustering within problems widened the interval")
 
 
 class Level(_Model):
@@ -96,13 +99,27 @@ class PeakMemory(_Model):
 
 
 class Roofline(_Model):
-    """How close decoding came to the memory-bandwidth bound."""
+    """How close decoding came to the memory-bandwidth bound, at the run's real batch and context."""
 
-    bandwidth_gbps: float | None = None
+    bandwidth_gbps: float | None = Field(None, description="measured: device copy, bytes read + written, best of several passes")
     bandwidth_source: str | None = None
+    bandwidth_measured_utc: str | None = Field(None, description="when the bandwidth was measured (it is cached, and re-measured when old)")
+    bandwidth_method: str | None = None
+    bandwidth_passes: list[float] | None = Field(None, description="GB/s of each pass; bandwidth_gbps is the best")
+    peak_bandwidth_gbps: float | None = Field(None, description="the device's published peak bandwidth, where known")
+    peak_bandwidth_source: str | None = None
+    batch: int | None = Field(None, description="sequences decoded together (tokens per step)")
+    mean_context_tokens: float | None = Field(None, description="mean context per sequence while decoding")
+    weight_bytes_per_step: float | None = None
+    kv_bytes_per_step: float | None = None
+    bytes_per_step: float | None = None
+    tokens_per_step: int | None = None
+    weights: dict[str, int | bool] | None = Field(None, description="weight bytes by how a step reads them (roofline.WeightLayout)")
     bytes_per_token: float | None = None
-    bound_tokens_per_s: float | None = None
-    measured_tokens_per_s: float | None = None
+    bound_tokens_per_s_per_sequence: float | None = None
+    bound_tokens_per_s: float | None = Field(None, description="aggregate bound: batch x steps/s")
+    measured_tokens_per_s_per_sequence: float | None = None
+    measured_tokens_per_s: float | None = Field(None, description="aggregate: batch x the per-sequence rate")
     fraction: float | None = None
     note: str | None = None
 
@@ -193,6 +210,12 @@ class ProtocolRecord(_Model):
     source: str | None = Field(None, description="where it was chosen: --protocol, card, served model metadata (...), model name")
 
 
+class Reason(_Model):
+    """One failed comparability condition."""
+    code: str = Field(description="random_weights, truncation, protocol, sampling, samples or scripted")
+    detail: str = Field(description="the sentence a reader sees")
+
+
 class Claim(_Model):
     """One published claim of the model card, compared with this run's measurement."""
 
@@ -207,7 +230,11 @@ class Claim(_Model):
     source: str | None = None
     status: str | None = None
     protocol_differences: list[str] = Field(default_factory=list)
-    reasons: list[str] | None = Field(None, description="why a claim is not_comparable")
+    comparable: bool | None = Field(None, description="whether the run can support a verdict on this claim (harness/claims/comparability.py)")
+    reasons: list[Reason] | None = Field(None, description="why a claim is not_comparable")
+    caveats: list[str] = Field(default_factory=list, description="differences that do not stop the verdict (dtype, quantisation)")
+    indicative: bool | None = Field(None, description="the measured value and interval are indicative only")
+    indicative_verdict: Verdict | None = Field(None, description="--verdicts indicative: the statistical verdict of a not_comparable claim")
     note: str = ""
 
 
@@ -258,6 +285,8 @@ class RunResult(_Model):
     perf: Perf | None = None
     cost: Cost | None = None
     claims: list[Claim] = Field(default_factory=list, description="with --card: the card's claims and their verdicts")
+    verdicts_mode: Literal["strict", "indicative"] | None = Field(None, description="indicative: verdicts of not_comparable claims kept, marked")
+    intervals: dict[str, str] | None = Field(None, description="how every 95% interval in this file was computed, with its reference")
     card: str | None = Field(None, description="the card's name, with --card")
     samples: Samples | None = None
     errors: Errors | None = Field(None, description="with status partial or failed: the failed samples, retried by --resume")

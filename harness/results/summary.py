@@ -16,6 +16,7 @@ from harness.results.schema import RunResult, dump
 from harness.measure.cost import hourly_price, time_cost
 from harness.measure.memory import host_peak_rss_bytes
 from harness.scoring.metrics import task_metrics
+from harness.stats import INTERVAL_METHOD, INTERVAL_REFERENCE
 from harness.measure.timing import perf_summary
 
 RANDOM_WARNING = "random weights: accuracy is meaningless here; speed and memory are those of the real architecture"
@@ -81,7 +82,8 @@ def finish_run(ctx, gathered: list[dict], status: str) -> RunResult:
         "model": _model(info), "device": {**_device(dev), "processes": world},
         "protocol": _protocol(plan), "tasks": tasks, "perf": perf,
         "cost": _cost(cfg, info, wall_s, perf, correct, answered),
-        "claims": [], "protocol_differences": {}, "warnings": [],
+        "intervals": {"method": INTERVAL_METHOD, "reference": INTERVAL_REFERENCE},
+        "claims": [], "verdicts_mode": cfg.verdicts, "protocol_differences": {}, "warnings": [],
         "samples": {"done": len(answered), "errors": len(failed), "planned": len(order)},
         "scoring": _scoring(rows),
         "plugins": _plugins(cfg, plan),
@@ -101,7 +103,7 @@ def finish_run(ctx, gathered: list[dict], status: str) -> RunResult:
         if tp.k > 1 and tp.sampling.temperature == 0:
             data["warnings"].append(f"{name}: {tp.k} samples per problem with greedy decoding are identical copies")
     if plan.card is not None:
-        _claims(data, plan, info, dev)
+        _claims(data, plan, info, cfg.verdicts)
     try:  # a field the schema does not declare fails here, before anything is written
         run = RunResult.model_validate(data)
     except ValidationError as e:
@@ -195,20 +197,31 @@ def _memory(gathered) -> dict:
 
 
 def _roofline(dev, info, rows, perf) -> dict:
-    from harness.measure.roofline import cached_bandwidth, measure_bandwidth, roofline
+    """The decode bound for this run's real batch and context (harness/measure/roofline.py)."""
+    from statistics import median
 
-    key = f"{dev.type}:{dev.name}"
+    from harness.measure.roofline import WeightLayout, bandwidth_record, measure_bandwidth, published_peak, roofline
+
+    peak = published_peak(dev.name)
     try:
-        gbps, source = cached_bandwidth(key, lambda: measure_bandwidth(dev.torch_device))
+        bw = bandwidth_record(f"{dev.type}:{dev.name}", lambda: measure_bandwidth(dev.torch_device))
     except Exception as e:  # a missing number is better than a failed run
-        return {"bandwidth_gbps": None, "bandwidth_source": f"unavailable: {e}", "bound_tokens_per_s": None, "fraction": None}
-    if not info.weight_bytes:
-        return {"bandwidth_gbps": gbps, "bandwidth_source": source, "bound_tokens_per_s": None, "fraction": None,
-                "note": "weight bytes unknown for this backend"}
+        return {"bandwidth_gbps": None, "bandwidth_source": f"unavailable: {e}", "peak_bandwidth_gbps": peak["gbps"],
+                "peak_bandwidth_source": peak["source"], "bound_tokens_per_s": None, "fraction": None}
+    layout = info.weight_layout or (WeightLayout(total=int(info.weight_bytes)) if info.weight_bytes else None)
+    if layout is None:
+        return {"bandwidth_gbps": bw["gbps"], "bandwidth_source": bw["source"], "bandwidth_measured_utc": bw["measured_utc"],
+                "peak_bandwidth_gbps": peak["gbps"], "peak_bandwidth_source": peak["source"], "bound_tokens_per_s": None,
+                "fraction": None, "note": "weight bytes unknown for this backend"}
+    # Mean context while decoding: the prompt plus half the answer (the cache grows token by token).
     ctx = [(r.get("input_tokens") or 0) + (r.get("output_tokens") or 0) / 2 for r in rows]
+    batch = int(median([r.get("batch_size") or 1 for r in rows])) if rows else 1
     p50 = (perf.get("tpot_s") or {}).get("p50")
-    return roofline(gbps, source, info.weight_bytes, info.kv_bytes_per_token or 0, sum(ctx) / len(ctx) if ctx else 0.0,
-                    1.0 / p50 if p50 else None)
+    out = roofline(bw, layout, info.kv_bytes_per_token or 0, batch=batch, mean_context=sum(ctx) / len(ctx) if ctx else 0.0,
+                   measured_per_sequence=1.0 / p50 if p50 else None, peak=peak)
+    if info.weight_layout is None:
+        out["note"] = "weights by role unknown for this backend: every weight counted as read each step"
+    return out
 
 
 def _cost(cfg, info, wall_s, perf, correct, rows) -> dict:
@@ -227,7 +240,7 @@ def _cost(cfg, info, wall_s, perf, correct, rows) -> dict:
     return out
 
 
-def _claims(data, plan, info, dev) -> None:
+def _claims(data, plan, info, mode: str) -> None:
     from harness.claims.differences import protocol_differences
     from harness.claims.verdicts import claims_for_run
 
@@ -236,5 +249,6 @@ def _claims(data, plan, info, dev) -> None:
         used = {**tp.settings, "dtype": info.dtype, "quantization": info.quantization, "revision": info.revision}
         diffs[name] = protocol_differences(plan.card, name, used, random_weights=info.random_weights, model_source=info.name_or_path)
     data["protocol_differences"] = diffs
-    data["claims"] = claims_for_run(plan.card, data["tasks"], differences_by_task=diffs, run_protocol=plan.protocol.name)
+    data["claims"] = claims_for_run(plan.card, data["tasks"], differences_by_task=diffs, run_protocol=plan.protocol.name,
+                                    model=data["model"], mode=mode)
     data["card"] = plan.card.name if hasattr(plan.card, "name") else str(plan.card)

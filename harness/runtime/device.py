@@ -85,8 +85,14 @@ def _name(torch, kind: str, index: int | None) -> str:
             return torch.npu.get_device_name(i)
     except Exception:  # a name is nice to have, never worth failing for
         pass
-    if kind == "mps":
-        return f"Apple {platform.machine()} (MPS)"
+    if kind == "mps":  # the chip name (e.g. "Apple M2 Pro") finds its published bandwidth
+        try:
+            import subprocess
+
+            chip = subprocess.run(["sysctl", "-n", "machdep.cpu.brand_string"], capture_output=True, text=True, timeout=5).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            chip = ""
+        return f"{chip or 'Apple ' + platform.machine()} (MPS)"
     return cpu_name()
 
 

@@ -4,30 +4,31 @@ Input is the list of samples.jsonl rows of one task (see results/README.md); out
 `tasks.<task>` block of run.json. Values are fractions in [0, 1]; published claims are quoted in
 percent and are divided by 100 where they are compared (harness/claims), never here.
 
-Intervals (results/README.md, "Intervals"):
-- one sample per problem: Wilson score interval over problems;
-- k > 1 samples per problem: the per-problem mean is the unit, and the interval is a percentile
-  bootstrap over problems (2,000 resamples, seed 0), so correlated samples are not counted as
-  independent evidence.
+Intervals (results/README.md, "Intervals"; docs/intervals.md): every interval, by_level, pass@k
+and maj@k included, is `harness.stats.cluster_wilson`: a Wilson interval on the effective sample
+size (problems are the clusters, so k correlated samples are not counted as k independent ones)
+with a small-sample t correction. It is never zero-width.
 
 The statistics themselves live in `harness.stats` and are re-exported here. No torch.
 """
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Sequence
 
 from harness.stats import (
-    clustered_bootstrap,
+    INTERVAL_METHOD,
+    cluster_wilson,
+    majority,
     mcnemar,
+    mean_ci,
     paired_bootstrap,
+    pass_at_k,
     percentiles,
     wilson,
 )
 
 __all__ = [
-    "clustered_bootstrap",
     "majority",
     "mcnemar",
     "paired_bootstrap",
@@ -37,57 +38,19 @@ __all__ = [
     "wilson",
 ]
 
-WILSON = "wilson"
-BOOTSTRAP = "clustered_bootstrap"
 LEVEL_KEYS = ("level", "grade")  # meta fields that hold a difficulty level, first found wins
 
 
-def pass_at_k(n: int, c: int, k: int) -> float:
-    """Unbiased pass@k from n samples with c correct (Chen et al. 2021, "Evaluating Large
-    Language Models Trained on Code", eq. 1): 1 - C(n-c, k) / C(n, k).
-
-    Computed as a running product, not with binomials, so large n neither overflows nor loses
-    precision.
-    """
-    if not (0 <= c <= n):
-        raise ValueError(f"pass_at_k needs 0 <= c <= n, got n={n}, c={c}")
-    if not (1 <= k <= n):
-        raise ValueError(f"pass_at_k needs 1 <= k <= n, got n={n}, k={k}")
-    if n - c < k:
-        return 1.0
-    prod = 1.0
-    for i in range(n - c + 1, n + 1):
-        prod *= 1.0 - k / i
-    return 1.0 - prod
-
-
-def majority(answers: Sequence[str | None]) -> str | None:
-    """The most frequent answer, None ignored; ties go to the answer seen first.
-
-    Answers are compared as exact strings (after stripping surrounding whitespace): making
-    equivalent answers textually equal is the extractor's job, upstream.
-    """
-    seen = [a.strip() for a in answers if a is not None]
-    if not seen:
-        return None
-    counts = Counter(seen)
-    best = max(counts.values())
-    return next(a for a in seen if counts[a] == best)
-
-
-def _metric(value: float, ci: tuple[float, float], method: str, n: int) -> dict:
-    return {"value": value, "ci95": [ci[0], ci[1]], "method": method, "n": n}
+def _metric(value: float, interval: dict, n: int) -> dict:
+    ci = interval["ci95"]
+    return {"value": value, "ci95": [ci[0], ci[1]], "method": INTERVAL_METHOD, "n": n,
+            "n_eff": round(interval["n_eff"], 3), "design_effect": round(interval["design_effect"], 4)}
 
 
 def _accuracy(per_problem: list[list[bool]]) -> dict:
-    """Accuracy over problems: Wilson when every problem has one sample, else the bootstrap
-    of per-problem means."""
-    n = len(per_problem)
-    if all(len(s) == 1 for s in per_problem):
-        hits = sum(1 for s in per_problem if s[0])
-        return _metric(hits / n, wilson(hits, n), WILSON, n)
-    value = sum(sum(s) / len(s) for s in per_problem) / n
-    return _metric(value, clustered_bootstrap(per_problem), BOOTSTRAP, n)
+    """Accuracy over problems: the mean of per-problem means, with its cluster-Wilson interval."""
+    value, _, interval = mean_ci(per_problem)
+    return _metric(value, interval, len(per_problem))
 
 
 def _group(rows: Sequence[dict]) -> dict[str, list[dict]]:
@@ -151,11 +114,9 @@ def task_metrics(rows: Sequence[dict], k: int) -> dict:
         full = [p for p in problems.values() if len(p) >= k]
         if full:
             scores = [pass_at_k(len(p), sum(bool(s.get("correct")) for s in p), k) for p in full]
-            metrics[f"pass@{k}"] = _metric(
-                sum(scores) / len(scores), clustered_bootstrap([[x] for x in scores]), BOOTSTRAP, len(full)
-            )
-            hits = sum(_maj_correct(p[:k]) for p in full)
-            metrics[f"maj@{k}"] = _metric(hits / len(full), wilson(hits, len(full)), WILSON, len(full))
+            metrics[f"pass@{k}"] = _metric(sum(scores) / len(scores), cluster_wilson(scores, [len(p) for p in full]), len(full))
+            maj = [float(_maj_correct(p[:k])) for p in full]  # one verdict per problem
+            metrics[f"maj@{k}"] = _metric(sum(maj) / len(full), cluster_wilson(maj), len(full))
 
     by_level: dict[str, dict] = {}
     levels: dict = {}
