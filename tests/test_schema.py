@@ -9,7 +9,7 @@ import pytest
 
 from harness import SCHEMA_VERSION
 from harness.errors import ConfigError
-from harness.results import load_run, schema
+from harness.results import load_run, schema, schema_doc
 from helpers import run_cli
 from test_report import make_run, make_samples
 
@@ -18,15 +18,15 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_committed_docs_are_generated_from_the_models():
     readme = (ROOT / "results" / "README.md").read_text(encoding="utf-8")
-    assert schema.render_readme(readme) == readme, "results/README.md is stale: run `python -m harness.results`"
+    assert schema_doc.render_readme(readme) == readme, "results/README.md is stale: run `python -m harness.results`"
     committed = json.loads((ROOT / "results" / "run.schema.json").read_text(encoding="utf-8"))
-    assert committed == schema.json_schema(), "results/run.schema.json is stale: run `python -m harness.results`"
+    assert committed == schema_doc.json_schema(), "results/run.schema.json is stale: run `python -m harness.results`"
 
 
 def test_every_model_forbids_unknown_fields_and_is_documented():
     models = [m for m in vars(schema).values() if isinstance(m, type) and issubclass(m, schema._Model) and m is not schema._Model]
     assert len(models) > 10
-    text = schema.markdown()
+    text = schema_doc.markdown()
     for m in models:
         assert m.model_config.get("extra") == "forbid", m.__name__
         assert f"### {m.__name__}" in text, m.__name__
