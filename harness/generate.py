@@ -43,10 +43,12 @@ def order(requests: Sequence[Request], lengths: Sequence[int]) -> list[Request]:
 
 def generate_all(backend: Backend, requests: Sequence[Request], lengths: Sequence[int], *, batch_size: int | str,
                  on_batch: OnBatch, stop_signal: Callable[[], int | None] = lambda: None,
-                 progress: Callable[[int], None] = lambda n: None) -> list[Batch]:
+                 progress: Callable[[int], None] = lambda n: None, batching: str = "static") -> list[Batch]:
     auto = batch_size == "auto"
     size = backend.max_batch_size() if auto else int(batch_size)
     queue = order(requests, lengths)
+    if batching == "continuous":
+        return _continuous(backend, queue, size, on_batch, stop_signal, progress)
     batches: list[Batch] = []
     i = 0
     while i < len(queue):
@@ -78,6 +80,29 @@ def generate_all(backend: Backend, requests: Sequence[Request], lengths: Sequenc
         batches.append(batch)
         progress(len(chunk))
         i += len(chunk)
+    return batches
+
+
+def _continuous(backend, queue, slots, on_batch, stop_signal, progress) -> list[Batch]:
+    """Rows are handed to `on_batch` as they finish; a `Batch` is the stretch of time since the
+    previous hand-over (its prefill_s: the time spent in prefills then), so sums over the run hold."""
+    batches: list[Batch] = []
+
+    def on_done(indices, done, seg):
+        chunk = [queue[i] for i in indices]
+        batch = Batch(rows=len(chunk), input_tokens=sum(c.input_tokens or 0 for c in done),
+                      output_tokens=sum(c.output_tokens or 0 for c in done), prefill_s=seg["prefill_s"], wall_s=seg["wall_s"])
+        on_batch(chunk, done, batch)
+        batches.append(batch)
+        progress(len(chunk))
+
+    try:
+        backend.generate_continuous(queue, slots, on_done=on_done, should_stop=stop_signal)
+    except Exception as e:
+        if not is_oom(e):
+            raise
+        _free_cache()
+        raise OutOfMemory(f"out of memory with {slots} sequences in flight", "use a smaller --batch-size") from None
     return batches
 
 

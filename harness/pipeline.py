@@ -18,6 +18,7 @@ from harness.config import RunConfig
 from harness.cost import hourly_price
 from harness.errors import ConfigError, Interrupted
 from harness.backends import load_backend
+from harness.batching import choose as choose_batching
 from harness.generate import generate_all
 from harness.plan import make_plan
 from harness.record import sample_row
@@ -48,6 +49,8 @@ def run(cfg: RunConfig, progress=None, backend=None) -> Path:
             from harness.budgets import BudgetedBackend
 
             backend = BudgetedBackend(backend, cfg.think_budget, cfg.answer_tokens)
+        mode, why = choose_batching(cfg.batching, backend, dev.type)         # static or continuous, with the reason
+        backend.info.engine.update(batching=mode, batching_reason=why)
         return _generate_and_finish(cfg, plan, dev, dist, backend, run_dir, state, load_s, progress)
     except BaseException:
         if opened and opened[1].new and _empty(opened[0]):
@@ -94,7 +97,8 @@ def _generate_and_finish(cfg, plan, dev, dist, backend, run_dir, state, load_s, 
     try:
         with StopSignals() as stop:
             generate_all(backend, [r for r, *_ in mine], lengths, batch_size=cfg.batch_size, on_batch=on_batch,
-                         stop_signal=stop.received, progress=progress or (lambda n: None))
+                         stop_signal=stop.received, progress=progress or (lambda n: None),
+                         batching=backend.info.engine.get("batching", "static"))
     except Interrupted as e:
         status, state.signum = "interrupted", e.signum
     except Exception:

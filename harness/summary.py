@@ -75,7 +75,8 @@ def finish_run(run_dir: Path, cfg, plan, dev, info, state, gathered: list[dict],
 def _model(info) -> dict:
     return {"name_or_path": info.name_or_path, "backend": info.backend, "revision": info.revision, "dtype": info.dtype,
             "num_parameters": info.num_parameters, "random_weights": info.random_weights, "architecture": info.architecture,
-            "context_length": info.context_length, "quantization": info.quantization, "notes": list(info.notes)}
+            "context_length": info.context_length, "quantization": info.quantization, "notes": list(info.notes),
+            "engine": dict(getattr(info, "engine", None) or {})}
 
 
 def _device(dev) -> dict:

@@ -76,6 +76,7 @@ class ModelInfo:
     kv_bytes_per_token: int | None = None  # KV cache bytes per token of context (roofline)
     quantization: str | None = None
     notes: list[str] = field(default_factory=list)
+    engine: dict = field(default_factory=dict)  # how it generates: batching mode, compiled decoding, with reasons
 
 
 class Backend:

@@ -26,41 +26,54 @@ class RowSampler(LogitsProcessor):
     Returns scores where only the drawn token is finite, so the (greedy) generate loop picks it.
     Also masks token ids beyond the tokenizer (random models have larger embedding tables)."""
 
-    def __init__(self, requests: list[Request], vocab_limit: int | None, device):
+    def __init__(self, requests: list[Request], vocab_limit: int | None, device, eos_ids=(), prompt_width: int = 0):
         self.requests, self.vocab_limit = requests, vocab_limit
         self.sample = not all(r.sampling.greedy for r in requests)
         self.generators = []
         if self.sample:
-            for r in requests:
-                g = torch.Generator(device=device)
-                g.manual_seed(r.seed & 0x7FFF_FFFF_FFFF_FFFF)
-                self.generators.append(g)
+            self.generators = [new_generator(r.seed, device) for r in requests]
+        self.eos, self.width = sorted(eos_ids), prompt_width
+        self.mins = [r.sampling.min_new_tokens for r in requests]
 
     def __call__(self, input_ids, scores):
         if self.vocab_limit is not None and scores.shape[-1] > self.vocab_limit:
             scores[:, self.vocab_limit:] = -float("inf")
+        made = input_ids.shape[1] - self.width
+        if self.eos and made < max(self.mins):
+            for i, m in enumerate(self.mins):
+                if made < m:
+                    scores[i, self.eos] = -float("inf")
         if not self.sample:
             return scores
         out = torch.full_like(scores, -float("inf"))
         for i, (r, g) in enumerate(zip(self.requests, self.generators)):
-            s = r.sampling
-            row = scores[i].float()
-            if s.greedy:
-                out[i, int(row.argmax())] = 0.0
-                continue
-            row = row / s.temperature
-            if s.top_k and s.top_k < row.shape[-1]:
-                kth = torch.topk(row, s.top_k).values[-1]
-                row = row.masked_fill(row < kth, -float("inf"))
-            probs = torch.softmax(row, dim=-1)
-            if s.top_p < 1.0:
-                sorted_p, idx = torch.sort(probs, descending=True)
-                cut = torch.cumsum(sorted_p, dim=-1) - sorted_p > s.top_p  # keep the smallest set reaching top_p
-                sorted_p[cut] = 0.0
-                probs = torch.zeros_like(probs).scatter(0, idx, sorted_p)
-            token = torch.multinomial(probs, 1, generator=g)
-            out[i, token] = 0.0
+            out[i, draw(scores[i], r.sampling, g)] = 0.0
         return out
+
+
+def new_generator(seed: int, device) -> torch.Generator:
+    g = torch.Generator(device=device)
+    g.manual_seed(seed & 0x7FFF_FFFF_FFFF_FFFF)
+    return g
+
+
+def draw(scores: torch.Tensor, s, generator: torch.Generator) -> int:
+    """One row's next token: argmax when greedy, else temperature/top-k/top-p sampling with the
+    row's own generator. Shared by static and continuous batching, so both draw the same tokens."""
+    row = scores.float()
+    if s.greedy:
+        return int(row.argmax())
+    row = row / s.temperature
+    if s.top_k and s.top_k < row.shape[-1]:
+        kth = torch.topk(row, s.top_k).values[-1]
+        row = row.masked_fill(row < kth, -float("inf"))
+    probs = torch.softmax(row, dim=-1)
+    if s.top_p < 1.0:
+        sorted_p, idx = torch.sort(probs, descending=True)
+        cut = torch.cumsum(sorted_p, dim=-1) - sorted_p > s.top_p  # keep the smallest set reaching top_p
+        sorted_p[cut] = 0.0
+        probs = torch.zeros_like(probs).scatter(0, idx, sorted_p)
+    return int(torch.multinomial(probs, 1, generator=generator))
 
 
 class StepClock(StoppingCriteria):
@@ -183,6 +196,24 @@ class TransformersBackend(Backend):
             torch.cuda.empty_cache()
 
     # ---- generation ------------------------------------------------------------------------
+    def continuous_unsupported(self) -> str | None:
+        """Why this model cannot use continuous batching, or None when it can."""
+        from harness.backends.continuous import Unsupported, check_supported
+
+        if getattr(self.model, "hf_device_map", None) and len(set(self.model.hf_device_map.values())) > 1:
+            return "a model split over devices (--device-map)"
+        try:
+            check_supported(self.model)
+        except Unsupported as e:
+            return str(e)
+        return None
+
+    def generate_continuous(self, requests, slots: int, on_done=None, should_stop=lambda: None) -> list[Completion]:
+        """Every request with at most `slots` in flight; a finished row's slot goes to the next request."""
+        from harness.backends.continuous import run
+
+        return run(self, requests, slots, on_done, should_stop)
+
     def generate(self, requests: list[Request]) -> list[Completion]:
         prompts = [self.render(r) for r in requests]
         templated = self.has_template and requests[0].chat
@@ -190,19 +221,20 @@ class TransformersBackend(Backend):
         input_lens = enc.attention_mask.sum(dim=1).tolist()
         enc = enc.to(self.device)
         s0 = requests[0].sampling
-        if any(r.sampling.max_new_tokens != s0.max_new_tokens or r.sampling.stop != s0.stop or r.sampling.min_new_tokens != s0.min_new_tokens
-               for r in requests):
-            raise ValueError("a batch must share max_new_tokens, min_new_tokens and stop strings")
+        if any(r.sampling.stop != s0.stop for r in requests):
+            raise ValueError("a static batch must share its stop strings")
         stop_criteria = None
         if s0.stop:
             from transformers.generation.stopping_criteria import StopStringCriteria
 
             stop_criteria = StopStringCriteria(self.tokenizer, list(s0.stop))
         clock = StepClock(self.device, self.synchronize, stop_criteria)
-        gen_cfg = GenerationConfig(max_new_tokens=s0.max_new_tokens, min_new_tokens=s0.min_new_tokens or None, do_sample=False,
+        # Rows may differ in length targets: the batch runs to the longest, each row is cut at its own
+        # max and EOS is held back per row until its own min (see RowSampler).
+        gen_cfg = GenerationConfig(max_new_tokens=max(r.sampling.max_new_tokens for r in requests), do_sample=False,
                                    eos_token_id=sorted(self.eos_ids) or None, pad_token_id=self.tokenizer.pad_token_id,
-                                   temperature=None, top_p=None, top_k=None)
-        sampler = RowSampler(requests, self.vocab_limit, self.device)
+                                   temperature=None, top_p=None, top_k=None, repetition_penalty=1.0)  # not the checkpoint's penalty
+        sampler = RowSampler(requests, self.vocab_limit, self.device, eos_ids=self.eos_ids, prompt_width=enc.input_ids.shape[1])
         start = clock.start()
         with torch.inference_mode():
             out = self.model.generate(**enc, generation_config=gen_cfg, logits_processor=LogitsProcessorList([sampler]),
@@ -213,7 +245,9 @@ class TransformersBackend(Backend):
         new = out[:, enc.input_ids.shape[1]:].tolist()
         results = []
         for row, req in enumerate(requests):
-            step, reason = _row_end(new[row], self.eos_ids, clock.stopped_at.get(row))
+            cap = req.sampling.max_new_tokens
+            stop_step = clock.stopped_at.get(row)
+            step, reason = _row_end(new[row][:cap], self.eos_ids, stop_step if stop_step is not None and stop_step < cap else None)
             ids = new[row][:step + 1]
             if reason == "eos":
                 ids = ids[:-1]  # the EOS token counts as output but is not text
