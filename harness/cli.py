@@ -41,6 +41,8 @@ RUN_FLAGS = {  # flag -> (config key, type, help)
     "--instance": ("instance", str, "a named instance from the price table (see `harness list prices`)"),
     "--base-url": ("base_url", str, "OpenAI-compatible server URL"),
     "--api-key-env": ("api_key_env", str, "name of the environment variable holding the API key"),
+    "--n-ctx": ("n_ctx", int, "llama.cpp context size in tokens (vLLM: max model length); default: the model's, capped at 32768"),
+    "--n-threads": ("n_threads", int, "llama.cpp threads (default: one per physical core)"),
     "--max-concurrency": ("max_concurrency", int, "parallel API requests"),
     "--tensor-parallel-size": ("tensor_parallel_size", int, "vLLM tensor parallelism"),
     "--num-processes": ("num_processes", int, "data-parallel processes through accelerate"),
@@ -94,6 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--warmup", type=int, default=1)
     bench.add_argument("--device", default="auto")
     bench.add_argument("--dtype", default="auto")
+    bench.add_argument("--batching", default="auto", help="auto | static | continuous (see `harness run --help`)")
     bench.add_argument("--tokenizer")
     bench.add_argument("--output", help="write the JSON here (default: printed)")
 

@@ -54,6 +54,8 @@ class RunConfig(BaseModel):
     instance: str | None = None
     base_url: str | None = None
     api_key_env: str | None = None
+    n_ctx: int | None = Field(default=None, gt=0)  # llama.cpp context (vLLM: max_model_len); None: the engine's default
+    n_threads: int | None = Field(default=None, gt=0, le=1024)  # llama.cpp threads; None: one per physical core
     max_concurrency: int | None = Field(default=None, gt=0)  # None: the backend's own default
     tensor_parallel_size: int | None = Field(default=None, gt=0)
     num_processes: int = Field(default=1, gt=0)
