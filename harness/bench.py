@@ -43,20 +43,26 @@ def prompt_of(backend, n_tokens: int) -> str:
     return text[:lo]
 
 
-def sweep(backend, batch_sizes, prompt_tokens, output_tokens, *, iterations: int, warmup: int, progress=lambda: None) -> list[dict]:
+def sweep(backend, batch_sizes, prompt_tokens, output_tokens, *, iterations: int, warmup: int, progress=lambda: None,
+          batching: str = "static") -> list[dict]:
     cells = []
+    if batching == "continuous":  # batch size = sequences in flight
+        def generate(reqs):
+            return backend.generate_continuous(reqs, len(reqs))
+    else:
+        generate = backend.generate
     for bs, pt, ot in itertools.product(batch_sizes, prompt_tokens, output_tokens):
         text = prompt_of(backend, pt)
         backend.reset_peak_memory()  # each cell reports its own peak
         reqs = [Request(key=f"bench/{i}", messages=({"role": "user", "content": text},), chat=False,
                         sampling=Sampling(max_new_tokens=ot, min_new_tokens=ot), seed=i) for i in range(bs)]
         for _ in range(warmup):
-            backend.generate(reqs)
+            generate(reqs)
         walls, ttfts, tpots, outs, ins = [], [], [], [], []
         for _ in range(iterations):
             backend.synchronize()
             t0 = time.perf_counter()
-            done = backend.generate(reqs)
+            done = generate(reqs)
             backend.synchronize()
             walls.append(time.perf_counter() - t0)
             for c in done:
@@ -87,10 +93,14 @@ def run_bench(args) -> int:
     if args.iterations <= 0 or args.warmup < 0:
         raise ConfigError("--iterations must be > 0 and --warmup >= 0", "e.g. --iterations 3 --warmup 1")
     cfg = make_config(model=args.model, backend=args.backend, device=args.device, dtype=args.dtype, tokenizer=args.tokenizer)
-    dev = devices.resolve(cfg.device, cfg.dtype)
+    from harness.batching import choose
+    from harness.cpu_dtype import refine
+
+    dev = refine(devices.resolve(cfg.device, cfg.dtype), cfg)
     t0 = time.perf_counter()
     backend = load_backend(cfg, dev)
     load_s = time.perf_counter() - t0
+    batching, batching_reason = choose(args.batching, backend, dev.type)
     total = len(batch_sizes) * len(prompt_tokens) * len(output_tokens) * args.iterations
     if sys.stderr.isatty():
         from rich.progress import Progress
@@ -98,12 +108,15 @@ def run_bench(args) -> int:
         with Progress(transient=True) as bar:
             t = bar.add_task("bench", total=total)
             cells = sweep(backend, batch_sizes, prompt_tokens, output_tokens, iterations=args.iterations, warmup=args.warmup,
-                          progress=lambda: bar.advance(t))
+                          progress=lambda: bar.advance(t), batching=batching)
     else:
-        cells = sweep(backend, batch_sizes, prompt_tokens, output_tokens, iterations=args.iterations, warmup=args.warmup)
+        cells = sweep(backend, batch_sizes, prompt_tokens, output_tokens, iterations=args.iterations, warmup=args.warmup,
+                      batching=batching)
     info = backend.info
     doc = {"model": info.name_or_path, "backend": info.backend, "random_weights": info.random_weights, "dtype": info.dtype,
-           "num_parameters": info.num_parameters, "device": {"type": dev.type, "name": dev.name}, "load_s": load_s, "cells": cells}
+           "num_parameters": info.num_parameters, "load_s": load_s, "cells": cells,
+           "device": {"type": dev.type, "name": dev.name, "dtype_reason": dev.dtype_reason, "dtype_measurements": dev.dtype_measurements},
+           "engine": {**info.engine, "batching": batching, "batching_reason": batching_reason}}
     _table(cells)
     text = json.dumps(doc, indent=2)
     if args.output:

@@ -19,6 +19,7 @@ from harness.cost import hourly_price
 from harness.errors import ConfigError, Interrupted
 from harness.backends import load_backend
 from harness.batching import choose as choose_batching
+from harness.cpu_dtype import refine as refine_cpu_dtype
 from harness.generate import generate_all
 from harness.plan import make_plan
 from harness.record import sample_row
@@ -41,6 +42,7 @@ def run(cfg: RunConfig, progress=None, backend=None) -> Path:
             if dev.type in ("cuda", "xpu", "npu"):
                 dev = devices.resolve(f"{dev.type}:{dist.local_rank}", cfg.dtype)
             opened = _open_run_dir(cfg, plan, dist)
+        dev = refine_cpu_dtype(dev, cfg)                                      # CPU auto dtype: timed on this architecture
         run_dir, state = opened
         t0 = time.perf_counter()
         backend = backend or load_backend(cfg, dev)                           # the model, on the device

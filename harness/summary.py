@@ -81,7 +81,8 @@ def _model(info) -> dict:
 
 def _device(dev) -> dict:
     return {"type": dev.type, "index": dev.index, "name": dev.name, "count": dev.count, "runtime": dev.backend_runtime,
-            "dtype": dev.dtype, "dtype_reason": dev.dtype_reason, "device_reason": dev.device_reason}
+            "dtype": dev.dtype, "dtype_reason": dev.dtype_reason, "device_reason": dev.device_reason,
+            "dtype_measurements": getattr(dev, "dtype_measurements", None)}
 
 
 def _protocol(plan) -> dict:
