@@ -22,6 +22,7 @@ RUN_FLAGS = {  # flag -> (config key, type, help)
     "--limit": ("limit", int, "at most this many problems per task"),
     "--batch-size": ("batch_size", str, "N or auto (halves on out-of-memory); with continuous batching: sequences in flight"),
     "--batching": ("batching", str, "auto | static | continuous (rows leave when done, waiting requests take their slots)"),
+    "--compile": ("compile", str, "auto | on | off: static KV cache + torch.compile for decoding (transformers on CUDA)"),
     "--max-new-tokens": ("max_new_tokens", int, "token budget per answer (thinking included)"),
     "--num-samples": ("num_samples", int, "samples per problem (k): accuracy, pass@k, maj@k"),
     "--temperature": ("temperature", float, "0 = greedy"),

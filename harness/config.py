@@ -29,6 +29,7 @@ class RunConfig(BaseModel):
     limit: int | None = Field(default=None, gt=0)
     batch_size: int | Literal["auto"] = 8
     batching: Literal["auto", "static", "continuous"] = "auto"  # harness/batching.py
+    compile: Literal["auto", "on", "off"] = "auto"  # compiled decoding on CUDA (harness/backends/compiled.py)
     max_new_tokens: int | None = Field(default=None, gt=0)
     num_samples: int | None = Field(default=None, gt=0, le=1024)  # every sample is a request held in memory
     temperature: float | None = Field(default=None, ge=0.0, le=5.0)

@@ -174,7 +174,10 @@ def test_run_records_the_batching_mode(tmp_path, capsys):
     assert code == 0, err
     run = json.loads(next(tmp_path.rglob("run.json")).read_text())
     assert run["config"]["batching"] == "continuous"
-    assert run["model"]["engine"] == {"batching": "continuous", "batching_reason": "requested"}
+    engine = run["model"]["engine"]
+    assert (engine["batching"], engine["batching_reason"]) == ("continuous", "requested")
+    assert engine["compiled"] is False and "CUDA" in engine["compile_reason"]
+    assert run["device"]["dtype_measurements"]["dtypes"].keys() == {"float32", "bfloat16"}  # CPU auto dtype, measured
     code, out, err = run_cli(["run", "--model", "fake:echo", "--limit", "1", "--batching", "continuous",
                               "--output-dir", str(tmp_path / "f")], capsys)
     assert code == 2 and err.strip().count("\n") == 0 and "error: --batching continuous is not available" in err

@@ -15,6 +15,8 @@ import torch
 from transformers import GenerationConfig, LogitsProcessor, LogitsProcessorList, StoppingCriteria, StoppingCriteriaList
 
 from harness.backends.base import Backend, Completion, ModelInfo, Request
+from harness.backends.compiled import BUCKET, generation_kwargs
+from harness.backends.compiled import decide as decide_compile
 from harness.models import load as load_model
 from harness.protocols import join_prefill, plain_prompt
 from harness.roofline import kv_bytes_or_none
@@ -131,10 +133,12 @@ class TransformersBackend(Backend):
         if tokenizer.eos_token_id is not None:
             eos_ids.add(tokenizer.eos_token_id)
         self.eos_ids = eos_ids
+        self.compiled = False  # see harness/backends/compiled.py
+        self._compiled_shapes: set[tuple[int, int, int]] = set()
 
     @classmethod
     def from_options(cls, model: str, *, device, revision=None, trust_remote_code=False, allow_pickle=False,
-                     tokenizer=None, device_map=None, max_memory=None, **_ignored) -> "TransformersBackend":
+                     tokenizer=None, device_map=None, max_memory=None, compile="auto", **_ignored) -> "TransformersBackend":
         dtype = getattr(torch, device.dtype)
         placement = device_map or device.torch_device
         loaded = load_model(model, torch_dtype=dtype, device_map=placement, revision=revision, trust_remote_code=trust_remote_code,
@@ -152,7 +156,10 @@ class TransformersBackend(Backend):
         if loaded.source == "random":
             info.notes.append("random weights: accuracy is meaningless; speed and memory are those of the architecture")
         first_device = str(next(m.parameters()).device)
-        return cls(m, loaded.tokenizer, info, first_device)
+        backend = cls(m, loaded.tokenizer, info, first_device)
+        backend.compiled, why = decide_compile(compile, torch.device(first_device).type, m)
+        info.engine.update(compiled=backend.compiled, compile_reason=why)
+        return backend
 
     # ---- hooks ---------------------------------------------------------------------------
     def render(self, request: Request) -> str:
@@ -215,9 +222,25 @@ class TransformersBackend(Backend):
         return run(self, requests, slots, on_done, should_stop)
 
     def generate(self, requests: list[Request]) -> list[Completion]:
+        if not self.compiled:
+            return self._generate(requests, False)
+        try:
+            return self._generate(requests, True)
+        except Exception as e:
+            from harness.generate import is_oom
+
+            if is_oom(e):
+                raise
+            self.compiled = False  # eager from here on, and run.json says why
+            first = (str(e).strip().splitlines() or [""])[0][:200]
+            self.info.engine.update(compiled=False, compile_reason=f"fell back to eager: a compiled generation failed ({type(e).__name__}: {first})")
+            return self._generate(requests, False)
+
+    def _generate(self, requests: list[Request], compiled: bool) -> list[Completion]:
         prompts = [self.render(r) for r in requests]
         templated = self.has_template and requests[0].chat
-        enc = self.tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=not templated)
+        enc = self.tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=not templated,
+                             pad_to_multiple_of=BUCKET if compiled else None)
         input_lens = enc.attention_mask.sum(dim=1).tolist()
         enc = enc.to(self.device)
         s0 = requests[0].sampling
@@ -231,9 +254,13 @@ class TransformersBackend(Backend):
         clock = StepClock(self.device, self.synchronize, stop_criteria)
         # Rows may differ in length targets: the batch runs to the longest, each row is cut at its own
         # max and EOS is held back per row until its own min (see RowSampler).
-        gen_cfg = GenerationConfig(max_new_tokens=max(r.sampling.max_new_tokens for r in requests), do_sample=False,
+        max_new = max(r.sampling.max_new_tokens for r in requests)
+        static = generation_kwargs(enc.input_ids.shape[1], max_new) if compiled else {}
+        gen_cfg = GenerationConfig(max_new_tokens=max_new, do_sample=False,
                                    eos_token_id=sorted(self.eos_ids) or None, pad_token_id=self.tokenizer.pad_token_id,
-                                   temperature=None, top_p=None, top_k=None, repetition_penalty=1.0)  # not the checkpoint's penalty
+                                   temperature=None, top_p=None, top_k=None, repetition_penalty=1.0, **static)  # not the checkpoint's penalty
+        if compiled:
+            self._compile_shape(enc, gen_cfg)
         sampler = RowSampler(requests, self.vocab_limit, self.device, eos_ids=self.eos_ids, prompt_width=enc.input_ids.shape[1])
         start = clock.start()
         with torch.inference_mode():
@@ -259,6 +286,20 @@ class TransformersBackend(Backend):
                                       batch_size=len(requests), batch_wall_s=end - start))
         return results
 
+    def _compile_shape(self, enc, gen_cfg) -> None:
+        """Compile a new (batch, prompt bucket, cache bucket) shape with a short untimed generation,
+        so compilation stays out of the rows' TTFT and e2e; its seconds are recorded."""
+        shape = (enc.input_ids.shape[0], enc.input_ids.shape[1], gen_cfg.max_cache_len)
+        if shape in self._compiled_shapes:
+            return
+        t0 = time.perf_counter()
+        with torch.inference_mode():
+            self.model.generate(**enc, generation_config=GenerationConfig(**{**gen_cfg.to_diff_dict(), "max_new_tokens": 4}))
+        self.synchronize()
+        self._compiled_shapes.add(shape)
+        engine = self.info.engine
+        engine["compile_warmup_s"] = engine.get("compile_warmup_s", 0.0) + time.perf_counter() - t0
+        engine["compiled_shapes"] = sorted(self._compiled_shapes)
 
 def _row_end(ids: list[int], eos_ids: set[int], stop_step: int | None) -> tuple[int, str]:
     """The step that produced a row's last token, and why it ended. After a row ends, generate
