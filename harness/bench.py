@@ -92,7 +92,8 @@ def run_bench(args) -> int:
     output_tokens = _ints(args.output_tokens, "--output-tokens")
     if args.iterations <= 0 or args.warmup < 0:
         raise ConfigError("--iterations must be > 0 and --warmup >= 0", "e.g. --iterations 3 --warmup 1")
-    cfg = make_config(model=args.model, backend=args.backend, device=args.device, dtype=args.dtype, tokenizer=args.tokenizer)
+    cfg = make_config(model=args.model, backend=args.backend, device=args.device, dtype=args.dtype, tokenizer=args.tokenizer,
+                      compile=getattr(args, "compile", "auto"))
     from harness.batching import choose
     from harness.cpu_dtype import refine
 

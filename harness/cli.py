@@ -98,6 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--device", default="auto")
     bench.add_argument("--dtype", default="auto")
     bench.add_argument("--batching", default="auto", help="auto | static | continuous (see `harness run --help`)")
+    bench.add_argument("--compile", default="auto", help="auto | on | off: compiled decoding (transformers on CUDA)")
     bench.add_argument("--tokenizer")
     bench.add_argument("--output", help="write the JSON here (default: printed)")
 
