@@ -4,9 +4,10 @@ short real generation of the model's own architecture, not from a matmul microbe
 Why: prefill is compute-bound and decode memory-bound, so a matmul timing (which favoured
 float32 4x on a 2-core EPYC VM) can pick the dtype that generates 2x slower (bfloat16 decoded a
 real 0.5B Qwen2.5 at 11.9 vs 6.3 tok/s there). The probe builds the architecture with random
-weights and only its first `LAYERS` layers (embedding, attention, MLP and LM head at full size:
+weights cut to a few layers (embedding, attention, MLP and LM head at full size:
 the per-token cost per layer and of the head is what differs between dtypes), generates a fixed
-number of tokens after a short prompt in float32 and in bfloat16, and keeps the faster. The
+number of tokens after a short prompt in float32 and in bfloat16 at two depths, scales the
+per-layer cost to the full depth, and keeps the faster. The
 decision and its measurements are cached per CPU model, torch version and architecture shape.
 """
 
@@ -19,6 +20,7 @@ from dataclasses import replace
 from pathlib import Path
 
 LAYERS = 2
+METHOD = "generation timed at 2 and 4 layers, scaled to full depth"  # part of the cache key: a new method re-measures
 PROMPT_TOKENS = 32
 NEW_TOKENS = 16
 SHAPE_KEYS = ("model_type", "hidden_size", "intermediate_size", "moe_intermediate_size", "num_hidden_layers", "num_attention_heads",
@@ -68,7 +70,7 @@ def decide(arch: dict, measure=None) -> tuple[str, str, dict]:
 
     from harness.device import cache_dir, cpu_name
 
-    key = f"{cpu_name()} | torch {torch.__version__} | {shape_key(arch)}"
+    key = f"{METHOD} | {cpu_name()} | torch {torch.__version__} | {shape_key(arch)}"
     path = cache_dir() / "cpu_dtype_generation.json"
     try:
         cache = json.loads(path.read_text())
@@ -81,8 +83,8 @@ def decide(arch: dict, measure=None) -> tuple[str, str, dict]:
     rates = {k: v["tokens_per_s"] for k, v in measured["dtypes"].items()}
     best = max(rates, key=rates.get)
     detail = ", ".join(f"{k} {v:.1f} tok/s" for k, v in rates.items())
-    reason = (f"auto: measured generation on this CPU ({measured['layers_timed']} of {measured['layers']} layers of this "
-              f"architecture, prompt {PROMPT_TOKENS}, {NEW_TOKENS} new tokens): {detail}; {best} is faster")
+    reason = (f"auto: generation timed on this CPU at {measured['layers_timed']} of {measured['layers']} layers of this "
+              f"architecture (prompt {PROMPT_TOKENS}, {NEW_TOKENS} new tokens), scaled to the full depth: {detail}; {best} is faster")
     cache = cache if isinstance(cache, dict) else {}
     cache[key] = {"dtype": best, "reason": reason, "measured": measured}
     try:
@@ -96,31 +98,46 @@ def decide(arch: dict, measure=None) -> tuple[str, str, dict]:
 
 
 def measure_generation(arch: dict) -> dict:
-    """Seconds to generate NEW_TOKENS after a PROMPT_TOKENS prompt at batch 1, float32 then bfloat16."""
+    """Generation time of NEW_TOKENS after a PROMPT_TOKENS prompt at batch 1, in float32 and bfloat16,
+    on the architecture cut to LAYERS and to 2 * LAYERS layers. The difference is the cost of LAYERS
+    layers, the rest is the embedding and head; both scale to the full depth:
+    t(full) = t(short) + (layers - LAYERS) * per-layer cost. A short model alone would overweight the
+    head (a 151,936-token head is most of a 2-layer Qwen2.5-0.5B, a quarter of the full one)."""
     import torch
+
+    layers = int(arch.get("num_hidden_layers") or LAYERS)
+    depths = sorted({min(LAYERS, layers), min(2 * LAYERS, layers)})
+    timed = {d: _time_depth(arch, d, torch) for d in depths}
+    out = {}
+    for name in ("float32", "bfloat16"):
+        short = timed[depths[0]][name]
+        per_layer = max(0.0, (timed[depths[-1]][name] - short) / (depths[-1] - depths[0])) if len(depths) > 1 else 0.0
+        full = short + (layers - depths[0]) * per_layer
+        out[name] = {"s": full, "tokens_per_s": NEW_TOKENS / full, "timed_s": {str(d): timed[d][name] for d in depths}}
+    return {"layers": layers, "layers_timed": "+".join(map(str, depths)), "prompt_tokens": PROMPT_TOKENS, "new_tokens": NEW_TOKENS,
+            "batch": 1, "dtypes": out}
+
+
+def _time_depth(arch: dict, depth: int, torch) -> dict[str, float]:
     from transformers import AutoConfig, AutoModelForCausalLM, GenerationConfig
 
     raw = {k: v for k, v in arch.items() if not k.startswith("_")}
-    layers = int(raw.get("num_hidden_layers") or LAYERS)
-    raw["num_hidden_layers"] = min(LAYERS, layers)
+    raw["num_hidden_layers"] = depth
     if isinstance(raw.get("layer_types"), list):
-        raw["layer_types"] = raw["layer_types"][:raw["num_hidden_layers"]]
+        raw["layer_types"] = raw["layer_types"][:depth]
     config = AutoConfig.for_model(raw.pop("model_type"), **raw)
     torch.manual_seed(0)
     model = AutoModelForCausalLM.from_config(config, dtype=torch.float32).eval()
-    vocab = config.get_text_config().vocab_size
-    ids = torch.randint(0, min(vocab, 1000), (1, PROMPT_TOKENS))
+    ids = torch.randint(0, min(config.get_text_config().vocab_size, 1000), (1, PROMPT_TOKENS))
     gen = GenerationConfig(max_new_tokens=NEW_TOKENS, min_new_tokens=NEW_TOKENS, do_sample=False, pad_token_id=0, eos_token_id=None)
+    warm = GenerationConfig(max_new_tokens=2, do_sample=False, pad_token_id=0, eos_token_id=None)
     out = {}
     for name in ("float32", "bfloat16"):
         model = model.to(getattr(torch, name))
         with torch.inference_mode():
-            model.generate(ids, attention_mask=torch.ones_like(ids), generation_config=GenerationConfig(
-                max_new_tokens=2, do_sample=False, pad_token_id=0, eos_token_id=None))  # warm-up
+            model.generate(ids, attention_mask=torch.ones_like(ids), generation_config=warm)
             t0 = time.perf_counter()
             model.generate(ids, attention_mask=torch.ones_like(ids), generation_config=gen)
-            s = time.perf_counter() - t0
-        out[name] = {"s": s, "tokens_per_s": NEW_TOKENS / s}
+            out[name] = time.perf_counter() - t0
     del model
-    return {"layers": layers, "layers_timed": min(LAYERS, layers), "prompt_tokens": PROMPT_TOKENS, "new_tokens": NEW_TOKENS,
-            "batch": 1, "dtypes": out}
+    return out

@@ -63,7 +63,18 @@ def test_the_real_measurement_times_both_dtypes():
     measured = cpu_dtype.measure_generation(random_config("tiny"))
     assert set(measured["dtypes"]) == {"float32", "bfloat16"}
     assert all(v["tokens_per_s"] > 0 for v in measured["dtypes"].values())
-    assert measured["layers_timed"] == 2 == measured["layers"]
+    assert measured["layers_timed"] == "2" and measured["layers"] == 2  # random:tiny has only 2 layers
+
+
+def test_depths_scale_to_the_full_model(monkeypatch):
+    import torch
+
+    costs = {2: {"float32": 3.0, "bfloat16": 2.0}, 4: {"float32": 4.0, "bfloat16": 4.0}}  # bf16 layers cost more
+    monkeypatch.setattr(cpu_dtype, "_time_depth", lambda arch, depth, torch: costs[depth])
+    m = cpu_dtype.measure_generation({**random_config("tiny"), "num_hidden_layers": 24})
+    assert m["layers_timed"] == "2+4"
+    assert m["dtypes"]["float32"]["s"] == 3.0 + 22 * 0.5 and m["dtypes"]["bfloat16"]["s"] == 2.0 + 22 * 1.0
+    assert cpu_dtype.decide({**random_config("tiny"), "num_hidden_layers": 24}, lambda a: m)[0] == "float32"
 
 
 @pytest.mark.parametrize("name", ["qwen2.5-0.5b-instruct", "r1-distill-qwen-1.5b"])
