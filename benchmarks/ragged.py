@@ -47,6 +47,28 @@ def workload(n: int, lo: int, hi: int, seed: int) -> list[Request]:
             for i, m in enumerate(lengths(n, lo, hi, seed))]
 
 
+def truncated(spec: str, layers: int) -> str:
+    """A folder holding random:<name> with only its first `layers` layers (random weights, local tokenizer)."""
+    import tempfile
+
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    from harness.models import load_tokenizer, random_config, LOCAL_TOKENIZER
+
+    if not spec.startswith("random:"):
+        raise SystemExit("--layers works on random:<name> models only")
+    raw = {k: v for k, v in random_config(spec.split(":", 1)[1]).items() if not k.startswith("_")}
+    raw["num_hidden_layers"] = layers
+    if isinstance(raw.get("layer_types"), list):
+        raw["layer_types"] = raw["layer_types"][:layers]
+    torch.manual_seed(0)
+    folder = tempfile.mkdtemp(prefix="ragged-")
+    AutoModelForCausalLM.from_config(AutoConfig.for_model(raw.pop("model_type"), **raw)).save_pretrained(folder)
+    load_tokenizer(LOCAL_TOKENIZER).save_pretrained(folder)
+    return folder
+
+
 def one_pass(backend, reqs, slots: int, mode: str) -> tuple[float, dict]:
     lens = [backend.count_tokens(backend.render(r)) for r in reqs]
     out = {}
@@ -85,9 +107,17 @@ def main(argv=None) -> int:
     ap.add_argument("--repeats", type=int, default=1, help="pairs of passes, alternating which mode goes first")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--compile", default="auto", help="static batches' compiled decoding on CUDA: auto | on | off")
+    ap.add_argument("--layers", type=int, help="random: models only: keep the first N layers (full-size embedding and head), "
+                                               "for a quick comparison on a slow machine")
+    ap.add_argument("--threads", type=int, help="torch CPU threads (on a loaded shared VM, 1 avoids OpenMP spin contention)")
     args = ap.parse_args(argv)
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     dev = resolve(args.device, args.dtype)
-    backend = TransformersBackend.from_options(args.model, device=dev, compile=args.compile)
+    model = truncated(args.model, args.layers) if args.layers else args.model
+    backend = TransformersBackend.from_options(model, device=dev, compile=args.compile)
     reqs = workload(args.requests, args.min_tokens, args.max_tokens, args.seed)
     asked = sum(r.sampling.max_new_tokens for r in reqs)
     one_pass(backend, reqs[:2], 2, "static")  # warm-up outside the timed passes
@@ -104,7 +134,7 @@ def main(argv=None) -> int:
     got = sum(n for _, n in outs["continuous"].values())
     lens = [backend.count_tokens(backend.render(r)) for r in reqs]
     rate = {m: asked / statistics.median(w) for m, w in walls.items()}
-    doc = {"model": args.model, "device": dev.name, "dtype": dev.dtype, "requests": args.requests,
+    doc = {"model": args.model, "layers": args.layers or "all", "threads": args.threads or "default", "device": dev.name, "dtype": dev.dtype, "requests": args.requests,
            "output_tokens": {"min": min(r.sampling.max_new_tokens for r in reqs), "max": max(r.sampling.max_new_tokens for r in reqs),
                              "total": asked, "produced": got},
            "engine": dict(backend.info.engine), "slots": args.batch_size, "repeats": args.repeats, "wall_s": walls, "useful_tokens_per_s": rate,

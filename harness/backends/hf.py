@@ -5,6 +5,9 @@ the clock, so step s has a timestamp. A row's TTFT is the first step's time (in 
 rows share the prefill), its e2e is the time of the step that produced its own last token.
 Sampling: each row draws from its own torch.Generator seeded by the request, so a sample does not
 depend on which batch it lands in; greedy decoding is plain argmax.
+Rows of one batch may have their own min/max new tokens: the batch runs to the longest target and
+each row is cut at its own. Continuous batching lives in continuous.py, compiled decoding (CUDA)
+in compiled.py; both are recorded in `info.engine`.
 """
 
 from __future__ import annotations
