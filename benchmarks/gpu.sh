@@ -47,7 +47,7 @@ tail -n 4 "$OUT/ragged.err"; grep -E '"(continuous_over_static|identical_outputs
 echo "== vllm"
 if $PY -c "import vllm" 2>/dev/null; then
   # vLLM loads folders, not random: names: save the random model (weights and local tokenizer) first
-  $PY -c "import sys, torch; from harness.models import load
+  $PY -c "import sys, torch; from harness.backends.models import load
 m = load(sys.argv[1], torch_dtype=torch.bfloat16, device_map='cpu'); m.model.save_pretrained(sys.argv[2]); m.tokenizer.save_pretrained(sys.argv[2])" \
     "${MODELS[0]}" "$OUT/vllm-model"
   $PY -m harness run --backend vllm --model "${VLLM_MODEL:-$OUT/vllm-model}" "${RUN[@]}" --output-dir "$OUT/vllm" --quiet 2>&1 | tail -n 6

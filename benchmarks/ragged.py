@@ -26,7 +26,7 @@ import time
 
 from harness.backends.base import Request, Sampling
 from harness.backends.hf import TransformersBackend
-from harness.device import resolve
+from harness.runtime.device import resolve
 from harness.generate import generate_all, order
 
 QUESTIONS = ["What is 2 + 3?", "Tom has 5 apples and buys 7 more. How many now?", "小明有15个苹果，给了小红4个。还剩几个？",
@@ -54,7 +54,7 @@ def truncated(spec: str, layers: int) -> str:
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM
 
-    from harness.models import load_tokenizer, random_config, LOCAL_TOKENIZER
+    from harness.backends.models import load_tokenizer, random_config, LOCAL_TOKENIZER
 
     if not spec.startswith("random:"):
         raise SystemExit("--layers works on random:<name> models only")

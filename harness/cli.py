@@ -48,7 +48,6 @@ RUN_FLAGS = {  # flag -> (config key, type, help)
     "--tensor-parallel-size": ("tensor_parallel_size", int, "vLLM tensor parallelism"),
     "--num-processes": ("num_processes", int, "data-parallel processes through accelerate"),
 }
-MULTI_FLAGS = {"--data-file": "data_files", "--stop": "stop", "--max-memory": "max_memory", "--task-option": "task_options"}
 SWITCHES = {"--allow-pickle": "allow_pickle", "--trust-remote-code": "trust_remote_code", "--quiet": "quiet"}
 
 
@@ -75,6 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
         run.add_argument(flag, type=typ, default=None, help=help_)
     run.add_argument("--data-file", action="append", default=[], metavar="TASK=PATH", help="read a task's rows from a local JSONL file")
     run.add_argument("--task-option", action="append", default=[], metavar="TASK.KEY=VALUE", help="a task option, e.g. ceval.subject=physics")
+    run.add_argument("--backend-option", action="append", default=[], metavar="KEY=VALUE",
+                     help="an option the backend declares (see `harness list backends`), e.g. n_ctx=4096")
     run.add_argument("--stop", action="append", default=[], help="a stop string (repeatable)")
     run.add_argument("--max-memory", action="append", default=[], metavar="DEVICE=SIZE", help="with --device-map: e.g. 0=20GiB cpu=64GiB")
     for flag in SWITCHES:
@@ -101,15 +102,24 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--compile", default="auto", help="auto | on | off: compiled decoding (transformers on CUDA)")
     bench.add_argument("--tokenizer")
     bench.add_argument("--output", help="write the JSON here (default: printed)")
+    bench.add_argument("--train", action="store_true", help="time training steps (forward + backward + AdamW) of a random: model instead")
+    bench.add_argument("--layers", type=int, help="with --train: override the number of layers (stated in the output)")
+    bench.add_argument("--seq-len", type=int, help="with --train: tokens per sequence (default 128)")
+    bench.add_argument("--micro-batch", type=int, help="with --train: sequences per step (default 2)")
+    bench.add_argument("--output-dir", help="with --train: where the result folder goes (default results/)")
+    bench.add_argument("--price-per-hour", type=float, help="with --train: USD per hour of this device, for the projection")
+    bench.add_argument("--max-seconds", type=float, help="with --train: stop timing steps after this long (default 20; at least one step)")
 
     rep = sub.add_parser("report", help="write report.md and report.html for a run folder")
     rep.add_argument("run_dir")
     cmp_ = sub.add_parser("compare", help="compare runs: table, plots, Pareto frontier, paired tests")
     cmp_.add_argument("run_dirs", nargs="+")
     cmp_.add_argument("--output-dir", default="comparison")
-    cl = sub.add_parser("claims", help="check comparative and cost claims across runs")
-    cl.add_argument("run_dirs", nargs="+")
-    cl.add_argument("--output-dir", default="claims", help="where claims.json and claims.md go")
+    cl = sub.add_parser("claims", help="check comparative and cost claims across runs, and training-cost claims")
+    cl.add_argument("run_dirs", nargs="*")
+    cl.add_argument("--output-dir", default=None, help="where claims.json and claims.md go (default claims/)")
+    cl.add_argument("--training", action="store_true", help="check the cards' training-cost claims (GPU-hours, dollars, implied MFU)")
+    cl.add_argument("--price-per-hour", type=float, default=None, help="with --training: your USD per GPU-hour")
     ex = sub.add_parser("export", help="export a run in another tool's format")
     ex.add_argument("run_dir")
     ex.add_argument("--format", default="lm-eval", choices=["lm-eval"])
@@ -117,7 +127,8 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-PAIR_EXAMPLES = {"--data-file": "gsm8k=data/gsm8k.jsonl", "--max-memory": "0=20GiB", "--task-option": "synthetic.steps=4"}
+PAIR_EXAMPLES = {"--data-file": "gsm8k=data/gsm8k.jsonl", "--max-memory": "0=20GiB", "--task-option": "synthetic.steps=4",
+                 "--backend-option": "n_ctx=4096"}
 
 
 def _split_pairs(values: list[str], flag: str, sep: str = "=") -> dict[str, str]:
@@ -165,6 +176,9 @@ def run_values(args: argparse.Namespace) -> dict:
         values["stop"] = list(args.stop)
     if args.max_memory:
         values["max_memory"] = _split_pairs(args.max_memory, "--max-memory")
+    if args.backend_option:
+        given = {k: _scalar(v) for k, v in _split_pairs(args.backend_option, "--backend-option").items()}
+        values["backend_options"] = {**values.get("backend_options", {}), **given}
     for opt in args.task_option:
         key, val = next(iter(_split_pairs([opt], "--task-option").items()))
         task, dot, name = key.partition(".")
@@ -188,23 +202,25 @@ def cmd_run(args, argv) -> int:
 
     values = run_values(args)
     if values.get("num_processes", 1) > 1 and int(os.environ.get("WORLD_SIZE", "1")) == 1:
-        from harness.launch import relaunch
+        from harness.runtime.launch import relaunch
 
         return relaunch(argv, values["num_processes"])
     if values.get("resume"):
-        from harness.results import read_config
+        from harness.results.store import read_config
 
-        stored = {k: v for k, v in read_config(values["resume"]).items() if not k.startswith("_")}
+        from harness.config import RETIRED_KEYS
+
+        stored = {k: v for k, v in read_config(values["resume"]).items() if not k.startswith("_") and k not in RETIRED_KEYS}
         values = {**stored, **values}
     cfg = make_config(**values)
     if cfg.think_budgets:
-        from harness.budgets import run_budgets
+        from harness.reports.budgets import run_budgets
 
         dirs = run_budgets(cfg)
         for d in dirs:
             print(d)
         return 0
-    from harness.console import run_with_progress
+    from harness.reports.console import run_with_progress
 
     return run_with_progress(cfg)
 

@@ -19,10 +19,10 @@ def cmd_list(args) -> int:
                 desc = f"{task.describe()} [{task.answer_type}]"
             except Exception as e:  # a broken plugin must not hide the others
                 desc = f"(failed to load: {e})"
-            print(f"  {name:<15} {desc}{'' if entry.provider == 'builtin' else '  (' + entry.provider + ')'}")
+            print(f"  {name:<15} {desc}{_provided(entry)}")
         print("  lm_eval:<task>  any lm-evaluation-harness generate-until task")
     if what in ("all", "models"):
-        from harness.models import random_config, random_names
+        from harness.backends.models import random_config, random_names
 
         print("random models (real architecture configs, random weights, local tokenizer):")
         for name in random_names():
@@ -30,12 +30,16 @@ def cmd_list(args) -> int:
             print(f"  random:{name:<28} {cfg.get('_hf_id') or 'tiny smoke-test Qwen2'}  [{cfg.get('_status', '')}]")
         print("also: a Hub id (org/name), a local folder, a .gguf file, openai:<model> with --base-url")
     if what in ("all", "backends"):
-        print("backends:")
-        extras = {"vllm": "pip install 'cnllm-harness[vllm]'", "llamacpp": "llama.cpp for GGUF: pip install 'cnllm-harness[llamacpp]'",
-                  "openai": "OpenAI-compatible HTTP: pip install 'cnllm-harness[openai]'", "transformers": "built in",
-                  "fake": "scripted, for tests"}
+        print("backends (options: --backend-option KEY=VALUE):")
         for name, entry in registry.entries("backends").items():
-            print(f"  {name:<13} {extras.get(name, entry.provider)}")
+            try:
+                cls = entry.load()
+            except Exception as e:  # a broken plugin must not hide the others
+                print(f"  {name:<13} (failed to load: {e}){_provided(entry)}")
+                continue
+            print(f"  {name:<13} {cls.install}{_provided(entry)}")
+            for key, field in cls.Options.model_fields.items():
+                print(f"      {key:<22} {field.description or ''}")
     if what in ("all", "protocols"):
         from harness.protocols import PROTOCOLS
 
@@ -43,7 +47,7 @@ def cmd_list(args) -> int:
         for p in PROTOCOLS.values():
             print(f"  {p.name:<14} system={'yes' if p.system_prompt else 'no'} force_think={p.force_think} fewshot={p.fewshot} chat={p.chat}")
     if what in ("all", "devices"):
-        from harness.device import inventory
+        from harness.runtime.device import inventory
 
         print("devices:")
         for row in inventory():
@@ -51,7 +55,7 @@ def cmd_list(args) -> int:
     if what == "cards":
         return cmd_cards(args)
     if what == "prices":
-        from harness.cost import load_prices
+        from harness.measure.cost import load_prices
 
         table = load_prices()
         for name, e in table["instances"].items():
@@ -61,15 +65,19 @@ def cmd_list(args) -> int:
     return 0
 
 
+def _provided(entry) -> str:
+    return "" if entry.provider == "builtin" else f"  (from {entry.provider} {entry.version or ''})".rstrip()
+
+
 def cmd_env(args) -> int:
     import platform
 
     import torch
 
     from harness import __version__
-    from harness.device import inventory, resolve
-    from harness.energy import EnergyMeter
-    from harness.roofline import cached_bandwidth, measure_bandwidth
+    from harness.runtime.device import inventory, resolve
+    from harness.measure.energy import EnergyMeter
+    from harness.measure.roofline import cached_bandwidth, measure_bandwidth
 
     print(f"harness {__version__}, python {platform.python_version()}, torch {torch.__version__}, {platform.platform()}")
     for row in inventory():
@@ -87,14 +95,14 @@ def cmd_env(args) -> int:
 def cmd_cards(args) -> int:
     import os
 
-    from harness.cards import validate_all
+    from harness.claims.cards import validate_all
 
     if getattr(args, "dir", None):
         os.environ["HARNESS_CARDS_DIR"] = args.dir
     bad = 0
     for path, err in validate_all():
         if err is None:
-            from harness.cards import load_card
+            from harness.claims.cards import load_card
 
             c = load_card(path)
             claims = len(getattr(c, "claims", []) or [])
@@ -109,21 +117,38 @@ def cmd_cards(args) -> int:
 
 
 def cmd_bench(args) -> int:
-    from harness.bench import run_bench
+    if args.train:
+        from harness.training.bench import run_train_bench
+
+        return run_train_bench(args)
+    train_only = ("layers", "seq_len", "micro_batch", "output_dir", "price_per_hour", "max_seconds")
+    given = [f"--{k.replace('_', '-')}" for k in train_only if getattr(args, k) is not None]
+    if given:
+        from harness.errors import ConfigError
+
+        raise ConfigError(f"{', '.join(given)} go{'es' if len(given) == 1 else ''} with --train", "add --train, or drop them")
+    from harness.measure.bench import run_bench
 
     return run_bench(args)
 
 
 def cmd_report(args) -> int:
     run_dir = Path(args.run_dir)
+    if (run_dir / "train.json").exists():  # a `harness bench --train` folder
+        from harness.training.bench import load_result
+        from harness.training.report import write_reports
+
+        for p in write_reports(run_dir, load_result(run_dir), with_result=False):
+            print(p)
+        return 0
     if (run_dir / "budgets.json").exists():  # a --think-budgets folder: the curve, then each run's report
-        from harness.budgets import write_curve
+        from harness.reports.budgets import write_curve
 
         runs = sorted(p.parent for p in run_dir.glob("*/run.json"))
         print(write_curve(run_dir, runs))
     else:
         runs = [run_dir]
-    from harness.report import write_reports
+    from harness.reports.markdown import write_reports
 
     for d in runs:
         for p in write_reports(d):
@@ -132,7 +157,7 @@ def cmd_report(args) -> int:
 
 
 def cmd_compare(args) -> int:
-    from harness.compare import compare
+    from harness.reports.compare import compare
 
     out = compare([Path(d) for d in args.run_dirs], Path(args.output_dir))
     print(f"wrote {args.output_dir}: {', '.join(sorted(out.get('files', [])))}" if isinstance(out, dict) else out)
@@ -140,13 +165,25 @@ def cmd_compare(args) -> int:
 
 
 def cmd_claims(args) -> int:
-    from harness.claims import check_claims
+    from harness.errors import ConfigError
 
-    return check_claims([Path(d) for d in args.run_dirs], output_dir=Path(args.output_dir))
+    if args.training:
+        from harness.training.check import run_training_claims
+
+        rc = run_training_claims(args.price_per_hour, args.output_dir)
+        if not args.run_dirs:
+            return rc
+    elif args.price_per_hour is not None:
+        raise ConfigError("--price-per-hour goes with --training", "e.g. harness claims --training --price-per-hour 2.5")
+    if not args.run_dirs:
+        raise ConfigError("claims needs run folders, or --training", "pass folders written by `harness run`, or `harness claims --training`")
+    from harness.claims.comparative_report import check_claims
+
+    return check_claims([Path(d) for d in args.run_dirs], output_dir=Path(args.output_dir or "claims"))
 
 
 def cmd_export(args) -> int:
-    from harness.lmeval import export_results
+    from harness.lmeval.export import export_results
 
     path = export_results(Path(args.run_dir), Path(args.output) if args.output else None)
     print(path)

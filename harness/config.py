@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from harness.errors import ConfigError
+from harness.errors import ConfigError, describe_error
 
+# Keys older versions stored in config.json that no longer exist (read back and ignored on --resume).
+RETIRED_KEYS = {"truncate_prompts"}
 # Settings that may differ on --resume without changing what is measured.
 RESUME_FREE = {"output_dir", "resume", "num_processes", "quiet"}
 
@@ -28,7 +30,7 @@ class RunConfig(BaseModel):
     task_options: dict[str, dict] = Field(default_factory=dict)
     limit: int | None = Field(default=None, gt=0)
     batch_size: int | Literal["auto"] = 8
-    batching: Literal["auto", "static", "continuous"] = "auto"  # harness/batching.py
+    batching: Literal["auto", "static", "continuous"] = "auto"  # harness/runtime/batching.py
     compile: Literal["auto", "on", "off"] = "auto"  # compiled decoding on CUDA (harness/backends/compiled.py)
     max_new_tokens: int | None = Field(default=None, gt=0)
     num_samples: int | None = Field(default=None, gt=0, le=1024)  # every sample is a request held in memory
@@ -37,7 +39,7 @@ class RunConfig(BaseModel):
     top_k: int | None = Field(default=None, ge=0)
     stop: tuple[str, ...] = ()
     protocol: str | None = None
-    think_budgets: tuple[int, ...] = ()  # one run per budget (harness/budgets.py)
+    think_budgets: tuple[int, ...] = ()  # one run per budget (harness/reports/budgets.py)
     think_budget: int | None = Field(default=None, gt=0)  # cap on thinking tokens for this run
     answer_tokens: int = Field(default=256, gt=0)  # budget for the answer after a capped trace
     device: str = "auto"
@@ -50,8 +52,7 @@ class RunConfig(BaseModel):
     resume: str | None = None
     allow_pickle: bool = False
     trust_remote_code: bool = False
-    truncate_prompts: bool = False
-    price_per_hour: float | None = Field(default=None, ge=0.0)  # USD per hour; bounds checked in harness/cost.py
+    price_per_hour: float | None = Field(default=None, ge=0.0)  # USD per hour; bounds checked in harness/measure/cost.py
     instance: str | None = None
     base_url: str | None = None
     api_key_env: str | None = None
@@ -59,6 +60,7 @@ class RunConfig(BaseModel):
     n_threads: int | None = Field(default=None, gt=0, le=1024)  # llama.cpp threads; None: one per physical core
     max_concurrency: int | None = Field(default=None, gt=0)  # None: the backend's own default
     tensor_parallel_size: int | None = Field(default=None, gt=0)
+    backend_options: dict[str, Any] = Field(default_factory=dict)  # checked against the backend's Options model
     num_processes: int = Field(default=1, gt=0)
     quiet: bool = False
 
@@ -123,9 +125,11 @@ def make_config(**values) -> RunConfig:
     except ValidationError as e:
         err = e.errors()[0]
         where = ".".join(str(x) for x in err["loc"])
-        msg = err["msg"].removeprefix("Value error, ")
+        msg = describe_error(err, RunConfig)[1]
         if err["type"] == "extra_forbidden":
-            raise ConfigError(f"unknown config key {where!r}", "check the spelling against `harness run --help`") from None
+            hint = msg.removeprefix("unknown key").removeprefix("; ")
+            raise ConfigError(f"unknown config key {where!r}{'; ' + hint if hint.startswith('did you') else ''}",
+                              "check the spelling against `harness run --help`") from None
         if not where:  # a rule across settings (see the model validator)
             raise ConfigError(msg, "add those tasks to --tasks, or drop the setting that names them") from None
         raise ConfigError(f"invalid value for {where}: {msg}", f"fix --{where.split('.')[0].replace('_', '-')}") from None

@@ -41,3 +41,67 @@ class Interrupted(Exception):
     def __init__(self, signum: int):
         self.signum = signum
         super().__init__(f"interrupted by signal {signum}")
+
+
+def validation_message(exc, model: type | None = None) -> str:
+    """One line for a pydantic ValidationError: "<field path>: <reason>; ...". With the root
+    `model`, an unknown key names the closest allowed one ("did you mean ...?"). Used for cards,
+    config and run.json alike, so every schema problem reads the same way."""
+    return "; ".join(": ".join(describe_error(e, model)) for e in exc.errors())
+
+
+def describe_error(err: dict, model: type | None = None) -> tuple[str, str]:
+    """(field path, reason) of one pydantic error, as validation_message writes them."""
+    return _loc(err["loc"]), _reason(err, model)
+
+
+def _loc(loc: tuple) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top level)"
+
+
+def _unwrap(annotation):
+    """The model class inside Optional[...] / list[...] / dict[str, ...], if any."""
+    import types
+    import typing
+
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        for arg in typing.get_args(annotation):
+            if arg is not type(None):
+                return _unwrap(arg)
+    if origin in (list, dict, tuple):
+        return _unwrap(typing.get_args(annotation)[-1])
+    return annotation
+
+
+def _model_at(root, loc: tuple):
+    """Walk the schema along an error location to the model that owns the last key."""
+    from pydantic import BaseModel
+
+    model = root
+    for part in loc:
+        if isinstance(part, int) or not (isinstance(model, type) and issubclass(model, BaseModel)):
+            continue
+        field = model.model_fields.get(part)
+        if field is None:
+            continue  # a dict key such as a task name
+        model = _unwrap(field.annotation)
+    return model if isinstance(model, type) and issubclass(model, BaseModel) else None
+
+
+def _reason(err: dict, root) -> str:
+    if err["type"] == "extra_forbidden":
+        import difflib
+
+        key = err["loc"][-1]
+        owner = _model_at(root, err["loc"][:-1]) if root is not None else None
+        hint = ""
+        if owner is not None:
+            close = difflib.get_close_matches(str(key), list(owner.model_fields), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else f"; allowed: {', '.join(owner.model_fields)}"
+        return f"unknown key{hint}"
+    msg = err["msg"]
+    return msg.removeprefix("Value error, ")

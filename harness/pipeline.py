@@ -12,24 +12,27 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from harness import device as devices
-from harness import parallel, results
+from harness.runtime import device as devices
+from harness import results
+from harness.runtime import parallel
 from harness.config import RunConfig
-from harness.cost import hourly_price
+from harness.measure.cost import hourly_price
 from harness.errors import ConfigError, Interrupted
-from harness.backends import load_backend
-from harness.batching import choose as choose_batching
-from harness.cpu_dtype import refine as refine_cpu_dtype
+from harness.backends import backend_class, load_backend
+from harness.runtime.batching import choose as choose_batching
+from harness.runtime.cpu_dtype import refine as refine_cpu_dtype
 from harness.generate import generate_all
 from harness.plan import make_plan
-from harness.record import sample_row
-from harness.signals import StopSignals
+from harness.scoring.record import sample_row
+from harness.runtime.signals import StopSignals
 
 
 def run(cfg: RunConfig, progress=None, backend=None) -> Path:
     card = _card(cfg)
-    plan = make_plan(cfg, card)                                               # tasks, items, protocol, sampling
+    plan = make_plan(cfg, card, served=_served(cfg))                          # tasks, items, protocol, sampling
     hourly_price(cfg.price_per_hour, cfg.instance)                            # a bad price fails now, not after measuring
+    if cfg.backend_options and backend is None:
+        backend_class(cfg)                                                    # a bad --backend-option fails before loading
     if cfg.resume:
         _check_resume(cfg)                                                    # refuse changed settings before loading
     dist, opened, shared = parallel.Dist(), None, backend is not None
@@ -48,7 +51,7 @@ def run(cfg: RunConfig, progress=None, backend=None) -> Path:
         backend = backend or load_backend(cfg, dev)                           # the model, on the device
         load_s = time.perf_counter() - t0
         if cfg.think_budget:
-            from harness.budgets import BudgetedBackend
+            from harness.backends.budget import BudgetedBackend
 
             backend = BudgetedBackend(backend, cfg.think_budget, cfg.answer_tokens)
         mode, why = choose_batching(cfg.batching, backend, dev.type)         # static or continuous, with the reason
@@ -72,6 +75,7 @@ def _empty(run_dir: Path) -> bool:
 
 
 def _generate_and_finish(cfg, plan, dev, dist, backend, run_dir, state, load_s, progress) -> Path:
+    backend.info.sampling = {name: backend.engine_sampling(tp.sampling) for name, tp in plan.tasks.items()}  # as the engine sets it
     work = [w for w in plan.work() if w[0].key not in state.done]             # what is left to generate
     mine = dist.shard(work)
     prompts = {req.key: backend.render(req) for req, *_ in mine}
@@ -91,7 +95,7 @@ def _generate_and_finish(cfg, plan, dev, dist, backend, run_dir, state, load_s, 
         writer.append(rows)
         batch_log.append([{**batch.asdict(), "rank": dist.rank}])
 
-    from harness.energy import EnergyMeter
+    from harness.measure.energy import EnergyMeter
 
     meter = EnergyMeter(dev.type, [dev.index] if dev.index is not None else None).start()
     status = "complete"
@@ -122,7 +126,7 @@ def _finish(run_dir, cfg, plan, dev, backend, state, dist, status, gen_start, lo
     gathered = dist.gather(measured)                                          # every process's measurements
     status = "interrupted" if "interrupted" in dist.gather(status) else status
     if dist.is_main:
-        from harness.summary import finish_run
+        from harness.results.summary import finish_run
 
         finish_run(run_dir, cfg, plan, dev, backend.info, state, gathered, status, world=dist.world)
     dist.barrier()
@@ -152,8 +156,8 @@ def _open_run_dir(cfg: RunConfig, plan, dist) -> tuple[Path, RunState]:
         rows = results.all_samples(run_dir, repair=dist.is_main)
         dist.barrier()
         previous = results.load_run(run_dir) if (run_dir / results.RUN).exists() else None
-        run_id = (previous or {}).get("run_id") or results.read_config(run_dir).get("_run_id") or run_dir.name.rsplit("_", 1)[-1]
-        created = (previous or {}).get("created_utc") or results.utc_now()
+        run_id = (previous.run_id if previous else None) or results.read_config(run_dir).get("_run_id") or run_dir.name.rsplit("_", 1)[-1]
+        created = (previous.created_utc if previous else None) or results.utc_now()
         return run_dir, RunState(run_id, created, {f"{r['task']}/{r['id']}/{r.get('sample', 0)}" for r in rows}, previous, False)
     run_id = dist.broadcast(results.new_run_id())
     name = dist.broadcast(results.run_dir_name(cfg.model, plan.tasks, run_id))
@@ -180,10 +184,19 @@ def _check_resume(cfg: RunConfig) -> None:
                           f"resume with the original settings (see {run_dir / results.CONFIG}) or start a new run")
 
 
+def _served(cfg: RunConfig):
+    """For an OpenAI-compatible endpoint: a lookup of the served model's metadata (for its protocol)."""
+    if not cfg.model.startswith("openai:"):
+        return None
+    from harness.backends.served import served_model
+
+    return lambda: served_model(cfg.model, cfg.base_url, cfg.api_key_env)
+
+
 def _card(cfg: RunConfig):
     if not cfg.card:
         return None
-    from harness.cards import find_card
+    from harness.claims.cards import find_card
 
     return find_card(cfg.card)
 

@@ -28,6 +28,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
+from harness.backends.render import join_prefill, plain_prompt  # noqa: F401  (the renderer owns them; re-exported)
 from harness.errors import ConfigError
 from harness.tasks.base import Item, Task
 
@@ -143,30 +144,9 @@ def build(protocol: Protocol, task: Task, item: Item, fewshot: Sequence[Item] = 
     return tuple(messages), THINK if protocol.force_think else ""
 
 
-def plain_prompt(messages: Sequence[dict]) -> str:
-    """The text of a chat=False prompt (a single user message); several messages are joined by
-    blank lines, which is what a template-less model would see."""
-    return "\n\n".join(str(m.get("content", "")) for m in messages)
-
-
-def join_prefill(rendered: str, prefill: str) -> str:
-    """Append the prefill unless the rendered generation prompt already ends with it (R1 distill
-    templates newer than about 2025-02-09 end with "<think>\\n" themselves)."""
-    if prefill and rendered.rstrip().endswith(prefill.strip()):
-        return rendered
-    return rendered + prefill
-
-
 def question_text(task: Task, item: Item) -> str:
-    """The task's own rendering, with a fallback for plugin tasks that define none."""
-    fmt = getattr(task, "format_question", None)
-    if fmt is not None:
-        return fmt(item)
-    if item.choices:
-        from harness.tasks._choice import render_choices
-
-        return render_choices(item.question, item.choices)
-    return item.question
+    """The task's own rendering of the question (Task.format_question)."""
+    return task.format_question(item)
 
 
 def is_chinese(text: str) -> bool:

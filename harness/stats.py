@@ -1,7 +1,7 @@
 """Statistics with no knowledge of tasks: intervals, paired tests, percentiles.
 
 Every function here is pure (same inputs, same outputs; bootstraps take an explicit seed) and
-imports only numpy and the standard library. `harness.metrics` builds task metrics on top of these
+imports only numpy and the standard library. `harness.scoring.metrics` builds task metrics on top of these
 and re-exports them, so callers import from one place.
 
 Conventions: proportions are fractions in [0, 1]; an interval is a `(lo, hi)` tuple.

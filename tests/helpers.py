@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from harness.models import LOCAL_TOKENIZER, TINY
+from harness.backends.models import LOCAL_TOKENIZER, TINY
 
 
 def write_jsonl(path: Path, rows: list[dict]) -> Path:
@@ -47,3 +47,13 @@ def run_cli(argv: list[str], capsys) -> tuple[int, str, str]:
         code = e.code
     captured = capsys.readouterr()
     return code, captured.out, captured.err
+
+
+def run_result(**parts):
+    """The smallest valid run.json as a RunResult; `parts` replace or add top-level fields."""
+    from harness import SCHEMA_VERSION
+    from harness.results.schema import RunResult
+
+    doc = {"schema_version": SCHEMA_VERSION, "run_id": "r1", "status": "complete",
+           "model": {"name_or_path": "m", "backend": "transformers"}, "device": {"type": "cpu"}}
+    return RunResult.model_validate({**doc, **parts})

@@ -316,7 +316,7 @@ def _start_run(files, out, capsys, monkeypatch, ok_writes: int):
         f = real_open(path, mode, *args, **kwargs)
         return _FullDisk(f, ok_writes) if Path(path).name == results.SAMPLES else f
 
-    monkeypatch.setattr(results, "open", full_open, raising=False)
+    monkeypatch.setattr(results.store, "open", full_open, raising=False)
     argv = ["run", "--model", "fake:echo", "--tasks", "gsm8k", "--data-file", f"gsm8k={files['good']}", "--output-dir", str(out),
             "--limit", "4", "--batch-size", "1", "--max-new-tokens", "8"]
     code, stdout, stderr = run_cli(argv, capsys)

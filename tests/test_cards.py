@@ -14,10 +14,10 @@ import pytest
 import yaml
 from pydantic import BaseModel
 
-from harness import cards
-from harness.cards import (
-    Card, card_generation_defaults, cards_dir, find_card, list_cards, load_card, protocol_differences, validate_all,
-)
+from harness.claims import differences
+from harness.claims.card_schema import Card
+from harness.claims.cards import cards_dir, find_card, list_cards, load_card, validate_all
+from harness.claims.differences import card_generation_defaults, protocol_differences
 from harness.errors import ConfigError
 
 CARDS = cards_dir()
@@ -226,7 +226,7 @@ def test_generation_defaults_per_task_override():
 
 def test_generation_defaults_fall_back_within_context():
     d = card_generation_defaults(find_card("qwen2.5-1.5b-instruct"), "gsm8k")
-    assert d == {"protocol": "qwen", **cards.FALLBACK_SETTINGS}
+    assert d == {"protocol": "qwen", **differences.FALLBACK_SETTINGS}
     m = card_generation_defaults(find_card("qwen2.5-math-7b-instruct"), "gsm8k")
     assert m["temperature"] == 0.0 and m["max_new_tokens"] == 2048 <= find_card("qwen2.5-math-7b-instruct").context_length
 

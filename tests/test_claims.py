@@ -13,11 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from harness.cards import find_card
-from harness.claims import check, check_claims, identify, load_comparisons, newcombe_paired_ci
+from harness.claims.cards import find_card
+from harness.claims.comparative import check, identify, newcombe_paired_ci
+from harness.claims.comparative_report import check_claims
+from harness.claims.comparisons import load_comparisons
 from harness.cli import main
 from harness.errors import ConfigError
-from helpers import write_jsonl
+from helpers import run_result, write_jsonl
 
 R1, O1 = "deepseek-reasoner", "o1-2024-12-17"  # API model names: identified through the cards' api.model
 DISTILL = "deepseek-ai/DeepSeek-R1-Distill-Qwen-32B"
@@ -94,13 +96,13 @@ def test_bad_comparisons_file_is_one_config_error(tmp_path):
     (f"/hf/hub/models--deepseek-ai--DeepSeek-R1-Distill-Qwen-32B/snapshots/{'a' * 40}", "r1-distill-qwen-32b"),
     ("random:qwen2.5-0.5b", "qwen2.5-0.5b-instruct"), ("someone/unknown-model", None)])
 def test_identify_by_model_name(model, card):
-    ident = identify({"model": {"name_or_path": model, "random_weights": model.startswith("random:")}})
+    ident = identify(run_result(model={"name_or_path": model, "backend": "transformers", "random_weights": model.startswith("random:")}))
     assert ident.card == card
     assert ident.meaningless == model.startswith("random:")
 
 
 def test_card_field_wins_and_fake_backend_is_flagged():
-    ident = identify({"card": "o1-mini", "model": {"name_or_path": DISTILL, "backend": "fake"}})
+    ident = identify(run_result(card="o1-mini", model={"name_or_path": DISTILL, "backend": "fake"}))
     assert ident.card == "o1-mini" and ident.how == "run.json card"
     assert ident.meaningless and "fake backend" in ident.flags[0]
 

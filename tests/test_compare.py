@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from harness import plots
-from harness.compare import compare, holm, paired_test, time_share
+from harness.reports import plots
+from harness.reports.compare import compare, holm, paired_test, time_share
 from test_report import make_run, make_samples
 
 

@@ -12,7 +12,7 @@ import pytest
 from harness.backends import compiled
 from harness.backends.base import Request, Sampling
 from harness.backends.hf import TransformersBackend
-from harness.device import resolve
+from harness.runtime.device import resolve
 from harness.errors import ConfigError
 from helpers import tiny_model_folder
 

@@ -13,8 +13,8 @@ import torch
 from harness.backends.base import Request, Sampling
 from harness.backends.fake import FakeBackend
 from harness.backends.hf import TransformersBackend
-from harness.batching import MEASURED, choose
-from harness.device import resolve
+from harness.runtime.batching import MEASURED, choose
+from harness.runtime.device import resolve
 from harness.errors import ConfigError, Interrupted
 from harness.generate import generate_all
 from helpers import tiny_model_folder

@@ -8,10 +8,10 @@ import json
 
 import pytest
 
-from harness import cpu_dtype
+from harness.runtime import cpu_dtype
 from harness.config import make_config
-from harness.device import resolve
-from harness.models import random_config
+from harness.runtime.device import resolve
+from harness.backends.models import random_config
 
 
 def _fake(rates):

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.energy import EnergyMeter
+from harness.measure.energy import EnergyMeter
 
 MAX_RANGE = 262_143_328_850
 

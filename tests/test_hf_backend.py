@@ -8,7 +8,7 @@ import torch
 
 from harness.backends.base import Request, Sampling
 from harness.backends.hf import TransformersBackend
-from harness.device import resolve
+from harness.runtime.device import resolve
 from helpers import tiny_model_folder
 
 PROMPTS = ["What is 2 + 3?", "Tom has 5 apples and buys 7 more. How many now?", "小明有15个苹果，给了小红4个。",
@@ -82,3 +82,33 @@ def test_stop_string_ends_a_row(backend):
                                      sampling=Sampling(max_new_tokens=24, stop=(stop,)), seed=0)])[0]
     assert done.finish_reason == "stop"
     assert stop not in done.text and free.startswith(done.text)
+
+
+def test_greedy_ignores_the_models_generation_config_and_records_what_it_overrode(folder, tmp_path):
+    """A repetition penalty (or do_sample, top_k ...) in generation_config.json must not change
+    greedy outputs: every decoding field is set on each call and the overridden ones recorded."""
+    import json
+    import shutil
+
+    from harness.backends.hf import overridden_defaults
+
+    neutral = TransformersBackend.from_options(str(folder), device=resolve("cpu", "float32"))
+    assert neutral.info.overridden_defaults == overridden_defaults(neutral.model.generation_config)
+    opinionated = tmp_path / "opinionated"
+    shutil.copytree(folder, opinionated)
+    cfg_path = opinionated / "generation_config.json"
+    cfg = json.loads(cfg_path.read_text()) if cfg_path.exists() else {}
+    cfg.update({"repetition_penalty": 3.0, "do_sample": True, "temperature": 0.7, "top_k": 20, "no_repeat_ngram_size": 2})
+    cfg_path.write_text(json.dumps(cfg))
+    b = TransformersBackend.from_options(str(opinionated), device=resolve("cpu", "float32"))
+    assert {"repetition_penalty": 3.0, "do_sample": True, "temperature": 0.7, "top_k": 20,
+            "no_repeat_ngram_size": 2}.items() <= b.info.overridden_defaults.items()
+    assert [c.text for c in b.generate(_reqs())] == [c.text for c in neutral.generate(_reqs())]
+    # and the model's own defaults would have changed them: the comparison above can fail
+    tok, model = b.tokenizer, b.model
+    text = tok.apply_chat_template([{"role": "user", "content": PROMPTS[3]}], tokenize=False, add_generation_prompt=True)
+    ids = tok(text, return_tensors="pt", add_special_tokens=False)
+    with torch.inference_mode():
+        out = model.generate(**ids, max_new_tokens=24, do_sample=False, pad_token_id=tok.pad_token_id)
+    assert tok.decode(out[0, ids.input_ids.shape[1]:]) != neutral.generate(_reqs()[3:])[0].text
+    assert b.engine_sampling(Sampling())["repetition_penalty"] == 1.0

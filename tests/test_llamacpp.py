@@ -158,7 +158,7 @@ def test_transformers_backend_loads_the_gguf_file_like_the_folder(tiny_gguf, tin
     (dequantised) gives the same greedy text as the safetensors folder it was made from."""
     from harness.backends.base import Request, Sampling
     from harness.backends.hf import TransformersBackend
-    from harness.device import resolve
+    from harness.runtime.device import resolve
 
     dev = resolve("cpu", "float32")
     reqs = [Request(key=str(i), messages=({"role": "user", "content": p},), sampling=Sampling(max_new_tokens=12), seed=i)

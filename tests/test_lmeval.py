@@ -60,7 +60,7 @@ def lm_eval_own(task_dir, fake_model, tmp_path_factory):
     from lm_eval import simple_evaluate
     from lm_eval.tasks import TaskManager
 
-    import harness.lmeval_model  # noqa: F401  (registers "harness")
+    import harness.lmeval.model  # noqa: F401  (registers "harness")
 
     timings = tmp_path_factory.mktemp("lmeval-timings") / "timings.jsonl"
     os.environ["HARNESS_LMEVAL_TIMINGS"] = str(timings)
@@ -114,7 +114,7 @@ def test_lmeval_timings_file_has_one_row_per_request(lm_eval_own):
 def test_lmeval_registry_and_model_args(fake_model):
     from lm_eval.api.registry import get_model
 
-    from harness.lmeval_model import HarnessLM
+    from harness.lmeval.model import HarnessLM
 
     cls = get_model("harness")
     assert cls is HarnessLM
@@ -132,7 +132,7 @@ def test_lmeval_registry_and_model_args(fake_model):
 def test_lmeval_chat_template_sends_messages_not_rendered_text(fake_model):
     from lm_eval.api.instance import Instance
 
-    from harness.lmeval_model import HarnessLM
+    from harness.lmeval.model import HarnessLM
 
     lm = HarnessLM(model=fake_model, device="cpu", dtype="float32", batch_size=4)
     seen = []
@@ -156,7 +156,7 @@ def test_lmeval_chat_template_sends_messages_not_rendered_text(fake_model):
 def test_lmeval_think_end_token_and_enable_thinking(fake_model):
     from lm_eval.api.instance import Instance
 
-    from harness.lmeval_model import HarnessLM
+    from harness.lmeval.model import HarnessLM
 
     lm = HarnessLM(model=fake_model, device="cpu", dtype="float32", think_end_token="</think>", enable_thinking=False)
     req = Instance("generate_until", {}, ("Think first: 4 + 5?", {"until": ["\n\n"]}), idx=0, metadata=(TASK, 0, 1))
@@ -167,7 +167,7 @@ def test_lmeval_think_end_token_and_enable_thinking(fake_model):
 
 
 def test_lmeval_gen_kwargs_map_to_sampling():
-    from harness.lmeval_model import sampling_from_gen_kwargs
+    from harness.lmeval.model import sampling_from_gen_kwargs
 
     s, stops, ignored = sampling_from_gen_kwargs({"until": "Q:", "do_sample": False, "temperature": 0.7}, 64)
     assert (s.temperature, s.max_new_tokens, s.stop, stops, ignored) == (0.0, 64, ("Q:",), ["Q:"], [])
@@ -215,7 +215,7 @@ def test_lmeval_task_runs_through_harness_pipeline(pipeline_run):
 
 
 def test_lmeval_task_items_stop_and_env_include(task_dir, monkeypatch):
-    from harness.lmeval import INCLUDE_ENV, LMEvalTask
+    from harness.lmeval.task import INCLUDE_ENV, LMEvalTask
 
     monkeypatch.setenv(INCLUDE_ENV, str(task_dir))
     task = LMEvalTask(TASK)
@@ -227,7 +227,7 @@ def test_lmeval_task_items_stop_and_env_include(task_dir, monkeypatch):
 
 
 def test_lmeval_task_data_file_override(task_dir, tmp_path):
-    from harness.lmeval import LMEvalTask
+    from harness.lmeval.task import LMEvalTask
 
     data = tmp_path / "mine.jsonl"
     data.write_text(json.dumps({"question": "What is 6 times 7?", "answer": "6 * 7 = 42\n#### 42"}) + "\n", encoding="utf-8")
@@ -240,7 +240,7 @@ def test_lmeval_task_data_file_override(task_dir, tmp_path):
 
 
 def test_lmeval_multiple_choice_task_becomes_lettered_items(tmp_path):
-    from harness.lmeval import LMEvalTask
+    from harness.lmeval.task import LMEvalTask
 
     (tmp_path / "mc.jsonl").write_text(json.dumps({"q": "Which is a fruit?", "options": ["stone", "apple", "chair"], "gold": 1}) + "\n",
                                        encoding="utf-8")
@@ -258,7 +258,7 @@ def test_lmeval_multiple_choice_task_becomes_lettered_items(tmp_path):
 
 
 def test_lmeval_task_options_and_paths_are_checked(tmp_path):
-    from harness.lmeval import LMEvalTask, final_answer
+    from harness.lmeval.task import LMEvalTask, final_answer
 
     with pytest.raises(ConfigError, match="unknown option"):
         LMEvalTask(TASK, shots=5)
@@ -305,7 +305,7 @@ def test_lmeval_export_is_read_back_by_lm_eval(pipeline_run, lm_eval_own, tmp_pa
 
 
 def test_lmeval_export_default_path_and_missing_run(pipeline_run, tmp_path):
-    from harness.lmeval import export_results
+    from harness.lmeval.export import export_results
 
     path = export_results(pipeline_run)
     assert path == pipeline_run / "lm_eval_results.json"

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from harness.metrics import (
+from harness.scoring.metrics import (
     clustered_bootstrap,
     majority,
     mcnemar,

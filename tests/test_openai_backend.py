@@ -302,3 +302,82 @@ def test_openai_wrong_key_against_real_server(llama_server, monkeypatch):
         backend.generate([_req()])
     assert "refused the API key" in str(err.value) and "sk-wrong" not in str(err.value)
     assert os.environ["OPENAI_API_KEY"] not in repr(backend) + repr(backend.info)
+
+
+GREEDY_PROMPTS = ["What is 2 + 2?", "Name a prime number.", "你好", "Write a haiku about rain.",
+                  "List three colours.", "用一句话介绍你自己。"]
+
+
+def test_openai_greedy_matches_direct_llama_cpp_on_a_default_server(llama_server, tiny_gguf, monkeypatch):
+    """The server runs with its own defaults (repeat_penalty 1.1, top_k 40, min_p 0.05): greedy is
+    greedy only if every neutral value is sent. Same prompts, same text as the direct engine."""
+    from harness.backends.llamacpp import LlamaCppBackend
+
+    monkeypatch.setenv("HARNESS_TEST_KEY", PLANTED)
+    api = OpenAIBackend.from_options("openai:tiny", base_url=llama_server, api_key_env="HARNESS_TEST_KEY",
+                                     max_concurrency=1, timeout_s=60)
+    direct = LlamaCppBackend.from_options(str(tiny_gguf), n_ctx=1024)
+    try:
+        requests = [Request(f"t/{i}/0", ({"role": "user", "content": q},), Sampling(max_new_tokens=32), seed=i)
+                    for i, q in enumerate(GREEDY_PROMPTS)]
+        served, local = api.generate(requests), direct.generate(requests)
+        assert [c.text for c in served] == [c.text for c in local]
+        assert any(len(c.text) > 20 for c in local)  # long enough for a repeat penalty to have shown
+        body = api.payload(requests[0])
+        assert body["repeat_penalty"] == body["repetition_penalty"] == 1.0 and body["top_k"] == 1 and body["min_p"] == 0.0
+        # the same prompt without the neutral values, as the harness used to send it: the server's
+        # defaults change at least one greedy output, so the comparison above can fail
+        differ = 0
+        for r, c in zip(requests, local):
+            plain = httpx.post(f"{llama_server}/chat/completions", timeout=60, headers={"Authorization": f"Bearer {PLANTED}"},
+                               json={"model": "tiny", "messages": list(r.messages), "max_tokens": 32, "temperature": 0.0,
+                                     "top_k": 1, "seed": r.seed}).json()
+            differ += plain["choices"][0]["message"]["content"] != c.text
+        assert differ > 0
+    finally:
+        direct.close()
+        api.close()
+
+
+def test_openai_sends_every_sampling_field_and_hosted_apis_only_theirs():
+    local = _scripted(lambda r: httpx.Response(200), base_url="http://127.0.0.1:1/v1")
+    body = local.payload(_req())
+    assert {"temperature": 0.0, "top_p": 1.0, "top_k": 1, "min_p": 0.0, "repeat_penalty": 1.0, "repetition_penalty": 1.0,
+            "presence_penalty": 0.0, "frequency_penalty": 0.0, "typical_p": 1.0, "mirostat_mode": 0}.items() <= body.items()
+    assert local.engine_sampling(_req().sampling) == {k: body[k] for k in local.engine_sampling(_req().sampling)}
+    sampled = local.payload(_req(temperature=0.6, top_p=0.95))
+    assert (sampled["temperature"], sampled["top_p"], sampled["top_k"]) == (0.6, 0.95, 0)
+
+
+def test_openai_protocol_comes_from_flag_card_or_served_metadata_never_the_bare_name():
+    from harness.backends.served import served_model
+    from harness.config import RunConfig
+    from harness.errors import ConfigError
+    from harness.plan import choose_protocol
+
+    cfg = RunConfig(model="openai:qwen", base_url="http://127.0.0.1:1/v1")
+    # the bare name "qwen" used to give the plain-text few-shot protocol, then sent as a chat message
+    with pytest.raises(ConfigError, match="--protocol"):
+        choose_protocol(cfg, None)
+    assert choose_protocol(cfg, "r1")[1] == "card"
+    flagged = RunConfig(model="openai:qwen", protocol="qwen", base_url="http://127.0.0.1:1/v1")
+    assert choose_protocol(flagged, "r1")[0].name == "qwen" and choose_protocol(flagged, "r1")[1] == "--protocol"
+    got, source = choose_protocol(cfg, None, served=lambda: "deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B")
+    assert got.name == "r1" and source.startswith("served model metadata")
+    with pytest.raises(ConfigError):  # a base model's few-shot protocol is never guessed for a chat endpoint
+        choose_protocol(cfg, None, served=lambda: "Qwen/Qwen2.5-7B")
+    # the metadata: vLLM lists the loaded model as `root`; a bare alias says nothing more
+    models = {"data": [{"id": "qwen", "root": "deepseek-ai/DeepSeek-R1-Distill-Qwen-7B"}, {"id": "other"}]}
+    transport = httpx.MockTransport(lambda r: httpx.Response(200, json=models))
+    assert served_model("openai:qwen", "http://127.0.0.1:1/v1", None, transport=transport) == "deepseek-ai/DeepSeek-R1-Distill-Qwen-7B"
+    assert served_model("openai:other", "http://127.0.0.1:1/v1", None, transport=transport) is None
+    assert served_model("openai:qwen", "http://127.0.0.1:1/v1", None,
+                        transport=httpx.MockTransport(lambda r: httpx.Response(500))) is None
+
+
+def test_openai_hosted_api_gets_its_own_neutral_fields_only(monkeypatch):
+    monkeypatch.setenv("DEEPSEEK_API_KEY", "k")
+    hosted = _scripted(lambda r: httpx.Response(200), base_url="https://api.deepseek.com")
+    body = hosted.payload(_req())
+    assert (body["temperature"], body["top_p"], body["presence_penalty"], body["frequency_penalty"]) == (0.0, 1.0, 0.0, 0.0)
+    assert not {"top_k", "min_p", "repeat_penalty", "repetition_penalty", "typical_p", "mirostat_mode"} & set(body)

@@ -10,7 +10,7 @@ import signal
 import pytest
 
 from harness.cli import main
-from harness.results import read_samples
+from harness.results.store import read_samples
 from helpers import gsm8k_rows, write_jsonl
 
 
@@ -124,3 +124,19 @@ def test_k_samples_give_pass_and_maj_metrics(tmp_path, data, script):
     assert set(m) >= {"accuracy", "pass@3", "maj@3"}
     assert m["pass@3"]["value"] == pytest.approx(0.5) and len(m["maj@3"]["ci95"]) == 2
     assert doc["tasks"]["gsm8k"]["k"] == 3 and doc["tasks"]["gsm8k"]["settings"]["temperature"] == 0.6
+
+
+def test_run_json_records_engine_sampling_protocol_source_and_token_split(tmp_path, data, script):
+    out = tmp_path / "out"
+    assert run(["--model", f"fake:{script}", "--tasks", "gsm8k", "--data-file", f"gsm8k={data}", "--protocol", "qwen"], out) == 0
+    d = run_dir(out)
+    doc = json.loads((d / "run.json").read_text())
+    assert doc["model"]["sampling"]["gsm8k"]["temperature"] == 0.0
+    assert doc["model"]["sampling"]["gsm8k"]["repetition_penalty"] == 1.0
+    assert doc["protocol"]["source"] == "--protocol" and "from --protocol" in (d / "report.md").read_text()
+    for r in read_samples(d / "samples.jsonl"):
+        assert r["thinking_tokens"] + r["answer_tokens"] == r["output_tokens"]
+        assert r["token_split"] in ("ids", "exact")
+    doc = json.loads((run_dir(out) / "run.json").read_text())
+    assert doc["scoring"]["symbolic_limit_s"] > 0 and doc["scoring"]["limit_hits"] == 0
+    assert sum(doc["scoring"]["token_split"].values()) == doc["samples"]["done"]

@@ -10,11 +10,13 @@ import json
 import re
 from pathlib import Path
 
+import markupsafe
 import pytest
 
-from harness import plots
-from harness.report import progress, render_markdown, write_reports
-from harness.report_html import clip, render_html, sample_verdict, usd
+from harness.reports import plots
+from harness.reports.markdown import progress, render_markdown, write_reports
+from harness.reports.format import usd
+from harness.reports.html import clip, render_html, sample_verdict
 from harness.stats import percentiles
 
 SCRIPT = '<script>alert("pwned")</script>'
@@ -148,7 +150,7 @@ def test_html_is_self_contained(report):
 def test_untrusted_text_is_escaped(report):
     html = report[1][1].read_text()
     assert SCRIPT not in html and "<script" not in html.lower()
-    assert "&lt;script&gt;alert(&quot;pwned&quot;)&lt;/script&gt;" in html
+    assert str(markupsafe.escape(SCRIPT)) in html  # "&lt;script&gt;alert(&#34;pwned&#34;)&lt;/script&gt;"
     assert "<b>table 1</b>" not in html and "&lt;b&gt;table 1&lt;/b&gt;" in html  # claim source
     assert "<i>accuracy</i>" not in html  # warnings are data too
 
@@ -235,3 +237,16 @@ def test_histogram_and_levels_handle_edge_cases():
         plots.histogram([1.0], title="t", xlabel="x", highlight=[True, False])
     assert plots.level_bars({}, title="t") is None
     assert plots.level_bars({"1": {"n": 3, "accuracy": 0.5, "ci95": [0.1, 0.9]}}, title="t").startswith(b"\x89PNG")
+
+
+def test_markdown_and_html_write_numbers_the_same_way(tmp_path):
+    """One formatting module: bytes, dollars and percentages read alike in report.md and report.html."""
+    run = tiny_run(tmp_path)
+    doc = json.loads((run / "run.json").read_text())
+    doc["perf"]["peak_memory_bytes"] = {"device": {"allocated": 400_000_000, "reserved": 440_844_288}, "host": 3 * 2**30}
+    doc["cost"]["usd_total"] = 6.133e-05
+    (run / "run.json").write_text(json.dumps(doc))
+    md, page = (p.read_text() for p in write_reports(run))
+    for shown in ("420.42 MiB", "381.47 MiB", "3.00 GiB", "$0.0000613", "66.7%"):
+        assert shown in md and shown in page, shown
+    assert "440,844,288" not in md and "bytes" not in md.split("## Performance")[1]

@@ -12,7 +12,7 @@ import tempfile
 
 import pytest
 
-from harness.report import write_reports
+from harness.reports.markdown import write_reports
 from test_report import tiny_run
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

@@ -8,8 +8,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from harness.memory import device_peak, host_peak_rss_bytes, reset_device_peak
-from harness.roofline import cache_path, cached_bandwidth, decode_bound, kv_bytes_per_token, measure_bandwidth, roofline
+from harness.measure.memory import device_peak, host_peak_rss_bytes, reset_device_peak
+from harness.measure.roofline import cache_path, cached_bandwidth, decode_bound, kv_bytes_per_token, measure_bandwidth, roofline
 
 CONFIGS = Path(__file__).resolve().parents[1] / "harness" / "data" / "configs"
 

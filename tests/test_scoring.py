@@ -1,5 +1,5 @@
 """Scoring driven by JSON case files (tests/cases/scoring/*.json): each case is a full model output
-run through split_thinking and score exactly as harness/record.py does, then every expectation
+run through split_thinking and score exactly as harness/scoring/record.py does, then every expectation
 is checked. Unit tests below cover the pieces the cases cannot name directly."""
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.answers import last_boxed, read_number
-from harness.scoring import ANSWER_TYPES, Score, equivalent, math_equal, normalise_math, score, too_costly
-from harness.thinking import split_thinking
+from harness.scoring.answers import last_boxed, read_number
+from harness.scoring.grader import ANSWER_TYPES, Score, equivalent, math_equal, normalise_math, score, too_costly
+from harness.scoring.thinking import split_thinking
 
 CASES = Path(__file__).parent / "cases" / "scoring"
 REQUIRED = {"name", "output", "prompt_opened", "finish_reason", "answer_type", "target",
@@ -156,3 +156,38 @@ def test_typical_scoring_is_fast():
         assert score(output, "\\frac{3}{4}", "math").correct
         assert score(output, "0.75", "number").correct
     assert (time.perf_counter() - start) / 40 < 0.05
+
+
+# ---- deterministic symbolic comparison (issue 12) -------------------------------------------------
+def test_symbolic_verdict_is_the_same_in_any_thread():
+    """math-verify's alarms only work in the main thread; here it runs in a worker process with
+    its alarms off, so a scorer thread gets the verdict the main thread gets."""
+    from harness.scoring import symbolic
+
+    pairs = [("\\frac{1}{2}", "0.5"), ("\\sqrt{8}", "2\\sqrt{2}"), ("x+1", "1+x"), ("3", "4")]
+    main = [symbolic.compare(a, b).equal for a, b in pairs]
+    seen = []
+    t = threading.Thread(target=lambda: seen.extend(symbolic.compare(a, b).equal for a, b in pairs))
+    t.start(), t.join()
+    assert main == seen == [True, True, True, False]
+
+
+def test_a_comparison_past_the_limit_is_recorded_and_counts_wrong(monkeypatch):
+    from harness.scoring import symbolic
+
+    monkeypatch.setattr(symbolic, "LIMIT_S", 0.0)
+    s = score("The answer is $\\sqrt{8}$.", "2\\sqrt{2}", "math")
+    assert s.correct is False and s.limit_hit and "sqrt{8}" in s.limit_hit[0]
+    monkeypatch.undo()
+    s = score("The answer is $\\sqrt{8}$.", "2\\sqrt{2}", "math")  # a fresh worker after the kill
+    assert s.correct is True and s.limit_hit == ()
+
+
+def test_numeric_shortcuts_never_overrule_math_verify():
+    # exact fractions differ, math-verify (to its precision) finds them equal: it decides
+    assert equivalent("0.3333333", "\\frac{1}{3}", "math")
+    assert equivalent("0.3333333", "1/3", "number")
+    # a mixed number is never glued into a bigger one
+    assert not equivalent("1\\frac{1}{2}", "11/2", "math")
+    assert equivalent("1\\frac{1}{2}", "1.5", "number")
+    assert read_number("3又1/2") == "3 1/2" and read_number("2又3分之1") == "2 1/3"

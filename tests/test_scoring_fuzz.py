@@ -14,8 +14,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from harness.scoring import ANSWER_TYPES, Score, score
-from harness.thinking import split_thinking
+from harness.scoring.grader import ANSWER_TYPES, Score, score
+from harness.scoring.thinking import split_thinking
 
 TOKENS = [
     "\\boxed{", "\\boxed ", "\\fbox{", "{", "}", "\\{", "\\}", "\\frac", "\\dfrac", "\\sqrt", "^", "_", "(", ")", "[", "]",
@@ -43,7 +43,7 @@ class _Faults(logging.Handler):
 
 
 FAULTS = _Faults()
-logging.getLogger("harness.scoring").addHandler(FAULTS)
+logging.getLogger("harness.scoring.grader").addHandler(FAULTS)
 
 
 def _score(*args, **kwargs) -> Score:

@@ -16,7 +16,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from harness import models, results
+from harness import results
+from harness.backends import models
 from harness.cli import build_parser, main
 from harness.config import RunConfig, make_config
 from harness.errors import ConfigError, ModelLoadError

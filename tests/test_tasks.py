@@ -18,7 +18,7 @@ from harness.tasks.base import Item, Task
 
 FIXTURES = Path(__file__).parent / "fixtures" / "tasks"
 SHARED = Path(os.environ.get("HARNESS_SHARED") or Path(__file__).parents[1] / ".." / "shared")
-TASKS = sorted(registry.BUILTINS["tasks"])
+TASKS = sorted(registry.builtin_tasks())
 
 
 def make(name: str, **options) -> Task:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness.thinking import Split, prompt_opens_think, split_thinking
+from harness.scoring.thinking import Split, prompt_opens_think, split_thinking
 
 
 @pytest.mark.parametrize("output,opened,expected", [
@@ -62,3 +62,23 @@ def test_split_is_fast_on_huge_output():
 ])
 def test_prompt_opens_think(prompt, opened):
     assert prompt_opens_think(prompt) is opened
+
+
+@pytest.mark.parametrize("output,opened,closed,answer", [
+    # a trace that quotes the tag inline and is then cut off never closed
+    ("I will write </think> and then the answer \\boxed{4}, but first", True, False, ""),
+    ("the template uses `</think>` there; so \\boxed{4}", True, False, ""),
+    ("he said \"</think>\" once", True, False, ""),
+    # a stray repeat of the tag after the answer is dropped, not taken as the split
+    ("r\n</think>\n\nThe answer is 4.\n</think>", True, True, "The answer is 4."),
+    ("<think>r</think>\n\\boxed{4}</think>", False, True, "\\boxed{4}"),
+    # the first tag standing on a line ends the trace, even after an inline quote
+    ("quote </think> here\n</think>\n4", True, True, "4"),
+    # glued tags (no spaces or quotes around them) still close
+    ("reason.</think>4", True, True, "4"),
+])
+def test_which_closing_tag_ends_the_trace(output, opened, closed, answer):
+    s = split_thinking(output, prompt_opened=opened)
+    assert (s.closed, s.answer) == (closed, answer)
+    if closed:
+        assert output[s.close_at:].startswith("</think>")

@@ -1,12 +1,11 @@
-"""TPOT, the perf summary and the synchronising stopwatch."""
+"""TPOT and the perf summary."""
 
 from __future__ import annotations
 
-import time
 
 import pytest
 
-from harness.timing import Stopwatch, perf_summary, timed, tpot
+from harness.measure.timing import perf_summary, tpot
 
 
 def test_tpot_definition():
@@ -15,25 +14,6 @@ def test_tpot_definition():
     assert tpot(1.0, 0.2, 1) is None
     assert tpot(1.0, 0.2, 0) is None
     assert tpot(None, 0.2, 5) is None and tpot(1.0, None, 5) is None and tpot(1.0, 0.2, None) is None
-
-
-def test_stopwatch_syncs_before_each_clock_read(monkeypatch):
-    clock = iter([10.0, 12.5])
-    events = []
-    monkeypatch.setattr(time, "perf_counter", lambda: events.append("clock") or next(clock))
-    with timed(lambda: events.append("sync")) as sw:
-        events.append("work")
-    assert events == ["sync", "clock", "work", "sync", "clock"]
-    assert sw.elapsed == 2.5
-
-
-def test_stopwatch_stops_even_when_the_block_raises():
-    with pytest.raises(RuntimeError, match="boom"):
-        with timed() as sw:
-            raise RuntimeError("boom")
-    assert sw.elapsed is not None and sw.elapsed >= 0
-    with pytest.raises(RuntimeError):
-        Stopwatch().stop()
 
 
 def _row(ttft, e2e, inp, out, tpot_s="compute"):

@@ -9,8 +9,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from harness.cards import find_card, protocol_differences
-from harness.verdicts import claims_for_run, our_metric, problems_needed, verdict
+from harness.claims.cards import find_card
+from harness.claims.differences import protocol_differences
+from harness.claims.verdicts import claims_for_run, our_metric, problems_needed, verdict
 
 
 # ---- verdict ----------------------------------------------------------------------------------

@@ -16,7 +16,9 @@ from harness.errors import ModelLoadError
 
 def test_sampling_greedy_and_sampled():
     greedy = adapter.sampling_kwargs(Sampling(max_new_tokens=64, top_k=50, top_p=0.9, stop=("\n\n",)), seed=7)
-    assert greedy == {"n": 1, "temperature": 0.0, "top_p": 1.0, "top_k": -1, "max_tokens": 64,
+    # every knob explicit, so neither vLLM's nor the model's generation_config defaults apply
+    assert greedy == {"n": 1, "temperature": 0.0, "top_p": 1.0, "top_k": -1, "min_p": 0.0, "repetition_penalty": 1.0,
+                      "presence_penalty": 0.0, "frequency_penalty": 0.0, "max_tokens": 64,
                       "min_tokens": 0, "stop": ["\n\n"], "seed": 7}
     sampled = adapter.sampling_kwargs(Sampling(max_new_tokens=8, min_new_tokens=8, temperature=0.6, top_p=0.95), seed=-1)
     assert sampled["temperature"] == 0.6 and sampled["top_p"] == 0.95 and sampled["top_k"] == -1
@@ -155,3 +157,11 @@ def test_split_options_notes_only_what_matters():
     taken, ignored = split_options({"n_ctx": 512, "tokenizer": None, "device": "cuda", "seed": 3, "base_url": "http://x",
                                     "allow_pickle": False, "max_memory": [], "dtype": "bfloat16"}, ("n_ctx", "tokenizer"))
     assert taken == {"n_ctx": 512} and ignored == ["base_url", "dtype"]
+
+
+def test_model_sampling_defaults_are_recorded_as_overridden():
+    """vLLM's default SamplingParams come from the model's generation_config; the run sets its own."""
+    qwen = NS(temperature=0.7, top_p=0.8, top_k=20, min_p=0.0, repetition_penalty=1.05, presence_penalty=0.0, frequency_penalty=0.0)
+    assert adapter.model_defaults(qwen) == {"temperature": 0.7, "top_p": 0.8, "top_k": 20, "repetition_penalty": 1.05}
+    plain = NS(temperature=1.0, top_p=1.0, top_k=0, min_p=0.0, repetition_penalty=1.0, presence_penalty=0.0, frequency_penalty=0.0)
+    assert adapter.model_defaults(plain) == {} and adapter.model_defaults(None) == {}

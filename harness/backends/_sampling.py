@@ -1,16 +1,15 @@
-"""Pieces the engine adapters share: stop-string scanning over streamed text, a plain-text prompt
-for models without a chat template, the mapping of `Sampling` onto engine knobs, and the split
-of the pipeline's options into the ones an engine takes and the ones it ignores.
+"""Pieces the engine adapters share: stop-string scanning over streamed text, the mapping of
+`Sampling` onto engine knobs, and the split of the pipeline's options into the ones an engine
+takes and the ones it ignores (defined in base). Prompts are rendered by backends/render.py.
 
 Kept free of engine imports so every adapter (and its tests) can use it without the engine.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 
-from harness.backends.base import Sampling
-from harness.protocols import plain_prompt  # noqa: F401  (re-exported for the engines)
+from harness.backends.base import QUIET_OPTIONS, Sampling, split_options  # noqa: F401  (split_options re-exported)
 
 
 class StopScanner:
@@ -60,17 +59,3 @@ def engine_seed(seed: int, bits: int = 32) -> int:
     """
     folded = seed % (1 << bits)
     return folded - 1 if folded == (1 << bits) - 1 else folded
-
-
-# Passed to every backend by the pipeline; an engine that has no use for them ignores them
-# without a note (per-request seeds are what make samples reproducible).
-QUIET_OPTIONS = frozenset({"device", "seed"})
-
-
-def split_options(options: Mapping, accepted: Iterable[str]) -> tuple[dict, list[str]]:
-    """(the options this engine takes, set; the names of set options it ignores, for a note)."""
-    accepted = set(accepted)
-    taken = {k: v for k, v in options.items() if k in accepted and v is not None}
-    ignored = sorted(k for k, v in options.items()
-                     if k not in accepted and k not in QUIET_OPTIONS and v not in (None, False, (), [], {}))
-    return taken, ignored

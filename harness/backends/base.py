@@ -8,17 +8,30 @@ This module imports no torch.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import ClassVar
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from harness.errors import ConfigError, validation_message
 
 
 @dataclass(frozen=True)
 class Sampling:
-    """Decoding settings for one request. temperature 0 means greedy."""
+    """Decoding settings for one request. temperature 0 means greedy. Every knob an engine has is
+    here with its neutral value, and every engine sets all of them explicitly: a server's or a
+    model's own default (llama.cpp's repeat penalty 1.1, a generation_config.json repetition
+    penalty) must never change what "greedy" means."""
 
     max_new_tokens: int = 512
     temperature: float = 0.0
     top_p: float = 1.0
     top_k: int = 0  # 0: no top-k cut
+    min_p: float = 0.0
+    repetition_penalty: float = 1.0  # multiplicative (transformers, vLLM, llama.cpp's repeat_penalty)
+    presence_penalty: float = 0.0  # additive, OpenAI-style
+    frequency_penalty: float = 0.0
     min_new_tokens: int = 0  # bench sets min = max for a fixed output length
     stop: tuple[str, ...] = ()
 
@@ -56,7 +69,9 @@ class Completion:
     ttft_s: float | None
     e2e_s: float | None
     reasoning_text: str | None = None  # thinking returned separately (API reasoning_content)
-    reasoning_tokens: int | None = None
+    reasoning_tokens: int | None = None  # the server's count of reasoning tokens (usage), where it gives one
+    token_ids: list[int] | None = None  # the generated ids (EOS included when sampled), where the engine has them
+    thinking_tokens: int | None = None  # set by an engine that knows the split itself (two-phase budgets)
     batch_size: int = 1
     batch_wall_s: float | None = None  # wall time of the whole batch this row was part of
     unmeasured: dict[str, str] = field(default_factory=dict)  # field -> why it is None
@@ -77,13 +92,61 @@ class ModelInfo:
     quantization: str | None = None
     notes: list[str] = field(default_factory=list)
     engine: dict = field(default_factory=dict)  # how it generates: batching mode, compiled decoding, with reasons
+    sampling: dict[str, dict] = field(default_factory=dict)  # per task: the engine's effective decoding parameters
+    overridden_defaults: dict[str, object] = field(default_factory=dict)  # model/server defaults set aside
+
+
+class BackendOptions(BaseModel):
+    """The options a backend takes, declared once: subclass per engine with typed fields and a
+    description each. Unknown keys are errors (`--backend-option`); `harness list backends` shows them."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# Passed to every backend by the pipeline; an engine that has no use for them ignores them
+# without a note (per-request seeds are what make samples reproducible).
+QUIET_OPTIONS = frozenset({"device", "seed"})
+
+
+def split_options(options: Mapping, accepted: Iterable[str]) -> tuple[dict, list[str]]:
+    """(the options this engine takes, set; the names of set options it ignores, for a note)."""
+    accepted = set(accepted)
+    taken = {k: v for k, v in options.items() if k in accepted and v is not None}
+    ignored = sorted(k for k, v in options.items()
+                     if k not in accepted and k not in QUIET_OPTIONS and v not in (None, False, (), [], {}))
+    return taken, ignored
 
 
 class Backend:
-    """Subclass and implement `generate`. Hooks have working defaults."""
+    """Subclass and implement `generate`. Hooks have working defaults.
+
+    A backend plugin is one class: `name`, `Options` (its BackendOptions), `install` (how to get
+    its engine, for `harness list backends`), `generate`; `from_options` builds it from a run's
+    options (the default passes the declared options to the constructor)."""
 
     name = "base"
+    Options: ClassVar[type[BackendOptions]] = BackendOptions
+    install: ClassVar[str] = "built in"
     info: ModelInfo
+
+    @classmethod
+    def check_options(cls, options: Mapping) -> BackendOptions:
+        """The options validated against `Options`: one error line naming the bad key and the allowed ones."""
+        try:
+            return cls.Options.model_validate(dict(options))
+        except ValidationError as e:
+            raise ConfigError(f"backend {cls.name}: {validation_message(e, cls.Options)}",
+                              f"pass only the options `harness list backends` shows for {cls.name}") from None
+
+    @classmethod
+    def from_options(cls, model: str, **options) -> Backend:
+        """Build for `model` from a run's options: the ones `Options` declares are validated and passed
+        to the constructor; the others (meant for other engines) are noted and ignored."""
+        taken, ignored = split_options(options, cls.Options.model_fields)
+        backend = cls(model, **cls.check_options(taken).model_dump(exclude_unset=True))
+        if ignored:
+            backend.info.notes.append(f"options ignored by the {cls.name} backend: {', '.join(ignored)}")
+        return backend
 
     def generate(self, requests: list[Request]) -> list[Completion]:
         """Generate one Completion per request, in the same order."""
@@ -96,6 +159,17 @@ class Backend:
 
     def count_tokens(self, text: str) -> int | None:
         """Token count of `text` with the model's tokenizer, or None when unknown."""
+        return None
+
+    def engine_sampling(self, sampling: Sampling) -> dict:
+        """The decoding parameters this engine actually uses for `sampling`, by the engine's own
+        names (recorded in run.json per task)."""
+        return {k: getattr(sampling, k) for k in ("temperature", "top_p", "top_k", "min_p", "repetition_penalty",
+                                                  "presence_penalty", "frequency_penalty")}
+
+    def decode(self, ids: list[int]) -> str | None:
+        """The text of generated ids, decoded as the engine decodes its output; None when unknown.
+        Used to find where the thinking trace ends in `Completion.token_ids`."""
         return None
 
     def synchronize(self) -> None:

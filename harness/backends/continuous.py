@@ -6,7 +6,7 @@ length with an attention mask that hides the padding and per-row position ids (e
 `generate` does for a left-padded static batch). Admitted requests are prefilled together as a
 left-padded group and their cache is joined to the running one; finished rows are cut out and
 columns no remaining row uses are trimmed. Each row keeps its own seeded generator and draws with
-the same function as static batching (`hf.draw`), so greedy outputs and seeded samples do not
+the same function as static batching (`rows.draw`), so greedy outputs and seeded samples do not
 depend on which requests share the batch.
 
 Timing per row, the same meaning as in a static batch: the row's clock starts when its prefill
@@ -62,9 +62,11 @@ def check_supported(model) -> None:
 def run(backend, requests: Sequence[Request], slots: int, on_done: OnDone | None = None,
         should_stop: Callable[[], int | None] = lambda: None) -> list[Completion]:
     """Generate every request with at most `slots` rows in flight; completions in request order."""
-    from harness.backends.hf import draw, new_generator
+    from harness.backends.rows import draw, new_generator
 
     check_supported(backend.model)
+    if any(r.sampling.repetition_penalty != 1.0 or r.sampling.presence_penalty or r.sampling.frequency_penalty for r in requests):
+        raise ValueError("continuous batching applies no repetition, presence or frequency penalty; use --batching static")
     model, tok, dev = backend.model, backend.tokenizer, backend.device
     eos = sorted(backend.eos_ids)
     waiting = deque(enumerate(requests))
@@ -184,12 +186,12 @@ def _ended(r: _Row, eos: list[int], backend) -> str | None:
 
 
 def _completion(backend, r: _Row, reason: str, slots: int) -> Completion:
-    from harness.backends.hf import _cut_at_stop
+    from harness.backends.rows import cut_at_stop
 
     ids = r.ids[:-1] if reason == "eos" else r.ids  # EOS counts as output but is not text
     text = backend.tokenizer.decode(ids, skip_special_tokens=False)
     if reason == "stop":
-        text = _cut_at_stop(text, r.req.sampling.stop)
+        text = cut_at_stop(text, r.req.sampling.stop)
     return Completion(text=text, input_tokens=r.input_tokens, output_tokens=len(r.ids), finish_reason=reason,
                       ttft_s=r.marks[0], e2e_s=r.marks[-1], batch_size=slots, batch_wall_s=r.marks[-1])
 

@@ -13,16 +13,20 @@ in compiled.py; both are recorded in `info.engine`.
 from __future__ import annotations
 
 import time
+from typing import Literal
 
 import torch
 from transformers import GenerationConfig, LogitsProcessor, LogitsProcessorList, StoppingCriteria, StoppingCriteriaList
 
-from harness.backends.base import Backend, Completion, ModelInfo, Request
+from pydantic import Field
+
+from harness.backends.base import Backend, BackendOptions, Completion, ModelInfo, Request
 from harness.backends.compiled import BUCKET, generation_kwargs
 from harness.backends.compiled import decide as decide_compile
-from harness.models import load as load_model
-from harness.protocols import join_prefill, plain_prompt
-from harness.roofline import kv_bytes_or_none
+from harness.backends.models import load as load_model
+from harness.backends.render import hf_template, render
+from harness.backends.rows import cut_at_stop, draw, new_generator
+from harness.measure.roofline import kv_bytes_or_none
 
 
 class RowSampler(LogitsProcessor):
@@ -54,31 +58,6 @@ class RowSampler(LogitsProcessor):
         for i, (r, g) in enumerate(zip(self.requests, self.generators)):
             out[i, draw(scores[i], r.sampling, g)] = 0.0
         return out
-
-
-def new_generator(seed: int, device) -> torch.Generator:
-    g = torch.Generator(device=device)
-    g.manual_seed(seed & 0x7FFF_FFFF_FFFF_FFFF)
-    return g
-
-
-def draw(scores: torch.Tensor, s, generator: torch.Generator) -> int:
-    """One row's next token: argmax when greedy, else temperature/top-k/top-p sampling with the
-    row's own generator. Shared by static and continuous batching, so both draw the same tokens."""
-    row = scores.float()
-    if s.greedy:
-        return int(row.argmax())
-    row = row / s.temperature
-    if s.top_k and s.top_k < row.shape[-1]:
-        kth = torch.topk(row, s.top_k).values[-1]
-        row = row.masked_fill(row < kth, -float("inf"))
-    probs = torch.softmax(row, dim=-1)
-    if s.top_p < 1.0:
-        sorted_p, idx = torch.sort(probs, descending=True)
-        cut = torch.cumsum(sorted_p, dim=-1) - sorted_p > s.top_p  # keep the smallest set reaching top_p
-        sorted_p[cut] = 0.0
-        probs = torch.zeros_like(probs).scatter(0, idx, sorted_p)
-    return int(torch.multinomial(probs, 1, generator=generator))
 
 
 class StepClock(StoppingCriteria):
@@ -124,12 +103,46 @@ class StepClock(StoppingCriteria):
         return [m - self.t0 for m in self.marks]
 
 
+# Set on every generate call, so the model's generation_config.json fills none of them in
+# (transformers takes the model's value for any field left unset). Temperature, top-p, top-k and
+# min-p are applied by RowSampler, per row; the rest are neutral unless a request asks.
+NEUTRAL = {"do_sample": False, "num_beams": 1, "temperature": 1.0, "top_p": 1.0, "typical_p": 1.0, "repetition_penalty": 1.0,
+           "no_repeat_ngram_size": 0, "encoder_repetition_penalty": 1.0, "length_penalty": 1.0, "epsilon_cutoff": 0.0,
+           "eta_cutoff": 0.0}
+_MODEL_SAMPLING_KEYS = (*NEUTRAL, "top_k", "min_p", "bad_words_ids", "suppress_tokens", "begin_suppress_tokens", "sequence_bias",
+                        "exponential_decay_length_penalty")
+
+
+def overridden_defaults(generation_config) -> dict:
+    """The decoding defaults a model's generation_config.json sets that a run overrides."""
+    if generation_config is None:
+        return {}
+    out = {}
+    for key in _MODEL_SAMPLING_KEYS:
+        value = getattr(generation_config, key, None)
+        if value is not None and value != NEUTRAL.get(key, None) and value not in ([], {}, 0):
+            out[key] = value
+    return out
+
+
+class TransformersOptions(BackendOptions):
+    revision: str | None = Field(None, description="the Hub revision (branch, tag or commit) to load")
+    tokenizer: str | None = Field(None, description="a tokenizer folder other than the model's")
+    device_map: str | None = Field(None, description="accelerate placement, e.g. auto, to shard a model too large for one device")
+    max_memory: dict[str, str] | None = Field(None, description="per-device memory caps for device_map, e.g. {0: 20GiB, cpu: 60GiB}")
+    trust_remote_code: bool = Field(False, description="run the model repository's own code")
+    allow_pickle: bool = Field(False, description="load pickled (.bin) weights; safetensors only otherwise")
+    compile: Literal["auto", "on", "off"] = Field("auto", description="static KV cache + torch.compile for decoding (CUDA; auto: on where it works)")
+
+
 class TransformersBackend(Backend):
     name = "transformers"
+    Options = TransformersOptions
 
     def __init__(self, model, tokenizer, info: ModelInfo, device: str):
         self.model, self.tokenizer, self.info, self.device = model, tokenizer, info, device
-        self.has_template = bool(getattr(tokenizer, "chat_template", None))
+        self.template = hf_template(tokenizer)
+        self.has_template = self.template is not None
         self.vocab_limit = len(tokenizer) if model.config.get_text_config().vocab_size > len(tokenizer) else None
         eos = model.generation_config.eos_token_id if model.generation_config is not None else None
         eos_ids = set(eos if isinstance(eos, list) else [eos] if eos is not None else [])
@@ -138,6 +151,7 @@ class TransformersBackend(Backend):
         self.eos_ids = eos_ids
         self.compiled = False  # see harness/backends/compiled.py
         self._compiled_shapes: set[tuple[int, int, int]] = set()
+        info.overridden_defaults = overridden_defaults(model.generation_config)
 
     @classmethod
     def from_options(cls, model: str, *, device, revision=None, trust_remote_code=False, allow_pickle=False,
@@ -166,15 +180,19 @@ class TransformersBackend(Backend):
 
     # ---- hooks ---------------------------------------------------------------------------
     def render(self, request: Request) -> str:
-        msgs = list(request.messages)
-        if self.has_template and request.chat:
-            text = self.tokenizer.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True, **dict(request.template_kwargs))
-        else:
-            text = plain_prompt(msgs)
-        return join_prefill(text, request.prefill)
+        return render(request, self.template)
 
     def count_tokens(self, text: str) -> int:
         return len(self.tokenizer(text, add_special_tokens=False).input_ids)
+
+    def decode(self, ids: list[int]) -> str:
+        return self.tokenizer.decode(ids, skip_special_tokens=False)
+
+    def engine_sampling(self, sampling) -> dict:
+        greedy = sampling.greedy
+        return {**NEUTRAL, "repetition_penalty": sampling.repetition_penalty, "decoding": "argmax" if greedy else "per-row sampler",
+                "temperature": 0.0 if greedy else sampling.temperature, "top_p": 1.0 if greedy else sampling.top_p,
+                "top_k": 0 if greedy else sampling.top_k, "min_p": 0.0 if greedy else sampling.min_p}
 
     def synchronize(self) -> None:
         kind = torch.device(self.device).type
@@ -188,12 +206,12 @@ class TransformersBackend(Backend):
         return d.type, None if sharded or d.index is None else [d.index]  # a device_map spans every device
 
     def memory(self) -> dict:
-        from harness.memory import device_peak
+        from harness.measure.memory import device_peak
 
         return {"device": device_peak(*self._devices())}
 
     def reset_peak_memory(self) -> None:
-        from harness.memory import reset_device_peak
+        from harness.measure.memory import reset_device_peak
 
         reset_device_peak(*self._devices())
 
@@ -247,8 +265,10 @@ class TransformersBackend(Backend):
         input_lens = enc.attention_mask.sum(dim=1).tolist()
         enc = enc.to(self.device)
         s0 = requests[0].sampling
-        if any(r.sampling.stop != s0.stop for r in requests):
-            raise ValueError("a static batch must share its stop strings")
+        if any(r.sampling.stop != s0.stop or r.sampling.repetition_penalty != s0.repetition_penalty for r in requests):
+            raise ValueError("a static batch must share its stop strings and repetition_penalty")
+        if s0.presence_penalty or s0.frequency_penalty:
+            raise ValueError("the transformers engine has no presence or frequency penalty")
         stop_criteria = None
         if s0.stop:
             from transformers.generation.stopping_criteria import StopStringCriteria
@@ -259,9 +279,9 @@ class TransformersBackend(Backend):
         # max and EOS is held back per row until its own min (see RowSampler).
         max_new = max(r.sampling.max_new_tokens for r in requests)
         static = generation_kwargs(enc.input_ids.shape[1], max_new) if compiled else {}
-        gen_cfg = GenerationConfig(max_new_tokens=max_new, do_sample=False,
-                                   eos_token_id=sorted(self.eos_ids) or None, pad_token_id=self.tokenizer.pad_token_id,
-                                   temperature=None, top_p=None, top_k=None, repetition_penalty=1.0, **static)  # not the checkpoint's penalty
+        gen_cfg = GenerationConfig(max_new_tokens=max_new, eos_token_id=sorted(self.eos_ids) or None,
+                                   pad_token_id=self.tokenizer.pad_token_id,
+                                   **{**NEUTRAL, "repetition_penalty": s0.repetition_penalty}, **static)
         if compiled:
             self._compile_shape(enc, gen_cfg)
         sampler = RowSampler(requests, self.vocab_limit, self.device, eos_ids=self.eos_ids, prompt_width=enc.input_ids.shape[1])
@@ -278,13 +298,13 @@ class TransformersBackend(Backend):
             cap = req.sampling.max_new_tokens
             stop_step = clock.stopped_at.get(row)
             step, reason = _row_end(new[row][:cap], self.eos_ids, stop_step if stop_step is not None and stop_step < cap else None)
-            ids = new[row][:step + 1]
-            if reason == "eos":
-                ids = ids[:-1]  # the EOS token counts as output but is not text
-            text = self.tokenizer.decode(ids, skip_special_tokens=False)
+            generated = new[row][:step + 1]
+            ids = generated[:-1] if reason == "eos" else generated  # the EOS token counts as output but is not text
+            text = self.decode(ids)
             if reason == "stop":
-                text = _cut_at_stop(text, req.sampling.stop)
+                text = cut_at_stop(text, req.sampling.stop)
             results.append(Completion(text=text, input_tokens=int(input_lens[row]), output_tokens=step + 1, finish_reason=reason,
+                                      token_ids=generated,
                                       ttft_s=steps[0] if steps else None, e2e_s=steps[step] if step < len(steps) else end - start,
                                       batch_size=len(requests), batch_wall_s=end - start))
         return results
@@ -304,6 +324,7 @@ class TransformersBackend(Backend):
         engine["compile_warmup_s"] = engine.get("compile_warmup_s", 0.0) + time.perf_counter() - t0
         engine["compiled_shapes"] = sorted(self._compiled_shapes)
 
+
 def _row_end(ids: list[int], eos_ids: set[int], stop_step: int | None) -> tuple[int, str]:
     """The step that produced a row's last token, and why it ended. After a row ends, generate
     pads it (with EOS when pad = EOS), so the first EOS or the stop string, whichever came first."""
@@ -313,8 +334,3 @@ def _row_end(ids: list[int], eos_ids: set[int], stop_step: int | None) -> tuple[
     if stop_step is not None:
         return stop_step, "stop"
     return len(ids) - 1, "length"
-
-
-def _cut_at_stop(text: str, stops) -> str:
-    cuts = [text.rfind(s) for s in stops if s and s in text]
-    return text[: max(cuts)] if cuts else text

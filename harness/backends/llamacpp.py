@@ -22,13 +22,22 @@ import os
 import time
 from pathlib import Path
 
-from harness.backends._sampling import StopScanner, effective_top_k, engine_seed, plain_prompt, split_options
-from harness.backends.base import Backend, Completion, ModelInfo, Request
+from pydantic import Field
+
+from harness.backends._sampling import StopScanner, effective_top_k, engine_seed, split_options
+from harness.backends.base import Backend, BackendOptions, Completion, ModelInfo, Request
+from harness.backends.render import formatter_template, hf_template, render
 from harness.errors import ModelLoadError
 
 DEFAULT_MAX_CTX = 32768  # cap on the default context: the KV cache for 128k would not fit a laptop
 KV_CACHE_BYTES_PER_VALUE = 2  # llama.cpp keeps its KV cache in f16 unless told otherwise
-_OPTIONS = ("n_ctx", "n_threads", "n_gpu_layers", "tokenizer")
+
+
+class LlamaCppOptions(BackendOptions):
+    n_ctx: int | None = Field(None, gt=0, description="context window (default: the model's training context, capped)")
+    n_threads: int | None = Field(None, gt=0, description="CPU threads for decoding (default: llama.cpp's own choice)")
+    n_gpu_layers: int | None = Field(None, ge=-1, description="layers offloaded to the GPU (-1: all; default all on a GPU device)")
+    tokenizer: str | None = Field(None, description="a Hugging Face tokenizer folder for the chat template (default: the GGUF's own)")
 
 
 def _import_llama_cpp():
@@ -85,6 +94,8 @@ class LlamaCppBackend(Backend):
     """A GGUF model on llama.cpp. Build it with `from_options(path_to_gguf, **options)`."""
 
     name = "llamacpp"
+    Options = LlamaCppOptions
+    install = "llama.cpp for GGUF: pip install 'cnllm-harness[llamacpp]'"
 
     def __init__(self, model_path: str, *, n_ctx: int | None = None, n_threads: int | None = None, n_gpu_layers: int = 0,
                  tokenizer: str | None = None):
@@ -108,13 +119,12 @@ class LlamaCppBackend(Backend):
         self._n_ctx = self._llm.n_ctx()
         metadata = dict(self._llm.metadata)
         n_ctx_train = self._llm._model.n_ctx_train()
-        self._hf_tokenizer = None
-        self._formatter = None
+        self._template = None
         if tokenizer:
             from transformers import AutoTokenizer
 
-            self._hf_tokenizer = AutoTokenizer.from_pretrained(tokenizer)
-            template_source = f"tokenizer {tokenizer}"
+            self._template = hf_template(AutoTokenizer.from_pretrained(tokenizer))
+            template_source = f"tokenizer {tokenizer}" if self._template else f"none: tokenizer {tokenizer} has no chat template"
         elif metadata.get("tokenizer.chat_template"):
             from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
@@ -123,24 +133,28 @@ class LlamaCppBackend(Backend):
             def token_text(token_id: int) -> str:
                 return model.token_get_text(token_id) if token_id != -1 else ""
 
-            self._formatter = Jinja2ChatFormatter(
+            self._template = formatter_template(Jinja2ChatFormatter(
                 template=metadata["tokenizer.chat_template"],
                 eos_token=token_text(self._llm.token_eos()),
                 bos_token=token_text(self._llm.token_bos()),
                 add_generation_prompt=True,
-            )
+            ))
             template_source = "the GGUF's tokenizer.chat_template"
         else:
             template_source = "none: message contents as plain text"
         self._eog_ids: list[int] | None = None  # filled on first use of min_new_tokens
         self.info = self._model_info(str(path), metadata, n_ctx_train, template_source)
+        # GGUF files may recommend sampling settings (general.sampling.*); every request sets its own
+        self.info.overridden_defaults = {k.removeprefix("general.sampling."): v for k, v in metadata.items()
+                                         if k.startswith("general.sampling.")}
 
     @classmethod
     def from_options(cls, model: str, **options) -> LlamaCppBackend:
         """Build from CLI/config options; options meant for other engines are noted and ignored.
 
         On a GPU device without an explicit n_gpu_layers every layer is offloaded (-1)."""
-        kwargs, ignored = split_options(options, _OPTIONS)
+        kwargs, ignored = split_options(options, cls.Options.model_fields)
+        kwargs = cls.check_options(kwargs).model_dump(exclude_unset=True)
         device = getattr(options.get("device"), "type", options.get("device"))
         if "n_gpu_layers" not in kwargs and device not in (None, "cpu"):
             kwargs["n_gpu_layers"] = -1
@@ -184,20 +198,25 @@ class LlamaCppBackend(Backend):
 
     # ---- hooks ----------------------------------------------------------------------------
     def render(self, request: Request) -> str:
-        messages = [dict(m) for m in request.messages]
-        if self._hf_tokenizer is not None:
-            text = self._hf_tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-        elif self._formatter is not None:
-            text = self._formatter(messages=messages).prompt
-        else:
-            text = plain_prompt(messages)
-        return text + request.prefill
+        return render(request, self._template)
 
     def count_tokens(self, text: str) -> int | None:
         return len(self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=True))
 
+    def decode(self, ids: list[int]) -> str:
+        return self._llm.detokenize(ids).decode("utf-8", errors="replace")  # as each streamed piece is
+
     def max_batch_size(self) -> int:
         return 1
+
+    def engine_sampling(self, sampling) -> dict:
+        """Every knob of `Llama.generate`, set: its own defaults (top-k 40, top-p 0.95, min-p 0.05,
+        temperature 0.8) are not neutral."""
+        greedy = sampling.greedy
+        return {"temp": 0.0 if greedy else sampling.temperature, "top_k": effective_top_k(sampling),
+                "top_p": 1.0 if greedy else sampling.top_p, "min_p": 0.0 if greedy else sampling.min_p, "typical_p": 1.0,
+                "tfs_z": 1.0, "mirostat_mode": 0, "repeat_penalty": sampling.repetition_penalty,
+                "presence_penalty": sampling.presence_penalty, "frequency_penalty": sampling.frequency_penalty}
 
     def close(self) -> None:
         llm, self._llm = getattr(self, "_llm", None), None
@@ -205,10 +224,10 @@ class LlamaCppBackend(Backend):
             llm.close()
 
     # ---- generation -----------------------------------------------------------------------
-    def _prompt_tokens(self, prompt: str) -> list[int]:
+    def _prompt_tokens(self, prompt: str, chat: bool = True) -> list[int]:
         # A chat template writes its own BOS text (parsed as the special token); plain text gets
         # the BOS the vocabulary asks for. This matches how llama-cpp-python's chat path does it.
-        templated = self._hf_tokenizer is not None or self._formatter is not None
+        templated = self._template is not None and chat
         return self._llm.tokenize(prompt.encode("utf-8"), add_bos=not templated, special=True)
 
     def _eog(self) -> list[int]:
@@ -223,7 +242,7 @@ class LlamaCppBackend(Backend):
     def _one(self, request: Request) -> Completion:
         s = request.sampling
         start = time.perf_counter()
-        tokens = self._prompt_tokens(self.render(request))
+        tokens = self._prompt_tokens(self.render(request), request.chat)
         room = self._n_ctx - len(tokens)
         if room <= 0:
             why = f"prompt of {len(tokens)} tokens does not fit the {self._n_ctx}-token context (raise --n-ctx)"
@@ -246,26 +265,18 @@ class LlamaCppBackend(Backend):
 
         self._llm.set_seed(engine_seed(request.seed))
         self._llm.reset()  # full prefill: no KV reuse from the previous request
-        stream = self._llm.generate(
-            tokens,
-            temp=0.0 if s.greedy else s.temperature,
-            top_k=effective_top_k(s),
-            top_p=1.0 if s.greedy else s.top_p,
-            min_p=0.0,  # llama-cpp-python defaults these to 0.05 / 40: switch every extra filter off
-            typical_p=1.0,
-            repeat_penalty=1.0,
-            reset=True,
-            logits_processor=processors,
-        )
+        stream = self._llm.generate(tokens, reset=True, logits_processor=processors, **self.engine_sampling(s))
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         scanner = StopScanner(s.stop)
         first = last = None
         finish = "length"
+        ids: list[int] = []
         try:
             for token in stream:
                 last = time.perf_counter()
                 first = first or last
                 generated += 1
+                ids.append(int(token))
                 if self._llama_cpp.llama_vocab_is_eog(self._vocab, token):
                     finish = "eos"
                     break
@@ -288,6 +299,7 @@ class LlamaCppBackend(Backend):
             input_tokens=len(tokens),
             output_tokens=generated,
             finish_reason=finish,
+            token_ids=ids,
             ttft_s=None if first is None else first - start,
             e2e_s=None if last is None else last - start,
             batch_size=1,

@@ -30,116 +30,50 @@ with finish_reason "error".
 
 The API key is read from the environment when the backend is built and kept only in the request
 headers: it is never put in ModelInfo, a Completion, a log line, an exception or a repr.
+The HTTP pieces (key lookup, backoff, reading the event stream) are harness/backends/openai_http.py.
 """
 
 from __future__ import annotations
 
-import email.utils
-import ipaddress
 import json
-import os
 import random
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from urllib.parse import urlsplit, urlunsplit
+from dataclasses import replace
+from urllib.parse import urlsplit
 
-from harness.backends._sampling import StopScanner, split_options
-from harness.backends.base import Backend, Completion, ModelInfo, Request
+from pydantic import Field
+
+from harness.backends._sampling import StopScanner
+from harness.backends.base import Backend, BackendOptions, Completion, ModelInfo, Request
+from harness.backends.openai_http import (
+    RETRY_STATUS, Rejected, Retryable, Stream, backoff_delay, import_httpx, parse_retry_after, public_url, read_stream,
+    resolve_api_key,
+)
+from harness.backends.render import hf_template, render
 from harness.errors import ConfigError, ModelLoadError
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 # Hosted APIs reject fields they do not define (top_k, min_tokens), and want a key.
 OFFICIAL_HOSTS = ("api.openai.com", "api.deepseek.com")
-_OPTIONS = ("base_url", "api_key_env", "max_concurrency", "timeout_s", "max_retries", "tokenizer")
-_RETRY_STATUS = {408, 409, 425, 429}
 
 
-class _Retryable(Exception):
-    """A failure worth another attempt; `retry_after` is the server's requested wait, if any."""
-
-    def __init__(self, reason: str, retry_after: float | None = None):
-        super().__init__(reason)
-        self.retry_after = retry_after
-
-
-class _Rejected(_Retryable):
-    """A 4xx the server will give again (bad request, prompt too long): one attempt is enough."""
-
-
-def _import_httpx():
-    try:
-        import httpx
-    except ImportError as exc:
-        raise ModelLoadError("the OpenAI-compatible backend needs httpx", "pip install 'cnllm-harness[openai]'") from exc
-    return httpx
-
-
-def _is_local(host: str) -> bool:
-    if host in ("localhost", ""):
-        return True
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        return host.endswith((".local", ".internal", ".lan"))
-    return address.is_loopback or address.is_private or address.is_link_local
-
-
-def _public_url(url: str) -> str:
-    """The base URL without any user:password@ part, fit for notes and messages."""
-    parts = urlsplit(url)
-    netloc = parts.hostname or ""
-    if parts.port:
-        netloc += f":{parts.port}"
-    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
-
-
-def resolve_api_key(base_url: str, api_key_env: str | None) -> tuple[str | None, str]:
-    """(key or None, the variable it came from). Raises when a remote API has no key."""
-    host = (urlsplit(base_url).hostname or "").lower()
-    if api_key_env:
-        name = api_key_env
-    elif host.endswith("deepseek.com"):
-        name = "DEEPSEEK_API_KEY"
-    else:
-        name = "OPENAI_API_KEY"
-    key = os.environ.get(name) or None
-    if key is None and (api_key_env or not _is_local(host)):
-        raise ModelLoadError(
-            f"no API key for {_public_url(base_url)}: environment variable {name} is empty",
-            f"export {name}=... (or name another variable with --api-key-env)",
-        )
-    return key, name
-
-
-def parse_retry_after(value: str | None) -> float | None:
-    """Seconds to wait from a Retry-After header (delta-seconds or an HTTP date)."""
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
-
-
-def backoff_delay(attempt: int, base_s: float, cap_s: float, retry_after: float | None, rng: random.Random) -> float:
-    """Wait before retry `attempt` (0-based): the server's Retry-After when given (capped),
-    else full jitter over an exponentially growing window."""
-    if retry_after is not None:
-        return min(retry_after, cap_s)
-    return rng.uniform(0.0, min(cap_s, base_s * 2**attempt))
+class OpenAIOptions(BackendOptions):
+    base_url: str = Field(DEFAULT_BASE_URL, description="the server's OpenAI-compatible root, e.g. http://127.0.0.1:8000/v1")
+    api_key_env: str | None = Field(None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", description="the NAME of the environment variable holding the API key")
+    max_concurrency: int = Field(8, ge=1, description="requests in flight at once")
+    timeout_s: float = Field(600.0, gt=0, description="seconds one request may take")
+    max_retries: int = Field(5, ge=0, description="retries of a 429, 5xx, timeout or broken stream")
+    tokenizer: str | None = Field(None, description="a local tokenizer folder, to count prompt tokens a server does not report")
 
 
 class OpenAIBackend(Backend):
     """Chat completions over HTTP. Build it with `from_options(model, base_url=..., ...)`."""
 
     name = "openai"
+    Options = OpenAIOptions
+    install = "OpenAI-compatible HTTP: pip install 'cnllm-harness[openai]'"
 
     def __init__(
         self,
@@ -155,7 +89,7 @@ class OpenAIBackend(Backend):
         backoff_cap_s: float = 60.0,
         transport=None,  # an httpx transport, for tests
     ):
-        httpx = _import_httpx()
+        httpx = import_httpx()
         model = model.removeprefix("openai:")
         if not model:
             raise ConfigError("no model name for the OpenAI-compatible backend", "pass --model openai:<model name>")
@@ -182,44 +116,51 @@ class OpenAIBackend(Backend):
             transport=transport,
         )
         self._httpx = httpx
-        self._tokenizer = None
+        self._tokenizer = self._template = None
         if tokenizer:
             from transformers import AutoTokenizer
 
             self._tokenizer = AutoTokenizer.from_pretrained(tokenizer)
+            self._template = hf_template(self._tokenizer)
         self.info = ModelInfo(
             name_or_path=model,
             backend=self.name,
             notes=[
-                f"served by {_public_url(self.base_url)}; API key from ${key_env}" if key else f"served by {_public_url(self.base_url)}; no API key",
+                f"served by {public_url(self.base_url)}; API key from ${key_env}" if key else f"served by {public_url(self.base_url)}; no API key",
                 f"up to {self.max_concurrency} concurrent requests; timings are client-side and include the network",
             ],
         )
 
-    @classmethod
-    def from_options(cls, model: str, **options) -> OpenAIBackend:
-        """Build from CLI/config options; options meant for other engines are noted and ignored."""
-        kwargs, ignored = split_options(options, _OPTIONS)
-        backend = cls(model, **kwargs)
-        if ignored:
-            backend.info.notes.append(f"options ignored by the OpenAI-compatible backend: {', '.join(ignored)}")
-        return backend
-
     def __repr__(self) -> str:
-        return f"OpenAIBackend(model={self.model!r}, base_url={_public_url(self.base_url)!r})"
+        return f"OpenAIBackend(model={self.model!r}, base_url={public_url(self.base_url)!r})"
 
     # ---- hooks ----------------------------------------------------------------------------
     def render(self, request: Request) -> str:
-        """With a local tokenizer, its chat template; otherwise the messages as sent (JSON)."""
+        """With a local tokenizer, what the server's template should make of the request (the
+        shared renderer, without the prefill a chat API cannot take); otherwise the messages as
+        sent (JSON)."""
         if self._tokenizer is not None:
-            messages = [dict(m) for m in request.messages]
-            return self._tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+            return render(replace(request, prefill=""), self._template)
         return json.dumps(list(request.messages), ensure_ascii=False)
 
     def count_tokens(self, text: str) -> int | None:
         if self._tokenizer is None:
             return None
         return len(self._tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def engine_sampling(self, sampling) -> dict:
+        """Every sampling field sent, neutral values included: servers have their own defaults
+        (llama-cpp-python's repeat_penalty 1.1, top_k 40, min_p 0.05) that would otherwise apply.
+        Hosted APIs get only the OpenAI fields; local servers also top_k (0: off), min_p, the llama.cpp names
+        (repeat_penalty, typical_p, mirostat_mode) and the vLLM/SGLang ones (repetition_penalty)."""
+        greedy = sampling.greedy
+        params = {"temperature": 0.0 if greedy else sampling.temperature, "top_p": 1.0 if greedy else sampling.top_p,
+                  "presence_penalty": sampling.presence_penalty, "frequency_penalty": sampling.frequency_penalty}
+        if not self._official:
+            params.update({"top_k": 1 if greedy else max(0, sampling.top_k),
+                           "min_p": 0.0 if greedy else sampling.min_p, "repeat_penalty": sampling.repetition_penalty,
+                           "repetition_penalty": sampling.repetition_penalty, "typical_p": 1.0, "mirostat_mode": 0})
+        return params
 
     def max_batch_size(self) -> int:
         return self.max_concurrency
@@ -244,20 +185,17 @@ class OpenAIBackend(Backend):
             "messages": [dict(m) for m in request.messages],
             "stream": True,
             "stream_options": {"include_usage": True},
-            "temperature": 0.0 if s.greedy else s.temperature,
             "seed": request.seed,
             # OpenAI's reasoning models accept only max_completion_tokens; other servers only max_tokens.
             ("max_completion_tokens" if self._host == "api.openai.com" else "max_tokens"): s.max_new_tokens,
+            **self.engine_sampling(s),
         }
-        if s.top_p < 1.0 and not s.greedy:
-            body["top_p"] = s.top_p
-        if not self._official:  # vLLM, SGLang and llama.cpp servers take these extensions
-            if s.greedy or s.top_k > 0:
-                body["top_k"] = 1 if s.greedy else s.top_k
-            if s.min_new_tokens > 0:
-                body["min_tokens"] = s.min_new_tokens
-        elif s.min_new_tokens > 0 or s.top_k > 0:
-            self._note("top_k / min_new_tokens not sent: this hosted API does not accept them")
+        if request.template_kwargs and not self._official:  # vLLM and SGLang pass these to the chat template
+            body["chat_template_kwargs"] = dict(request.template_kwargs)
+        if not self._official and s.min_new_tokens > 0:
+            body["min_tokens"] = s.min_new_tokens
+        elif self._official and (s.min_new_tokens > 0 or (s.top_k > 0 and not s.greedy) or s.min_p > 0):
+            self._note("top_k / min_p / min_new_tokens not sent: this hosted API does not accept them")
         return body
 
     def generate(self, requests: list[Request]) -> list[Completion]:
@@ -283,9 +221,9 @@ class OpenAIBackend(Backend):
         for attempt in range(self.max_retries + 1):
             try:
                 return self._attempt(request)
-            except _Retryable as exc:
+            except Retryable as exc:
                 last = str(exc)
-                if attempt == self.max_retries or isinstance(exc, _Rejected):
+                if attempt == self.max_retries or isinstance(exc, Rejected):
                     break
                 with self._lock:
                     delay = backoff_delay(attempt, *self._backoff, exc.retry_after, self._rng)
@@ -308,7 +246,7 @@ class OpenAIBackend(Backend):
                     self._raise_for_status(response)
                 return self._consume(request, response, start, deadline)
         except httpx.TransportError as exc:  # connect/read errors, timeouts, broken streams
-            raise _Retryable(f"{type(exc).__name__}: {self._scrub(str(exc))}") from None
+            raise Retryable(f"{type(exc).__name__}: {self._scrub(str(exc))}") from None
 
     def _raise_for_status(self, response) -> None:
         status = response.status_code
@@ -319,55 +257,22 @@ class OpenAIBackend(Backend):
         except (ValueError, AttributeError):
             detail = response.text
         detail = self._scrub(str(detail))[:300]
-        where = _public_url(self.base_url)
+        where = public_url(self.base_url)
         if status in (401, 403):
             # The body may quote the key (OpenAI echoes part of it): say nothing from it.
             raise ModelLoadError(f"{where} refused the API key (HTTP {status})", "check the key in the environment variable named in the model notes")
         if status == 404:
             raise ModelLoadError(f"{where} has no chat model {self.model!r} (HTTP 404): {detail}", "check --model and --base-url")
-        if status in _RETRY_STATUS or status >= 500:
-            raise _Retryable(f"HTTP {status}: {detail}", parse_retry_after(response.headers.get("retry-after")))
-        raise _Rejected(f"HTTP {status}: {detail}")
+        if status in RETRY_STATUS or status >= 500:
+            raise Retryable(f"HTTP {status}: {detail}", parse_retry_after(response.headers.get("retry-after")))
+        raise Rejected(f"HTTP {status}: {detail}")
 
     def _consume(self, request: Request, response, start: float, deadline: float) -> Completion:
-        s = request.sampling
-        st = _Stream(StopScanner(s.stop))
-        for line in response.iter_lines():
-            if time.perf_counter() > deadline:
-                raise _Retryable(f"no complete answer within {self.timeout_s:g} s")
-            if not line.startswith("data:"):
-                continue
-            data = line[5:].strip()
-            if data == "[DONE]":
-                st.done = True
-                break
-            try:
-                chunk = json.loads(data)
-            except ValueError:
-                raise _Retryable(f"malformed stream chunk: {self._scrub(data)[:100]!r}") from None
-            if chunk.get("error"):
-                raise _Retryable(f"server error in stream: {self._scrub(json.dumps(chunk['error']))[:300]}")
-            st.usage = chunk.get("usage") or st.usage
-            for choice in chunk.get("choices") or ():
-                delta = choice.get("delta") or {}
-                thought = delta.get("reasoning_content") or delta.get("reasoning") or ""
-                content = delta.get("content") or ""
-                if thought or content:
-                    st.last = time.perf_counter()
-                    st.first = st.first or st.last
-                    st.deltas += 1
-                if thought:
-                    st.reasoning.append(thought)
-                if content and st.scanner.feed(content, check=st.deltas >= s.min_new_tokens):
-                    st.local_stop = True
-                st.finish = choice.get("finish_reason") or st.finish
-            if st.local_stop:
-                break  # leaving the `with` closes the stream, so the server stops generating
-        if not (st.done or st.local_stop or st.finish):
-            raise _Retryable("stream ended before the answer was complete")
+        st = read_stream(response.iter_lines(), StopScanner(request.sampling.stop), request.sampling.min_new_tokens,
+                         deadline, self.timeout_s, self._scrub)
         return self._completion(request, st, start)
 
-    def _completion(self, request: Request, st: _Stream, start: float) -> Completion:
+    def _completion(self, request: Request, st: Stream, start: float) -> Completion:
         unmeasured: dict[str, str] = {}
         reasoning_text = "".join(st.reasoning) or None
         reasoning_tokens = None
@@ -405,21 +310,6 @@ class OpenAIBackend(Backend):
             reasoning_tokens=reasoning_tokens,
             unmeasured=unmeasured,
         )
-
-
-@dataclass
-class _Stream:
-    """What one streamed answer has delivered so far."""
-
-    scanner: StopScanner
-    reasoning: list[str] = field(default_factory=list)
-    first: float | None = None  # perf_counter of the first content or reasoning delta
-    last: float | None = None
-    deltas: int = 0  # non-empty deltas: the token count when the server sends no usage
-    usage: dict | None = None
-    finish: str | None = None  # the server's finish_reason
-    local_stop: bool = False  # a stop string matched here
-    done: bool = False  # [DONE] arrived
 
 
 __all__ = ["OpenAIBackend", "backoff_delay", "parse_retry_after", "resolve_api_key"]

@@ -21,12 +21,14 @@ from __future__ import annotations
 
 import time
 
-from harness.backends._sampling import plain_prompt, split_options
-from harness.backends.base import Backend, Completion, ModelInfo, Request, Sampling
-from harness.errors import ModelLoadError
-from harness.roofline import kv_bytes_or_none
+from pydantic import Field
 
-_OPTIONS = ("revision", "dtype", "trust_remote_code", "tensor_parallel_size", "n_ctx", "tokenizer")
+from harness.backends._sampling import split_options
+from harness.backends.base import Backend, BackendOptions, Completion, ModelInfo, Request, Sampling
+from harness.backends.render import hf_template, render
+from harness.errors import ModelLoadError
+from harness.measure.roofline import kv_bytes_or_none
+
 NO_METRICS = "vLLM returned no per-request metrics (this version or its settings do not record them)"
 
 
@@ -48,11 +50,28 @@ def sampling_kwargs(sampling: Sampling, seed: int) -> dict:
         "temperature": 0.0 if greedy else sampling.temperature,
         "top_p": 1.0 if greedy else sampling.top_p,
         "top_k": -1 if greedy or sampling.top_k <= 0 else sampling.top_k,
+        # explicit, so neither vLLM's nor the model's generation_config defaults apply
+        "min_p": 0.0 if greedy else sampling.min_p,
+        "repetition_penalty": sampling.repetition_penalty,
+        "presence_penalty": sampling.presence_penalty,
+        "frequency_penalty": sampling.frequency_penalty,
         "max_tokens": sampling.max_new_tokens,
         "min_tokens": sampling.min_new_tokens,
         "stop": list(sampling.stop),
         "seed": seed % (1 << 63),  # torch generators take a signed 64-bit seed
     }
+
+
+def model_defaults(params) -> dict:
+    """The sampling defaults vLLM took from the model's generation_config (its default
+    SamplingParams) that differ from neutral: each request sets its own, so these are set aside."""
+    neutral = sampling_kwargs(Sampling(temperature=1.0), 0)
+    out = {}
+    for key in ("temperature", "top_p", "top_k", "min_p", "repetition_penalty", "presence_penalty", "frequency_penalty"):
+        value = getattr(params, key, None)
+        if value is not None and value != neutral[key] and not (key == "top_k" and value in (0, -1)):
+            out[key] = value
+    return out
 
 
 def finish_reason(reason: str | None, stop_reason) -> str:
@@ -91,6 +110,7 @@ def to_completion(output, batch_size: int, batch_wall_s: float | None) -> Comple
         text=sample.text,
         input_tokens=len(output.prompt_token_ids),
         output_tokens=len(sample.token_ids),
+        token_ids=list(sample.token_ids),
         finish_reason=finish_reason(sample.finish_reason, getattr(sample, "stop_reason", None)),
         ttft_s=ttft,
         e2e_s=e2e,
@@ -107,10 +127,21 @@ def kv_bytes_per_token(hf_config, dtype_bytes: int | None) -> int | None:
     return kv_bytes_or_none(hf_config, dtype_bytes, mla_compressed=True)
 
 
+class VLLMOptions(BackendOptions):
+    revision: str | None = Field(None, description="the Hub revision to load")
+    dtype: str | None = Field(None, description="vLLM's dtype (default: the resolved device dtype)")
+    trust_remote_code: bool = Field(False, description="run the model repository's own code")
+    tensor_parallel_size: int = Field(1, ge=1, description="GPUs one model is split across")
+    n_ctx: int | None = Field(None, gt=0, description="max_model_len (default: the model's)")
+    tokenizer: str | None = Field(None, description="a tokenizer folder other than the model's")
+
+
 class VLLMBackend(Backend):
     """A Hugging Face model on vLLM. Build it with `from_options(model, **options)`."""
 
     name = "vllm"
+    Options = VLLMOptions
+    install = "pip install 'cnllm-harness[vllm]' (a CUDA machine)"
 
     def __init__(
         self,
@@ -141,15 +172,19 @@ class VLLMBackend(Backend):
         except (OSError, ValueError) as exc:
             raise ModelLoadError(f"vLLM could not load {model}: {exc}", "check --model, --revision and free GPU memory") from exc
         self._tokenizer = self._llm.get_tokenizer()
-        self._templated = bool(getattr(self._tokenizer, "chat_template", None))
+        self._template = hf_template(self._tokenizer)
+        self._templated = self._template is not None
         self.info = self._model_info(model, revision, int(tensor_parallel_size or 1))
+        defaults = getattr(self._llm, "get_default_sampling_params", None)
+        self.info.overridden_defaults = model_defaults(defaults() if callable(defaults) else None)
 
     @classmethod
     def from_options(cls, model: str, **options) -> VLLMBackend:
         """Build from CLI/config options; options meant for other engines are noted and ignored.
 
         Without an explicit dtype, the pipeline's resolved device dtype is used."""
-        kwargs, ignored = split_options(options, _OPTIONS)
+        kwargs, ignored = split_options(options, cls.Options.model_fields)
+        kwargs = cls.check_options(kwargs).model_dump(exclude_unset=True)
         device = options.get("device")
         if "dtype" not in kwargs and getattr(device, "dtype", None) not in (None, "auto"):
             kwargs["dtype"] = device.dtype
@@ -184,15 +219,16 @@ class VLLMBackend(Backend):
 
     # ---- hooks ----------------------------------------------------------------------------
     def render(self, request: Request) -> str:
-        messages = [dict(m) for m in request.messages]
-        if self._templated:
-            text = self._tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-        else:
-            text = plain_prompt(messages)
-        return text + request.prefill
+        return render(request, self._template)
 
     def count_tokens(self, text: str) -> int | None:
         return len(self._tokenizer.encode(text, add_special_tokens=False))
+
+    def decode(self, ids: list[int]) -> str:
+        return self._tokenizer.decode(ids, skip_special_tokens=True)  # as vLLM decodes its output text
+
+    def engine_sampling(self, sampling) -> dict:
+        return {k: v for k, v in sampling_kwargs(sampling, 0).items() if k not in ("n", "seed", "max_tokens", "min_tokens", "stop")}
 
     def max_batch_size(self) -> int:
         return 256  # the scheduler packs what fits; this only bounds one submission
@@ -202,8 +238,10 @@ class VLLMBackend(Backend):
 
     # ---- generation -----------------------------------------------------------------------
     def prompt_ids(self, request: Request) -> list[int]:
-        # A chat template writes the special tokens itself; plain text gets the tokenizer's own.
-        return list(self._tokenizer.encode(self.render(request), add_special_tokens=not self._templated))
+        # A chat template writes the special tokens itself; plain text gets the tokenizer's own
+        # (the same rule as the transformers engine).
+        templated = self._templated and request.chat
+        return list(self._tokenizer.encode(self.render(request), add_special_tokens=not templated))
 
     def generate(self, requests: list[Request]) -> list[Completion]:
         prompts = [{"prompt_token_ids": self.prompt_ids(r)} for r in requests]
@@ -217,4 +255,4 @@ class VLLMBackend(Backend):
         return f"VLLMBackend({self.info.name_or_path!r})"
 
 
-__all__ = ["VLLMBackend", "finish_reason", "kv_bytes_per_token", "sampling_kwargs", "timings", "to_completion"]
+__all__ = ["VLLMBackend", "finish_reason", "model_defaults", "kv_bytes_per_token", "sampling_kwargs", "timings", "to_completion"]

@@ -19,15 +19,15 @@ aime25
 
 from __future__ import annotations
 
-from harness.tasks._choice import OpenQuestion, check_options, field
 from harness.tasks.base import Item, Task
+from harness.tasks.options import check_options, field
 
 _QUESTION = ("problem", "question", "Problem", "Question")
 _ANSWER = ("answer", "Answer")
 _ID = ("id", "ID", "Id")
 
 
-class _AIME(OpenQuestion, Task):
+class _AIME(Task):
     split = "train"
     paper = "https://maa.org (AIME)"
     license = "not stated (problems (c) MAA)"

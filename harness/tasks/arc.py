@@ -14,11 +14,11 @@ co-occurrence baselines got wrong (the Challenge set of the AI2 Reasoning Challe
 from __future__ import annotations
 
 from harness.errors import DataError
-from harness.tasks._choice import MultipleChoice, check_options, letter
-from harness.tasks.base import Item, Task
+from harness.tasks.base import Item, Task, letter
+from harness.tasks.options import check_options
 
 
-class ARCChallenge(MultipleChoice, Task):
+class ARCChallenge(Task):
     name = "arc_challenge"
     title = "ARC-Challenge (grade-school science)"
     dataset = "allenai/ai2_arc"

@@ -2,7 +2,7 @@
 
 A task knows where its data lives (Hub id, config, split), how a row becomes an `Item`, and what
 kind of answer it expects. Prompting is the protocol's job (harness/protocols.py); scoring is
-harness/scoring.py's. Every data problem a user can cause ends in a `DataError` naming the file,
+harness/scoring/grader.py's. Every data problem a user can cause ends in a `DataError` naming the file,
 the line and the fix.
 """
 
@@ -29,8 +29,25 @@ class Item:
     meta: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
 
 
+LETTERS = "ABCDEFGHIJ"
+
+
+def render_choices(question: str, choices: tuple[str, ...] | list[str]) -> str:
+    """"Question\\n\\nA) ...\\nB) ..." — the layout every multiple-choice task uses."""
+    if len(choices) > len(LETTERS):
+        raise DataError(f"{len(choices)} options is more than the {len(LETTERS)} letters A-J", "use at most 10 options")
+    lines = [f"{LETTERS[i]}) {text}" for i, text in enumerate(choices)]
+    return question.strip() + "\n\n" + "\n".join(lines)
+
+
+def letter(index: int) -> str:
+    return LETTERS[index]
+
+
 class Task:
-    """Subclass per benchmark; set the metadata and implement `parse`."""
+    """Subclass per benchmark; set the metadata and implement `parse`. A module under
+    harness/tasks/ (or an entry point in `harness.tasks`) is all it takes: every subclass that sets
+    its own `name` is found there (harness/registry.py)."""
 
     name: ClassVar[str]
     title: ClassVar[str] = ""
@@ -44,6 +61,8 @@ class Task:
     required_fields: ClassVar[tuple[str, ...]] = ()
     gated: ClassVar[bool] = False
     levels_field: ClassVar[str | None] = None  # meta key that holds a difficulty level, if any
+    stop: ClassVar[tuple[str, ...]] = ()  # stop strings of the task's own, added to the protocol's
+    max_new_tokens: ClassVar[int | None] = None  # the task's default generation budget, if it has one
 
     def __init__(self, **options: Any):
         self.options = options
@@ -53,9 +72,18 @@ class Task:
         raise NotImplementedError
 
     # ---- shared ------------------------------------------------------------------------------
+    def format_question(self, item: Item) -> str:
+        """What the protocol puts in the user turn: the question, then lettered options when the
+        item has choices (one layout for GPQA, ARC, C-Eval and plugins alike)."""
+        return render_choices(item.question, item.choices) if item.choices else item.question
+
     def describe(self) -> str:
-        src = self.dataset or "generated locally"
-        return f"{src}{' (' + self.split + ')' if self.dataset else ''}"
+        """The exact source: dataset, config, split or file (or "generated locally")."""
+        if not self.dataset:
+            return "generated locally"
+        where = f"{self.dataset}{' ' + self.config if self.config else ''}"
+        what = self.data_files if self.data_files else f"split {self.split}"
+        return f"{where} ({what}{', gated: needs HF_TOKEN' if self.gated else ''})"
 
     def load(self, data_file: str | Path | None = None, limit: int | None = None) -> list[Item]:
         rows = read_jsonl(Path(data_file)) if data_file else self.hub_rows()

@@ -23,8 +23,8 @@ from __future__ import annotations
 from typing import Iterable
 
 from harness.errors import DataError
-from harness.tasks._choice import MultipleChoice, check_options
 from harness.tasks.base import Item, Task, load_hub_dataset
+from harness.tasks.options import check_options
 
 _CATEGORIES = {
     "STEM": "computer_network operating_system computer_architecture college_programming college_physics "
@@ -61,7 +61,7 @@ def parse_subjects(value) -> tuple[str, ...]:
     return names
 
 
-class CEval(MultipleChoice, Task):
+class CEval(Task):
     name = "ceval"
     title = "C-Eval (Chinese exams, 52 subjects)"
     dataset = "ceval/ceval-exam"

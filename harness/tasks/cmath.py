@@ -15,8 +15,8 @@
 
 from __future__ import annotations
 
-from harness.tasks._choice import OpenQuestion, check_options
 from harness.tasks.base import Item, Task
+from harness.tasks.options import check_options
 
 _FILES = {"dev": "cmath_dev.jsonl", "test": "cmath_test.jsonl"}
 _META = ("grade", "reasoning_step", "num_digits")
@@ -29,7 +29,7 @@ def _file(value) -> str:
     return value
 
 
-class CMath(OpenQuestion, Task):
+class CMath(Task):
     name = "cmath"
     title = "CMATH (Chinese elementary math)"
     dataset = "weitianwen/cmath"

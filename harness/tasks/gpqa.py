@@ -19,8 +19,8 @@ from __future__ import annotations
 import hashlib
 import random
 
-from harness.tasks._choice import MultipleChoice, as_int, check_options, letter
-from harness.tasks.base import Item, Task
+from harness.tasks.base import Item, Task, letter
+from harness.tasks.options import as_int, check_options
 
 _WRONG = ("Incorrect Answer 1", "Incorrect Answer 2", "Incorrect Answer 3")
 
@@ -30,7 +30,7 @@ def item_seed(question: str, seed: int) -> int:
     return int.from_bytes(digest[:8], "big")
 
 
-class GPQADiamond(MultipleChoice, Task):
+class GPQADiamond(Task):
     name = "gpqa_diamond"
     title = "GPQA Diamond (graduate-level science)"
     dataset = "Idavidrein/gpqa"

@@ -11,11 +11,11 @@
 from __future__ import annotations
 
 from harness.errors import DataError
-from harness.tasks._choice import OpenQuestion, check_options
 from harness.tasks.base import Item, Task
+from harness.tasks.options import check_options
 
 
-class GSM8K(OpenQuestion, Task):
+class GSM8K(Task):
     name = "gsm8k"
     title = "GSM8K (grade-school math)"
     dataset = "openai/gsm8k"

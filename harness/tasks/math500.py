@@ -12,13 +12,13 @@
 
 from __future__ import annotations
 
-from harness.tasks._choice import OpenQuestion, check_options
 from harness.tasks.base import Item, Task
+from harness.tasks.options import check_options
 
 _META = ("subject", "level", "unique_id", "solution")
 
 
-class Math500(OpenQuestion, Task):
+class Math500(Task):
     name = "math500"
     title = "MATH-500 (competition math)"
     dataset = "HuggingFaceH4/MATH-500"

@@ -23,8 +23,8 @@ import random
 from pathlib import Path
 
 from harness.errors import ConfigError
-from harness.tasks._choice import OpenQuestion, as_int, check_options
 from harness.tasks.base import Item, Task
+from harness.tasks.options import as_int, check_options
 
 # Each scenario has an opening sentence, one or more phrasings per operation, the question, and
 # distractors. Placeholders: {n} a name, {v} the starting amount, {a}/{b} operands, {d} a distractor
@@ -236,7 +236,7 @@ def _bounded_zero(limit: int):
     return check
 
 
-class Synthetic(OpenQuestion, Task):
+class Synthetic(Task):
     name = "synthetic"
     title = "Synthetic multi-step arithmetic (en/zh)"
     dataset = None

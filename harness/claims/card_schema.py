@@ -1,0 +1,256 @@
+"""The model-card schema: one YAML file per model in `model_cards/`, typed here.
+
+A card records what a model *is* (Hub id and pinned revision, architecture, parameter count,
+license, context, dtype, whether it needs remote code), how its publishers *evaluated* it (the
+protocol: system-prompt policy, prompt wording, `<think>` forcing, decoding settings and samples
+per query, per benchmark) and what they *claimed* (benchmark, metric, value, source, status).
+Hosted models also carry an `api` section with the endpoint and the published prices.
+
+Every model is pydantic with `extra="forbid"`, so an unknown key is an error. Reading files is
+harness/claims/cards.py; what a card implies for a run is harness/claims/differences.py;
+`model_cards/_template.yaml` documents every field.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Literal, Optional
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from harness.protocols import PROTOCOLS
+from harness.training.card import TrainingCost
+
+# Prompt protocols are owned by harness/protocols.py; reading their names here makes a card with a
+# misspelt protocol fail at validation, not half-way through a run.
+PROTOCOL_NAMES: tuple[str, ...] = tuple(PROTOCOLS)
+
+Status = Literal["verified", "secondary", "derived", "UNVERIFIED"]
+
+_SHA = r"^[0-9a-f]{40}$"
+_SHORT_SHA = r"^[0-9a-f]{7,40}$"
+_HUB_ID = r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$"
+_TASK = r"^[a-z][a-z0-9_]*$"
+# pass@1, pass@8, cons@64, maj@64, rm@8, or a named score.
+_METRIC = r"^(?:(?:pass|cons|maj|rm)@[1-9][0-9]*|accuracy|exact_match|f1|prompt_strict|lc_win_rate|rating|percentile|resolved|score)$"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _check_protocol(name: str | None) -> str | None:
+    if name is not None and name not in PROTOCOL_NAMES:
+        raise ValueError(f"unknown protocol {name!r}; choose one of {', '.join(PROTOCOL_NAMES)}")
+    return name
+
+
+class Source(_Strict):
+    """A cited document: a repository file at a commit, or a web page."""
+
+    repo: Optional[str] = None
+    path: Optional[str] = None
+    commit: Optional[str] = Field(None, pattern=_SHORT_SHA)
+    url: Optional[str] = Field(None, pattern=r"^https?://")
+    arxiv: Optional[str] = None
+    note: Optional[str] = None
+
+    @model_validator(mode="after")
+    def check_where(self):
+        if not (self.repo or self.url or self.note):
+            raise ValueError("a source needs a repo, a url or a note saying where it was seen")
+        return self
+
+
+class EvalSettings(_Strict):
+    """Decoding settings; null means "not stated by the publisher"."""
+
+    temperature: Optional[float] = Field(None, ge=0)
+    top_p: Optional[float] = Field(None, gt=0, le=1)
+    top_k: Optional[int] = Field(None, ge=0)  # 0: no top-k cut
+    min_p: Optional[float] = Field(None, ge=0, le=1)
+    presence_penalty: Optional[float] = None
+    repetition_penalty: Optional[float] = Field(None, gt=0)
+    max_new_tokens: Optional[int] = Field(None, ge=1)
+    num_samples: Optional[int] = Field(None, ge=1)  # samples per query behind pass@1
+    num_fewshot: Optional[int] = Field(None, ge=0)
+
+
+class TaskSettings(EvalSettings):
+    """Per-benchmark overrides of the protocol defaults."""
+
+    protocol: Optional[str] = None
+    note: Optional[str] = None
+
+    @field_validator("protocol")
+    @classmethod
+    def check_protocol(cls, v: str | None) -> str | None:
+        return _check_protocol(v)
+
+
+class Protocol(_Strict):
+    """How the publisher prompted and decoded when producing the claims."""
+
+    name: str
+    system_prompt_policy: Literal["none", "fixed", "template_default"]
+    system_prompt: Optional[str] = None
+    prompt_suffix: Optional[str] = None
+    force_think: bool = False
+    enable_thinking: Optional[bool] = None
+    defaults: EvalSettings
+    per_task: dict[str, TaskSettings] = Field(default_factory=dict)
+    source: str
+    notes: list[str] = Field(default_factory=list)
+
+    @field_validator("name")
+    @classmethod
+    def check_name(cls, v: str) -> str:
+        return _check_protocol(v)
+
+    @field_validator("per_task")
+    @classmethod
+    def check_task_names(cls, v: dict[str, TaskSettings]):
+        bad = [k for k in v if not re.match(_TASK, k)]
+        if bad:
+            raise ValueError(f"task names must be lower_snake_case: {', '.join(bad)}")
+        return v
+
+    @model_validator(mode="after")
+    def check_system_prompt(self):
+        if self.system_prompt_policy == "fixed" and not self.system_prompt:
+            raise ValueError("system_prompt_policy 'fixed' needs the system_prompt text")
+        if self.system_prompt_policy != "fixed" and self.system_prompt is not None:
+            raise ValueError(f"system_prompt must be null when system_prompt_policy is {self.system_prompt_policy!r}")
+        return self
+
+
+class Claim(_Strict):
+    """One published number. `value` is as published (percent, or a rating for unit 'rating')."""
+
+    task: str = Field(pattern=_TASK)
+    benchmark: str
+    metric: str = Field(pattern=_METRIC)
+    value: Optional[float] = Field(None, ge=0)
+    unit: Literal["percent", "rating"] = "percent"
+    status: Status
+    source: str
+    setting: Optional[str] = None
+    protocol: Optional[str] = None
+    samples: Optional[int] = Field(None, ge=1)
+    notes: list[str] = Field(default_factory=list)
+
+    @field_validator("protocol")
+    @classmethod
+    def check_protocol(cls, v: str | None) -> str | None:
+        return _check_protocol(v)
+
+    @model_validator(mode="after")
+    def check_value(self):
+        if self.value is None and self.status != "UNVERIFIED":
+            raise ValueError("value may be null only with status UNVERIFIED (no published number found)")
+        if self.value is not None and self.unit == "percent" and self.value > 100:
+            raise ValueError(f"value {self.value} is over 100 for a percent claim")
+        return self
+
+
+class MoE(_Strict):
+    routed_experts: int = Field(ge=1)
+    shared_experts: int = Field(0, ge=0)
+    experts_per_token: int = Field(ge=1)
+    expert_intermediate_size: Optional[int] = Field(None, ge=1)
+    dense_layers: Optional[int] = Field(None, ge=0)
+
+
+class Architecture(_Strict):
+    model_type: str
+    class_name: Optional[str] = None
+    num_layers: Optional[int] = Field(None, ge=1)
+    hidden_size: Optional[int] = Field(None, ge=1)
+    intermediate_size: Optional[int] = Field(None, ge=1)
+    num_attention_heads: Optional[int] = Field(None, ge=1)
+    num_key_value_heads: Optional[int] = Field(None, ge=1)
+    head_dim: Optional[int] = Field(None, ge=1)
+    vocab_size: Optional[int] = Field(None, ge=1)
+    max_position_embeddings: Optional[int] = Field(None, ge=1)
+    rope_theta: Optional[float] = Field(None, gt=0)
+    tie_word_embeddings: Optional[bool] = None
+    attention: Optional[str] = None
+    moe: Optional[MoE] = None
+    config_file: Optional[str] = None
+    config_status: Optional[Status] = None
+    notes: list[str] = Field(default_factory=list)
+
+
+class Parameters(_Strict):
+    total_b: Optional[float] = Field(None, gt=0)  # null only for hosted models that do not disclose it
+    exact: Optional[int] = Field(None, ge=1)
+    active_b: Optional[float] = Field(None, gt=0)
+    non_embedding_b: Optional[float] = Field(None, gt=0)
+    source: str
+
+
+class Price(_Strict):
+    input_per_1m: float = Field(ge=0)
+    cached_input_per_1m: Optional[float] = Field(None, ge=0)
+    output_per_1m: float = Field(ge=0)
+    currency: Literal["USD"] = "USD"
+    source: str
+    status: Status
+    as_of: Optional[str] = None
+    notes: list[str] = Field(default_factory=list)
+
+
+class ApiInfo(_Strict):
+    provider: str
+    base_url: str = Field(pattern=r"^https?://")
+    model: str
+    api_key_env: str = Field(pattern=r"^[A-Z_][A-Z0-9_]*$")
+    prices: Price
+    context_length: Optional[int] = Field(None, ge=1)
+    max_output_tokens: Optional[int] = Field(None, ge=1)
+    notes: list[str] = Field(default_factory=list)
+
+
+class Card(_Strict):
+    name: str = Field(pattern=r"^_?[a-z0-9][a-z0-9._-]*$")
+    display_name: str
+    kind: Literal["open-weights", "api"]
+    hub_id: Optional[str] = Field(None, pattern=_HUB_ID)
+    revision: Optional[str] = Field(None, pattern=_SHA)
+    revision_note: Optional[str] = None
+    base_model: Optional[str] = None
+    architecture: Architecture
+    parameters: Parameters
+    license: str
+    license_note: Optional[str] = None
+    context_length: Optional[int] = Field(None, ge=1)
+    context_note: Optional[str] = None
+    dtype: Optional[Literal["bfloat16", "float16", "float32"]] = None
+    weights_gb: Optional[float] = Field(None, gt=0)
+    weights_status: Optional[Status] = None
+    trust_remote_code: bool
+    min_transformers: Optional[str] = None
+    protocol: Protocol
+    claims: list[Claim]
+    api: Optional[ApiInfo] = None
+    training: Optional[TrainingCost] = None  # a published training-cost claim (harness/training/card.py)
+    sources: dict[str, Source] = Field(default_factory=dict)
+    notes: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def check_consistent(self):
+        if self.kind == "open-weights":
+            if not self.hub_id:
+                raise ValueError("an open-weights card needs hub_id")
+            if not self.dtype:
+                raise ValueError("an open-weights card needs dtype")
+            if self.parameters.total_b is None or self.context_length is None:
+                raise ValueError("an open-weights card needs parameters.total_b and context_length")
+        if self.kind == "api" and self.api is None:
+            raise ValueError("an api card needs an api section")
+        if self.revision is None and not self.revision_note:
+            # Never invent a sha: an unpinned card must say why.
+            raise ValueError("revision is null: add revision_note saying why no commit sha is pinned")
+        if self.weights_gb is not None and self.weights_status is None:
+            raise ValueError("weights_gb needs weights_status")
+        return self

@@ -1,0 +1,127 @@
+"""Model cards on disk: loading (`yaml.safe_load` only, so YAML tags cannot build Python objects;
+duplicate keys are rejected; every problem one line naming the file and field), listing and
+lookup by name. The schema is harness/claims/card_schema.py (its names are re-exported here).
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import os
+from pathlib import Path
+
+import yaml
+from pydantic import ValidationError
+
+import harness
+from harness.claims.card_schema import Card, Claim, Source, Status
+from harness.errors import ConfigError, validation_message
+
+__all__ = ["Card", "Claim", "Source", "Status", "cards_dir", "find_card", "list_cards", "load_card", "validate_all"]
+
+
+# ---- loading ----------------------------------------------------------------------------------
+
+_NODE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when present: composing is then fast
+
+
+def _check_duplicate_keys(node: yaml.Node | None) -> None:
+    """safe_load silently keeps the last of two equal keys; in a card that is always a mistake."""
+    if isinstance(node, yaml.MappingNode):
+        seen: set = set()
+        for key_node, value_node in node.value:
+            key = key_node.value if isinstance(key_node, yaml.ScalarNode) else id(key_node)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
+            seen.add(key)
+            _check_duplicate_keys(value_node)
+    elif isinstance(node, yaml.SequenceNode):
+        for item in node.value:
+            _check_duplicate_keys(item)
+
+
+def load_card(path: str | Path) -> Card:
+    """Read and validate one card. Every problem is a ConfigError "<file>: <field path>: <reason>"."""
+    path = Path(path)
+    try:
+        stat = path.stat()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read model card ({exc.strerror or exc})", "check the path") from None
+    # Cards are frozen and small but pure-Python YAML is slow (~0.1 s each); listing and lookup
+    # reread them often, so parse a file once per (path, mtime, size).
+    return _load_card(path, stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=256)
+def _load_card(path: Path, _mtime_ns: int, _size: int) -> Card:
+    fix = "see model_cards/_template.yaml for every field and its meaning"
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read model card ({exc.strerror or exc})", "check the path") from None
+    try:
+        data = yaml.safe_load(text)  # never yaml.load: a card must not be able to build Python objects
+        _check_duplicate_keys(yaml.compose(text, Loader=_NODE_LOADER))  # nodes only, nothing constructed
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "yaml"
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(f"{path}: {where}: invalid YAML: {problem}", fix) from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: (top level): a card must be a YAML mapping, got {type(data).__name__}", fix)
+    try:
+        card = Card.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(f"{path}: {validation_message(exc, Card)}", fix) from None
+    if not path.stem.startswith("_") and card.name != path.stem:
+        raise ConfigError(f"{path}: name: {card.name!r} must equal the file name {path.stem!r}", "rename the file or the card")
+    return card
+
+
+def cards_dir() -> Path:
+    """The cards folder: $HARNESS_CARDS_DIR, else the repository's model_cards/ beside the package."""
+    env = os.environ.get("HARNESS_CARDS_DIR")
+    return Path(env) if env else Path(harness.__file__).resolve().parents[1] / "model_cards"
+
+
+def _card_files(directory: Path | None = None) -> list[Path]:
+    directory = directory or cards_dir()
+    if not directory.is_dir():
+        raise ConfigError(f"model cards folder {directory} not found", "set HARNESS_CARDS_DIR to the model_cards/ folder")
+    return sorted(directory.glob("*.yaml"))
+
+
+def list_cards() -> list[Card]:
+    """Every card (templates, whose file names start with "_", excluded), sorted by name."""
+    return [load_card(p) for p in _card_files() if not p.name.startswith("_")]
+
+
+def validate_all() -> list[tuple[Path, ConfigError | None]]:
+    """Validate every YAML file in the cards folder, template included; never raises per file."""
+    out: list[tuple[Path, ConfigError | None]] = []
+    for path in _card_files():
+        try:
+            load_card(path)
+            out.append((path, None))
+        except ConfigError as exc:
+            out.append((path, exc))
+    return out
+
+
+def find_card(name: str) -> Card:
+    """A card by file stem, Hub id, API model name or display name (case-insensitive)."""
+    want = name.strip().lower()
+    files = [p for p in _card_files() if not p.name.startswith("_")]
+    for path in files:
+        if path.stem.lower() == want:
+            return load_card(path)
+    keys: list[str] = [p.stem for p in files]
+    for card in (load_card(p) for p in files):
+        aliases = [card.hub_id, card.display_name, card.api.model if card.api else None]
+        if any(a and a.lower() == want for a in aliases):
+            return card
+        keys += [a for a in aliases if a]
+    close = difflib.get_close_matches(name, keys, n=4, cutoff=0.5)
+    close += [k for k in keys if want and want in k.lower() and k not in close][: 4 - len(close)]
+    hint = f"did you mean: {', '.join(close)}?" if close else f"known cards: {', '.join(p.stem for p in files)}"
+    raise ConfigError(f"no model card named {name!r} in {cards_dir()}", f"{hint} (`harness cards` lists them all)")

@@ -1,0 +1,155 @@
+"""Verdicts on published claims: does our measurement, with its 95% interval, agree with a card's number?
+
+Rules, applied in this order (claims and measurements are fractions in [0, 1]):
+1. The claim lies outside the interval -> "below" (we measured less than claimed: claim > hi) or
+   "above" (claim < lo). This holds however wide the interval is: if even a wide interval
+   excludes the claim, the data disagree with it.
+2. The claim lies inside the interval (edges inclusive) and the interval is wider than `max_width`
+   -> "inconclusive": the data cannot tell the claim from values far from it. The note says roughly
+   how many problems would narrow the interval under `max_width`.
+3. Otherwise -> "consistent".
+
+How many problems: with one sample per problem, the normal approximation to the Wilson interval
+gives n ≈ (2·1.96)² p(1−p) / w², with p the claimed value and w the target width. With k > 1
+samples per problem the interval is a bootstrap over problems, and extra samples shrink only the
+within-problem part of the variance, never the spread between problems; so the estimate scales
+the observed width instead (width ∝ 1/√problems), which already contains that clustering.
+
+`claims_for_run` turns a card's claims into run.json `claims` entries for the tasks a run measured.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from harness.claims.card_schema import Card
+from harness.claims.differences import stated_settings
+
+Z95 = 1.96
+_EDGE = 1e-9  # float slack so a claim printed on an interval edge counts as on it
+
+# Published metric name -> our metric name in run.json tasks.<task>.metrics.
+_FIXED = {"pass@1": "accuracy", "accuracy": "accuracy", "exact_match": "accuracy"}
+
+
+def our_metric(published: str) -> str | None:
+    """Map a card's metric to the run's metric name, or None when we compute nothing like it."""
+    if published in _FIXED:
+        return _FIXED[published]
+    kind, _, k = published.partition("@")
+    if k.isdigit():
+        if kind in ("cons", "maj"):
+            return f"maj@{k}"
+        if kind == "pass":
+            return f"pass@{k}"
+    return None
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.1f}%"
+
+
+def problems_needed(p: float, width: float) -> int:
+    """Problems (one sample each) for a 95% interval of `width` around accuracy p (normal approximation)."""
+    var = max(p * (1 - p), 0.01 * 0.99)  # a claim of 0% or 100% still needs a few problems to confirm
+    return math.ceil(round((2 * Z95) ** 2 * var / width**2, 6))
+
+
+def verdict(claimed: float, measured: float, ci95: tuple[float, float] | list[float], *, n: int, k: int, max_width: float = 0.10) -> dict[str, Any]:
+    """Compare one claim with one measurement. See the module docstring for the rules.
+
+    Returns {"verdict": "consistent"|"below"|"above"|"inconclusive", "gap": measured - claimed, "note": str}.
+    """
+    lo, hi = float(ci95[0]), float(ci95[1])
+    for name, value in (("claimed", claimed), ("measured", measured), ("ci95 low", lo), ("ci95 high", hi)):
+        if not 0.0 <= value <= 1.0:
+            raise ValueError(f"{name} must be a fraction in [0, 1], got {value} (percentages divide by 100)")
+    if lo > hi:
+        raise ValueError(f"ci95 must be (low, high), got ({lo}, {hi})")
+    if n < 1 or k < 1:
+        raise ValueError(f"n and k must be at least 1, got n={n}, k={k}")
+
+    gap = measured - claimed
+    width = hi - lo
+    interval = f"95% interval [{_pct(lo)}, {_pct(hi)}]"
+    wide = width > max_width
+
+    if claimed > hi + _EDGE or claimed < lo - _EDGE:
+        side = "below" if claimed > hi else "above"
+        note = f"measured {_pct(measured)} is {side} the claimed {_pct(claimed)}, which lies outside the {interval}"
+        if wide:
+            note += f" (the interval is wide, {_pct(width)}, yet still excludes the claim)"
+        return {"verdict": side, "gap": gap, "note": note}
+
+    if wide:
+        samples = "1 sample" if k == 1 else f"{k} samples"
+        note = (f"the claimed {_pct(claimed)} lies inside the {interval}, but that interval is {_pct(width)} wide "
+                f"(over {_pct(max_width)}) with n={n} problems x {samples}: ")
+        if k == 1:
+            need = problems_needed(claimed, max_width)
+            note += (f"about {need} problems would narrow it under {_pct(max_width)} "
+                     f"((2*1.96)^2 * p(1-p) / w^2 with p = the claim)")
+        else:
+            need = math.ceil(round(n * (width / max_width) ** 2, 6))  # round: 0.65 - 0.35 is 0.30000000000000004
+            note += (f"about {need} problems would narrow it under {_pct(max_width)} (the width shrinks like 1/sqrt(problems)); "
+                     f"more samples per problem reduce only the within-problem variance, not the spread between problems, "
+                     f"so they cannot replace problems")
+        return {"verdict": "inconclusive", "gap": gap, "note": note}
+
+    return {"verdict": "consistent", "gap": gap, "note": f"the claimed {_pct(claimed)} lies inside the {interval}"}
+
+
+def claims_for_run(card: Card, run_tasks: dict, *, differences_by_task: dict[str, list[str]], run_protocol: str | None = None, max_width: float = 0.10) -> list[dict]:
+    """run.json `claims` entries for every card claim whose task ran and whose metric we computed.
+
+    `run_tasks` is run.json's `tasks` mapping ({task: {"n", "k", "metrics": {name: {"value", "ci95", ...}}}}).
+    `differences_by_task` holds protocol_differences() per task; `run_protocol` is the prompt
+    protocol the run used (claims measured under another protocol say so). A claim with no
+    published value (status UNVERIFIED) yields an "inconclusive" entry with claimed null.
+    """
+    out: list[dict] = []
+    for claim in card.claims:
+        task = run_tasks.get(claim.task)
+        if task is None or claim.unit != "percent":
+            continue
+        metric = our_metric(claim.metric)
+        measured = (task.get("metrics") or {}).get(metric) if metric else None
+        if measured is None or measured.get("value") is None:
+            continue
+        diffs = list(differences_by_task.get(claim.task, []))
+        if claim.protocol and claim.protocol != (run_protocol or card.protocol.name):
+            where = f"in {claim.setting}" if claim.setting else f"with protocol {claim.protocol!r}"
+            diffs.append(f"the claim was measured {where}; this run used protocol {(run_protocol or card.protocol.name)!r}")
+        card_k = stated_settings(card, claim.task).get("num_samples")
+        if claim.samples and claim.samples != card_k and metric == "accuracy" and task.get("k") and task["k"] < claim.samples:
+            # protocol_differences compares with the card's protocol; this claim used its own sample count.
+            diffs.append(f"the claim averages {claim.samples} samples per problem; this run drew {task['k']}")
+        ci = measured.get("ci95")
+        entry = {
+            "task": claim.task,
+            "metric": metric,
+            "published_metric": claim.metric,
+            "claimed": None if claim.value is None else round(claim.value / 100.0, 6),
+            "measured": measured["value"],
+            "ci95": list(ci) if ci is not None else None,
+            "verdict": "inconclusive",
+            "gap": None,
+            "source": claim.source,
+            "status": claim.status,
+            "protocol_differences": sorted(set(diffs), key=diffs.index),
+            "note": "",
+        }
+        if claim.value is None:
+            entry["note"] = "no published value: nothing to compare the measurement with"
+        elif ci is None:
+            entry["gap"] = round(measured["value"] - entry["claimed"], 6)
+            entry["note"] = "no confidence interval was computed for this metric"
+        else:
+            v = verdict(entry["claimed"], measured["value"], ci, n=int(task.get("n") or measured.get("n") or 1),
+                        k=int(task.get("k") or 1), max_width=max_width)
+            entry.update(verdict=v["verdict"], gap=round(v["gap"], 6), note=v["note"])
+        if claim.setting and not claim.protocol:  # a claim with its own protocol already says so above
+            entry["note"] += f" (claim setting: {claim.setting})"
+        out.append(entry)
+    return out

@@ -1,0 +1,30 @@
+"""Interoperability with EleutherAI's lm-evaluation-harness (lm-eval 0.4.x), three ways:
+
+1. `harness run --tasks lm_eval:<task>`: `LMEvalTask` turns an lm-eval task's evaluation docs into
+   our Items (question = the task's `doc_to_text`, target = its `doc_to_target` cut to the final
+   answer), so the task runs through our pipeline: our prompts, timings, scoring and run.json.
+2. `python -m harness.lmeval --model harness --model_args model=... --tasks ...`: lm-eval's own CLI
+   with our backends registered as the lm-eval model "harness" (harness/lmeval/model.py).
+   lm-eval 0.4.13 only knows models registered when it runs (it reads no plugin entry points), so
+   this launcher imports the registration and then hands over to `lm_eval.__main__.cli_evaluate`.
+3. `harness export --format lm-eval RUN_DIR`: `export_results` writes a run as an lm-eval results
+   JSON (the document `simple_evaluate` returns), our strict and lenient accuracy as lm-eval's
+   `strict-match` and `flexible-extract` filters of `exact_match`.
+
+lm-eval is imported inside functions only: `harness export` works without it, and importing this
+module costs nothing until a task is loaded.
+"""
+
+from __future__ import annotations
+
+import sys
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`python -m harness.lmeval [lm-eval arguments]`: lm-eval's CLI, with `--model harness` available."""
+    import harness.lmeval.model  # noqa: F401  (registers "harness" in lm-eval's model registry)
+    from lm_eval.__main__ import cli_evaluate
+
+    if argv is not None:
+        sys.argv = [sys.argv[0], *argv]
+    cli_evaluate()

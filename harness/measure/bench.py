@@ -1,0 +1,147 @@
+"""`harness bench`: a performance sweep of batch sizes x prompt lengths x output lengths.
+
+Each cell generates a fixed number of tokens (min = max new tokens, so EOS cannot end a row
+early), after warm-up iterations that are excluded, repeated `iterations` times. Prints a table
+and one JSON document last (or writes it with --output). Works for any model spec, `random:`
+ones included, so an architecture can be timed without downloading its weights.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import sys
+import time
+
+from harness.backends.base import Request, Sampling
+from harness.errors import ConfigError
+from harness.stats import percentiles
+
+FILLER = "The quick brown fox counts 12 apples and 7 pears, then sells 3 of them at the market. "
+
+
+def _ints(text: str, flag: str) -> list[int]:
+    try:
+        values = [int(x) for x in str(text).split(",") if x.strip()]
+    except ValueError:
+        raise ConfigError(f"{flag} must be comma-separated positive integers, got {text!r}", f"e.g. {flag} 1,4,8") from None
+    if not values or any(v <= 0 for v in values):
+        raise ConfigError(f"{flag} must be comma-separated positive integers, got {text!r}", f"e.g. {flag} 1,4,8")
+    return values
+
+
+def prompt_of(backend, n_tokens: int) -> str:
+    """Plain text of about `n_tokens` tokens for this backend's tokenizer."""
+    text = FILLER * (n_tokens // 4 + 2)
+    lo, hi = 0, len(text)
+    while lo < hi:  # the longest prefix with at most n_tokens tokens
+        mid = (lo + hi + 1) // 2
+        n = backend.count_tokens(text[:mid])
+        if n is None:
+            return text[: n_tokens * 4]
+        lo, hi = (mid, hi) if n <= n_tokens else (lo, mid - 1)
+    return text[:lo]
+
+
+def sweep(backend, batch_sizes, prompt_tokens, output_tokens, *, iterations: int, warmup: int, progress=lambda: None,
+          batching: str = "static") -> list[dict]:
+    cells = []
+    if batching == "continuous":  # batch size = sequences in flight
+        def generate(reqs):
+            return backend.generate_continuous(reqs, len(reqs))
+    else:
+        generate = backend.generate
+    for bs, pt, ot in itertools.product(batch_sizes, prompt_tokens, output_tokens):
+        text = prompt_of(backend, pt)
+        backend.reset_peak_memory()  # each cell reports its own peak
+        reqs = [Request(key=f"bench/{i}", messages=({"role": "user", "content": text},), chat=False,
+                        sampling=Sampling(max_new_tokens=ot, min_new_tokens=ot), seed=i) for i in range(bs)]
+        for _ in range(warmup):
+            generate(reqs)
+        walls, ttfts, tpots, outs, ins = [], [], [], [], []
+        for _ in range(iterations):
+            backend.synchronize()
+            t0 = time.perf_counter()
+            done = generate(reqs)
+            backend.synchronize()
+            walls.append(time.perf_counter() - t0)
+            for c in done:
+                ttfts.append(c.ttft_s)
+                if c.e2e_s is not None and c.ttft_s is not None and (c.output_tokens or 0) > 1:
+                    tpots.append((c.e2e_s - c.ttft_s) / (c.output_tokens - 1))
+            outs.append(sum(c.output_tokens or 0 for c in done))
+            ins.append(sum(c.input_tokens or 0 for c in done) / len(done))
+            progress()
+        cells.append({"batch_size": bs, "prompt_tokens": pt, "prompt_tokens_actual": sum(ins) / len(ins), "output_tokens": ot,
+                      "iterations": iterations, "warmup": warmup, "wall_s": percentiles(walls), "ttft_s": percentiles(ttfts),
+                      "tpot_s": percentiles(tpots), "output_tokens_per_s": sum(outs) / sum(walls),
+                      "memory": backend.memory()})
+    base = {(c["prompt_tokens"], c["output_tokens"]): c["output_tokens_per_s"] for c in cells if c["batch_size"] == min(batch_sizes)}
+    for c in cells:
+        b = base.get((c["prompt_tokens"], c["output_tokens"]))
+        c["speedup_vs_smallest_batch"] = c["output_tokens_per_s"] / b if b else None
+    return cells
+
+
+def run_bench(args) -> int:
+    from harness.runtime import device as devices
+    from harness.config import make_config
+    from harness.backends import load_backend
+
+    batch_sizes, prompt_tokens = _ints(args.batch_sizes, "--batch-sizes"), _ints(args.prompt_tokens, "--prompt-tokens")
+    output_tokens = _ints(args.output_tokens, "--output-tokens")
+    if args.iterations <= 0 or args.warmup < 0:
+        raise ConfigError("--iterations must be > 0 and --warmup >= 0", "e.g. --iterations 3 --warmup 1")
+    cfg = make_config(model=args.model, backend=args.backend, device=args.device, dtype=args.dtype, tokenizer=args.tokenizer,
+                      compile=getattr(args, "compile", "auto"))
+    from harness.runtime.batching import choose
+    from harness.runtime.cpu_dtype import refine
+
+    dev = refine(devices.resolve(cfg.device, cfg.dtype), cfg)
+    t0 = time.perf_counter()
+    backend = load_backend(cfg, dev)
+    load_s = time.perf_counter() - t0
+    batching, batching_reason = choose(args.batching, backend, dev.type)
+    total = len(batch_sizes) * len(prompt_tokens) * len(output_tokens) * args.iterations
+    if sys.stderr.isatty():
+        from rich.progress import Progress
+
+        with Progress(transient=True) as bar:
+            t = bar.add_task("bench", total=total)
+            cells = sweep(backend, batch_sizes, prompt_tokens, output_tokens, iterations=args.iterations, warmup=args.warmup,
+                          progress=lambda: bar.advance(t), batching=batching)
+    else:
+        cells = sweep(backend, batch_sizes, prompt_tokens, output_tokens, iterations=args.iterations, warmup=args.warmup,
+                      batching=batching)
+    info = backend.info
+    doc = {"model": info.name_or_path, "backend": info.backend, "random_weights": info.random_weights, "dtype": info.dtype,
+           "num_parameters": info.num_parameters, "load_s": load_s, "cells": cells,
+           "device": {"type": dev.type, "name": dev.name, "dtype_reason": dev.dtype_reason, "dtype_measurements": dev.dtype_measurements},
+           "engine": {**info.engine, "batching": batching, "batching_reason": batching_reason}}
+    _table(cells)
+    text = json.dumps(doc, indent=2)
+    if args.output:
+        from pathlib import Path
+
+        from harness.results.store import write_text_atomic
+
+        write_text_atomic(Path(args.output), text + "\n")
+        print(f"wrote {args.output}")
+    else:
+        print(text)
+    backend.close()
+    return 0
+
+
+def _table(cells) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table(title="harness bench")
+    for col in ("batch", "prompt", "output", "wall p50 s", "TTFT p50 ms", "TPOT p50 ms", "tok/s", "x smallest batch"):
+        t.add_column(col, justify="right")
+    for c in cells:
+        f = lambda v, s=1.0, p=3: "—" if v is None else f"{v * s:.{p}g}"  # noqa: E731
+        t.add_row(str(c["batch_size"]), str(c["prompt_tokens"]), str(c["output_tokens"]), f(c["wall_s"]["p50"]),
+                  f(c["ttft_s"]["p50"], 1e3), f(c["tpot_s"]["p50"], 1e3), f(c["output_tokens_per_s"], 1, 4), f(c["speedup_vs_smallest_batch"]))
+    Console(stderr=True).print(t)

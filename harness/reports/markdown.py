@@ -1,0 +1,124 @@
+"""Run reports: report.md rendered from run.json alone (numbers written by reports/format.py, as in
+report.html), and (through `write_reports`) the
+self-contained report.html of harness/reports/html.py. Reports compute nothing new, so a report
+can always be re-rendered from the results it describes (`harness report RUN_DIR`).
+
+Also owns `progress`, the stderr progress bar that report and compare show on long steps.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from harness.reports.format import interval, nbytes, num, pct, pts, usd
+from harness.results.schema import Cost, PeakMemory, Percentiles, Perf, Roofline, RunResult, as_run
+
+
+def render_markdown(run: RunResult | dict) -> str:
+    d = as_run(run)
+    m, dev = d.model, d.device
+    perf, cost = d.perf or Perf(wall_s=0.0), d.cost or Cost(basis="time")
+    done, planned = (d.samples.done, d.samples.planned) if d.samples else ("?", "?")
+    out = [f"# Run {d.run_id}: {m.name_or_path}", ""]
+    out += [f"- status: **{d.status}** ({done}/{planned} samples)",
+            f"- model: {m.name_or_path} ({m.architecture or '?'}, {num(m.num_parameters, '{:,}')} parameters, "
+            f"{m.dtype}, backend {m.backend}{', revision ' + m.revision if m.revision else ''})",
+            f"- device: {dev.type} — {dev.name} ({dev.device_reason}); dtype {dev.dtype}: {dev.dtype_reason}",
+            f"- protocol: {d.protocol.name if d.protocol else None}"
+            + (f" (from {d.protocol.source})" if d.protocol and d.protocol.source else ""), f"- created {d.created_utc}, finished {d.finished_utc}", ""]
+    for w in d.warnings:
+        out.append(f"> **Warning:** {w}")
+    if d.warnings:
+        out.append("")
+    out += ["## Accuracy", "", "| task | n | k | metric | value | 95% CI | method | truncated | mean output tokens |", "|---|---|---|---|---|---|---|---|---|"]
+    for name, t in d.tasks.items():
+        for metric, v in t.metrics.items():
+            out.append(f"| {name} | {t.n} | {t.k} | {metric} | {pct(v.value)} | {interval(v.ci95)} | {v.method or ''} | "
+                       f"{pct(t.truncation_rate)} | {num(t.mean_output_tokens, '{:.1f}')} |")
+    levels = [(name, t.by_level) for name, t in d.tasks.items() if t.by_level]
+    if levels:
+        out += ["", "## Accuracy by difficulty level", "", "| task | level | n | accuracy | 95% CI |", "|---|---|---|---|---|"]
+        for name, by in levels:
+            for level, v in by.items():
+                out.append(f"| {name} | {level} | {v.n} | {pct(v.accuracy)} | {interval(v.ci95)} |")
+    if d.claims:
+        out += ["", "## Published claims: verdicts", "", "| task | metric | claimed | measured | 95% CI | verdict | gap | source |", "|---|---|---|---|---|---|---|---|"]
+        for c in d.claims:
+            out.append(f"| {c.task} | {c.metric} | {pct(c.claimed)} | {pct(c.measured)} | {interval(c.ci95)} | **{c.verdict}** | "
+                       f"{pts(c.gap) + ' pts' if c.gap is not None else '—'} | {c.source or ''} |")
+        notes = sorted({n for c in d.claims for n in c.protocol_differences})
+        if notes:
+            out += ["", "Protocol differences (why a verdict may not transfer to the published setting):", ""] + [f"- {n}" for n in notes]
+    out += ["", "## Performance", "", "| measure | mean | p50 | p90 | p99 |", "|---|---|---|---|---|"]
+    for k in ("ttft_s", "tpot_s", "e2e_s"):
+        p = getattr(perf, k) or Percentiles()
+        out.append(f"| {k} | " + " | ".join(num(getattr(p, q)) for q in ("mean", "p50", "p90", "p99")) + " |")
+    mem = perf.peak_memory_bytes or PeakMemory()
+    roof = perf.roofline or Roofline()
+    device_mem = f"{nbytes(mem.device.reserved)} reserved ({nbytes(mem.device.allocated)} allocated)" if mem.device else "—"
+    out += ["", f"- generation wall time: {num(perf.wall_s)} s; model load {num(perf.load_s)} s; "
+                f"warm-up {num(perf.warmup.s if perf.warmup else None)} s (excluded)",
+            f"- throughput: output {num(perf.output_tokens_per_s)} tok/s, prefill {num(perf.prefill_tokens_per_s)} tok/s, "
+            f"decode {num(perf.decode_tokens_per_s)} tok/s",
+            f"- tokens: {perf.input_tokens} in, {perf.output_tokens} out",
+            f"- peak memory: device {device_mem}, host RSS {nbytes(mem.host)}",
+            f"- energy: {num(perf.energy_j)} J ({perf.energy_source}); {num(perf.joules_per_output_token)} J/token",
+            f"- roofline: {num(roof.bandwidth_gbps)} GB/s; batch-1 decode bound {num(roof.bound_tokens_per_s)} tok/s; "
+            f"achieved {pct(roof.fraction)} of it",
+            f"- cost: {usd(cost.usd_total)} total, {usd(cost.usd_per_1m_output_tokens)} per 1M output tokens, "
+            f"{usd(cost.usd_per_correct)} per correct answer ({cost.price_source or 'no price given'})", ""]
+    return "\n".join(out)
+
+
+def write_markdown(run_dir: Path, run: RunResult | dict) -> Path:
+    from harness.results.store import write_text_atomic
+
+    path = Path(run_dir) / "report.md"
+    write_text_atomic(path, render_markdown(run))
+    return path
+
+
+@contextmanager
+def progress(description: str, total: int | None = None, *, show: bool | None = None) -> Iterator[Callable[..., None]]:
+    """Yields `advance(n=1, description=None)`; draws a rich bar on stderr only when it is a terminal.
+
+    Redirected output (logs, CI, tests) stays clean: there the bar is a no-op.
+    """
+    if show is None:
+        show = sys.stderr.isatty()
+    if not show:
+        yield lambda n=1, description=None: None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                   console=Console(stderr=True), transient=True)
+    with bar:
+        task = bar.add_task(description, total=total)
+
+        def advance(n: int = 1, description: str | None = None) -> None:
+            bar.update(task, advance=n, **({"description": description} if description else {}))
+
+        yield advance
+
+
+def write_reports(run_dir: str | Path, *, max_samples: int | None = None) -> tuple[Path, Path]:
+    """Write report.md and report.html into a run folder from its run.json and samples; return both paths."""
+    from harness.reports.html import MAX_SAMPLES, render_html
+    from harness.results.store import all_samples, load_run, write_text_atomic
+
+    run_dir = Path(run_dir)
+    data = load_run(run_dir)
+    samples = all_samples(run_dir)
+    md = write_markdown(run_dir, data)
+    levels = sum(1 for t in data.tasks.values() if t.by_level)
+    with progress("rendering report.html", total=7 + levels) as advance:
+        page = render_html(data, samples, max_samples=MAX_SAMPLES if max_samples is None else max_samples,
+                           step=lambda what: advance(description=f"report: {what}"))
+    path = run_dir / "report.html"
+    write_text_atomic(path, page)
+    return md, path

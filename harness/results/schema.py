@@ -1,0 +1,377 @@
+"""run.json's schema, once: pydantic models that the summary writes through and every reader
+loads through (`load`), so a field exists only where it is declared here.
+
+Every model forbids unknown keys: a misspelt or undeclared field is an error at write time, not a
+silent hole in a report. Values are fractions in [0, 1] for accuracies, seconds for times, bytes
+for memory, USD for money. results/README.md's "run.json" section and results/run.schema.json
+are generated from these models (`python -m harness.results`); a test keeps them equal.
+
+Versioning: `SCHEMA_VERSION` is MAJOR.MINOR. Within a MAJOR, fields are only added (optional, with
+a default), so this reader validates every file of its MAJOR up to its own MINOR. 1.1 added
+optional fields only (claim `reasons`, verdict `not_comparable`, status `partial`, error counts,
+batching mode, plugin providers); 1.2 added the model's per-task engine `sampling` and its
+`overridden_defaults`, the protocol's `source`, and `scoring`, and the model's `engine` (batching and compiled decoding,
+with reasons) and the device's `dtype_measurements`; older files read unchanged.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from harness import SCHEMA_VERSION
+from harness.errors import ConfigError, validation_message
+
+Status = Literal["running", "complete", "partial", "failed", "interrupted"]
+Verdict = Literal["consistent", "below", "above", "inconclusive", "not_comparable"]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Metric(_Model):
+    """One task metric with its 95% interval."""
+
+    value: float | None = Field(description="the estimate, a fraction in [0, 1]")
+    ci95: tuple[float, float] | None = Field(None, description="95% interval [low, high]")
+    method: str | None = Field(None, description="how the interval was computed (wilson, clustered_bootstrap, ...)")
+    n: int | None = Field(None, description="problems the metric is over")
+
+
+class Level(_Model):
+    """Accuracy on one difficulty level."""
+
+    n: int
+    accuracy: float
+    ci95: tuple[float, float] | None = None
+
+
+class TaskResult(_Model):
+    """`tasks.<task>`: one task's scores."""
+
+    n: int = Field(description="problems")
+    k: int = Field(description="samples per problem")
+    metrics: dict[str, Metric] = Field(description="accuracy, accuracy_lenient, and with k > 1 pass@k and maj@k")
+    truncation_rate: float | None = Field(None, description="share of samples cut off at max_new_tokens")
+    mean_output_tokens: float | None = None
+    mean_thinking_tokens: float | None = None
+    by_level: dict[str, Level] = Field(default_factory=dict, description="accuracy per difficulty level")
+    source: str | None = Field(None, description="the data file, or the task's built-in source")
+    answer_type: str | None = Field(None, description="number, math or choice")
+    settings: dict[str, Any] = Field(default_factory=dict, description="the settings used (for protocol differences)")
+    errors: int | None = Field(None, description="samples that ended in an error row (not scored as answers)")
+
+
+class Percentiles(_Model):
+    mean: float | None = None
+    p50: float | None = None
+    p90: float | None = None
+    p99: float | None = None
+
+
+class Warmup(_Model):
+    s: float = Field(description="seconds spent warming up (excluded from every timing)")
+    requests: int
+    max_new_tokens: int | None = None
+    batch_size: int | None = Field(None, description="rows per warm-up batch")
+
+
+class DeviceMemory(_Model):
+    allocated: int | None = None
+    reserved: int | None = None
+
+
+class PeakMemory(_Model):
+    device: DeviceMemory | None = Field(None, description="peak device memory, bytes (null on CPU)")
+    host: int | None = Field(None, description="peak resident host memory, bytes")
+    per_process_device: list[DeviceMemory] | None = None
+
+
+class Roofline(_Model):
+    """How close decoding came to the memory-bandwidth bound."""
+
+    bandwidth_gbps: float | None = None
+    bandwidth_source: str | None = None
+    bytes_per_token: float | None = None
+    bound_tokens_per_s: float | None = None
+    measured_tokens_per_s: float | None = None
+    fraction: float | None = None
+    note: str | None = None
+
+
+class ProcessPerf(_Model):
+    rank: int
+    wall_s: float | None = None
+    load_s: float | None = None
+    energy_j: float | None = None
+    device_memory: DeviceMemory | None = None
+
+
+class Perf(_Model):
+    """Speed, memory and energy. Throughputs are ratios of sums over batches (warm-up excluded)."""
+
+    wall_s: float = Field(description="generation wall time, seconds (load and warm-up excluded)")
+    load_s: float | None = None
+    warmup: Warmup | None = None
+    ttft_s: Percentiles | None = Field(None, description="time to first token per request")
+    tpot_s: Percentiles | None = Field(None, description="time per output token after the first")
+    e2e_s: Percentiles | None = Field(None, description="end-to-end latency per request")
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    output_tokens_per_s: float | None = None
+    prefill_tokens_per_s: float | None = None
+    decode_tokens_per_s: float | None = None
+    per_process_output_tokens_per_s: float | None = None
+    energy_j: float | None = None
+    energy_source: str | None = None
+    joules_per_output_token: float | None = None
+    joules_per_correct: float | None = None
+    peak_memory_bytes: PeakMemory | None = None
+    processes: int | None = None
+    per_process: list[ProcessPerf] | None = None
+    roofline: Roofline | None = None
+    batching: str | None = Field(None, description="how requests were batched (static, continuous, ...)")
+
+
+class Cost(_Model):
+    price_per_hour_usd: float | None = None
+    price_source: str | None = None
+    basis: Literal["time", "tokens"] = Field(description="time: a machine by the hour; tokens: an API by the token")
+    usd_total: float | None = None
+    usd_per_1m_output_tokens: float | None = None
+    usd_per_correct: float | None = None
+    billed_s: float | None = None
+    billed: str | None = None
+
+
+class ModelRecord(_Model):
+    name_or_path: str
+    backend: str
+    revision: str | None = Field(None, description="the resolved commit sha where known")
+    dtype: str | None = None
+    num_parameters: int | None = None
+    random_weights: bool = False
+    architecture: str | None = None
+    context_length: int | None = None
+    quantization: str | None = None
+    notes: list[str] = Field(default_factory=list)
+    sampling: dict[str, dict[str, Any]] = Field(default_factory=dict, description=(
+        "per task: the decoding parameters the engine was given, by the engine's own names, neutral values included"))
+    overridden_defaults: dict[str, Any] = Field(default_factory=dict, description=(
+        "decoding defaults of the model (generation_config.json) or server that the run set aside"))
+    engine: dict[str, Any] = Field(default_factory=dict, description=(
+        "how the engine generated: batching (static or continuous) and batching_reason, compiled decoding and compile_reason, "
+        "compile warm-up seconds and shapes, llama.cpp n_ctx/n_threads"))
+
+
+class DeviceRecord(_Model):
+    type: str = Field(description="cpu, cuda, mps, xpu or npu")
+    index: int | None = None
+    name: str | None = None
+    count: int | None = None
+    runtime: str | None = None
+    dtype: str | None = None
+    dtype_reason: str | None = None
+    dtype_measurements: dict[str, Any] | None = Field(None, description=(
+        "what an auto CPU dtype was decided from: per dtype, generation timed on the architecture"))
+    device_reason: str | None = None
+    processes: int | None = None
+
+
+class ProtocolRecord(_Model):
+    """The prompt protocol the run used."""
+
+    name: str
+    system_prompt: str | None = None
+    suffix: dict[str, str] | str | None = None
+    force_think: bool | None = None
+    fewshot: int | None = None
+    chat: bool | None = None
+    source: str | None = Field(None, description="where it was chosen: --protocol, card, served model metadata (...), model name")
+
+
+class Claim(_Model):
+    """One published claim of the model card, compared with this run's measurement."""
+
+    task: str
+    metric: str = Field(description="our metric name in tasks.<task>.metrics")
+    published_metric: str | None = None
+    claimed: float | None = Field(None, description="the published value as a fraction; null when the card has none")
+    measured: float | None = None
+    ci95: tuple[float, float] | None = None
+    verdict: Verdict
+    gap: float | None = Field(None, description="measured - claimed")
+    source: str | None = None
+    status: str | None = None
+    protocol_differences: list[str] = Field(default_factory=list)
+    reasons: list[str] | None = Field(None, description="why a claim is not_comparable")
+    note: str = ""
+
+
+class Samples(_Model):
+    done: int
+    planned: int
+    errors: int | None = Field(None, description="samples that ended in an error row")
+
+
+class Scoring(_Model):
+    """How answers were judged and thinking tokens counted, so a verdict can be reproduced."""
+
+    symbolic: str = Field(description="how symbolic equality was decided")
+    symbolic_limit_s: float = Field(description="time limit per symbolic comparison; past it, not equal")
+    limit_hits: int = Field(0, description="samples with a comparison that hit the limit (their rows list it)")
+    token_split: dict[str, int] = Field(default_factory=dict, description="samples per way thinking tokens were split (ids, exact, engine, server, estimated)")
+
+
+class Provider(_Model):
+    """Where a plugin came from: built in, or an installed distribution."""
+
+    name: str
+    provider: str = Field(description="'builtin' or the distribution's name")
+    version: str | None = None
+
+
+class RunResult(_Model):
+    """run.json: one run's summary. Everything in it can be recomputed from samples.jsonl,
+    batches.jsonl and config.json."""
+
+    schema_version: str = Field(description="MAJOR.MINOR")
+    run_id: str
+    status: Status = Field(description="running, complete, partial, failed or interrupted")
+    created_utc: str | None = None
+    finished_utc: str | None = None
+    versions: dict[str, str | None] = Field(default_factory=dict, description="python, torch, transformers, harness, platform")
+    config: dict[str, Any] = Field(default_factory=dict, description="the run's settings as given (no secrets)")
+    model: ModelRecord
+    device: DeviceRecord
+    protocol: ProtocolRecord | None = None
+    tasks: dict[str, TaskResult] = Field(default_factory=dict)
+    perf: Perf | None = None
+    cost: Cost | None = None
+    claims: list[Claim] = Field(default_factory=list, description="with --card: the card's claims and their verdicts")
+    card: str | None = Field(None, description="the card's name, with --card")
+    samples: Samples | None = None
+    protocol_differences: dict[str, list[str]] = Field(default_factory=dict,
+                                                       description="per task: how this run differs from the card's protocol")
+    warnings: list[str] = Field(default_factory=list, description="things a reader must know")
+    scoring: Scoring | None = None
+    plugins: dict[str, Provider] | None = Field(None, description="the task and backend plugins used, with their providers")
+
+
+def check_version(version: Any, where: str) -> None:
+    """Refuse a file of another MAJOR, or a newer MINOR than this reader knows."""
+    mine = [int(x) for x in SCHEMA_VERSION.split(".")]
+    try:
+        theirs = [int(x) for x in str(version).split(".")]
+    except ValueError:
+        theirs = []
+    if len(theirs) != 2 or theirs[0] != mine[0]:
+        raise ConfigError(f"{where} has schema {version}, this harness reads {mine[0]}.x", "use a matching harness version")
+    if theirs[1] > mine[1]:
+        raise ConfigError(f"{where} has schema {version}, newer than this harness's {SCHEMA_VERSION}", "upgrade the harness")
+
+
+def validate(data: Any, where: str = "run.json") -> RunResult:
+    """A run.json document as a RunResult; one clear error line when it does not fit the schema."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where} is not a JSON object", "pass a run folder written by `harness run`")
+    check_version(data.get("schema_version"), where)
+    try:
+        return RunResult.model_validate(data)
+    except ValidationError as e:
+        raise ConfigError(f"{where} does not fit the run.json schema: {validation_message(e, RunResult)}",
+                          "re-render it with `harness run --resume`, or use the harness version that wrote it") from None
+
+
+def load(path: str | Path) -> RunResult:
+    """Read and validate one run.json file."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as e:
+        raise ConfigError(f"cannot read {path} ({e.strerror or e})", "check the run folder's permissions") from None
+    except ValueError:
+        raise ConfigError(f"{path} is not valid JSON", "re-render it with `harness run --resume`") from None
+    return validate(data, str(path))
+
+
+def as_run(run: RunResult | dict) -> RunResult:
+    """A RunResult as is; a run.json document validated into one (renderers take either)."""
+    return run if isinstance(run, RunResult) else validate(run)
+
+
+def dump(run: RunResult) -> dict:
+    """The JSON document for a RunResult (what run.json holds)."""
+    return run.model_dump(mode="json")
+
+
+# ---- generated documentation ------------------------------------------------------------------
+def json_schema() -> dict:
+    schema = RunResult.model_json_schema()
+    schema["$id"] = f"https://cnllm-harness/run.schema.json#{SCHEMA_VERSION}"
+    return schema
+
+
+def _type(annotation: dict, defs: dict) -> str:
+    if "$ref" in annotation:
+        return annotation["$ref"].rsplit("/", 1)[-1]
+    if "anyOf" in annotation:
+        return " or ".join(_type(a, defs) for a in annotation["anyOf"])
+    if "enum" in annotation:
+        return " \\| ".join(f"`{v}`" for v in annotation["enum"])
+    if "const" in annotation:
+        return f"`{annotation['const']}`"
+    t = annotation.get("type", "any")
+    if t == "array":
+        items = annotation.get("prefixItems")
+        if items:
+            return "[" + ", ".join(_type(a, defs) for a in items) + "]"
+        return f"list of {_type(annotation.get('items', {}), defs)}"
+    if t == "object":
+        extra = annotation.get("additionalProperties")
+        return f"map to {_type(extra, defs)}" if isinstance(extra, dict) and extra else "object"
+    return {"string": "str", "integer": "int", "number": "float", "boolean": "bool", "null": "null"}.get(t, t)
+
+
+def markdown() -> str:
+    """The run.json field tables, one per model, generated from the models."""
+    schema = json_schema()
+    defs = schema.get("$defs", {})
+    lines = ["<!-- generated by `python -m harness.results` from harness/results/schema.py: edit the models, not this -->",
+             f"schema_version {SCHEMA_VERSION}; every object rejects unknown fields. JSON Schema: `results/run.schema.json`.", ""]
+    for name, body in [("RunResult", schema), *sorted(defs.items())]:
+        lines += [f"### {name}", ""]
+        if body.get("description"):
+            lines += [" ".join(body["description"].split()), ""]
+        lines += ["| field | type | required | meaning |", "|---|---|---|---|"]
+        required = set(body.get("required", []))
+        for field, spec in body.get("properties", {}).items():
+            desc = spec.get("description", "")
+            lines.append(f"| `{field}` | {_type(spec, defs)} | {'yes' if field in required else ''} | {desc} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+BEGIN, END = "<!-- schema:begin -->", "<!-- schema:end -->"
+
+
+def render_readme(text: str) -> str:
+    """results/README.md with its generated section replaced by the models' current tables."""
+    head, _, rest = text.partition(BEGIN)
+    _, _, tail = rest.partition(END)
+    return f"{head}{BEGIN}\n{markdown()}{END}{tail}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Regenerate results/README.md's schema section and results/run.schema.json (from the repo root)."""
+    import sys
+
+    root = Path(argv[0] if argv else (sys.argv[1] if len(sys.argv) > 1 else "."))
+    readme = root / "results" / "README.md"
+    readme.write_text(render_readme(readme.read_text(encoding="utf-8")), encoding="utf-8")
+    (root / "results" / "run.schema.json").write_text(json.dumps(json_schema(), indent=2) + "\n", encoding="utf-8")
+    return 0

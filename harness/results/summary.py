@@ -1,0 +1,194 @@
+"""Assembles run.json from what is on disk and what each process measured, then renders
+report.md. Computes only summaries of measured values (metrics, percentiles, cost, roofline);
+everything it reports can be recomputed from samples.jsonl, batches.jsonl and config.json."""
+
+from __future__ import annotations
+
+import platform
+import sys
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from harness import SCHEMA_VERSION, __version__, results
+from harness.errors import validation_message
+from harness.results.schema import RunResult, dump
+from harness.measure.cost import hourly_price, time_cost
+from harness.measure.memory import host_peak_rss_bytes
+from harness.scoring.metrics import task_metrics
+from harness.measure.timing import perf_summary
+
+RANDOM_WARNING = "random weights: accuracy is meaningless here; speed and memory are those of the real architecture"
+
+
+def versions() -> dict:
+    out = {"python": platform.python_version(), "harness": __version__, "platform": platform.platform()}
+    for mod in ("torch", "transformers", "accelerate"):
+        m = sys.modules.get(mod)
+        out[mod] = getattr(m, "__version__", None) if m else None
+    return out
+
+
+def finish_run(run_dir: Path, cfg, plan, dev, info, state, gathered: list[dict], status: str, *, world: int = 1) -> RunResult:
+    order = [req.key for req, *_ in plan.work()]
+    rows = results.merge_shards(run_dir, order) if world > 1 or results.shard_files(run_dir) else results.all_samples(run_dir)
+    batches = results.all_batches(run_dir)
+    previous_wall = (state.previous.perf.wall_s if state.previous and state.previous.perf else 0.0) or 0.0
+    wall_s = max(g["wall_s"] for g in gathered) + previous_wall
+    tasks = {}
+    for name, tp in plan.tasks.items():
+        task_rows = [r for r in rows if r["task"] == name]
+        if task_rows:
+            tasks[name] = {**task_metrics(task_rows, tp.k), "source": tp.data_file or tp.task.describe(),
+                           "answer_type": tp.task.answer_type, "settings": {k: v for k, v in tp.settings.items() if k != "seed"}}
+    correct = sum(bool(r.get("correct")) for r in rows)
+    perf = perf_summary(rows, wall_s=wall_s, load_s=max(g["load_s"] for g in gathered), warmup=gathered[0]["warmup"], batches=batches)
+    perf.update(_energy(gathered, dev, perf.get("output_tokens"), correct))
+    perf["peak_memory_bytes"] = _memory(gathered)
+    perf["processes"] = world
+    if world > 1:  # the job's throughput: all processes' tokens over the slowest process's wall time
+        perf["per_process_output_tokens_per_s"] = perf["output_tokens_per_s"]
+        perf["output_tokens_per_s"] = perf["output_tokens"] / wall_s if perf.get("output_tokens") and wall_s else None
+        perf["per_process"] = [{"rank": i, "wall_s": g["wall_s"], "load_s": g["load_s"], "energy_j": g.get("energy_j"),
+                                "device_memory": (g.get("memory") or {}).get("device")} for i, g in enumerate(gathered)]
+    perf["roofline"] = _roofline(dev, info, rows, perf)
+    data = {
+        "schema_version": SCHEMA_VERSION, "run_id": state.run_id, "status": status,
+        "created_utc": state.created, "finished_utc": results.utc_now(),
+        "versions": versions(), "config": cfg.stored(),
+        "model": _model(info), "device": {**_device(dev), "processes": world},
+        "protocol": _protocol(plan), "tasks": tasks, "perf": perf,
+        "cost": _cost(cfg, info, wall_s, perf, correct, rows),
+        "claims": [], "protocol_differences": {}, "warnings": [],
+        "samples": {"done": len(rows), "planned": len(order)},
+        "scoring": _scoring(rows),
+        "plugins": _plugins(cfg, plan),
+    }
+    if info.random_weights:
+        data["warnings"].append(RANDOM_WARNING)
+    for name, tp in plan.tasks.items():
+        if tp.k > 1 and tp.sampling.temperature == 0:
+            data["warnings"].append(f"{name}: {tp.k} samples per problem with greedy decoding are identical copies")
+    if plan.card is not None:
+        _claims(data, plan, info, dev)
+    try:  # a field the schema does not declare fails here, before anything is written
+        run = RunResult.model_validate(data)
+    except ValidationError as e:
+        raise RuntimeError(f"run.json does not fit its schema (a harness bug): {validation_message(e, RunResult)}") from None
+    results.write_json_atomic(run_dir / results.RUN, dump(run))
+    from harness.reports.markdown import write_markdown
+
+    write_markdown(run_dir, run)
+    return run
+
+
+def _plugins(cfg, plan) -> dict:
+    """Which code ran: each task and the backend, built in or from which distribution and version."""
+    from harness import registry
+    from harness.backends import backend_name
+
+    out = {"backend": registry.get("backends", backend_name(cfg)).record()}
+    for name in plan.tasks:
+        if name.startswith("lm_eval:"):
+            out[f"task:{name}"] = {"name": name, "provider": "lm-eval", "version": sys.modules["lm_eval"].__version__
+                                   if hasattr(sys.modules.get("lm_eval"), "__version__") else None}
+        else:
+            out[f"task:{name}"] = registry.get("tasks", name).record()
+    return out
+
+
+def _model(info) -> dict:
+    return {"name_or_path": info.name_or_path, "backend": info.backend, "revision": info.revision, "dtype": info.dtype,
+            "num_parameters": info.num_parameters, "random_weights": info.random_weights, "architecture": info.architecture,
+            "context_length": info.context_length, "quantization": info.quantization, "notes": list(info.notes),
+            "engine": dict(getattr(info, "engine", None) or {}),
+            "sampling": dict(getattr(info, "sampling", {}) or {}),
+            "overridden_defaults": dict(getattr(info, "overridden_defaults", {}) or {})}
+
+
+def _scoring(rows) -> dict:
+    from harness.scoring.symbolic import LIMIT_S
+
+    splits: dict[str, int] = {}
+    for r in rows:
+        how = r.get("token_split") or "unmeasured"
+        splits[how] = splits.get(how, 0) + 1
+    return {"symbolic": "math-verify in a worker process, its own alarms off", "symbolic_limit_s": LIMIT_S,
+            "limit_hits": sum(bool(r.get("scoring_limit_hit")) for r in rows), "token_split": splits}
+
+
+def _device(dev) -> dict:
+    return {"type": dev.type, "index": dev.index, "name": dev.name, "count": dev.count, "runtime": dev.backend_runtime,
+            "dtype": dev.dtype, "dtype_reason": dev.dtype_reason, "device_reason": dev.device_reason,
+            "dtype_measurements": getattr(dev, "dtype_measurements", None)}
+
+
+def _protocol(plan) -> dict:
+    from harness.protocols import describe
+
+    return {**describe(plan.protocol), "source": getattr(plan, "protocol_source", None)}
+
+
+def _energy(gathered, dev, output_tokens, correct) -> dict:
+    values = [g.get("energy_j") for g in gathered]
+    # RAPL reads the whole CPU package: several CPU processes would count the same joules again.
+    if dev.type == "cpu":
+        values = values[:1]
+    energy = sum(values) if values and all(v is not None for v in values) else None
+    source = gathered[0].get("energy_source")
+    return {"energy_j": energy, "energy_source": source,
+            "joules_per_output_token": energy / output_tokens if energy is not None and output_tokens else None,
+            "joules_per_correct": energy / correct if energy is not None and correct else None}
+
+
+def _memory(gathered) -> dict:
+    devs = [(g.get("memory") or {}).get("device") for g in gathered]
+    devs = [d for d in devs if d]
+    device = {k: max(d.get(k) or 0 for d in devs) for k in ("allocated", "reserved")} if devs else None
+    return {"device": device, "host": host_peak_rss_bytes(), "per_process_device": devs or None}
+
+
+def _roofline(dev, info, rows, perf) -> dict:
+    from harness.measure.roofline import cached_bandwidth, measure_bandwidth, roofline
+
+    key = f"{dev.type}:{dev.name}"
+    try:
+        gbps, source = cached_bandwidth(key, lambda: measure_bandwidth(dev.torch_device))
+    except Exception as e:  # a missing number is better than a failed run
+        return {"bandwidth_gbps": None, "bandwidth_source": f"unavailable: {e}", "bound_tokens_per_s": None, "fraction": None}
+    if not info.weight_bytes:
+        return {"bandwidth_gbps": gbps, "bandwidth_source": source, "bound_tokens_per_s": None, "fraction": None,
+                "note": "weight bytes unknown for this backend"}
+    ctx = [(r.get("input_tokens") or 0) + (r.get("output_tokens") or 0) / 2 for r in rows]
+    p50 = (perf.get("tpot_s") or {}).get("p50")
+    return roofline(gbps, source, info.weight_bytes, info.kv_bytes_per_token or 0, sum(ctx) / len(ctx) if ctx else 0.0,
+                    1.0 / p50 if p50 else None)
+
+
+def _cost(cfg, info, wall_s, perf, correct, rows) -> dict:
+    if info.backend == "openai":
+        from harness.measure.cost import api_price, token_cost
+
+        try:
+            p_in, p_out, source = api_price(info.name_or_path)
+            return token_cost(perf.get("input_tokens"), perf.get("output_tokens"), p_in, p_out, correct, price_source=source)
+        except Exception:
+            pass
+    price, source = hourly_price(cfg.price_per_hour, cfg.instance)
+    out = time_cost(wall_s, price, perf.get("output_tokens"), correct, price_source=source)
+    out["billed_s"] = wall_s
+    out["billed"] = "generation wall time (model load and warm-up excluded)"
+    return out
+
+
+def _claims(data, plan, info, dev) -> None:
+    from harness.claims.differences import protocol_differences
+    from harness.claims.verdicts import claims_for_run
+
+    diffs = {}
+    for name, tp in plan.tasks.items():
+        used = {**tp.settings, "dtype": info.dtype, "quantization": info.quantization, "revision": info.revision}
+        diffs[name] = protocol_differences(plan.card, name, used, random_weights=info.random_weights, model_source=info.name_or_path)
+    data["protocol_differences"] = diffs
+    data["claims"] = claims_for_run(plan.card, data["tasks"], differences_by_task=diffs, run_protocol=plan.protocol.name)
+    data["card"] = plan.card.name if hasattr(plan.card, "name") else str(plan.card)

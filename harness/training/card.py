@@ -1,0 +1,95 @@
+"""The `training` section of a model card: a published training-cost claim, figure by figure.
+
+A training-cost claim ("the final run cost $5.576M") rests on a handful of published figures:
+tokens, parameters (total and active), the GPU and how many, GPU-hours per stage, the price per
+GPU-hour assumed, and what the figure leaves out. Each figure carries its own source and status,
+like an accuracy claim, so the arithmetic in harness/training/check.py can say which inputs it trusts.
+`arch` holds the architecture dims the attention and MTP terms need (config.json key names).
+
+Kept apart from harness/cards.py (which only wires `Card.training`) so the schema has one job.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, Optional
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+# The same four statuses as harness/cards.Status (a test keeps them equal).
+Status = Literal["verified", "secondary", "derived", "UNVERIFIED"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class _Sourced(_Strict):
+    """A published value with where it comes from; null only when nobody published it."""
+
+    status: Status
+    source: str
+    note: Optional[str] = None
+
+    @model_validator(mode="after")
+    def check_value(self):
+        if getattr(self, "value") is None and self.status != "UNVERIFIED":
+            raise ValueError("value may be null only with status UNVERIFIED (nothing published)")
+        return self
+
+
+class Figure(_Sourced):
+    """One published number."""
+
+    value: Optional[float] = Field(None, ge=0)
+
+
+class Name(_Sourced):
+    """A published name (the GPU model)."""
+
+    value: Optional[str] = None
+
+
+class Stage(_Strict):
+    """One training stage with its own GPU-hours (pre-training, context extension, RL, ...)."""
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_-]*$")
+    description: str
+    gpu_hours: Figure
+    tokens: Optional[Figure] = None          # training tokens of the stage (null: not published)
+    context_length: Optional[Figure] = None  # sequence length the stage trained at
+    notes: list[str] = Field(default_factory=list)
+
+
+class Arch(_Strict):
+    """Architecture dims for the attention and MTP terms, with config.json key names."""
+
+    config: dict[str, Optional[float]]
+    source: str
+    status: Status
+
+
+class TrainingCost(_Strict):
+    """A published training-cost claim: figures per stage, the assumed price and the claimed total."""
+
+    claim: str
+    gpu: Name                                 # the GPU model, e.g. H800
+    gpu_count: Optional[Figure] = None
+    params_total_b: Figure
+    params_active_b: Figure
+    mtp_active_b: Optional[Figure] = None      # multi-token-prediction module, activated per token (no embedding)
+    price_per_gpu_hour_usd: Figure
+    total_gpu_hours: Optional[Figure] = None
+    total_cost_usd: Optional[Figure] = None
+    stages: list[Stage]
+    arch: Optional[Arch] = None
+    excludes: list[str] = Field(default_factory=list)
+    notes: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def check_stages(self):
+        names = [s.name for s in self.stages]
+        if len(names) != len(set(names)):
+            raise ValueError(f"duplicate stage names: {names}")
+        if not self.stages:
+            raise ValueError("a training claim needs at least one stage")
+        return self
