@@ -181,3 +181,25 @@ def test_run_records_the_batching_mode(tmp_path, capsys):
     code, out, err = run_cli(["run", "--model", "fake:echo", "--limit", "1", "--batching", "continuous",
                               "--output-dir", str(tmp_path / "f")], capsys)
     assert code == 2 and err.strip().count("\n") == 0 and "error: --batching continuous is not available" in err
+
+
+def test_min_p_samples_match_static_batching(backend):
+    """Both batching modes draw through rows.draw, so main's min_p sampling holds in both."""
+    reqs = _reqs(LENGTHS, temperature=0.9, min_p=0.2)
+    _same(backend.generate_continuous(reqs, 2), _static(backend, reqs, 3))
+
+
+@pytest.mark.parametrize("penalty", [{"repetition_penalty": 1.3}, {"presence_penalty": 0.5}, {"frequency_penalty": 0.5}])
+def test_continuous_refuses_penalties_it_does_not_apply(backend, penalty):
+    with pytest.raises(ValueError, match="penalty"):
+        backend.generate_continuous(_reqs(LENGTHS[:2], **penalty), 2)
+
+
+def test_engine_options_are_declared():
+    """--compile, --n-ctx and --n-threads reach the engines as options their Options models declare."""
+    from harness.backends.llamacpp import LlamaCppBackend
+
+    assert TransformersBackend.check_options({"compile": "off"}).compile == "off"
+    with pytest.raises(ConfigError):
+        TransformersBackend.check_options({"compile": "sometimes"})
+    assert LlamaCppBackend.check_options({"n_ctx": 512, "n_threads": 2}).n_threads == 2
