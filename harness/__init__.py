@@ -4,4 +4,4 @@ The package root stays import-light: `harness --help` must answer without import
 """
 
 __version__ = "0.1.0"
-SCHEMA_VERSION = "1.2"
+SCHEMA_VERSION = "1.3"

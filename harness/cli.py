@@ -60,7 +60,9 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str):
         self.print_usage(sys.stderr)
-        self.exit(2, f"error: {message} — see `{self.prog} --help`\n")
+        from harness.errors import one_line
+
+        self.exit(2, f"error: {one_line(message)} — see `{self.prog} --help`\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -120,10 +122,15 @@ def build_parser() -> argparse.ArgumentParser:
     cl.add_argument("--output-dir", default=None, help="where claims.json and claims.md go (default claims/)")
     cl.add_argument("--training", action="store_true", help="check the cards' training-cost claims (GPU-hours, dollars, implied MFU)")
     cl.add_argument("--price-per-hour", type=float, default=None, help="with --training: your USD per GPU-hour")
-    ex = sub.add_parser("export", help="export a run in another tool's format")
-    ex.add_argument("run_dir")
-    ex.add_argument("--format", default="lm-eval", choices=["lm-eval"])
-    ex.add_argument("--output")
+    ex = sub.add_parser("export", help="export a run (lm-eval results) or our tasks (lm-eval task YAML + data) in lm-eval's format")
+    ex.add_argument("targets", nargs="+", metavar="RUN_DIR|TASK", help="a run folder (--format lm-eval) or task names (--format lm-eval-task)")
+    ex.add_argument("--format", default="lm-eval", choices=["lm-eval", "lm-eval-task"])
+    ex.add_argument("--output", help="lm-eval: the results JSON (default RUN_DIR/lm_eval_results.json); "
+                                     "lm-eval-task: the folder for YAML and data (default lm_eval_tasks)")
+    ex.add_argument("--data-file", action="append", default=[], metavar="TASK=PATH", help="lm-eval-task: read a task's rows from a local JSONL file")
+    ex.add_argument("--protocol", help="lm-eval-task: the prompt protocol to write into the tasks (default plain)")
+    ex.add_argument("--limit", type=int, help="lm-eval-task: only the first N problems")
+    ex.add_argument("--max-new-tokens", type=int, help="lm-eval-task: the token budget written as max_gen_toks")
     return p
 
 
@@ -227,21 +234,20 @@ def cmd_run(args, argv) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if not args.command:
-        parser.print_help()
-        return 0
-    from harness.errors import HarnessError, Interrupted
+    from harness.errors import HarnessError, Interrupted, one_line
+    from harness.secrets import RedactingStream
 
+    streams = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = RedactingStream(sys.stdout), RedactingStream(sys.stderr)  # a known secret is never printed
     try:
-        if args.command == "run":
-            return cmd_run(args, argv)
-        from harness import commands
-
-        return getattr(commands, f"cmd_{args.command}")(args)
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        if not args.command:
+            parser.print_help()
+            return 0
+        return _dispatch(args, argv)
     except HarnessError as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {one_line(str(e))}", file=sys.stderr)
         return e.exit_code
     except Interrupted as e:
         return 128 + e.signum
@@ -251,9 +257,20 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as e:  # an unexpected failure still ends in one line; HARNESS_DEBUG=1 shows the traceback
         if os.environ.get("HARNESS_DEBUG"):
             raise
-        msg = str(e).strip().splitlines()
-        print(f"error: unexpected {type(e).__name__}: {msg[0][:300] if msg else ''} (set HARNESS_DEBUG=1 for the traceback)", file=sys.stderr)
+        msg = str(e).strip().split("\n")
+        print(f"error: unexpected {type(e).__name__}: {one_line(msg[0], 300) if msg else ''} (set HARNESS_DEBUG=1 for the traceback)",
+              file=sys.stderr)
         return 1
+    finally:
+        sys.stdout, sys.stderr = streams
+
+
+def _dispatch(args, argv) -> int:
+    if args.command == "run":
+        return cmd_run(args, argv)
+    from harness import commands
+
+    return getattr(commands, f"cmd_{args.command}")(args)
 
 
 if __name__ == "__main__":

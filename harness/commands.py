@@ -183,8 +183,21 @@ def cmd_claims(args) -> int:
 
 
 def cmd_export(args) -> int:
+    from harness.errors import ConfigError
+
+    if args.format == "lm-eval-task":
+        from harness.lmeval.taskexport import export_tasks, parse_data_files
+
+        for path in export_tasks(list(args.targets), Path(args.output or "lm_eval_tasks"), data_files=parse_data_files(args.data_file),
+                                 protocol=args.protocol, limit=args.limit, max_new_tokens=args.max_new_tokens):
+            print(path)
+        return 0
     from harness.lmeval.export import export_results
 
-    path = export_results(Path(args.run_dir), Path(args.output) if args.output else None)
-    print(path)
+    used = [flag for flag, value in (("--data-file", args.data_file), ("--protocol", args.protocol), ("--limit", args.limit),
+                                     ("--max-new-tokens", args.max_new_tokens)) if value]
+    if len(args.targets) != 1 or used:
+        raise ConfigError("--format lm-eval exports one run folder" + (f" and takes no {', '.join(used)}" if used else ""),
+                          "harness export --format lm-eval RUN_DIR [--output FILE]; task options belong to --format lm-eval-task")
+    print(export_results(Path(args.targets[0]), Path(args.output) if args.output else None))
     return 0

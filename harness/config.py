@@ -92,6 +92,18 @@ class RunConfig(BaseModel):
             raise ValueError("give the NAME of an environment variable (e.g. DEEPSEEK_API_KEY), never the key itself")
         return v
 
+    @field_validator("base_url")
+    @classmethod
+    def _no_credentials_in_url(cls, v):  # config.json and run.json store this value
+        if v is None:
+            return v
+        from harness.secrets import strip_userinfo
+
+        try:
+            return strip_userinfo(v)
+        except ValueError as e:
+            raise ValueError(f"not a valid URL ({e}); e.g. http://127.0.0.1:8000/v1") from None
+
     @field_validator("stop")
     @classmethod
     def _no_empty_stop(cls, v):
@@ -141,7 +153,7 @@ def load_config_file(path: str | Path) -> dict:
 
     p = Path(path)
     try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+        data = safe_yaml(p.read_text(encoding="utf-8"), p)
     except FileNotFoundError:
         raise ConfigError(f"config file not found: {p}", "check the path given to --config") from None
     except OSError as e:  # a directory, no permission
@@ -156,3 +168,29 @@ def load_config_file(path: str | Path) -> dict:
     if not isinstance(data, dict):
         raise ConfigError(f"{p} must hold a mapping of settings, not a {type(data).__name__}", "write key: value lines")
     return data
+
+
+MAX_YAML_DEPTH = 64
+
+
+def safe_yaml(text: str, where) -> object:
+    """yaml.safe_load, after a streaming pass over the parser's events (no tree is built) that
+    refuses aliases and deep nesting. An alias lets a few hundred bytes expand to gigabytes (a
+    "billion laughs"), and deep nesting overflows the recursive composer: both are refused before
+    anything is composed, walked or printed. Settings files and cards never need either."""
+    import yaml
+
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    depth = 0
+    for event in yaml.parse(text, Loader=loader):
+        if isinstance(event, yaml.AliasEvent):
+            raise ConfigError(f"{where}: line {event.start_mark.line + 1}: YAML aliases (*{str(event.anchor)[:40]}) are not accepted",
+                              "write the repeated value out in full")
+        if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+            depth += 1
+            if depth > MAX_YAML_DEPTH:
+                raise ConfigError(f"{where}: line {event.start_mark.line + 1}: nested more than {MAX_YAML_DEPTH} levels deep",
+                                  "flatten the file: settings and cards need only a few levels")
+        elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+            depth -= 1
+    return yaml.safe_load(text)

@@ -35,12 +35,46 @@ class OutOfMemory(HarnessError):
     exit_code = 3
 
 
-class Interrupted(Exception):
-    """SIGINT/SIGTERM arrived; the pipeline stops after the batch in flight."""
+class RunFailed(HarnessError):
+    """Some or all requests failed (a server down, an engine error): the run ends `partial` or
+    `failed`, its answered samples kept, and --resume retries the rest."""
+
+    exit_code = 4
+
+
+class Interrupted(BaseException):
+    """SIGINT/SIGTERM arrived; the pipeline stops after the batch in flight (or at once, on a second
+    signal). A BaseException, so no `except Exception` on the way can mistake it for a failure."""
 
     def __init__(self, signum: int):
         self.signum = signum
         super().__init__(f"interrupted by signal {signum}")
+
+
+def shown(value, limit: int = 80) -> str:
+    """A user-given value fit for one error line: quoted, control characters escaped (a raw '\r'
+    or newline would rewrite or split the line), and capped, so a huge value cannot flood it. A
+    nested value is walked only to a small depth (reprlib), never expanded in full."""
+    if isinstance(value, str):
+        text = repr(value[:limit])
+        return text if len(value) <= limit else f"{text[:-1]}…{text[-1]} ({len(value):,} characters)"
+    import reprlib
+
+    r = reprlib.Repr(maxlevel=2, maxdict=4, maxlist=4, maxtuple=4, maxset=4, maxstring=limit // 2, maxother=limit // 2)
+    text = r.repr(value)
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+_LINE_BREAKERS = {"\u2028", "\u2029", "\u0085"}
+
+
+def one_line(text: str, limit: int = 2000) -> str:
+    """`text` as one printable line: control characters and line separators escaped (a raw '\\r'
+    from a user's value would overwrite the line on a terminal), and capped at `limit` characters."""
+    if len(text) > limit:
+        text = text[:limit] + f"… ({len(text) - limit:,} more characters)"
+    return "".join(c if c.isprintable() or c == " " else c.encode("unicode_escape").decode("ascii")
+                   for c in text) if any(not c.isprintable() or c in _LINE_BREAKERS for c in text) else text
 
 
 def validation_message(exc, model: type | None = None) -> str:

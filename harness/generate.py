@@ -1,19 +1,28 @@
-"""Batches requests through a backend. The only place in the pipeline that reads the clock.
+"""Batches requests through a backend: warm-up, timed batches, retries, out-of-memory back-off.
 
 Requests are sorted by prompt length (longest first, so an out-of-memory error shows up on the
-first batch) and cut into batches. Each finished batch is handed to `on_batch` at once, which
-writes it durably. With `batch_size="auto"` an out-of-memory error halves the batch and retries
-the same requests. A stop request (SIGINT/SIGTERM) is honoured between batches.
+first batch) and cut into batches. The warm-up runs that same first batch, cut short, so the
+first timed batch pays no cold start for its shape. Each batch is timed between device
+synchronisations and handed to `on_batch` at once, which writes it durably. With
+`batch_size="auto"` an out-of-memory error halves the batch and retries the same requests. A
+request that fails (an engine exception, or a backend's finish_reason "error") is retried a
+bounded number of times with backoff and otherwise comes back as an error completion: the run
+records it, counts it and retries it on --resume, and never scores it. A stop request
+(SIGINT/SIGTERM) is honoured between batches. Backoff sleeps are not part of a batch's time.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable, Sequence
 
 from harness.backends.base import Backend, Completion, Request
-from harness.errors import Interrupted, OutOfMemory
+from harness.errors import HarnessError, Interrupted, OutOfMemory
+
+RETRIES = 2  # further attempts for failed requests within a run
+BACKOFF_S = 1.0  # before retry n: BACKOFF_S * 2**n
+WARMUP_TOKENS = 8
 
 
 @dataclass(frozen=True)
@@ -23,17 +32,30 @@ class Batch:
     output_tokens: int
     prefill_s: float | None
     wall_s: float
+    elapsed_s: float = 0.0  # from the start of generate_all to this batch's end: each session's time, from the durable log
 
     def asdict(self) -> dict:
         return {"rows": self.rows, "input_tokens": self.input_tokens, "output_tokens": self.output_tokens,
-                "prefill_s": self.prefill_s, "wall_s": self.wall_s}
+                "prefill_s": self.prefill_s, "wall_s": self.wall_s, "elapsed_s": self.elapsed_s}
 
 
 OnBatch = Callable[[Sequence[Request], Sequence[Completion], Batch], None]
 
+_OOM_TYPES = {"OutOfMemoryError", "OutOfMemory"}  # torch.cuda / torch.OutOfMemoryError, and others' wrappers
+_OOM_TEXT = ("out of memory", "can't allocate memory", "cannot allocate memory", "not enough memory",
+             "failed to allocate memory", "mps backend out of memory", "allocation failed", "memory allocation failed")
+
 
 def is_oom(exc: BaseException) -> bool:
-    return type(exc).__name__ == "OutOfMemoryError" or "out of memory" in str(exc).lower()
+    """Out of device or host memory, on CPU (DefaultCPUAllocator), CUDA/ROCm, MPS, XPU or NPU."""
+    if type(exc).__name__ in _OOM_TYPES or isinstance(exc, MemoryError):
+        return True
+    text = str(exc).lower()
+    return any(t in text for t in _OOM_TEXT)
+
+
+def is_error(c: Completion) -> bool:
+    return c.finish_reason == "error"
 
 
 def order(requests: Sequence[Request], lengths: Sequence[int]) -> list[Request]:
@@ -41,15 +63,77 @@ def order(requests: Sequence[Request], lengths: Sequence[int]) -> list[Request]:
     return [r for _, _, r in sorted(zip((-n for n in lengths), range(len(requests)), requests))]
 
 
+def first_batch(requests: Sequence[Request], lengths: Sequence[int], batch_size: int | str, backend: Backend) -> list[Request]:
+    size = backend.max_batch_size() if batch_size == "auto" else int(batch_size)
+    return order(requests, lengths)[:size]
+
+
+def warm_up(backend: Backend, requests: Sequence[Request], times: int) -> dict:
+    """Untimed generations before timing, so compilation, caches and allocator growth for the run's
+    own batch shape stay out of the numbers. `requests` is the run's first batch; each generates
+    at most WARMUP_TOKENS tokens (min_new_tokens 0, so none is forced to run longer)."""
+    if not requests or times == 0:
+        return {"s": 0.0, "requests": 0}
+    short = [replace(r, sampling=replace(r.sampling, max_new_tokens=min(WARMUP_TOKENS, r.sampling.max_new_tokens), min_new_tokens=0))
+             for r in requests]
+    t0 = time.perf_counter()
+    for _ in range(times):
+        try:
+            backend.generate(short)
+        except Exception as e:  # the timed batches meet the same problem and handle it there
+            if is_oom(e):
+                _free_cache()
+            break
+    backend.synchronize()
+    backend.reset_peak_memory()
+    return {"s": time.perf_counter() - t0, "requests": len(short) * times, "batch_size": len(short),
+            "max_new_tokens": short[0].sampling.max_new_tokens}
+
+
 def generate_all(backend: Backend, requests: Sequence[Request], lengths: Sequence[int], *, batch_size: int | str,
                  on_batch: OnBatch, stop_signal: Callable[[], int | None] = lambda: None,
-                 progress: Callable[[int], None] = lambda n: None, batching: str = "static") -> list[Batch]:
+                 progress: Callable[[int], None] = lambda n: None, retries: int | None = None,
+                 backoff_s: float | None = None, batching: str = "static") -> list[Batch]:
+    if batching == "continuous":  # batch_size: sequences in flight
+        slots = backend.max_batch_size() if batch_size == "auto" else int(batch_size)
+        return _continuous(backend, order(requests, lengths), slots, on_batch, stop_signal, progress)
+    retries = RETRIES if retries is None else retries
+    backoff_s = BACKOFF_S if backoff_s is None else backoff_s
+    batches: list[Batch] = []
+    start = time.perf_counter()
+
+    def finished(chunk, done, wall):
+        done = list(done)
+        for attempt in range(retries):
+            failed = [n for n, c in enumerate(done) if is_error(c)]
+            if not failed or stop_signal():
+                break
+            time.sleep(backoff_s * 2 ** attempt)
+            again, extra = _timed(backend, [chunk[n] for n in failed])
+            wall += extra
+            for n, c in zip(failed, again):
+                done[n] = c
+        batch = Batch(rows=len(chunk), input_tokens=sum(c.input_tokens or 0 for c in done),
+                      output_tokens=sum(c.output_tokens or 0 for c in done),
+                      prefill_s=min((c.ttft_s for c in done if c.ttft_s is not None), default=None), wall_s=wall,
+                      elapsed_s=time.perf_counter() - start)
+        on_batch(chunk, done, batch)
+        batches.append(batch)
+
+    in_batches(backend, order(requests, lengths), lambda chunk: _generate(backend, chunk), finished, batch_size=batch_size,
+               stop_signal=stop_signal, progress=progress,
+               oom_fix="use --dtype bfloat16, a smaller --max-new-tokens, --device-map auto with --max-memory (offload), or a smaller model")
+    return batches
+
+
+def in_batches(backend: Backend, queue: Sequence, call: Callable[[Sequence], list], finished: Callable[[Sequence, list, float], None], *,
+               batch_size: int | str, oom_fix: str, stop_signal: Callable[[], int | None] = lambda: None,
+               progress: Callable[[int], None] = lambda n: None) -> None:
+    """The one batching loop (generation and log-likelihood scoring): `call` on each chunk of `queue`
+    between device synchronisations, `finished(chunk, results, wall_s)` after each; with "auto" an
+    out-of-memory error halves the batch and retries the same chunk. A stop request is honoured between batches."""
     auto = batch_size == "auto"
     size = backend.max_batch_size() if auto else int(batch_size)
-    queue = order(requests, lengths)
-    if batching == "continuous":
-        return _continuous(backend, queue, size, on_batch, stop_signal, progress)
-    batches: list[Batch] = []
     i = 0
     while i < len(queue):
         signum = stop_signal()
@@ -59,7 +143,7 @@ def generate_all(backend: Backend, requests: Sequence[Request], lengths: Sequenc
         try:
             backend.synchronize()
             t0 = time.perf_counter()
-            done = backend.generate(list(chunk))
+            done = call(chunk)
             backend.synchronize()
             wall = time.perf_counter() - t0
         except Exception as e:
@@ -69,29 +153,45 @@ def generate_all(backend: Backend, requests: Sequence[Request], lengths: Sequenc
             if auto and size > 1:
                 size = max(1, size // 2)
                 continue  # the same requests, in a smaller batch
-            raise OutOfMemory(
-                f"out of memory at batch size {len(chunk)}",
-                "try --batch-size auto" if not auto else
-                "use --dtype bfloat16, a smaller --max-new-tokens, --device-map auto with --max-memory (offload), or a smaller model") from None
-        batch = Batch(rows=len(chunk), input_tokens=sum(c.input_tokens or 0 for c in done),
-                      output_tokens=sum(c.output_tokens or 0 for c in done),
-                      prefill_s=min((c.ttft_s for c in done if c.ttft_s is not None), default=None), wall_s=wall)
-        on_batch(chunk, done, batch)
-        batches.append(batch)
+            raise OutOfMemory(f"out of memory at batch size {len(chunk)}", "try --batch-size auto" if not auto else oom_fix) from None
+        finished(chunk, done, wall)
         progress(len(chunk))
         i += len(chunk)
-    return batches
+
+
+def _timed(backend: Backend, chunk: Sequence[Request]) -> tuple[list[Completion], float]:
+    """One generate call between device synchronisations."""
+    backend.synchronize()
+    t0 = time.perf_counter()
+    done = _generate(backend, chunk)
+    backend.synchronize()
+    return done, time.perf_counter() - t0
+
+
+def _generate(backend: Backend, chunk: Sequence[Request]) -> list[Completion]:
+    """An engine exception other than out of memory becomes an error completion per request, so one
+    bad batch does not end the run."""
+    try:
+        return list(backend.generate(list(chunk)))
+    except Exception as e:
+        if is_oom(e) or isinstance(e, HarnessError):  # out of memory is backed off; a user error stops the run
+            raise
+        why = f"{type(e).__name__}: {str(e).strip()[:300]}"
+        return [Completion("", None, None, "error", None, None, batch_size=len(chunk), error=why,
+                           unmeasured={f: why for f in ("input_tokens", "output_tokens", "ttft_s", "e2e_s")}) for _ in chunk]
 
 
 def _continuous(backend, queue, slots, on_batch, stop_signal, progress) -> list[Batch]:
     """Rows are handed to `on_batch` as they finish; a `Batch` is the stretch of time since the
     previous hand-over (its prefill_s: the time spent in prefills then), so sums over the run hold."""
     batches: list[Batch] = []
+    start = time.perf_counter()
 
     def on_done(indices, done, seg):
         chunk = [queue[i] for i in indices]
         batch = Batch(rows=len(chunk), input_tokens=sum(c.input_tokens or 0 for c in done),
-                      output_tokens=sum(c.output_tokens or 0 for c in done), prefill_s=seg["prefill_s"], wall_s=seg["wall_s"])
+                      output_tokens=sum(c.output_tokens or 0 for c in done), prefill_s=seg["prefill_s"], wall_s=seg["wall_s"],
+                      elapsed_s=time.perf_counter() - start)
         on_batch(chunk, done, batch)
         batches.append(batch)
         progress(len(chunk))
@@ -113,7 +213,9 @@ def _free_cache() -> None:
     try:
         import torch
 
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
+        for name in ("cuda", "xpu", "npu", "mps"):
+            mod = getattr(torch, name, None)
+            if mod is not None and getattr(mod, "is_available", lambda: False)() and hasattr(mod, "empty_cache"):
+                mod.empty_cache()
     except ImportError:
         pass

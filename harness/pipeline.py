@@ -1,187 +1,156 @@
-"""The one path a run takes:
-config -> device -> backend -> task -> timed generation -> scoring -> results -> report.
+"""The one path a run takes: plan -> run folder -> device -> backend -> generate -> summarise -> report.
 
-Each stage is a call into a small module; this file only orders them and owns the run folder's
-life cycle (new or resumed, interrupted or complete).
+Each stage is a call into a small module; this file only orders them. The run folder's life cycle
+(create, resume, lock, clean-up) is harness/results/rundir.py's; generation, warm-up and retries
+are harness/generate.py's; run.json and the report are harness/results/summary.py's.
 """
 
 from __future__ import annotations
 
-import shutil
 import time
-from dataclasses import replace
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
-from harness.runtime import device as devices
-from harness import results
-from harness.runtime import parallel
-from harness.config import RunConfig
-from harness.measure.cost import hourly_price
-from harness.errors import ConfigError, Interrupted
 from harness.backends import backend_class, load_backend
+from harness.config import RunConfig
+from harness.errors import Interrupted
+from harness.generate import first_batch, generate_all, warm_up
+from harness.measure.cost import hourly_price
+from harness.plan import Plan, make_plan
+from harness.results import rundir
+from harness.results.store import SampleWriter
+from harness.runtime import device as devices
+from harness.runtime import parallel
 from harness.runtime.batching import choose as choose_batching
 from harness.runtime.cpu_dtype import refine as refine_cpu_dtype
-from harness.generate import generate_all
-from harness.plan import make_plan
-from harness.scoring.record import sample_row
 from harness.runtime.signals import StopSignals
+from harness.scoring.record import sample_row
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """Everything a run's later stages need, decided once."""
+
+    cfg: RunConfig
+    plan: Plan
+    dev: devices.DeviceChoice
+    dist: parallel.Dist
+    backend: object
+    run_dir: Path
+    state: rundir.RunState
+    load_s: float
+    progress: Callable[[int], None]
 
 
 def run(cfg: RunConfig, progress=None, backend=None) -> Path:
-    card = _card(cfg)
-    plan = make_plan(cfg, card, served=_served(cfg))                          # tasks, items, protocol, sampling
+    plan = make_plan(cfg, _card(cfg), served=_served(cfg))                    # tasks, items, protocol, sampling
     hourly_price(cfg.price_per_hour, cfg.instance)                            # a bad price fails now, not after measuring
     if cfg.backend_options and backend is None:
         backend_class(cfg)                                                    # a bad --backend-option fails before loading
     if cfg.resume:
-        _check_resume(cfg)                                                    # refuse changed settings before loading
-    dist, opened, shared = parallel.Dist(), None, backend is not None
-    if parallel.launched_world() == 1:                                        # the folder exists before the slow loading,
-        opened = _open_run_dir(cfg, plan, dist)                               # so a run killed while loading can resume
-    try:
-        dev = devices.resolve(cfg.device, cfg.dtype)                          # device and dtype, with reasons
-        if parallel.launched_world() > 1:
-            dist = parallel.context(dev.type)
-            if dev.type in ("cuda", "xpu", "npu"):
-                dev = devices.resolve(f"{dev.type}:{dist.local_rank}", cfg.dtype)
-            opened = _open_run_dir(cfg, plan, dist)
-        dev = refine_cpu_dtype(dev, cfg)                                      # CPU auto dtype: timed on this architecture
-        run_dir, state = opened
-        t0 = time.perf_counter()
-        backend = backend or load_backend(cfg, dev)                           # the model, on the device
-        load_s = time.perf_counter() - t0
-        if cfg.think_budget:
-            from harness.backends.budget import BudgetedBackend
-
-            backend = BudgetedBackend(backend, cfg.think_budget, cfg.answer_tokens)
-        mode, why = choose_batching(cfg.batching, backend, dev.type)         # static or continuous, with the reason
-        backend.info.engine.update(batching=mode, batching_reason=why)
-        return _generate_and_finish(cfg, plan, dev, dist, backend, run_dir, state, load_s, progress)
-    except BaseException:
-        if opened and opened[1].new and _empty(opened[0]):
-            shutil.rmtree(opened[0], ignore_errors=True)                      # nothing measured: leave no half folder
-            base = opened[1].made_base
-            if base and base.is_dir() and not any(base.iterdir()):
-                base.rmdir()
-        raise
-    finally:
-        if backend is not None and not shared:
-            backend.close()
+        rundir.check_resume(cfg, plan)                                        # refuse changed settings or data before loading
+    with StopSignals() as stop:                                               # a signal during loading still ends "interrupted"
+        dist, opened, owned = parallel.Dist(), None, backend is None
+        if parallel.launched_world() == 1:                                    # the folder exists before the slow loading,
+            opened = rundir.open_run_dir(cfg, plan, dist)                     # so a run killed while loading can resume
+        try:
+            dev, dist = _device(cfg, dist)                                    # device and dtype, with reasons
+            opened = opened or rundir.open_run_dir(cfg, plan, dist)
+            t0 = time.perf_counter()
+            backend = backend or load_backend(cfg, dev)                       # the model, on the device
+            served = _budgeted(cfg, backend)
+            load_s = time.perf_counter() - t0
+            mode, why = choose_batching(cfg.batching, served, dev.type)      # static or continuous, with the reason
+            served.info.engine.update(batching=mode, batching_reason=why)
+            ctx = RunContext(cfg, plan, dev, dist, served, *opened, load_s, progress or (lambda n: None))
+            _generate_and_finish(ctx, stop)
+        except BaseException as e:
+            if opened:                                                        # failed with nothing measured: no half folder;
+                rundir.close_run_dir(*opened, failed=not isinstance(e, Interrupted))  # interrupted: resumable
+            raise
+        finally:
+            if backend is not None and owned:
+                backend.close()
+    rundir.close_run_dir(*opened, failed=False)
+    return opened[0]
 
 
-def _empty(run_dir: Path) -> bool:
-    """True when no sample was written (no shard files, or only empty ones)."""
-    return all(f.stat().st_size == 0 for f in run_dir.glob("samples*.jsonl"))
-
-
-def _generate_and_finish(cfg, plan, dev, dist, backend, run_dir, state, load_s, progress) -> Path:
-    backend.info.sampling = {name: backend.engine_sampling(tp.sampling) for name, tp in plan.tasks.items()}  # as the engine sets it
-    work = [w for w in plan.work() if w[0].key not in state.done]             # what is left to generate
-    mine = dist.shard(work)
-    prompts = {req.key: backend.render(req) for req, *_ in mine}
-    lengths = [backend.count_tokens(prompts[req.key]) or len(prompts[req.key]) for req, *_ in mine]
-    _check_context(backend, mine, lengths)
-    warmup = _warm_up(backend, [req for req, *_ in mine[:1]], cfg.warmup)
+def _generate_and_finish(ctx: RunContext, stop: StopSignals) -> None:
+    if stop.received():
+        return _finish(ctx, "interrupted", 0.0, {"s": 0.0, "requests": 0}, None, raise_signal=stop.received())
+    ctx.backend.info.sampling = {name: ctx.backend.engine_sampling(tp.sampling) for name, tp in ctx.plan.tasks.items()}  # as set
+    work = [w for w in ctx.plan.work() if w[0].key not in ctx.state.done]    # what is left to generate
+    mine = ctx.dist.shard(work)
+    prompts = {req.key: ctx.backend.render(req) for req, *_ in mine}
+    _check_prompt_chars(ctx.backend, mine, prompts)                           # before any tokenizer sees a huge text
+    lengths = [ctx.backend.count_tokens(prompts[req.key]) or len(prompts[req.key]) for req, *_ in mine]
+    _check_context(ctx.backend, mine, lengths)
+    requests = [req for req, *_ in mine]
+    warmup = warm_up(ctx.backend, first_batch(requests, lengths, ctx.cfg.batch_size, ctx.backend), ctx.cfg.warmup)
     by_key = {req.key: (tp, item, s) for req, tp, item, s in mine}
-    writer = results.SampleWriter(run_dir / state.samples_file(dist))
-    batch_log = results.SampleWriter(run_dir / state.batches_file(dist))
+    writer = SampleWriter(ctx.run_dir / ctx.state.samples_file(ctx.dist))
+    batch_log = SampleWriter(ctx.run_dir / ctx.state.batches_file(ctx.dist))
 
     def on_batch(reqs, completions, batch):                                   # score and persist as we go
-        rows = []
-        for req, done in zip(reqs, completions):
-            tp, item, s = by_key[req.key]
-            rows.append(sample_row(req, done, task=tp.name, answer_type=tp.task.answer_type, item=item, sample=s,
-                                   prompt=prompts[req.key], backend=backend, rank=dist.rank))
-        writer.append(rows)
-        batch_log.append([{**batch.asdict(), "rank": dist.rank}])
+        # the batch's record first: a kill between the two leaves a record whose rows are missing
+        # (left out of the rates) rather than rows without their batch
+        batch_log.append([{**batch.asdict(), "rank": ctx.dist.rank, "session": ctx.state.session, "keys": [r.key for r in reqs]}])
+        writer.append([sample_row(req, done, task=by_key[req.key][0].name, answer_type=by_key[req.key][0].task.answer_type,
+                                  item=by_key[req.key][1], sample=by_key[req.key][2], prompt=prompts[req.key],
+                                  backend=ctx.backend, rank=ctx.dist.rank) for req, done in zip(reqs, completions)])
 
     from harness.measure.energy import EnergyMeter
 
-    meter = EnergyMeter(dev.type, [dev.index] if dev.index is not None else None).start()
+    meter = EnergyMeter(ctx.dev.type, [ctx.dev.index] if ctx.dev.index is not None else None).start()
     status = "complete"
     gen_start = time.perf_counter()
     try:
-        with StopSignals() as stop:
-            generate_all(backend, [r for r, *_ in mine], lengths, batch_size=cfg.batch_size, on_batch=on_batch,
-                         stop_signal=stop.received, progress=progress or (lambda n: None),
-                         batching=backend.info.engine.get("batching", "static"))
+        generate_all(ctx.backend, requests, lengths, batch_size=ctx.cfg.batch_size, on_batch=on_batch,
+                     stop_signal=stop.received, progress=ctx.progress,
+                     batching=ctx.backend.info.engine.get("batching", "static"))
     except Interrupted as e:
-        status, state.signum = "interrupted", e.signum
-    except Exception:
+        status, ctx.state.signum = "interrupted", e.signum
+    except BaseException as e:
         writer.close(), batch_log.close()
-        if dist.world == 1 and not _empty(run_dir):  # record what was measured, so the run can be resumed
-            _finish(run_dir, cfg, plan, dev, backend, state, dist, "failed", gen_start, load_s, warmup, meter)
+        if ctx.dist.world == 1 and not rundir.is_empty(ctx.run_dir):         # record what was measured, so the run can resume
+            status = "interrupted" if isinstance(e, KeyboardInterrupt) else "failed"
+            _finish(ctx, status, time.perf_counter() - gen_start, warmup, meter)
         raise
     finally:
         writer.close(), batch_log.close()
-    _finish(run_dir, cfg, plan, dev, backend, state, dist, status, gen_start, load_s, warmup, meter)
-    if status == "interrupted":
-        raise Interrupted(state.signum or 2)
-    return run_dir
+    _finish(ctx, status, time.perf_counter() - gen_start, warmup, meter, raise_signal=ctx.state.signum)
 
 
-def _finish(run_dir, cfg, plan, dev, backend, state, dist, status, gen_start, load_s, warmup, meter) -> None:
-    measured = {"wall_s": time.perf_counter() - gen_start, "load_s": load_s, "warmup": warmup, **meter.stop(),
-                "memory": backend.memory()}
-    gathered = dist.gather(measured)                                          # every process's measurements
-    status = "interrupted" if "interrupted" in dist.gather(status) else status
-    if dist.is_main:
+def _finish(ctx: RunContext, status: str, wall_s: float, warmup: dict, meter, raise_signal: int | None = None) -> None:
+    measured = {"wall_s": wall_s, "load_s": ctx.load_s, "warmup": warmup, **(meter.stop() if meter else {}),
+                "memory": ctx.backend.memory()}
+    gathered = ctx.dist.gather(measured)                                      # every process's measurements
+    status = "interrupted" if "interrupted" in ctx.dist.gather(status) else status
+    if ctx.dist.is_main:
         from harness.results.summary import finish_run
 
-        finish_run(run_dir, cfg, plan, dev, backend.info, state, gathered, status, world=dist.world)
-    dist.barrier()
+        finish_run(ctx, gathered, status)
+    ctx.dist.barrier()
+    if raise_signal:
+        raise Interrupted(raise_signal)
 
 
-class RunState:
-    """What is already on disk for this run: finished sample keys and the files to append to."""
-
-    def __init__(self, run_id: str, created: str, done: set[str], previous: dict | None, new: bool):
-        self.run_id, self.created, self.done, self.previous, self.new = run_id, created, done, previous, new
-        self.signum: int | None = None
-        self.made_base: Path | None = None
-
-    @staticmethod
-    def samples_file(dist) -> str:
-        return results.SAMPLES if dist.world == 1 else f"samples.rank{dist.rank}.jsonl"
-
-    @staticmethod
-    def batches_file(dist) -> str:
-        return "batches.jsonl" if dist.world == 1 else f"batches.rank{dist.rank}.jsonl"
+def _device(cfg: RunConfig, dist: parallel.Dist) -> tuple[devices.DeviceChoice, parallel.Dist]:
+    dev = devices.resolve(cfg.device, cfg.dtype)
+    if parallel.launched_world() > 1:
+        dist = parallel.context(dev.type)
+        if dev.type in ("cuda", "xpu", "npu"):
+            dev = devices.resolve(f"{dev.type}:{dist.local_rank}", cfg.dtype)
+    return refine_cpu_dtype(dev, cfg), dist                                   # CPU auto dtype: timed on this architecture
 
 
-def _open_run_dir(cfg: RunConfig, plan, dist) -> tuple[Path, RunState]:
-    if cfg.resume:
-        run_dir = Path(cfg.resume)
-        dist.barrier()
-        rows = results.all_samples(run_dir, repair=dist.is_main)
-        dist.barrier()
-        previous = results.load_run(run_dir) if (run_dir / results.RUN).exists() else None
-        run_id = (previous.run_id if previous else None) or results.read_config(run_dir).get("_run_id") or run_dir.name.rsplit("_", 1)[-1]
-        created = (previous.created_utc if previous else None) or results.utc_now()
-        return run_dir, RunState(run_id, created, {f"{r['task']}/{r['id']}/{r.get('sample', 0)}" for r in rows}, previous, False)
-    run_id = dist.broadcast(results.new_run_id())
-    name = dist.broadcast(results.run_dir_name(cfg.model, plan.tasks, run_id))
-    made_base = None if Path(cfg.output_dir).exists() else Path(cfg.output_dir)
-    if dist.is_main:
-        run_dir = results.create_run_dir(cfg.output_dir, name)
-        results.write_json_atomic(run_dir / results.CONFIG, {**cfg.stored(), "_run_id": run_id})
-        (run_dir / RunState.samples_file(dist)).touch()  # a run killed before its first sample is still a run folder
-    dist.barrier()
-    run_dir = Path(cfg.output_dir).resolve() / name
-    state = RunState(run_id, results.utc_now(), set(), None, True)
-    state.made_base = made_base  # removed again if this run ends with nothing measured
-    return run_dir, state
+def _budgeted(cfg: RunConfig, backend):
+    if not cfg.think_budget:
+        return backend
+    from harness.backends.budget import BudgetedBackend
 
-
-def _check_resume(cfg: RunConfig) -> None:
-    run_dir = Path(cfg.resume)
-    if not run_dir.is_dir():
-        raise ConfigError(f"--resume folder not found: {run_dir}", "pass a run folder written by `harness run`")
-    stored = results.read_config(run_dir)
-    diff = cfg.differs_from(stored)
-    if diff:
-        raise ConfigError(f"--resume with settings that differ from the stored run: {', '.join(diff)}",
-                          f"resume with the original settings (see {run_dir / results.CONFIG}) or start a new run")
+    return BudgetedBackend(backend, cfg.think_budget, cfg.answer_tokens)
 
 
 def _served(cfg: RunConfig):
@@ -201,25 +170,33 @@ def _card(cfg: RunConfig):
     return find_card(cfg.card)
 
 
+MAX_PROMPT_CHARS = 2_000_000
+CHARS_PER_TOKEN_BOUND = 32  # no tokenizer packs more characters than this into a token, on average
+
+
+def _check_prompt_chars(backend, work, prompts) -> None:
+    """A prompt far too long for the model is refused by its length in characters, naming file:line:
+    tokenizing a 50 MB text can abort the process (a tokenizer's own limits) before any check runs."""
+    from harness.errors import DataError
+
+    window = backend.info.context_length
+    limit = min(MAX_PROMPT_CHARS, window * CHARS_PER_TOKEN_BOUND) if window else MAX_PROMPT_CHARS
+    for req, tp, item, _ in work:
+        n = len(prompts[req.key])
+        if n > limit:
+            why = f"the model's context window of {window} tokens" if window and limit < MAX_PROMPT_CHARS else "the harness's limit"
+            raise DataError(f"{item.where or f'task {tp.name} item {item.id}'}: a prompt of {n:,} characters, far over {why} "
+                            f"({limit:,} characters)", "shorten or drop that row")
+
+
 def _check_context(backend, work, lengths) -> None:
+    from harness.errors import ConfigError
+
     limit = backend.info.context_length
     if not limit:
         return
     for (req, tp, item, _), n in zip(work, lengths):
         if n + req.sampling.max_new_tokens > limit:
-            raise ConfigError(f"task {tp.name} item {item.id}: prompt of {n} tokens + max_new_tokens {req.sampling.max_new_tokens} "
+            raise ConfigError(f"task {tp.name} item {item.id}{' (' + item.where + ')' if item.where else ''}: prompt of {n} tokens + max_new_tokens {req.sampling.max_new_tokens} "
                               f"exceeds the model's context window of {limit}",
                               "lower --max-new-tokens, or drop that item from the data file")
-
-
-def _warm_up(backend, requests, times: int) -> dict:
-    """Short generations before timing, so kernel compilation and caches stay out of the numbers."""
-    if not requests or times == 0:
-        return {"s": 0.0, "requests": 0}
-    short = [replace(r, sampling=replace(r.sampling, max_new_tokens=min(8, r.sampling.max_new_tokens), min_new_tokens=0)) for r in requests]
-    t0 = time.perf_counter()
-    for _ in range(times):
-        backend.generate(short)
-    backend.synchronize()
-    backend.reset_peak_memory()
-    return {"s": time.perf_counter() - t0, "requests": len(short) * times, "max_new_tokens": short[0].sampling.max_new_tokens}

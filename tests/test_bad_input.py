@@ -138,6 +138,21 @@ CASES = [
     Case("--config is a directory", _with(GOOD, "--config", "{datadir}"), ("cannot read config file", "is a directory", "readable yaml")),
     Case("--config not a mapping", _with(GOOD, "--config", "{cfg_list}"), ("must hold a mapping", "key: value")),
     Case("unknown --protocol", _with(GOOD, "--protocol", "nosuch"), ("unknown prompt protocol 'nosuch'", "choose one of")),
+    # hostile input (issue 13): each a one-line error within seconds, nothing left behind
+    Case("YAML alias bomb in --config", _with(GOOD, "--config", "{cfg_bomb}"), ("yaml aliases", "are not accepted", "write the repeated value out")),
+    Case("deeply nested --config YAML", _with(GOOD, "--config", "{cfg_deep}"), ("nested more than", "flatten the file")),
+    Case("YAML alias bomb in a model card", _with(GOOD, "--card", "bomb"), ("bomb.yaml", "yaml aliases", "write the repeated value out"),
+         env={"HARNESS_CARDS_DIR": "{cards}"}),
+    Case("data file is a FIFO", _gsm8k("fifo"), ("not a regular file", "save the data to a regular .jsonl file")),
+    Case("data file: NaN in a row", _gsm8k("nan"), (":1: nan is not a json number", "finite json numbers")),
+    Case("data file: JSON nested 100,000 deep", _gsm8k("deep"), (":1: json nested too deeply", "flatten that row")),
+    Case("data file: one line of 1.5 million characters", _gsm8k("hugeline"), (":2: a line of 1,500,0", "shorten or drop that row")),
+    Case("a prompt far over the context window (before tokenizing)", _gsm8k("longprompt", model="random:tiny"),
+         ("longprompt.jsonl:1: a prompt of", "context window of 4096", "shorten or drop that row")),
+    Case("--base-url with a bad port", _with(GOOD, "--base-url", "http://127.0.0.1:99999/v1"), ("invalid value for base_url", "port", "fix --base-url")),
+    Case("--base-url with an unclosed IPv6 literal", _with(GOOD, "--base-url", "http://[::1/v1"), ("invalid value for base_url", "ipv6", "fix --base-url")),
+    Case("a 300-character --output-dir name", _with(GOOD, "--output-dir", "{out}/" + "x" * 300), ("file name too long", "--output-dir")),
+    Case("a control character in a value", _with(GOOD, "--instance", "a\rb\x1b[2Jc"), ("unknown instance", "\\r", "--price-per-hour")),
     # resume
     Case("--resume of a folder that does not exist", ("run", "--resume", "{missing}"), ("run folder not found", "written by `harness run`")),
     Case("--resume of a folder that is not a run", ("run", "--resume", "{datadir}"), ("not a run folder", "written by `harness run`")),
@@ -167,12 +182,22 @@ def files(tmp_path_factory) -> dict[str, str]:
     cards = d / "cards"
     cards.mkdir()
     (cards / "broken.yaml").write_text("name: broken\nhub_id: [not closed\n")
+    levels = ["&a [x,x,x,x,x,x,x,x,x]"] + [f"&{c} [{','.join(['*' + b] * 9)}]" for b, c in zip("abcdefgh", "bcdefghi")]
+    (d / "cfg_bomb.yaml").write_text(f"tasks: [synthetic]\ntask_options:\n  synthetic:\n    steps: [{', '.join(levels)}]\n")
+    (cards / "bomb.yaml").write_text(f"name: bomb\nhub_id: x/y\nclaims: [{', '.join(levels)}]\n")
+    (d / "cfg_deep.yaml").write_text("model: " + "[" * 200 + "]" * 200 + "\n")
+    os.mkfifo(data / "fifo.jsonl")
+    (data / "nan.jsonl").write_text('{"question": "1+1?", "answer": "#### 2", "meta": NaN}\n')
+    (data / "deep.jsonl").write_text('{"question": "1+1?", "answer": "#### 2", "x": ' + "[" * 100_000 + "]" * 100_000 + "}\n")
+    (data / "hugeline.jsonl").write_text(json.dumps(gsm8k_rows(1)[0]) + "\n" + json.dumps({"question": "a" * 1_500_000, "answer": "#### 1"}) + "\n")
+    write_jsonl(data / "longprompt.jsonl", [{"question": "word " * 40_000, "answer": "#### 1"}])
     models = _model_folders(d)
     done = _finished_run(d, data / "good.jsonl")
     out = {"good": data / "good.jsonl", "datadir": data, "missing": d / "does-not-exist", "afile": d / "afile",
            "cards": cards, "done_run": done, **models,
-           **{k: data / f"{k}.jsonl" for k in ("csv", "badline", "array", "nofields", "empty", "latin1", "huge")},
-           **{k: d / f"{k}.yaml" for k in ("cfg_typo", "cfg_bad", "cfg_list")}}
+           **{k: data / f"{k}.jsonl" for k in ("csv", "badline", "array", "nofields", "empty", "latin1", "huge", "fifo", "nan", "deep",
+                                                 "hugeline", "longprompt")},
+           **{k: d / f"{k}.yaml" for k in ("cfg_typo", "cfg_bad", "cfg_list", "cfg_bomb", "cfg_deep")}}
     return {k: str(v) for k, v in out.items()}
 
 

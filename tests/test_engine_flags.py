@@ -16,6 +16,7 @@ from harness.errors import ConfigError
 NOT_OURS = {
     "--api-key": "named in cli.py as the abbreviation that must be refused",
     "--cpu": "accelerate launch's flag (launch.py)",
+    "--always": "git describe's flag (lmeval/export.py)",
 }
 SKIP_FILES = {"report_html.py"}  # CSS custom properties (--bg, --fg, ...)
 

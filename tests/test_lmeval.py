@@ -96,7 +96,8 @@ def test_lmeval_simple_evaluate_scores_through_harness_backend(lm_eval_own):
     assert samples[2]["resps"] == [["#### 16\n"]]  # cut at the task's `until` string "Question:"
     assert out["config"]["model"] == "harness"
     perf = out["config"]["harness"]["perf"]  # our timings, merged by lm-eval through get_model_info()
-    assert perf["output_tokens"] > 0 and perf["e2e_s"]["p50"] is not None and perf["warmup"]["requests"] == 1
+    assert perf["output_tokens"] > 0 and perf["e2e_s"]["p50"] is not None
+    assert perf["warmup"]["requests"] == perf["warmup"]["batch_size"] >= 1  # the first real batch's shape, once
 
 
 def test_lmeval_timings_file_has_one_row_per_request(lm_eval_own):
@@ -123,10 +124,97 @@ def test_lmeval_registry_and_model_args(fake_model):
     assert lm.tokenizer_name == fake_model.replace("/", "__")
     with pytest.raises(ConfigError, match="unknown model_args.*colour"):
         cls.create_from_arg_string(f"model={fake_model},colour=red")
-    with pytest.raises(NotImplementedError, match="only generates text"):
-        lm.loglikelihood([])
-    with pytest.raises(NotImplementedError, match="perplexity"):
-        lm.loglikelihood_rolling([])
+    assert lm.loglikelihood([]) == [] and lm.loglikelihood_rolling([]) == []
+
+
+def test_lmeval_loglikelihood_on_an_engine_without_logprobs_names_the_reason(fake_model):
+    from lm_eval.api.instance import Instance
+
+    from harness.backends.logprobs import LogprobsUnsupported
+    from harness.lmeval.model import HarnessLM
+
+    lm = HarnessLM(model=fake_model, device="cpu")
+    req = Instance("loglikelihood", {}, ("2 + 2 =", " 4"), idx=0, metadata=(TASK, 0, 1))
+    with pytest.raises(LogprobsUnsupported, match="fake backend cannot score log-likelihoods: scripted answers"):
+        lm.loglikelihood([req])
+    with pytest.raises(LogprobsUnsupported, match="backend=transformers or llamacpp"):
+        lm.loglikelihood_rolling([Instance("loglikelihood_rolling", {}, ("some text",), idx=0, metadata=(TASK, 0, 1))])
+
+
+# Every model_args key docs/lm-eval.md lists, as lm-eval's parser hands it over (digits become
+# numbers, "true" a bool), and where the harness model keeps it.
+MODEL_ARGS = {
+    "model": ("model={m}", lambda lm, m: lm.config.model == m),
+    "pretrained": ("pretrained={m}", lambda lm, m: lm.config.model == m),
+    "backend": ("model={m},backend=fake", lambda lm, m: lm.config.backend == "fake" and lm.backend.name == "fake"),
+    "device": ("model={m},device=cpu", lambda lm, m: lm.config.device == "cpu" and lm.dev.type == "cpu"),
+    "dtype": ("model={m},dtype=float32", lambda lm, m: lm.config.dtype == "float32"),
+    "revision": ("model={m},revision=1234567", lambda lm, m: lm.config.revision == "1234567"),
+    "tokenizer": ("model={m},tokenizer=/tmp/tok", lambda lm, m: lm.config.tokenizer == "/tmp/tok"),
+    "seed": ("model={m},seed=7", lambda lm, m: lm.config.seed == 7),
+    "trust_remote_code": ("model={m},trust_remote_code=true", lambda lm, m: lm.config.trust_remote_code is True),
+    "allow_pickle": ("model={m},allow_pickle=True", lambda lm, m: lm.config.allow_pickle is True),
+    "device_map": ("model={m},device_map=auto", lambda lm, m: lm.config.device_map == "auto"),
+    "base_url": ("model={m},base_url=http://127.0.0.1:9/v1", lambda lm, m: lm.config.base_url == "http://127.0.0.1:9/v1"),
+    "api_key_env": ("model={m},api_key_env=MY_KEY", lambda lm, m: lm.config.api_key_env == "MY_KEY"),
+    "max_concurrency": ("model={m},max_concurrency=4", lambda lm, m: lm.config.max_concurrency == 4),
+    "tensor_parallel_size": ("model={m},tensor_parallel_size=2", lambda lm, m: lm.config.tensor_parallel_size == 2),
+    "max_new_tokens": ("model={m},max_new_tokens=9", lambda lm, m: lm.config.max_new_tokens == 9),
+    "max_gen_toks": ("model={m},max_gen_toks=11", lambda lm, m: lm.config.max_new_tokens == 11),
+    "think_end_token": ("model={m},think_end_token=</think>", lambda lm, m: lm.think_end_token == "</think>"),
+    "enable_thinking": ("model={m},enable_thinking=false", lambda lm, m: lm.template_kwargs == (("enable_thinking", False),)),
+    "timings": ("model={m},timings=/tmp/t.jsonl", lambda lm, m: str(lm.timings_path) == "/tmp/t.jsonl"),
+    "max_length": ("model={m},max_length=512", lambda lm, m: lm.max_length == 512),
+    "batch_size": ("model={m},batch_size=3", lambda lm, m: lm.config.batch_size == 3),
+    "max_batch_size": ("model={m},max_batch_size=16", lambda lm, m: lm.max_batch_size == 16),
+}
+
+
+def test_lmeval_every_documented_model_arg_is_tested():
+    import re
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "lm-eval.md").read_text(encoding="utf-8")
+    table = doc.split("`--model_args` keys", 1)[1].split("\n\n", 2)[1]
+    documented = {key for line in table.splitlines() if line.startswith("| `") for key in re.findall(r"`([a-z_]+)`", line.split("|")[1])}
+    assert documented == set(MODEL_ARGS)
+
+
+@pytest.mark.parametrize("key", sorted(MODEL_ARGS))
+def test_lmeval_model_arg(key, fake_model):
+    """Each key works from model_args while lm-eval's CLI also sends its own device/batch_size defaults."""
+    from harness.lmeval.model import HarnessLM
+
+    args, check = MODEL_ARGS[key]
+    lm = HarnessLM.create_from_arg_string(args.format(m=fake_model), {"batch_size": 1, "max_batch_size": None, "device": "cuda:0"})
+    assert check(lm, fake_model)
+
+
+@pytest.mark.parametrize("cli, expect", [({"device": "cpu"}, ("cpu", 1)), ({"batch_size": "auto:4"}, ("cpu", "auto")),
+                                         ({"batch_size": 5, "device": "cpu"}, ("cpu", 5))])
+def test_lmeval_cli_device_and_batch_size(cli, expect, fake_model):
+    """lm-eval's own --device and --batch_size reach the model when model_args do not set them."""
+    from harness.lmeval.model import HarnessLM
+
+    lm = HarnessLM.create_from_arg_string(f"model={fake_model}", {"batch_size": 1, **cli})
+    assert (lm.dev.type, lm.config.batch_size) == expect
+
+
+def test_lmeval_model_args_with_device_through_lm_eval_cli(task_dir, fake_model, tmp_path, capsys):
+    """The reported TypeError: `--model_args model=...,device=cpu` with lm-eval's CLI, which also passes --device."""
+    from harness.lmeval import main
+
+    main(["--model", "harness", "--model_args", f"model={fake_model},device=cpu,batch_size=2", "--device", "cpu", "--batch_size", "1",
+          "--tasks", TASK, "--include_path", str(task_dir), "--limit", "2", "--output_path", str(tmp_path / "out")])
+    assert "exact_match" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("args, match", [("max_length=0", "max_length=0 is not a positive"), ("enable_thinking=maybe", "not true or false"),
+                                         ("max_new_tokens=-1", "max_new_tokens=-1"), ("pretrained=other", "name different models")])
+def test_lmeval_bad_model_args_are_one_line_errors(args, match, fake_model):
+    from harness.lmeval.model import HarnessLM
+
+    with pytest.raises(ConfigError, match=match):
+        HarnessLM.create_from_arg_string(f"model={fake_model},{args}")
 
 
 def test_lmeval_chat_template_sends_messages_not_rendered_text(fake_model):
@@ -150,7 +238,7 @@ def test_lmeval_chat_template_sends_messages_not_rendered_text(fake_model):
     assert by_prompt[chat[1]["content"]].chat and by_prompt[chat[1]["content"]].messages == tuple(chat)
     assert {r.prefill for r in timed if r.chat} == {"", "The answer:"}
     assert not by_prompt["plain text 5"].chat
-    assert len(lm.timings) == 3 and lm.warmup["requests"] == 1
+    assert len(lm.timings) == 3 and lm.warmup["requests"] == lm.warmup["batch_size"] == 3  # the first batch (3 <= batch_size 4)
 
 
 def test_lmeval_think_end_token_and_enable_thinking(fake_model):
@@ -271,9 +359,70 @@ def test_lmeval_task_options_and_paths_are_checked(tmp_path):
 
 
 # ---- our run as lm-eval results ------------------------------------------------------------------
-def test_lmeval_export_is_read_back_by_lm_eval(pipeline_run, lm_eval_own, tmp_path):
+@pytest.fixture(scope="module")
+def lm_eval_written(task_dir, fake_model, tmp_path_factory):
+    """What lm-eval's own CLI writes (--output_path, --log_samples) for the same task and answers."""
+    from harness.lmeval import main
+
+    out = tmp_path_factory.mktemp("lmeval-written")
+    main(["--model", "harness", "--model_args", f"model={fake_model},max_new_tokens=32", "--device", "cpu", "--tasks", TASK,
+          "--include_path", str(task_dir), "--output_path", str(out), "--log_samples"])
+    (results,) = out.rglob("results_*.json")
+    (samples,) = out.rglob(f"samples_{TASK}_*.jsonl")
+    return json.loads(results.read_text(encoding="utf-8")), [json.loads(line) for line in samples.read_text(encoding="utf-8").splitlines()]
+
+
+def _schema_errors(doc: dict) -> set[tuple]:
+    """Where lm-eval's results schema (a TypedDict) refuses a document, as (key, field...) paths without list indices."""
     import pydantic
     from lm_eval.result_schema import EvalResults
+
+    try:
+        pydantic.TypeAdapter(EvalResults).validate_python(doc)
+    except pydantic.ValidationError as e:
+        return {tuple(str(x) for x in err["loc"][:3]) for err in e.errors()}
+    return set()
+
+
+def test_lmeval_export_matches_what_lm_eval_writes(pipeline_run, lm_eval_written, tmp_path):
+    from harness.cli import main
+
+    assert main(["export", "--format", "lm-eval", str(pipeline_run), "--output", str(tmp_path / "out.json")]) == 0
+    doc = json.loads((tmp_path / "out.json").read_text(encoding="utf-8"))
+    theirs, their_samples = lm_eval_written
+
+    # every key lm-eval writes, except facts about lm-eval's own environment and tokenizer
+    env = {"pretty_env_info", "transformers_version", "lm_eval_version", "upper_git_hash", "tokenizer_pad_token", "tokenizer_eos_token",
+           "tokenizer_bos_token", "eot_token_id", "max_length"}
+    assert set(theirs) - env <= set(doc)
+    assert set(theirs["results"][TASK]) == set(doc["results"][TASK])
+    for key in ("versions", "n-shot", "higher_is_better", "n-samples"):
+        assert doc[key] == theirs[key], key
+    assert doc["versions"][TASK] == 1.0  # the task's metadata.version, not the harness version
+    # the task's own config as lm-eval dumps it; lm-eval adds the model's arguments to its metadata
+    model_keys = {"model", "max_new_tokens", "device"}
+    assert {k: v for k, v in doc["configs"][TASK].items() if k != "metadata"} == {k: v for k, v in theirs["configs"][TASK].items() if k != "metadata"}
+    assert {k: v for k, v in theirs["configs"][TASK]["metadata"].items() if k not in model_keys} == doc["configs"][TASK]["metadata"]
+    assert isinstance(doc["git_hash"], str) and doc["task_hashes"].keys() == theirs["task_hashes"].keys()
+
+    # lm-eval's results schema refuses nothing in ours that it does not refuse in its own file
+    assert _schema_errors(doc) <= _schema_errors(theirs)
+    assert not _schema_errors({k: v for k, v in doc.items() if k != "configs"})
+
+    # the samples file: lm-eval's record shape, the same docs, targets and doc hashes
+    (ours_file,) = tmp_path.glob(f"samples_{TASK}_*.jsonl")
+    ours_samples = [json.loads(line) for line in ours_file.read_text(encoding="utf-8").splitlines()]
+    assert {frozenset(s) for s in ours_samples} == {frozenset(s) for s in their_samples}
+    key = lambda s: (s["doc_id"], s["filter"])  # noqa: E731
+    mine, their = {key(s): s for s in ours_samples}, {key(s): s for s in their_samples}
+    assert mine.keys() == their.keys()
+    for k in their:
+        for field in ("doc", "target", "doc_hash", "target_hash", "metrics"):
+            assert mine[k][field] == their[k][field], (k, field)
+        assert mine[k]["arguments"]["gen_args_0"]["arg_0"].startswith(their[k]["arguments"]["gen_args_0"]["arg_0"])
+
+
+def test_lmeval_export_is_read_back_by_lm_eval(pipeline_run, lm_eval_own, tmp_path):
     from lm_eval.utils import make_table
 
     from harness.cli import main
@@ -282,26 +431,19 @@ def test_lmeval_export_is_read_back_by_lm_eval(pipeline_run, lm_eval_own, tmp_pa
     doc = json.loads((tmp_path / "out.json").read_text(encoding="utf-8"))
     ours, theirs = doc["results"][TASK], lm_eval_own[0]["results"][TASK]
 
-    # the same metric keys lm-eval writes for a gsm8k-style task, and the same numbers for the same answers
-    assert set(ours) == set(theirs)
+    # the same numbers for the same answers
     for key in theirs:
         if key.startswith("exact_match"):
             assert ours[key] == pytest.approx(theirs[key])
     assert ours["exact_match_stderr,strict-match"] == pytest.approx(_stderr(STRICT, 5))
-    assert set(lm_eval_own[0]) - {"samples", "pretty_env_info", "transformers_version", "lm_eval_version", "upper_git_hash"} <= set(doc)
 
-    # lm-eval's own table renderer reads it: one row per filter, with value and stderr
+    # lm-eval's own table renderer reads it: one row per filter, with version, value and stderr
     table = make_table(doc)
     cells = [[c.strip() for c in line.strip("|").split("|")] for line in table.splitlines() if "exact_match" in line]
-    assert cells[0][0] == TASK
+    assert cells[0][0] == TASK and cells[0][1] == "1"
     shown = {row[2]: (float(row[6]), float(row[8])) for row in cells}
     assert shown["strict-match"] == pytest.approx((STRICT, _stderr(STRICT, 5)), abs=1e-4)
     assert shown["flexible-extract"] == pytest.approx((LENIENT, _stderr(LENIENT, 5)), abs=1e-4)
-
-    # lm-eval's results schema (a TypedDict) validates every field; lm-eval's own writer also breaks
-    # the declared types of `configs` (nested values) and `git_hash` (None outside git), so those two are set aside
-    typed = {k: v for k, v in doc.items() if k not in ("configs", "git_hash")}
-    pydantic.TypeAdapter(EvalResults).validate_python(typed)
 
 
 def test_lmeval_export_default_path_and_missing_run(pipeline_run, tmp_path):

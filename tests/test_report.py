@@ -211,7 +211,7 @@ def test_render_markdown_keeps_its_shape(tmp_path):
     data = make_run_json({"gsm8k": make_samples("gsm8k", [True, False, True, True])})
     md = render_markdown(data)
     assert md.startswith("# Run abc123: org/Model-1.5B")
-    assert "| gsm8k | 4 | 1 | accuracy | 75.0% |" in md
+    assert "| gsm8k | 4 | 1 | 0 | accuracy | 75.0% |" in md  # n, k, failed samples, metric
     assert "**below**" in md and "-33.9 pts" in md
 
 

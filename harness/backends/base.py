@@ -17,6 +17,10 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from harness.errors import ConfigError, validation_message
 
 
+class LogprobsUnsupported(ConfigError):
+    """The engine gives no token log-probabilities for a prompt (backends/logprobs.py)."""
+
+
 @dataclass(frozen=True)
 class Sampling:
     """Decoding settings for one request. temperature 0 means greedy. Every knob an engine has is
@@ -75,6 +79,7 @@ class Completion:
     batch_size: int = 1
     batch_wall_s: float | None = None  # wall time of the whole batch this row was part of
     unmeasured: dict[str, str] = field(default_factory=dict)  # field -> why it is None
+    error: str | None = None  # with finish_reason "error": why there is no answer
 
 
 @dataclass
@@ -185,6 +190,32 @@ class Backend:
     def max_batch_size(self) -> int:
         """Starting point for `--batch-size auto`."""
         return 8
+
+    # ---- log-likelihood scoring (backends/logprobs.py); engines without prompt logits keep these ----
+    logprobs_unsupported = "this engine does not expose token log-probabilities"
+
+    def encode(self, text: str, add_special_tokens: bool | None = None) -> list[int]:
+        """Token ids of `text`; None: the tokenizer's own default, except no BOS when `text` already starts with it."""
+        self._no_logprobs()
+
+    @property
+    def prefix_token_id(self) -> int:
+        """The token an empty context is conditioned on: BOS, else EOS (as lm-eval's HF model)."""
+        self._no_logprobs()
+
+    @property
+    def scoring_length(self) -> int:
+        """The most tokens one scored window may hold (loglikelihood_rolling splits documents by it)."""
+        self._no_logprobs()
+
+    def score(self, requests: list, max_length: int | None = None) -> list:
+        """One batch of `logprobs.ScoreRequest` -> one `logprobs.Score` each, in order; inputs cut from the
+        left to `max_length` tokens (default `scoring_length`)."""
+        self._no_logprobs()
+
+    def _no_logprobs(self):
+        raise LogprobsUnsupported(f"the {self.name} backend cannot score log-likelihoods: {self.logprobs_unsupported}",
+                                  "run loglikelihood tasks (multiple_choice, perplexity) with backend=transformers or llamacpp on the model's weights")
 
     def close(self) -> None:
         """Free the model."""

@@ -28,6 +28,7 @@ def pieces(text: str) -> list[str]:
 class FakeBackend(Backend):
     name = "fake"
     install = "scripted, for tests (fake:echo or fake:SCRIPT.json)"
+    logprobs_unsupported = "scripted answers carry no probabilities"
 
     def __init__(self, script: dict[str, str] | None, name: str):
         self.script = script

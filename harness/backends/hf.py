@@ -194,6 +194,33 @@ class TransformersBackend(Backend):
                 "temperature": 0.0 if greedy else sampling.temperature, "top_p": 1.0 if greedy else sampling.top_p,
                 "top_k": 0 if greedy else sampling.top_k, "min_p": 0.0 if greedy else sampling.min_p}
 
+    # ---- log-likelihood scoring (backends/logprobs.py mirrors lm-eval's HFLM) ----------------
+    def encode(self, text: str, add_special_tokens: bool | None = None) -> list[int]:
+        kwargs = {} if add_special_tokens is None else {"add_special_tokens": add_special_tokens}
+        if add_special_tokens is None and text.startswith(self.tokenizer.decode(self.prefix_token_id)):
+            kwargs["add_special_tokens"] = False  # the text already carries its BOS
+        return self.tokenizer.encode(text, **kwargs)
+
+    @property
+    def prefix_token_id(self) -> int:
+        bos = self.tokenizer.bos_token_id
+        return bos if bos is not None else self.tokenizer.eos_token_id
+
+    def score(self, requests: list, max_length: int | None = None) -> list:
+        from harness.backends.logprobs import score_causal_lm
+
+        return score_causal_lm(self.model, self.device, requests, max_length or self.scoring_length)
+
+    @property
+    def scoring_length(self) -> int:
+        """The longest window scored at once: the model's context, else the tokenizer's, else 2048 (lm-eval's rule)."""
+        cfg = self.model.config.get_text_config()
+        for attr in ("n_positions", "max_position_embeddings", "n_ctx"):
+            if getattr(cfg, attr, None) is not None:
+                return int(getattr(cfg, attr))
+        limit = getattr(self.tokenizer, "model_max_length", None)
+        return int(limit) if limit is not None and limit < int(1e30) else 2048
+
     def synchronize(self) -> None:
         kind = torch.device(self.device).type
         mod = getattr(torch, kind, None)

@@ -218,6 +218,28 @@ class LlamaCppBackend(Backend):
                 "tfs_z": 1.0, "mirostat_mode": 0, "repeat_penalty": sampling.repetition_penalty,
                 "presence_penalty": sampling.presence_penalty, "frequency_penalty": sampling.frequency_penalty}
 
+    # ---- log-likelihood scoring (backends/logprobs.py) ------------------------------------
+    def encode(self, text: str, add_special_tokens: bool | None = None) -> list[int]:
+        add_bos = self._llm._model.add_bos_token() if add_special_tokens is None else add_special_tokens
+        bos = self._llm.token_bos()
+        if add_special_tokens is None and bos != -1 and text.startswith(self._llm._model.token_get_text(bos)):
+            add_bos = False  # the text already carries its BOS
+        return self._llm.tokenize(text.encode("utf-8"), add_bos=bool(add_bos and bos != -1), special=True)
+
+    @property
+    def prefix_token_id(self) -> int:
+        bos = self._llm.token_bos()
+        return bos if bos != -1 else self._llm.token_eos()
+
+    @property
+    def scoring_length(self) -> int:
+        return self._n_ctx
+
+    def score(self, requests: list, max_length: int | None = None) -> list:
+        from harness.backends.logprobs import score_llama_cpp
+
+        return score_llama_cpp(self._llm, requests, min(max_length or self._n_ctx, self._n_ctx))
+
     def close(self) -> None:
         llm, self._llm = getattr(self, "_llm", None), None
         if llm is not None:

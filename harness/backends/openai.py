@@ -21,7 +21,9 @@ What is measured, and from where:
 
 Serving with llama-cpp-python: start it with `--interrupt_requests False` or use
 max_concurrency 1; by default that server ends the stream in flight (as a normal "stop") when
-the next request arrives, which would pass for short answers here.
+the next request arrives. So the default concurrency is 1 for a local server (8 for a remote
+API; --max-concurrency sets it), and a response with no tokens is retried and, if it stays
+empty, recorded as an error (never scored as an answer).
 
 Retries: 429, 5xx, connection errors, timeouts and truncated streams are retried up to
 `max_retries` times with exponential backoff and full jitter, honouring Retry-After. 401/403/404
@@ -48,7 +50,7 @@ from pydantic import Field
 from harness.backends._sampling import StopScanner
 from harness.backends.base import Backend, BackendOptions, Completion, ModelInfo, Request
 from harness.backends.openai_http import (
-    RETRY_STATUS, Rejected, Retryable, Stream, backoff_delay, import_httpx, parse_retry_after, public_url, read_stream,
+    RETRY_STATUS, Rejected, Retryable, Stream, backoff_delay, import_httpx, is_local, parse_retry_after, public_url, read_stream,
     resolve_api_key,
 )
 from harness.backends.render import hf_template, render
@@ -62,7 +64,8 @@ OFFICIAL_HOSTS = ("api.openai.com", "api.deepseek.com")
 class OpenAIOptions(BackendOptions):
     base_url: str = Field(DEFAULT_BASE_URL, description="the server's OpenAI-compatible root, e.g. http://127.0.0.1:8000/v1")
     api_key_env: str | None = Field(None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", description="the NAME of the environment variable holding the API key")
-    max_concurrency: int = Field(8, ge=1, description="requests in flight at once")
+    max_concurrency: int | None = Field(None, ge=1, description="requests in flight at once (default: 1 for a local server, "
+                                                                  "which may cut off a request when the next arrives; 8 for a remote API)")
     timeout_s: float = Field(600.0, gt=0, description="seconds one request may take")
     max_retries: int = Field(5, ge=0, description="retries of a 429, 5xx, timeout or broken stream")
     tokenizer: str | None = Field(None, description="a local tokenizer folder, to count prompt tokens a server does not report")
@@ -74,6 +77,8 @@ class OpenAIBackend(Backend):
     name = "openai"
     Options = OpenAIOptions
     install = "OpenAI-compatible HTTP: pip install 'cnllm-harness[openai]'"
+    logprobs_unsupported = ("an OpenAI-compatible chat endpoint returns log-probabilities only for tokens it generates, "
+                            "never for a given continuation (the prompt)")
 
     def __init__(
         self,
@@ -81,7 +86,7 @@ class OpenAIBackend(Backend):
         *,
         base_url: str = DEFAULT_BASE_URL,
         api_key_env: str | None = None,
-        max_concurrency: int = 8,
+        max_concurrency: int | None = None,  # None: 1 for a local server, 8 for a remote API
         timeout_s: float = 600.0,
         max_retries: int = 5,
         tokenizer: str | None = None,
@@ -93,6 +98,9 @@ class OpenAIBackend(Backend):
         model = model.removeprefix("openai:")
         if not model:
             raise ConfigError("no model name for the OpenAI-compatible backend", "pass --model openai:<model name>")
+        local = is_local((urlsplit(base_url).hostname or "").lower())
+        if max_concurrency is None:  # a local server may have one slot and cut off the request in flight
+            max_concurrency = 1 if local else 8
         if max_concurrency < 1 or max_retries < 0 or timeout_s <= 0:
             raise ConfigError("max_concurrency must be >= 1, max_retries >= 0, timeout_s > 0")
         self.model = model
@@ -230,7 +238,7 @@ class OpenAIBackend(Backend):
                 time.sleep(delay)
         why = f"failed after {attempt + 1} attempt(s): {last}"
         return Completion(
-            "", None, None, "error", None, None,
+            "", None, None, "error", None, None, error=why,
             unmeasured={f: why for f in ("input_tokens", "output_tokens", "ttft_s", "e2e_s")},
         )
 
@@ -270,6 +278,10 @@ class OpenAIBackend(Backend):
     def _consume(self, request: Request, response, start: float, deadline: float) -> Completion:
         st = read_stream(response.iter_lines(), StopScanner(request.sampling.stop), request.sampling.min_new_tokens,
                          deadline, self.timeout_s, self._scrub)
+        if st.deltas == 0 and not ((st.usage or {}).get("completion_tokens") or 0) and st.finish != "length":
+            # no token at all: a server that cut this request off for the next one (llama.cpp's default
+            # with parallel requests) reports a normal stop; an answer of nothing is not an answer
+            raise Retryable("empty response: the server returned no tokens")
         return self._completion(request, st, start)
 
     def _completion(self, request: Request, st: Stream, start: float) -> Completion:

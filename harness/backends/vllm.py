@@ -142,6 +142,7 @@ class VLLMBackend(Backend):
     name = "vllm"
     Options = VLLMOptions
     install = "pip install 'cnllm-harness[vllm]' (a CUDA machine)"
+    logprobs_unsupported = "prompt log-probability scoring is not wired up for vLLM here (generation only)"
 
     def __init__(
         self,

@@ -60,7 +60,9 @@ def _load_card(path: Path, _mtime_ns: int, _size: int) -> Card:
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read model card ({exc.strerror or exc})", "check the path") from None
     try:
-        data = yaml.safe_load(text)  # never yaml.load: a card must not be able to build Python objects
+        from harness.config import safe_yaml
+
+        data = safe_yaml(text, path)  # never yaml.load: a card must not build Python objects, nor expand aliases
         _check_duplicate_keys(yaml.compose(text, Loader=_NODE_LOADER))  # nodes only, nothing constructed
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)

@@ -86,7 +86,9 @@ def load_comparisons(path: str | Path | None = None) -> ComparisonsFile:
     where = str(path or "harness/data/comparisons.yaml")
     try:
         text = Path(path).read_text(encoding="utf-8") if path else (resources.files("harness") / "data" / "comparisons.yaml").read_text(encoding="utf-8")
-        return ComparisonsFile.model_validate(yaml.safe_load(text))
+        from harness.config import safe_yaml
+
+        return ComparisonsFile.model_validate(safe_yaml(text, where))
     except (OSError, yaml.YAMLError) as e:
         raise ConfigError(f"cannot read comparisons file {where} ({e})".replace("\n", " "), "check the file") from None
     except ValidationError as e:

@@ -6,8 +6,10 @@ request (context, gen_kwargs) becomes a `Request` with `Sampling` (until -> stop
 max_gen_toks -> max_new_tokens, do_sample/temperature/top_p/top_k); requests are batched
 through `harness.generate.generate_all`, the same timed path `harness run` uses, and every
 request's `Completion` timings are kept (`HarnessLM.timings`, and appended to a JSONL file when
-HARNESS_LMEVAL_TIMINGS or the `timings` model argument names one). We are a generation harness:
-the log-likelihood request types raise NotImplementedError.
+HARNESS_LMEVAL_TIMINGS or the `timings` model argument names one). `loglikelihood` and
+`loglikelihood_rolling` requests are tokenised with lm-eval's rules and scored by the backend
+(harness/backends/logprobs.py: transformers and llama.cpp; other engines refuse with the reason),
+in timed length-sorted batches with one timing row per request.
 
 Chat templates: lm-eval calls `apply_chat_template(messages)` and later passes the rendered
 string back as a context. We remember which messages produced each rendered string, so the
@@ -21,7 +23,7 @@ import logging
 import os
 import time
 from collections import Counter
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -31,81 +33,10 @@ from lm_eval.models.utils import postprocess_generated_text
 
 from harness.backends.base import Completion, Request, Sampling
 from harness.errors import ConfigError
+from harness.lmeval.args import (CONFIG_KEYS, DEFAULT_MAX_GEN_TOKS, GEN_KEYS, OWN_KEYS, TEXT_KEYS, TIMINGS_ENV, parse_batch_size,
+                                 parse_flag, positive_int, resolve_device, sampling_from_gen_kwargs)
 
 log = logging.getLogger(__name__)
-
-TIMINGS_ENV = "HARNESS_LMEVAL_TIMINGS"
-LM_EVAL_CLI_DEVICE = "cuda:0"  # what lm-eval's CLI passes when no --device is given
-DEFAULT_MAX_GEN_TOKS = 256  # lm-eval's own default for generate_until (HFLM, vLLM)
-
-# model_args keys passed straight to RunConfig (same names as `harness run` flags).
-_CONFIG_KEYS = ("model", "backend", "revision", "tokenizer", "device", "dtype", "seed", "trust_remote_code", "allow_pickle",
-                "device_map", "base_url", "api_key_env", "max_concurrency", "tensor_parallel_size")
-_OWN_KEYS = ("pretrained", "batch_size", "max_batch_size", "max_new_tokens", "max_gen_toks", "think_end_token", "enable_thinking",
-             "timings")
-_GEN_KEYS = {"until", "max_gen_toks", "max_new_tokens", "do_sample", "temperature", "top_p", "top_k"}
-LOGLIKELIHOOD_HELP = ("the harness model only generates text (generate_until); {kind} requests need token log-probabilities: "
-                      "run this task with lm-eval's own `--model hf`, or pick a generate_until task")
-
-
-def sampling_from_gen_kwargs(gen_kwargs: dict, default_max: int) -> tuple[Sampling, list[str], list[str]]:
-    """(Sampling, stop strings, ignored keys) for one lm-eval request's generation kwargs.
-
-    do_sample False means greedy whatever the temperature; do_sample True with no positive
-    temperature samples at 1.0 (as transformers does); do_sample absent samples when the
-    temperature is positive (as vLLM does)."""
-    kw = dict(gen_kwargs or {})
-    until = kw.pop("until", None)
-    stops = [until] if isinstance(until, str) else [s for s in (until or []) if s]
-    try:
-        max_gen, alias = kw.pop("max_gen_toks", None), kw.pop("max_new_tokens", None)
-        max_new = int(max_gen if max_gen is not None else alias if alias is not None else default_max)
-        do_sample = kw.pop("do_sample", None)
-        temperature = _number(kw.pop("temperature", None), 0.0, float)
-        top_p = _number(kw.pop("top_p", None), 1.0, float)
-        top_k = _number(kw.pop("top_k", None), 0, int)
-    except (TypeError, ValueError):
-        raise ConfigError(f"invalid generation kwargs {gen_kwargs!r}", "numbers for max_gen_toks, temperature, top_p, top_k") from None
-    if do_sample is False:
-        temperature = 0.0
-    elif do_sample is True and temperature <= 0:
-        temperature = 1.0
-    if max_new <= 0 or temperature < 0 or not 0 < top_p <= 1 or top_k < 0:
-        raise ConfigError(f"invalid generation kwargs {gen_kwargs!r}",
-                          "max_gen_toks > 0, temperature >= 0, 0 < top_p <= 1 and top_k >= 0")
-    sampling = Sampling(max_new_tokens=max_new, temperature=temperature, top_p=top_p if temperature > 0 else 1.0,
-                        top_k=top_k if temperature > 0 else 0, stop=tuple(stops))
-    return sampling, stops, sorted(kw)
-
-
-def _number(value, default, kind):
-    return default if value is None else kind(value)
-
-
-def _batch_size(value) -> int | str:
-    """lm-eval gives 1, "8", "auto" or "auto:4"; we take an int or "auto" (which halves on out-of-memory)."""
-    text = str(value).strip().lower()
-    if text.startswith("auto"):
-        return "auto"
-    try:
-        return int(text)
-    except ValueError:
-        raise ConfigError(f"batch_size={value!r} is not a number or auto", "e.g. batch_size=8") from None
-
-
-def _resolve_device(device: str, dtype: str):
-    """harness.runtime.device.resolve, except that lm-eval's CLI default ("cuda:0", sent even when the user
-    named no device) falls back to auto where CUDA is absent, as lm-eval's own HF model does."""
-    from harness.runtime.device import resolve
-    from harness.errors import DeviceError
-
-    try:
-        return resolve(device, dtype)
-    except DeviceError:
-        if device != LM_EVAL_CLI_DEVICE:
-            raise
-        log.warning("harness model: lm-eval's default device cuda:0 is not available; choosing automatically")
-        return resolve("auto", dtype)
 
 
 @register_model("harness")
@@ -120,34 +51,40 @@ class HarnessLM(LM):
 
     def __init__(self, model: str | None = None, *, pretrained: str | None = None, batch_size=None, max_batch_size=None,
                  max_new_tokens: int | None = None, max_gen_toks: int | None = None, think_end_token: str | None = None,
-                 enable_thinking: bool | None = None, timings: str | None = None, **options: Any):
+                 enable_thinking: bool | None = None, timings: str | None = None, max_length: int | None = None, **options: Any):
         super().__init__()
         from harness.backends import load_backend
         from harness.config import make_config
 
-        unknown = sorted(set(options) - set(_CONFIG_KEYS))
+        unknown = sorted(set(options) - set(CONFIG_KEYS))
         if unknown:
             raise ConfigError(f"unknown model_args for --model harness: {', '.join(unknown)}",
-                              f"accepted: {', '.join(sorted(_CONFIG_KEYS + _OWN_KEYS))}")
-        name = model or pretrained
+                              f"accepted: {', '.join(sorted(CONFIG_KEYS + OWN_KEYS))}")
+        if model is not None and pretrained is not None and str(model) != str(pretrained):
+            raise ConfigError(f"model={model} and pretrained={pretrained} name different models", "pass one of them")
+        name = model if model is not None else pretrained
         if not name:
             raise ConfigError("--model harness needs a model",
                               "pass --model_args model=random:tiny (or a Hub id, a folder, a .gguf, openai:<name>)")
-        values = {k: v for k, v in options.items() if v is not None}
+        # lm-eval's "k=v" parser turns digits into numbers: a revision sha or a folder name can arrive as an int
+        values = {k: str(v) if k in TEXT_KEYS and not isinstance(v, str) else v for k, v in options.items() if v is not None}
         if batch_size is not None:
-            values["batch_size"] = _batch_size(batch_size)
-        self.config = make_config(model=str(name), max_new_tokens=max_new_tokens or max_gen_toks or DEFAULT_MAX_GEN_TOKS, **values)
-        self.max_batch_size = max_batch_size  # accepted for lm-eval's CLI; "auto" adapts on its own
-        self.think_end_token = think_end_token or None
+            values["batch_size"] = parse_batch_size(batch_size)
+        budget = positive_int("max_new_tokens", max_new_tokens) or positive_int("max_gen_toks", max_gen_toks) or DEFAULT_MAX_GEN_TOKS
+        self.config = make_config(model=str(name), max_new_tokens=budget, **values)
+        self.max_batch_size = positive_int("max_batch_size", max_batch_size)  # accepted for lm-eval's CLI; "auto" adapts on its own
+        self._max_length = positive_int("max_length", max_length)
+        self.think_end_token = str(think_end_token) if think_end_token not in (None, "") else None
         # passed to the chat template, as lm-eval's HF model does (Qwen3's thinking switch)
-        self.template_kwargs = (("enable_thinking", bool(enable_thinking)),) if enable_thinking is not None else ()
-        self.dev = _resolve_device(self.config.device, self.config.dtype)
+        self.template_kwargs = (("enable_thinking", parse_flag("enable_thinking", enable_thinking)),) if enable_thinking is not None else ()
+        self.dev = resolve_device(self.config.device, self.config.dtype)
         self._device = self.dev.torch_device
         t0 = time.perf_counter()
         self.backend = load_backend(self.config, self.dev)
         self.load_s = time.perf_counter() - t0
         self.timings: list[dict] = []  # one row per generated request, warm-up excluded
         self.batches: list[dict] = []
+        self.score_batches: list[dict] = []  # loglikelihood batches: rows, input_tokens, wall_s
         self.warmup: dict = {"s": 0.0, "requests": 0}
         self.wall_s = 0.0
         self._chats: dict[str, tuple[tuple[dict, ...], str]] = {}
@@ -156,11 +93,56 @@ class HarnessLM(LM):
         self.timings_path = Path(path) if path else None
 
     # ---- lm-eval's model interface ---------------------------------------------------------
-    def loglikelihood(self, requests, disable_tqdm: bool = False):
-        raise NotImplementedError(LOGLIKELIHOOD_HELP.format(kind="loglikelihood (multiple_choice)"))
+    @classmethod
+    def create_from_arg_string(cls, arg_string: str, additional_config: dict | None = None) -> "HarnessLM":
+        from lm_eval.utils import simple_parse_args_string
 
-    def loglikelihood_rolling(self, requests, disable_tqdm: bool = False):
-        raise NotImplementedError(LOGLIKELIHOOD_HELP.format(kind="loglikelihood_rolling (perplexity)"))
+        return cls.create_from_arg_obj(simple_parse_args_string(arg_string), additional_config)
+
+    @classmethod
+    def create_from_arg_obj(cls, arg_dict: dict, additional_config: dict | None = None) -> "HarnessLM":
+        """model_args win over lm-eval's own flags (--device, --batch_size, --max_batch_size): the CLI sends
+        its defaults (device cuda:0, batch_size 1) even when the user typed nothing, while model_args are explicit."""
+        extra = {k: v for k, v in (additional_config or {}).items() if v is not None and k not in arg_dict}
+        return cls(**arg_dict, **extra)
+
+    def loglikelihood(self, requests, disable_tqdm: bool = False) -> list[tuple[float, bool]]:
+        from harness.backends.logprobs import ScoreRequest, encode_pair
+
+        if self.template_kwargs and dict(self.template_kwargs).get("enable_thinking"):
+            raise ConfigError("enable_thinking=True does not apply to loglikelihood (multiple_choice) tasks", "drop enable_thinking for them")
+        if not requests:
+            return []
+        prefix = self.backend.prefix_token_id
+        ours = []
+        for i, inst in enumerate(requests):
+            ctx, cont = encode_pair(self.backend.encode, prefix, *inst.args)
+            ours.append(ScoreRequest(key=str(i), context=tuple(ctx), continuation=tuple(cont)))
+        scores = self._score(ours, list(requests), "loglikelihood", disable_tqdm)
+        out = [(s.logprob, s.greedy) for s in scores]
+        for inst, answer in zip(requests, out):
+            self.cache_hook.add_partial("loglikelihood", inst.args, answer)
+        return out
+
+    def loglikelihood_rolling(self, requests, disable_tqdm: bool = False) -> list[float]:
+        from harness.backends.logprobs import ScoreRequest, rolling_windows
+
+        if not requests:
+            return []
+        prefix, length = self.backend.prefix_token_id, self.scoring_length
+        ours, owner = [], []
+        for i, inst in enumerate(requests):
+            for ctx, cont in rolling_windows(self.backend.encode(inst.args[0]), prefix, length):
+                ours.append(ScoreRequest(key=f"{i}/{len(ours)}", context=tuple(ctx), continuation=tuple(cont)))
+                owner.append(i)
+        per = [[] for _ in requests]
+        for i, s in zip(owner, self._score(ours, [requests[i] for i in owner], "loglikelihood_rolling", disable_tqdm, rows=False)):
+            per[i].append(s)
+        totals = [sum(s.logprob for s in scores) for scores in per]
+        self._record([self._score_row(inst, "loglikelihood_rolling", per[i]) for i, inst in enumerate(requests)])
+        for inst, total in zip(requests, totals):
+            self.cache_hook.add_partial("loglikelihood_rolling", inst.args, total)
+        return totals
 
     def generate_until(self, requests, disable_tqdm: bool = False) -> list[str]:
         if not requests:
@@ -211,7 +193,12 @@ class HarnessLM(LM):
 
     @property
     def max_length(self) -> int | None:
-        return self.backend.info.context_length
+        return self._max_length or self.backend.info.context_length
+
+    @property
+    def scoring_length(self) -> int:
+        """Tokens per scored window: the max_length model argument, else the backend's own (lm-eval HFLM's rule)."""
+        return self._max_length or self.backend.scoring_length
 
     def get_model_info(self) -> dict:
         """Merged by simple_evaluate into results["config"] after the run, so it carries our timings."""
@@ -222,10 +209,18 @@ class HarnessLM(LM):
 
     # ---- ours -------------------------------------------------------------------------------
     def perf(self) -> dict:
-        """run.json's perf timing block over every request generated so far."""
-        from harness.measure.timing import perf_summary
+        """run.json's perf timing block over every request generated so far; scoring requests apart, under "loglikelihood"."""
+        from harness.measure.timing import percentiles, perf_summary
 
-        return perf_summary(self.timings, wall_s=self.wall_s, load_s=self.load_s, warmup=self.warmup, batches=self.batches)
+        generated = [r for r in self.timings if r["request_type"] == "generate_until"]
+        out = perf_summary(generated, wall_s=self.wall_s, load_s=self.load_s, warmup=self.warmup, batches=self.batches)
+        scored = [r for r in self.timings if r["request_type"] != "generate_until"]
+        if scored:
+            wall = sum(b["wall_s"] for b in self.score_batches)
+            tokens = sum(b["input_tokens"] for b in self.score_batches)
+            out["loglikelihood"] = {"requests": len(scored), "batches": len(self.score_batches), "e2e_s": percentiles([r["e2e_s"] for r in scored]),
+                                    "input_tokens": tokens, "input_tokens_per_s": tokens / wall if wall > 0 else None}
+        return out
 
     def close(self) -> None:
         self.backend.close()
@@ -241,37 +236,28 @@ class HarnessLM(LM):
         if new:
             self._ignored.update(new)
             log.warning("harness model: generation kwargs %s are not supported and were ignored (supported: %s)",
-                        ", ".join(new), ", ".join(sorted(_GEN_KEYS)))
+                        ", ".join(new), ", ".join(sorted(GEN_KEYS)))
 
     def _generate(self, ours: list[Request], requests, disable_tqdm: bool) -> list[Completion]:
         """Batches of requests that share decoding settings (a backend batch must), through the timed path."""
         from tqdm import tqdm
 
-        from harness.generate import generate_all
+        from harness.generate import first_batch, generate_all, warm_up
 
-        if not self.warmup["requests"]:
-            self._warm_up(ours[0])
+        if not self.warmup["requests"]:  # the run's first batch shape, cut short, as `harness run` does
+            lengths = [len(self.backend.render(r)) for r in ours]
+            self.warmup = warm_up(self.backend, first_batch(ours, lengths, self.config.batch_size, self.backend), 1)
         groups: dict[tuple, list[Request]] = {}
         for req in ours:
             groups.setdefault((req.sampling, req.chat), []).append(req)
         done: dict[str, Completion] = {}
         bar = tqdm(total=len(ours), disable=disable_tqdm or self.rank != 0, desc="harness generate_until")
-        writer = None
-        if self.timings_path is not None:
-            from harness.results.store import SampleWriter
-
-            self.timings_path.parent.mkdir(parents=True, exist_ok=True)
-            writer = SampleWriter(self.timings_path)
 
         def on_batch(reqs, completions, batch):
-            rows = []
             for req, c in zip(reqs, completions):
                 done[req.key] = c
-                rows.append(self._timing_row(requests[int(req.key)], req, c))
-            self.timings.extend(rows)
+            self._record([self._timing_row(requests[int(req.key)], req, c) for req, c in zip(reqs, completions)])
             self.batches.append(batch.asdict())
-            if writer is not None:
-                writer.append(rows)
 
         t0 = time.perf_counter()
         try:
@@ -281,18 +267,41 @@ class HarnessLM(LM):
         finally:
             self.wall_s += time.perf_counter() - t0
             bar.close()
-            if writer is not None:
-                writer.close()
         return [done[r.key] for r in ours]
 
-    def _warm_up(self, req: Request) -> None:
-        """One short generation before the first timed batch, as `harness run` does (kernels, caches)."""
-        short = replace(req, sampling=replace(req.sampling, max_new_tokens=min(8, req.sampling.max_new_tokens)))
+    def _score(self, ours: list, owners: list, kind: str, disable_tqdm: bool, rows: bool = True) -> list:
+        """Scoring requests through the backend in length-sorted, timed batches; a timing row per request when `rows`."""
+        from tqdm import tqdm
+
+        from harness.backends.logprobs import score_all
+
+        bar = tqdm(total=len(ours), disable=disable_tqdm or self.rank != 0, desc=f"harness {kind}")
+
+        def on_batch(idx, scores, wall):
+            self.score_batches.append({"rows": len(idx), "input_tokens": sum(s.input_tokens for s in scores), "wall_s": wall})
+            if rows:
+                self._record([self._score_row(owners[j], kind, [s]) for j, s in zip(idx, scores)])
+
         t0 = time.perf_counter()
-        self.backend.generate([short])
-        self.backend.synchronize()
-        self.backend.reset_peak_memory()
-        self.warmup = {"s": time.perf_counter() - t0, "requests": 1, "max_new_tokens": short.sampling.max_new_tokens}
+        try:
+            return score_all(self.backend, ours, batch_size=self.config.batch_size, max_length=self.scoring_length, on_batch=on_batch,
+                             progress=bar.update)
+        finally:
+            self.wall_s += time.perf_counter() - t0
+            bar.close()
+
+    def _record(self, rows: list[dict]) -> None:
+        """Keep timing rows, and append them durably to the timings file when one is named."""
+        self.timings.extend(rows)
+        if self.timings_path is not None:
+            from harness.results.store import SampleWriter
+
+            self.timings_path.parent.mkdir(parents=True, exist_ok=True)
+            writer = SampleWriter(self.timings_path)
+            try:
+                writer.append(rows)
+            finally:
+                writer.close()
 
     @staticmethod
     def _timing_row(inst, req: Request, c: Completion) -> dict:
@@ -302,7 +311,17 @@ class HarnessLM(LM):
         t = tpot(c.e2e_s, c.ttft_s, c.output_tokens)
         if t is None and "tpot_s" not in unmeasured:
             unmeasured["tpot_s"] = "needs ttft, e2e and at least 2 output tokens"
-        return {"task": inst.task_name, "doc_id": inst.doc_id, "idx": inst.idx, "seed": req.seed,
+        return {"task": inst.task_name, "doc_id": inst.doc_id, "idx": inst.idx, "request_type": "generate_until", "seed": req.seed,
                 "input_tokens": c.input_tokens, "output_tokens": c.output_tokens, "finish_reason": c.finish_reason,
                 "ttft_s": c.ttft_s, "tpot_s": t, "e2e_s": c.e2e_s, "batch_size": c.batch_size,
                 "batch_wall_s": c.batch_wall_s, "sampling": asdict(req.sampling), "unmeasured": unmeasured}
+
+    @staticmethod
+    def _score_row(inst, kind: str, scores: list) -> dict:
+        """One scoring request's timing row: its windows' tokens and batch times (nothing is generated, so no TTFT)."""
+        why = "scoring request: nothing is generated"
+        return {"task": inst.task_name, "doc_id": inst.doc_id, "idx": inst.idx, "request_type": kind, "windows": len(scores),
+                "input_tokens": sum(s.input_tokens for s in scores), "continuation_tokens": sum(s.continuation_tokens for s in scores),
+                "truncated_tokens": sum(s.truncated for s in scores), "output_tokens": 0, "logprob": sum(s.logprob for s in scores),
+                "ttft_s": None, "tpot_s": None, "e2e_s": sum(s.e2e_s or 0.0 for s in scores), "batch_size": max((s.batch_size for s in scores), default=0),
+                "batch_wall_s": sum(s.batch_wall_s or 0.0 for s in scores), "unmeasured": {"ttft_s": why, "tpot_s": why}}

@@ -55,6 +55,8 @@ class LMEvalTask(Task):
         self.stop: tuple[str, ...] = ()
         self.max_new_tokens: int | None = None
         self.version = None  # the task's metadata.version, once loaded
+        self.dataset_size: int | None = None  # evaluation docs before --limit
+        self.lm_eval_config: dict | None = None  # the task's config as lm-eval records it (results "configs")
         self._source: str | None = None
 
     def describe(self) -> str:
@@ -67,6 +69,7 @@ class LMEvalTask(Task):
     def load(self, data_file: str | Path | None = None, limit: int | None = None) -> list[Item]:
         task = self._lm_eval_task(data_file)
         items = []
+        self.dataset_size = len(task.eval_docs)
         for index, doc in enumerate(task.eval_docs):
             if limit is not None and index >= limit:
                 break
@@ -123,7 +126,7 @@ class LMEvalTask(Task):
         kind = task.OUTPUT_TYPE
         if kind not in _GENERATIVE:
             raise ConfigError(f"lm-eval task {self.lm_eval_task} is a {kind} task: it scores log-probabilities, not generated answers",
-                              "use a generate_until or multiple_choice task, or lm-eval's own `--model hf` for this one")
+                              "run it with `python -m harness.lmeval --model harness` (engine log-likelihoods, see docs/lm-eval.md)")
         if kind == "multiple_choice" and not self._answer_type_given:
             self.answer_type = "choice"
         gen = dict(task.config.generation_kwargs or {}) if kind == "generate_until" else {}
@@ -131,6 +134,7 @@ class LMEvalTask(Task):
         self.stop = (until,) if isinstance(until, str) else tuple(s for s in until if s)
         self.max_new_tokens = int(gen["max_gen_toks"]) if gen.get("max_gen_toks") else None
         self.version = (task.config.metadata or {}).get("version")
+        self.lm_eval_config = _jsonable(task.dump_config() if hasattr(task, "dump_config") else task.config.to_dict())
         cfg = task.config
         dataset = f"{cfg.dataset_path}{' ' + cfg.dataset_name if cfg.dataset_name else ''}"
         split = cfg.test_split or cfg.validation_split
@@ -143,7 +147,7 @@ class LMEvalTask(Task):
                               "only one-question-per-doc tasks can run through harness run")
         raw = task.doc_to_target(doc)
         kept = raw if isinstance(raw, (str, int, float)) else [str(t) for t in raw] if isinstance(raw, list) else str(raw)
-        meta = {"lm_eval_target": kept}
+        meta = {"lm_eval_target": kept, "lm_eval_doc": _jsonable(doc)}
         if task.config.doc_to_choice is not None and (task.OUTPUT_TYPE == "multiple_choice" or isinstance(raw, int)):
             choices = tuple(str(c) for c in task.doc_to_choice(doc))
             return Item(id=str(index), question=question.strip(), target=_choice_letter(raw, choices, self.name, index),
@@ -152,6 +156,12 @@ class LMEvalTask(Task):
         if not target:
             raise DataError(f"task {self.name}: doc {index} has an empty target", "check the task's doc_to_target")
         return Item(id=str(index), question=question.strip(), target=target, meta=meta)
+
+
+def _jsonable(value):
+    import json
+
+    return json.loads(json.dumps(value, default=str, ensure_ascii=False))
 
 
 def final_answer(target, answer_type: str) -> str:

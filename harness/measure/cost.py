@@ -25,10 +25,10 @@ PER_GPU_SUFFIX = "/gpu"
 @lru_cache(maxsize=4)
 def load_prices(path: str | None = None) -> dict:
     """The price table: {"instances": {...}, "apis": {...}} (default: the packaged prices.yaml)."""
-    import yaml
+    from harness.config import safe_yaml
 
     text = Path(path).read_text() if path else (resources.files("harness") / "data" / "prices.yaml").read_text()
-    table = yaml.safe_load(text) or {}
+    table = safe_yaml(text, path or "prices.yaml") or {}
     return {"instances": table.get("instances") or {}, "apis": table.get("apis") or {}}
 
 

@@ -23,7 +23,9 @@ def render_markdown(run: RunResult | dict) -> str:
     perf, cost = d.perf or Perf(wall_s=0.0), d.cost or Cost(basis="time")
     done, planned = (d.samples.done, d.samples.planned) if d.samples else ("?", "?")
     out = [f"# Run {d.run_id}: {m.name_or_path}", ""]
-    out += [f"- status: **{d.status}** ({done}/{planned} samples)",
+    failed = (f", {d.samples.errors} failed (left out of every metric; `harness run --resume` retries them)"
+              if d.samples and d.samples.errors else "")
+    out += [f"- status: **{d.status}** ({done}/{planned} samples answered{failed})",
             f"- model: {m.name_or_path} ({m.architecture or '?'}, {num(m.num_parameters, '{:,}')} parameters, "
             f"{m.dtype}, backend {m.backend}{', revision ' + m.revision if m.revision else ''})",
             f"- device: {dev.type} — {dev.name} ({dev.device_reason}); dtype {dev.dtype}: {dev.dtype_reason}",
@@ -33,10 +35,11 @@ def render_markdown(run: RunResult | dict) -> str:
         out.append(f"> **Warning:** {w}")
     if d.warnings:
         out.append("")
-    out += ["## Accuracy", "", "| task | n | k | metric | value | 95% CI | method | truncated | mean output tokens |", "|---|---|---|---|---|---|---|---|---|"]
+    out += ["## Accuracy", "", "| task | n | k | failed | metric | value | 95% CI | method | truncated | mean output tokens |",
+            "|---|---|---|---|---|---|---|---|---|---|"]
     for name, t in d.tasks.items():
         for metric, v in t.metrics.items():
-            out.append(f"| {name} | {t.n} | {t.k} | {metric} | {pct(v.value)} | {interval(v.ci95)} | {v.method or ''} | "
+            out.append(f"| {name} | {t.n} | {t.k} | {t.errors or 0} | {metric} | {pct(v.value)} | {interval(v.ci95)} | {v.method or ''} | "
                        f"{pct(t.truncation_rate)} | {num(t.mean_output_tokens, '{:.1f}')} |")
     levels = [(name, t.by_level) for name, t in d.tasks.items() if t.by_level]
     if levels:

@@ -10,8 +10,10 @@ Versioning: `SCHEMA_VERSION` is MAJOR.MINOR. Within a MAJOR, fields are only add
 a default), so this reader validates every file of its MAJOR up to its own MINOR. 1.1 added
 optional fields only (claim `reasons`, verdict `not_comparable`, status `partial`, error counts,
 batching mode, plugin providers); 1.2 added the model's per-task engine `sampling` and its
-`overridden_defaults`, the protocol's `source`, and `scoring`, and the model's `engine` (batching and compiled decoding,
-with reasons) and the device's `dtype_measurements`; older files read unchanged.
+`overridden_defaults`, the protocol's `source`, and `scoring`; 1.3 added task `version`, `dataset_size`
+and `lm_eval_config`, and `versions.git_hash` (for `harness export --format lm-eval`), the model's
+`engine` (batching and compiled decoding, with reasons) and the device's `dtype_measurements`;
+older files read unchanged.
 """
 
 from __future__ import annotations
@@ -64,6 +66,9 @@ class TaskResult(_Model):
     answer_type: str | None = Field(None, description="number, math or choice")
     settings: dict[str, Any] = Field(default_factory=dict, description="the settings used (for protocol differences)")
     errors: int | None = Field(None, description="samples that ended in an error row (not scored as answers)")
+    version: float | str | None = Field(None, description="the task definition's version (an lm-eval task's metadata.version)")
+    dataset_size: int | None = Field(None, description="problems in the task's data before --limit, where the task records it")
+    lm_eval_config: dict[str, Any] | None = Field(None, description="for lm_eval:<task>: the task's config as lm-eval records it")
 
 
 class Percentiles(_Model):
@@ -218,6 +223,12 @@ class Samples(_Model):
     errors: int | None = Field(None, description="samples that ended in an error row")
 
 
+class Errors(_Model):
+    count: int = Field(description="samples whose request failed (finish_reason error); not in any metric")
+    first: str = Field(description="the first failure's message")
+    retry: str = Field(description="how to retry them")
+
+
 class Scoring(_Model):
     """How answers were judged and thinking tokens counted, so a verdict can be reproduced."""
 
@@ -244,7 +255,7 @@ class RunResult(_Model):
     status: Status = Field(description="running, complete, partial, failed or interrupted")
     created_utc: str | None = None
     finished_utc: str | None = None
-    versions: dict[str, str | None] = Field(default_factory=dict, description="python, torch, transformers, harness, platform")
+    versions: dict[str, str | None] = Field(default_factory=dict, description="python, torch, transformers, harness, platform, git_hash")
     config: dict[str, Any] = Field(default_factory=dict, description="the run's settings as given (no secrets)")
     model: ModelRecord
     device: DeviceRecord
@@ -255,6 +266,7 @@ class RunResult(_Model):
     claims: list[Claim] = Field(default_factory=list, description="with --card: the card's claims and their verdicts")
     card: str | None = Field(None, description="the card's name, with --card")
     samples: Samples | None = None
+    errors: Errors | None = Field(None, description="with status partial or failed: the failed samples, retried by --resume")
     protocol_differences: dict[str, list[str]] = Field(default_factory=dict,
                                                        description="per task: how this run differs from the card's protocol")
     warnings: list[str] = Field(default_factory=list, description="things a reader must know")

@@ -8,6 +8,7 @@ mid-write) is detected on read and dropped. run.json and config.json are replace
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -17,11 +18,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterable
 
-from harness.errors import ConfigError, HarnessError
+from harness.errors import ConfigError, HarnessError, shown
 from harness.results import schema
 from harness.results.schema import RunResult
+from harness.secrets import redact
 
 SAMPLES = "samples.jsonl"
+BATCHES = "batches.jsonl"
 RUN = "run.json"
 CONFIG = "config.json"
 _SAFE = re.compile(r"[^A-Za-z0-9._-]+")
@@ -54,11 +57,14 @@ def create_run_dir(output_dir: str | Path, name: str) -> Path:
         probe = tempfile.NamedTemporaryFile(dir=base, prefix=".probe", delete=True)
         probe.close()
     except OSError as e:
-        raise ConfigError(f"output directory {base} is not writable ({e.strerror or e})", "pass --output-dir to a folder you can write") from None
+        raise ConfigError(f"output directory {shown(str(base))} is not writable ({e.strerror or e})", "pass --output-dir to a folder you can write") from None
     path = (base / name).resolve()
     if base.resolve() not in path.parents:
         raise ConfigError(f"run folder {name!r} would escape {base}", "this is a bug: please report it")
-    path.mkdir(parents=False, exist_ok=False)
+    try:
+        path.mkdir(parents=False, exist_ok=False)
+    except OSError as e:  # a name too long for the file system, say
+        raise ConfigError(f"cannot create a run folder in {shown(str(base))} ({e.strerror or e})", "pass a shorter --output-dir") from None
     return path
 
 
@@ -67,6 +73,7 @@ def write_json_atomic(path: Path, data: dict) -> None:
 
 
 def write_text_atomic(path: Path, text: str) -> None:
+    text = redact(text)  # a key a server echoed, or a password in a URL, never reaches a file
     tmp = None
     try:  # creating the temp file can fail too (a full disk, a full quota)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -117,7 +124,7 @@ class SampleWriter:
     def append(self, rows: list[dict]) -> None:
         if not rows:
             return
-        data = "".join(json.dumps(r, ensure_ascii=False, allow_nan=False, default=_jsonable) + "\n" for r in rows).encode("utf-8")
+        data = redact("".join(_line(r) for r in rows)).encode("utf-8")
         start = os.fstat(self._f.fileno()).st_size
         try:
             view = memoryview(data)
@@ -156,46 +163,124 @@ def repair_torn_tail(path: Path) -> int:
         return len(data) - keep
 
 
-def read_samples(path: Path) -> list[dict]:
-    """All complete rows; a torn last line is ignored (a torn line elsewhere is an error)."""
+def _line(row: dict) -> str:
+    # ensure_ascii=False keeps text readable; U+2028/U+2029/U+0085 stay inside the JSON string and
+    # readers split on "\n" only, so they can never cut a row in two.
+    return json.dumps(row, ensure_ascii=False, allow_nan=False, default=_jsonable) + "\n"
+
+
+def json_lines(text: str) -> list[str]:
+    """JSON Lines split by "\n" only: str.splitlines() would also cut at U+2028, U+0085 and others,
+    which are legal inside a JSON string."""
+    return [line.removesuffix("\r") for line in text.split("\n")]
+
+
+def read_samples(path: Path, check=None) -> list[dict]:
+    """All complete rows; a torn last line is ignored (a torn line elsewhere is an error). Each row
+    must look like a sample (an object with a task and an id), or the error names file:line."""
+    check = check or sample_problem
     if not path.exists():
         return []
     rows = []
-    lines = path.read_text(encoding="utf-8").splitlines()
+    lines = json_lines(path.read_text(encoding="utf-8"))
+    while lines and not lines[-1].strip():
+        lines.pop()
     for n, line in enumerate(lines, 1):
         if not line.strip():
             continue
         try:
-            rows.append(json.loads(line))
-        except ValueError:
+            row = json.loads(line)
+        except (ValueError, RecursionError):
             if n == len(lines):
                 break
             raise HarnessError(f"{path}:{n} is corrupt", "remove that line, then --resume") from None
+        problem = check(row)
+        if problem:
+            raise HarnessError(f"{path}:{n} is not a valid row ({problem})", "remove that line, then --resume")
+        rows.append(row)
     return rows
 
 
+def sample_problem(row) -> str | None:
+    """Why `row` is not a samples.jsonl row, or None. Readers index these fields without checking."""
+    if not isinstance(row, dict):
+        return f"a JSON {type(row).__name__}, not an object"
+    if not isinstance(row.get("task"), str) or not row["task"]:
+        return "no task name"
+    if not isinstance(row.get("id"), (str, int)) or isinstance(row.get("id"), bool):
+        return "no item id"
+    if not isinstance(row.get("sample", 0), int) or isinstance(row.get("sample", 0), bool):
+        return "sample is not an integer"
+    for name in ("input_tokens", "output_tokens", "ttft_s", "tpot_s", "e2e_s"):
+        v = row.get(name)
+        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float))):
+            return f"{name} is not a number"
+    for name in ("meta", "unmeasured"):
+        if not isinstance(row.get(name, {}), dict):
+            return f"{name} is not an object"
+    return None
+
+
+def is_error_row(row: dict) -> bool:
+    """A sample whose request failed (the engine or server gave no answer): not done, retried on --resume."""
+    return row.get("finish_reason") == "error"
+
+
+def rewrite_rows(path: Path, rows: list[dict]) -> None:
+    write_text_atomic(path, "".join(_line(r) for r in rows))
+
+
 def load_run(run_dir: str | Path) -> RunResult:
-    """A run folder's run.json, validated against the schema (any 1.x file up to this version)."""
+    """A run folder's run.json, validated against the schema (any 1.x file up to this version). An
+    empty or unreadable one names the recovery: --resume rebuilds it from the samples."""
     path = Path(run_dir) / RUN
     if not path.exists():
         raise ConfigError(f"no run.json in {run_dir}", "pass a folder written by `harness run`")
-    return schema.load(path)
+    fix = f"rebuild it from the samples with `harness run --resume {run_dir}`"
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, RecursionError):
+        raise ConfigError(f"{path} is empty or not valid JSON", fix) from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path} holds a JSON {type(data).__name__}, not a run", fix)
+    return schema.validate(data, str(path))
 
 
 def sample_key(row: dict) -> tuple[str, str, int]:
     return row["task"], str(row["id"]), int(row.get("sample", 0))
 
 
+def key_of(row: dict) -> str:
+    """The row's request key, "<task>/<id>/<sample>", as the plan names it."""
+    return f"{row['task']}/{row['id']}/{row.get('sample', 0)}"
+
+
+def config_digest(stored: dict) -> str:
+    body = json.dumps({k: v for k, v in stored.items() if not k.startswith("_")}, sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(body.encode("utf-8")).hexdigest()
+
+
+def write_config(run_dir: Path, stored: dict, *, run_id: str, created: str) -> None:
+    """config.json: the settings, plus a digest of them, so an edit between runs is refused."""
+    write_json_atomic(Path(run_dir) / CONFIG, {**stored, "_run_id": run_id, "_created_utc": created, "_sha256": config_digest(stored)})
+
+
 def read_config(run_dir: str | Path) -> dict:
     path = Path(run_dir) / CONFIG
     if not Path(run_dir).is_dir():
-        raise ConfigError(f"run folder not found: {run_dir}", "pass a folder written by `harness run`")
+        raise ConfigError(f"run folder not found: {shown(run_dir)}", "pass a folder written by `harness run`")
     if not path.exists():
-        raise ConfigError(f"{run_dir} has no {CONFIG}: not a run folder", "pass a folder written by `harness run`")
+        raise ConfigError(f"{shown(run_dir)} has no {CONFIG}: not a run folder", "pass a folder written by `harness run`")
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except ValueError:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, RecursionError):
         raise ConfigError(f"{path} is corrupt", "start a new run") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path} is corrupt (not an object)", "start a new run")
+    if "_sha256" in data and data["_sha256"] != config_digest(data):
+        raise ConfigError(f"{path} was edited after the run started: its settings no longer match the samples already measured",
+                          "restore the original config.json, or start a new run with the settings you want")
+    return data
 
 
 def shard_files(run_dir: Path, stem: str = "samples") -> list[Path]:
@@ -221,31 +306,30 @@ def all_samples(run_dir: str | Path, *, repair: bool = False) -> list[dict]:
 def all_batches(run_dir: str | Path) -> list[dict]:
     run_dir = Path(run_dir)
     out = []
-    for f in [run_dir / "batches.jsonl", *shard_files(run_dir, "batches")]:
-        out.extend(read_samples(f))
+    for f in [run_dir / BATCHES, *shard_files(run_dir, "batches")]:
+        out.extend(read_samples(f, check=_batch_problem))
     return out
+
+
+def _batch_problem(row) -> str | None:
+    if not isinstance(row, dict):
+        return f"a JSON {type(row).__name__}, not an object"
+    bad = [k for k in ("rows", "wall_s") if isinstance(row.get(k), bool) or not isinstance(row.get(k), (int, float))]
+    return f"{bad[0]} is not a number" if bad else None
 
 
 def merge_shards(run_dir: Path, order: list[str]) -> list[dict]:
     """Fold per-process shards into samples.jsonl (atomically), in the plan's order, then remove them."""
     rows = all_samples(run_dir, repair=True)
     rank = {k: i for i, k in enumerate(order)}
-    rows.sort(key=lambda r: rank.get(f"{r['task']}/{r['id']}/{r.get('sample', 0)}", len(rank)))
+    rows.sort(key=lambda r: rank.get(key_of(r), len(rank)))
     shards = shard_files(run_dir)
     if shards:
-        fd, tmp = tempfile.mkstemp(dir=run_dir, prefix=".samples.", suffix=".tmp")
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            for r in rows:
-                f.write(json.dumps(r, ensure_ascii=False, default=_jsonable) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, run_dir / SAMPLES)
-        _fsync_dir(run_dir)
+        rewrite_rows(run_dir / SAMPLES, rows)
         for s in shards:
             s.unlink()
         batches = all_batches(run_dir)
         for s in shard_files(run_dir, "batches"):
             s.unlink()
-        with open(run_dir / "batches.jsonl", "w", encoding="utf-8") as f:
-            f.write("".join(json.dumps(b) + "\n" for b in batches))
+        rewrite_rows(run_dir / BATCHES, batches)
     return rows

@@ -22,27 +22,49 @@ RANDOM_WARNING = "random weights: accuracy is meaningless here; speed and memory
 
 
 def versions() -> dict:
-    out = {"python": platform.python_version(), "harness": __version__, "platform": platform.platform()}
+    out = {"python": platform.python_version(), "harness": __version__, "platform": platform.platform(), "git_hash": git_hash()}
     for mod in ("torch", "transformers", "accelerate"):
         m = sys.modules.get(mod)
         out[mod] = getattr(m, "__version__", None) if m else None
     return out
 
 
-def finish_run(run_dir: Path, cfg, plan, dev, info, state, gathered: list[dict], status: str, *, world: int = 1) -> RunResult:
+def git_hash() -> str | None:
+    """`git describe --always` of the harness source checkout (what lm-eval records of its own), None outside one."""
+    import subprocess
+
+    try:
+        out = subprocess.run(["git", "describe", "--always"], cwd=Path(__file__).resolve().parent, capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def finish_run(ctx, gathered: list[dict], status: str) -> RunResult:
+    """run.json and report.md for the run in `ctx` (pipeline.RunContext) from what is on disk and
+    what each process measured (`gathered`)."""
+    run_dir, cfg, plan, dev, info, state, world = ctx.run_dir, ctx.cfg, ctx.plan, ctx.dev, ctx.backend.info, ctx.state, ctx.dist.world
     order = [req.key for req, *_ in plan.work()]
     rows = results.merge_shards(run_dir, order) if world > 1 or results.shard_files(run_dir) else results.all_samples(run_dir)
-    batches = results.all_batches(run_dir)
-    previous_wall = (state.previous.perf.wall_s if state.previous and state.previous.perf else 0.0) or 0.0
-    wall_s = max(g["wall_s"] for g in gathered) + previous_wall
+    failed = [r for r in rows if results.is_error_row(r)]
+    answered = [r for r in rows if not results.is_error_row(r)]
+    logged = results.all_batches(run_dir)
+    batches = _landed(logged, {results.key_of(r) for r in rows})
+    wall_s = _earlier_sessions_s(logged, state.session) + max(g["wall_s"] for g in gathered)
     tasks = {}
     for name, tp in plan.tasks.items():
-        task_rows = [r for r in rows if r["task"] == name]
-        if task_rows:
-            tasks[name] = {**task_metrics(task_rows, tp.k), "source": tp.data_file or tp.task.describe(),
-                           "answer_type": tp.task.answer_type, "settings": {k: v for k, v in tp.settings.items() if k != "seed"}}
-    correct = sum(bool(r.get("correct")) for r in rows)
-    perf = perf_summary(rows, wall_s=wall_s, load_s=max(g["load_s"] for g in gathered), warmup=gathered[0]["warmup"], batches=batches)
+        task_rows = [r for r in answered if r["task"] == name]
+        errors = sum(r["task"] == name for r in failed)
+        if task_rows:  # metrics over the answered samples only; the failed ones are counted beside them
+            tasks[name] = {**task_metrics(task_rows, tp.k), "errors": errors, "source": tp.data_file or tp.task.describe(),
+                           "answer_type": tp.task.answer_type, "settings": {k: v for k, v in tp.settings.items() if k != "seed"},
+                           "version": tp.task.version, "dataset_size": tp.task.dataset_size}
+            if tp.task.lm_eval_config:  # the lm-eval task's own config, for `harness export --format lm-eval`
+                tasks[name]["lm_eval_config"] = tp.task.lm_eval_config
+    if status == "complete" and failed:
+        status = "partial" if answered else "failed"
+    correct = sum(bool(r.get("correct")) for r in answered)
+    perf = perf_summary(answered, wall_s=wall_s, load_s=max(g["load_s"] for g in gathered), warmup=gathered[0]["warmup"], batches=batches)
     perf.update(_energy(gathered, dev, perf.get("output_tokens"), correct))
     perf["peak_memory_bytes"] = _memory(gathered)
     perf["processes"] = world
@@ -51,19 +73,28 @@ def finish_run(run_dir: Path, cfg, plan, dev, info, state, gathered: list[dict],
         perf["output_tokens_per_s"] = perf["output_tokens"] / wall_s if perf.get("output_tokens") and wall_s else None
         perf["per_process"] = [{"rank": i, "wall_s": g["wall_s"], "load_s": g["load_s"], "energy_j": g.get("energy_j"),
                                 "device_memory": (g.get("memory") or {}).get("device")} for i, g in enumerate(gathered)]
-    perf["roofline"] = _roofline(dev, info, rows, perf)
+    perf["roofline"] = _roofline(dev, info, answered, perf)
     data = {
         "schema_version": SCHEMA_VERSION, "run_id": state.run_id, "status": status,
         "created_utc": state.created, "finished_utc": results.utc_now(),
         "versions": versions(), "config": cfg.stored(),
         "model": _model(info), "device": {**_device(dev), "processes": world},
         "protocol": _protocol(plan), "tasks": tasks, "perf": perf,
-        "cost": _cost(cfg, info, wall_s, perf, correct, rows),
+        "cost": _cost(cfg, info, wall_s, perf, correct, answered),
         "claims": [], "protocol_differences": {}, "warnings": [],
-        "samples": {"done": len(rows), "planned": len(order)},
+        "samples": {"done": len(answered), "errors": len(failed), "planned": len(order)},
         "scoring": _scoring(rows),
         "plugins": _plugins(cfg, plan),
     }
+    if failed:
+        data["errors"] = {"count": len(failed), "first": failed[0].get("error") or "the request failed",
+                          "retry": "run `harness run --resume` on this folder to retry them"}
+        data["warnings"].append(f"{len(failed)} of {len(rows)} samples failed and are left out of every metric "
+                                f"(first: {(failed[0].get('error') or 'the request failed')[:200]})")
+    data["warnings"].extend(state.notes)
+    for name, tp in plan.tasks.items():
+        if tp.task.unchecked:
+            data["warnings"].append(f"{name}: reading stopped at --limit {cfg.limit}; any rows after that in {tp.data_file or 'the data'} were not checked")
     if info.random_weights:
         data["warnings"].append(RANDOM_WARNING)
     for name, tp in plan.tasks.items():
@@ -75,11 +106,28 @@ def finish_run(run_dir: Path, cfg, plan, dev, info, state, gathered: list[dict],
         run = RunResult.model_validate(data)
     except ValidationError as e:
         raise RuntimeError(f"run.json does not fit its schema (a harness bug): {validation_message(e, RunResult)}") from None
-    results.write_json_atomic(run_dir / results.RUN, dump(run))
     from harness.reports.markdown import write_markdown
 
-    write_markdown(run_dir, run)
+    write_markdown(run_dir, run)  # the report before run.json: a run.json that says complete has its report
+    results.write_json_atomic(run_dir / results.RUN, dump(run))
     return run
+
+
+def _landed(batches: list[dict], written: set[str]) -> list[dict]:
+    """Batch records whose rows were all written; a kill between the two leaves a record without rows."""
+    return [b for b in batches if all(k in written for k in b.get("keys", ()))]
+
+
+def _earlier_sessions_s(batches: list[dict], session: str) -> float:
+    """Generation time of earlier sessions of this run, rebuilt from the durable batch log (each
+    batch row carries its session and the time since that session began generating), so a lost
+    or unreadable run.json loses no time. Counts records whose rows were lost too: that time was spent."""
+    spent: dict[str, float] = {}
+    for b in batches:
+        s = b.get("session")
+        if s and s != session and isinstance(b.get("elapsed_s"), (int, float)):
+            spent[s] = max(spent.get(s, 0.0), b["elapsed_s"])
+    return sum(spent.values())
 
 
 def _plugins(cfg, plan) -> dict:

@@ -1,5 +1,7 @@
 """SIGINT/SIGTERM handling: the first signal asks the run to stop after the batch in flight;
-a second one stops at once. Exit codes follow the shell's 128 + signal number (130, 143)."""
+a second one stops at once (Interrupted raised where the program is). Either way the run folder
+ends "interrupted" and resumable, and the exit code follows the shell's 128 + the FIRST signal's
+number (130, 143), whatever the second one was."""
 
 from __future__ import annotations
 
@@ -17,7 +19,9 @@ class StopSignals:
 
     def _handle(self, signum, frame):
         if self._got is not None:
-            raise KeyboardInterrupt  # second signal: stop now
+            from harness.errors import Interrupted
+
+            raise Interrupted(self._got)  # second signal: stop now
         self._got = signum
         import sys
 

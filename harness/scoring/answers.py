@@ -78,11 +78,12 @@ _MARK = re.compile(
 _CHOICE_MARK = re.compile(
     r"\b(?:option|choice)\s+(?:is|would\s+be)\b(?:\s*:)?"
     r"|(?:故|所以|因此|应|应该|则|即|综上|本题)\s*选(?:择)?\s*:?|正确(?:的)?(?:选项|答案)?\s*(?:是|为)"
-    r"|(?<![不未没])选(?:择)?\s*:?\s*(?=[\(\[]?[A-Ja-j](?![A-Za-z0-9]))",  # 选B, 故答案选B, 综上所述，选B
+    r"|(?<![不未没])选(?:择)?\s*:?\s*(?=[\(\[]?[A-Ja-j](?![A-Za-z0-9]))"  # 选B, 故答案选B, 综上所述，选B
+    r"|\b(?:I|we)(?:'d|\s+would|\s+will)?\s+(?:choose|pick|select|go\s+with)\b(?:\s+option)?",
     re.IGNORECASE)
 # A choice stated after its letter: "B项正确", "选项B正确", "option C is correct", "C is the correct answer".
 _STATED = re.compile(
-    r"(?<![A-Za-z0-9])((?:option|choice|选项)\s*)?[\(\[]?([A-Ja-j])[\)\]]?\s*项?\s*"
+    r"(?<![A-Za-z0-9])((?:option|choice|选项)\s*)?[\(\[]?([A-Ja-j])[\)\]]?\s*(?:选项|项)?\s*"
     r"(?:是正确的|正确|is\s+(?:the\s+)?(?:correct|right)(?:\s+(?:answer|option|choice|one))?\b)",
     re.IGNORECASE)
 _GSM = re.compile(r"####[ \t]*([^\n]+)")

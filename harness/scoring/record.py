@@ -1,5 +1,6 @@
 """Turns one finished generation into one samples.jsonl row: thinking split, answer scored,
-true counts and timings kept as measured. A truncated trace is never scored correct."""
+true counts and timings kept as measured. A truncated trace is never scored correct; a failed
+request (finish_reason "error") keeps its error and is left out of every metric."""
 
 from __future__ import annotations
 
@@ -31,5 +32,6 @@ def sample_row(request: Request, done: Completion, *, task: str, answer_type: st
         "finish_reason": done.finish_reason, "ttft_s": done.ttft_s, "tpot_s": t, "e2e_s": done.e2e_s,
         "batch_size": done.batch_size, "batch_wall_s": done.batch_wall_s, "seed": request.seed,
         "meta": dict(item.meta), "rank": rank, "unmeasured": unmeasured,
+        "error": done.error if done.finish_reason == "error" else None,
         **({"scoring_limit_hit": list(s.limit_hit)} if s.limit_hit else {}),
     }

@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass, field
+import stat
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, ClassVar, Iterable
+from typing import Any, ClassVar, Iterable, Iterator
 
-from harness.errors import DataError
+from harness.errors import DataError, shown
+
+MAX_LINE_CHARS = 1_000_000  # no benchmark row comes near; a bigger one is a broken file, not a question
 
 
 @dataclass(frozen=True)
@@ -27,6 +30,7 @@ class Item:
     target: str
     choices: tuple[str, ...] = ()
     meta: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
+    where: str = field(default="", compare=False)  # "file:line" (or "dataset[i]") the item was read from
 
 
 LETTERS = "ABCDEFGHIJ"
@@ -63,6 +67,9 @@ class Task:
     levels_field: ClassVar[str | None] = None  # meta key that holds a difficulty level, if any
     stop: ClassVar[tuple[str, ...]] = ()  # stop strings of the task's own, added to the protocol's
     max_new_tokens: ClassVar[int | None] = None  # the task's default generation budget, if it has one
+    dataset_size: int | None = None  # problems in the data before --limit, where the task knows it (set by load)
+    lm_eval_config: dict | None = None  # an lm-eval task's own config, as lm-eval records it (lm_eval:<task> only)
+    version: ClassVar[float] = 1.0  # of this definition (items, targets, scoring): bump it when one changes; lm-eval's metadata.version
 
     def __init__(self, **options: Any):
         self.options = options
@@ -85,16 +92,19 @@ class Task:
         what = self.data_files if self.data_files else f"split {self.split}"
         return f"{where} ({what}{', gated: needs HF_TOKEN' if self.gated else ''})"
 
+    unchecked = False  # set by `load` when --limit stopped the read before the end of the data
+
     def load(self, data_file: str | Path | None = None, limit: int | None = None) -> list[Item]:
-        rows = read_jsonl(Path(data_file)) if data_file else self.hub_rows()
+        rows = iter(read_jsonl(Path(data_file)) if data_file else self.hub_rows())
         items = []
         for index, (where, row) in enumerate(rows):
             missing = [f for f in self.required_fields if f not in row]
             if missing:
                 raise DataError(f"{where}: missing field(s) {', '.join(missing)} for task {self.name}",
                                 f"each row needs {', '.join(self.required_fields)}")
-            items.append(self.parse(row, index))
+            items.append(replace(self.parse(row, index), where=where))
             if limit is not None and len(items) >= limit:
+                self.unchecked = True  # read no further: rows after this one are not checked
                 break
         if not items:
             raise DataError(f"task {self.name}: no rows in {data_file or self.dataset}", "point --data-file at a non-empty JSONL file")
@@ -111,28 +121,53 @@ class Task:
         return ((f"{self.dataset}[{i}]", dict(r)) for i, r in enumerate(rows))
 
 
-def read_jsonl(path: Path) -> Iterable[tuple[str, dict]]:
-    """Yield ("file:line", row) for each non-blank line; every malformation is a DataError."""
-    if not path.exists():
-        raise DataError(f"data file not found: {path}", "check the path given to --data-file")
-    if path.is_dir():
-        raise DataError(f"data file is a directory: {path}", "point --data-file at a .jsonl file")
+def read_jsonl(path: Path) -> Iterator[tuple[str, dict]]:
+    """Yield ("file:line", row) for each non-blank line, reading as it goes (so --limit stops the
+    read early); every malformation is a DataError naming file:line. Lines end at "\n" only:
+    U+2028, U+2029 and U+0085 are legal inside a JSON string."""
     try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as e:
-        raise DataError(f"{path} is not UTF-8 (byte {e.start})", "re-encode the file as UTF-8") from None
-    out = []
-    for n, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise DataError(f"{path}:{n} is not valid JSON ({e.msg})", "the file must be JSON Lines: one JSON object per line") from None
-        if not isinstance(row, dict):
-            raise DataError(f"{path}:{n} is a JSON {type(row).__name__}, not an object", "each line must be a JSON object")
-        out.append((f"{path}:{n}", row))
-    return out
+        st = path.stat()
+    except FileNotFoundError:
+        raise DataError(f"data file not found: {shown(str(path))}", "check the path given to --data-file") from None
+    except OSError as e:
+        raise DataError(f"cannot read data file {shown(str(path))} ({e.strerror or e})", "check the path given to --data-file") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise DataError(f"data file is a directory: {shown(str(path))}", "point --data-file at a .jsonl file")
+    if not stat.S_ISREG(st.st_mode):  # a FIFO or a device would block the read forever or never end
+        raise DataError(f"data file {shown(str(path))} is not a regular file (a pipe, socket or device)",
+                        "save the data to a regular .jsonl file and pass that")
+    return _rows(path)
+
+
+def _rows(path: Path) -> Iterator[tuple[str, dict]]:
+    offset = 0
+    with open(path, "rb") as f:
+        for n, raw in enumerate(f, 1):  # binary lines: split at b"\n" only
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise DataError(f"{path} is not UTF-8 (byte {offset + e.start})", "re-encode the file as UTF-8") from None
+            offset += len(raw)
+            if not line.strip():
+                continue
+            if len(line) > MAX_LINE_CHARS:
+                raise DataError(f"{path}:{n}: a line of {len(line):,} characters, over the {MAX_LINE_CHARS:,} a row may have",
+                                "shorten or drop that row")
+            try:
+                row = json.loads(line, parse_constant=_no_constant)
+            except json.JSONDecodeError as e:
+                raise DataError(f"{path}:{n} is not valid JSON ({e.msg})", "the file must be JSON Lines: one JSON object per line") from None
+            except ValueError as e:
+                raise DataError(f"{path}:{n}: {e}", "write numbers as finite JSON numbers (or strings)") from None
+            except RecursionError:
+                raise DataError(f"{path}:{n}: JSON nested too deeply", "flatten that row") from None
+            if not isinstance(row, dict):
+                raise DataError(f"{path}:{n} is a JSON {type(row).__name__}, not an object", "each line must be a JSON object")
+            yield f"{path}:{n}", row
+
+
+def _no_constant(name: str):
+    raise ValueError(f"{name} is not a JSON number")
 
 
 def load_hub_dataset(dataset: str, config: str | None, split: str, data_files: str | None = None, *, gated: bool = False, task: str = ""):
