@@ -13,30 +13,30 @@ import sys
 from harness import __version__
 
 RUN_FLAGS = {  # flag -> (config key, type, help)
-    "--model": ("model", str, "random:<name>, a Hub id, a local folder, a .gguf file, or openai:<name> (default random:tiny)"),
+    "--model": ("model", str, "random:<name>, a Hub id, a local folder, a .gguf file, or openai:<name>"),
     "--backend": ("backend", str, "transformers | vllm | llamacpp | openai | fake (default: from --model)"),
     "--revision": ("revision", str, "Hub branch, tag or commit; the resolved sha is recorded"),
     "--tokenizer": ("tokenizer", str, "tokenizer folder (e.g. the real one for a random: model)"),
     "--card": ("card", str, "model card name: run with the card's protocol and check its claims"),
-    "--tasks": ("tasks", str, "comma-separated tasks (default synthetic); lm_eval:<task> runs an lm-eval task"),
+    "--tasks": ("tasks", str, "comma-separated tasks; lm_eval:<task> runs an lm-eval task"),
     "--limit": ("limit", int, "at most this many problems per task"),
     "--batch-size": ("batch_size", str, "N or auto (halves on out-of-memory); with continuous batching: sequences in flight"),
     "--batching": ("batching", str, "auto | static | continuous (rows leave when done, waiting requests take their slots)"),
     "--compile": ("compile", str, "auto | on | off: static KV cache + torch.compile for decoding (transformers on CUDA)"),
-    "--max-new-tokens": ("max_new_tokens", int, "token budget per answer (thinking included)"),
-    "--num-samples": ("num_samples", int, "samples per problem (k): accuracy, pass@k, maj@k"),
-    "--temperature": ("temperature", float, "0 = greedy"),
-    "--top-p": ("top_p", float, None),
-    "--top-k": ("top_k", int, "0 = off"),
+    "--max-new-tokens": ("max_new_tokens", int, "token budget per answer, thinking included (default: the card's, else the task's, else 1024; 64 for random: models)"),
+    "--num-samples": ("num_samples", int, "samples per problem (k): accuracy, pass@k, maj@k (default: the card's where it has a claim on the task, else 1)"),
+    "--temperature": ("temperature", float, "0 = greedy (default: the card's; else 0.6 when k > 1, 0 otherwise)"),
+    "--top-p": ("top_p", float, "nucleus sampling (default: the card's; else 0.95 when sampling, 1 when greedy)"),
+    "--top-k": ("top_k", int, "0 = off (default: the card's, else 0)"),
     "--protocol": ("protocol", str, "prompt protocol: r1, qwen, qwen3-think, qwen3-nothink, fewshot, plain (default: by model)"),
     "--think-budgets": ("think_budgets", str, "comma-separated caps on thinking tokens, one run each"),
-    "--answer-tokens": ("answer_tokens", int, "with --think-budgets: tokens for the answer after a capped trace (default 256)"),
+    "--answer-tokens": ("answer_tokens", int, "with --think-budgets: tokens for the answer after a capped trace"),
     "--device": ("device", str, "auto | cpu | cuda[:N] | mps | xpu | npu"),
     "--dtype": ("dtype", str, "auto | bfloat16 | float16 | float32"),
     "--device-map": ("device_map", str, "accelerate device_map (e.g. auto) for multi-GPU or offload"),
     "--seed": ("seed", int, "base seed; each sample's seed derives from it"),
-    "--warmup": ("warmup", int, "warm-up generations before timing (default 1)"),
-    "--output-dir": ("output_dir", str, "where run folders go (default results/)"),
+    "--warmup": ("warmup", int, "warm-up generations before timing"),
+    "--output-dir": ("output_dir", str, "where run folders go"),
     "--resume": ("resume", str, "continue an interrupted run folder"),
     "--price-per-hour": ("price_per_hour", float, "USD per hour of this machine, for cost"),
     "--instance": ("instance", str, "a named instance from the price table (see `harness list prices`)"),
@@ -48,7 +48,35 @@ RUN_FLAGS = {  # flag -> (config key, type, help)
     "--tensor-parallel-size": ("tensor_parallel_size", int, "vLLM tensor parallelism"),
     "--num-processes": ("num_processes", int, "data-parallel processes through accelerate"),
 }
-SWITCHES = {"--allow-pickle": "allow_pickle", "--trust-remote-code": "trust_remote_code", "--quiet": "quiet"}
+SWITCHES = {"--allow-pickle": "allow_pickle", "--trust-remote-code": "trust_remote_code", "--quiet": "quiet",
+            "--force": "force"}
+SWITCH_HELP = {"--allow-pickle": "load pickle (.bin/.pt) weights, which can run code", "--trust-remote-code": "run the model repository's own code",
+               "--quiet": "no progress output", "--force": "start even when the memory estimate exceeds what is available"}
+RUN_EXAMPLES = """examples:
+  harness run --model random:tiny --limit 8                      # a one-minute smoke run on any CPU
+  harness run --dry-run --card r1-distill-qwen-7b --tasks math500    # the plan (time, memory, dollars); nothing runs
+  harness run --model Qwen/Qwen2.5-0.5B-Instruct --tasks gsm8k --limit 200 --batch-size auto --instance laptop
+"""
+
+
+class _DefaultsHelp(argparse.RawDescriptionHelpFormatter):
+    """Shows each run flag's default from RunConfig (imported only when help is printed)."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if not action.option_strings or "default" in text or action.dest in ("help", "config", "dry_run"):
+            return text
+        from harness.config import RunConfig
+
+        field = RunConfig.model_fields.get(action.dest)
+        if field is None or action.const is True:
+            return text
+        default = field.get_default(call_default_factory=True)
+        if default in (None, {}, ()):
+            default = "none" if default is None else "none given"
+        elif isinstance(default, tuple):
+            default = ",".join(map(str, default))
+        return f"{text} (default: {default})".strip()
 
 
 class _Parser(argparse.ArgumentParser):
@@ -65,13 +93,7 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"error: {one_line(message)} — see `{self.prog} --help`\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="harness", description="Benchmark open-weight LLMs on your own hardware: accuracy with "
-                                "intervals, latency, throughput, memory, energy, cost, and verdicts on published claims.")
-    p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    sub = p.add_subparsers(dest="command", metavar="COMMAND")
-
-    run = sub.add_parser("run", help="run tasks on a model and write a results folder")
+def _run_flags(run: argparse.ArgumentParser) -> None:
     for flag, (_, typ, help_) in RUN_FLAGS.items():
         run.add_argument(flag, type=typ, default=None, help=help_)
     run.add_argument("--data-file", action="append", default=[], metavar="TASK=PATH", help="read a task's rows from a local JSONL file")
@@ -81,16 +103,32 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--stop", action="append", default=[], help="a stop string (repeatable)")
     run.add_argument("--max-memory", action="append", default=[], metavar="DEVICE=SIZE", help="with --device-map: e.g. 0=20GiB cpu=64GiB")
     for flag in SWITCHES:
-        run.add_argument(flag, action="store_true", default=None)
-    run.add_argument("--config", help="YAML/JSON file of run settings (flags override it)")
+        run.add_argument(flag, action="store_true", default=None, help=SWITCH_HELP[flag])
+    run.add_argument("--config", help="YAML/JSON file of run settings (flags override it; keys as in config.json, e.g. max_new_tokens)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="harness", description="Benchmark open-weight LLMs on your own hardware: accuracy with "
+                                "intervals, latency, throughput, memory, energy, cost, and verdicts on published claims.")
+    p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    run = sub.add_parser("run", help="run tasks on a model and write a results folder", epilog=RUN_EXAMPLES, formatter_class=_DefaultsHelp)
+    _run_flags(run)
+    run.add_argument("--dry-run", action="store_true", help="print the plan (requests, tokens, memory, time, dollars) and stop")
+    plan = sub.add_parser("plan", help="what a run would do, need and cost; loads nothing (= run --dry-run)",
+                          epilog=RUN_EXAMPLES.replace("harness run --dry-run", "harness plan"), formatter_class=_DefaultsHelp)
+    _run_flags(plan)
 
     ls = sub.add_parser("list", help="list tasks, models, backends, devices, protocols, cards or prices")
     ls.add_argument("what", nargs="?", default="all", choices=["all", "tasks", "models", "backends", "devices", "protocols", "cards", "prices"])
     sub.add_parser("env", help="what this machine has: devices, memory bandwidth, energy counters, versions")
-    cards = sub.add_parser("cards", help="list and validate the model cards")
+    cards = sub.add_parser("cards", help="list and validate the model cards, or show one: model, protocol, claims, cost here")
+    cards.add_argument("name", nargs="?", help="a card to show (file name, Hub id or display name)")
+    cards.add_argument("--markdown", action="store_true", help="print every card's claims as the table in docs/claims.md")
     cards.add_argument("--dir", help="cards folder (default: model_cards/)")
 
-    bench = sub.add_parser("bench", help="performance sweep: batch sizes x prompt lengths x output lengths")
+    bench = sub.add_parser("bench", help="performance sweep: batch sizes x prompt lengths x output lengths", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     bench.add_argument("--model", default="random:tiny")
     bench.add_argument("--backend", default="auto")
     bench.add_argument("--batch-sizes", default="1,4")
@@ -98,12 +136,15 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--output-tokens", default="64")
     bench.add_argument("--iterations", type=int, default=3)
     bench.add_argument("--warmup", type=int, default=1)
+    bench.add_argument("--cell-budget-s", type=float, default=60.0,
+                       help="a cell stops repeating (after at least one timed iteration) once its iterations took this long")
     bench.add_argument("--device", default="auto")
     bench.add_argument("--dtype", default="auto")
     bench.add_argument("--batching", default="auto", help="auto | static | continuous (see `harness run --help`)")
     bench.add_argument("--compile", default="auto", help="auto | on | off: compiled decoding (transformers on CUDA)")
     bench.add_argument("--tokenizer")
     bench.add_argument("--output", help="write the JSON here (default: printed)")
+    bench.add_argument("--force", action="store_true", help="start even when the memory estimate exceeds what is available")
     bench.add_argument("--train", action="store_true", help="time training steps (forward + backward + AdamW) of a random: model instead")
     bench.add_argument("--layers", type=int, help="with --train: override the number of layers (stated in the output)")
     bench.add_argument("--seq-len", type=int, help="with --train: tokens per sequence (default 128)")
@@ -152,10 +193,14 @@ def _split_pairs(values: list[str], flag: str, sep: str = "=") -> dict[str, str]
 
 def run_values(args: argparse.Namespace) -> dict:
     """The settings the user gave explicitly (flags and --config), as config keys."""
-    from harness.config import load_config_file
     from harness.errors import ConfigError
 
-    values = load_config_file(args.config) if args.config else {}
+    values = {}
+    if args.config:
+        from harness.config import load_config_file
+
+        values = load_config_file(args.config)
+    force = values.pop("force", None)  # `force` is a flag for this invocation, never stored with the run
     for flag, (key, _, _) in RUN_FLAGS.items():
         v = getattr(args, key)
         if v is not None:
@@ -163,6 +208,8 @@ def run_values(args: argparse.Namespace) -> dict:
     for flag, key in SWITCHES.items():
         if getattr(args, key):
             values[key] = True
+    if force or values.get("force"):
+        values["force"] = True
     if isinstance(values.get("tasks"), str):
         values["tasks"] = [t.strip() for t in values["tasks"].split(",") if t.strip()]
     if isinstance(values.get("think_budgets"), str):
@@ -205,9 +252,18 @@ def _scalar(text: str):
 
 
 def cmd_run(args, argv) -> int:
-    from harness.config import make_config
+    from harness.preflight import card_model, check_inputs
 
     values = run_values(args)
+    planning = args.command == "plan" or getattr(args, "dry_run", False)
+    check_inputs(values, loading=not planning)  # mistakes that need no torch, reported in well under a second
+    values = card_model(values)
+    from harness.config import make_config
+
+    if planning:
+        from harness.preflight import print_plan
+
+        return print_plan(make_config(**values))
     if values.get("num_processes", 1) > 1 and int(os.environ.get("WORLD_SIZE", "1")) == 1:
         from harness.runtime.launch import relaunch
 
@@ -217,7 +273,8 @@ def cmd_run(args, argv) -> int:
 
         from harness.config import RETIRED_KEYS
 
-        stored = {k: v for k, v in read_config(values["resume"]).items() if not k.startswith("_") and k not in RETIRED_KEYS}
+        stored = {k: v for k, v in read_config(values["resume"]).items()
+                  if not k.startswith("_") and k not in RETIRED_KEYS and k != "force"}  # --force is per invocation
         values = {**stored, **values}
     cfg = make_config(**values)
     if cfg.think_budgets:
@@ -241,7 +298,9 @@ def main(argv: list[str] | None = None) -> int:
     sys.stdout, sys.stderr = RedactingStream(sys.stdout), RedactingStream(sys.stderr)  # a known secret is never printed
     try:
         parser = build_parser()
-        args = parser.parse_args(argv)
+        args, unknown = parser.parse_known_args(argv)
+        if unknown:
+            _unknown_flags(parser, args.command, unknown)
         if not args.command:
             parser.print_help()
             return 0
@@ -266,11 +325,23 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _dispatch(args, argv) -> int:
-    if args.command == "run":
+    if args.command in ("run", "plan"):
         return cmd_run(args, argv)
     from harness import commands
 
     return getattr(commands, f"cmd_{args.command}")(args)
+
+
+def _unknown_flags(parser: argparse.ArgumentParser, command: str | None, unknown: list[str]) -> None:
+    """An unknown flag names the subcommand whose help lists the right ones, and the closest of them."""
+    import difflib
+
+    sub = next((a for a in parser._actions if isinstance(a, argparse._SubParsersAction)), None)
+    target = sub.choices.get(command, parser) if sub and command else parser
+    known = [o for a in target._actions for o in a.option_strings]
+    close = difflib.get_close_matches(unknown[0].split("=", 1)[0], known, n=1)
+    hint = f" (did you mean {close[0]}?)" if close else ""
+    target.error(f"unrecognized arguments: {' '.join(unknown)}{hint}")
 
 
 if __name__ == "__main__":

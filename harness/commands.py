@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
@@ -55,13 +54,9 @@ def cmd_list(args) -> int:
     if what == "cards":
         return cmd_cards(args)
     if what == "prices":
-        from harness.measure.cost import load_prices
+        from harness.measure.cost import price_lines
 
-        table = load_prices()
-        for name, e in table["instances"].items():
-            print(f"  {name:<28} ${e['usd_per_hour']}/h  {e.get('source', '')}")
-        for name, e in table["apis"].items():
-            print(f"  {name:<28} {json.dumps({k: v for k, v in e.items() if 'usd' in k})}  {e.get('source', '')}")
+        print("\n".join(price_lines()))
     return 0
 
 
@@ -99,6 +94,20 @@ def cmd_cards(args) -> int:
 
     if getattr(args, "dir", None):
         os.environ["HARNESS_CARDS_DIR"] = args.dir
+    if getattr(args, "markdown", False):
+        from harness.claims.cards import list_cards
+        from harness.reports.preview import claims_table
+
+        sys.stdout.write(claims_table(list_cards()))
+        return 0
+    if getattr(args, "name", None):
+        from harness.claims.cards import find_card
+        from harness.preflight import card_cost
+        from harness.reports.preview import render_card
+
+        card = find_card(args.name)
+        print(render_card(card, card_cost(card)))
+        return 0
     bad = 0
     for path, err in validate_all():
         if err is None:

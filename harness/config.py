@@ -14,7 +14,7 @@ from harness.errors import ConfigError, describe_error
 # Keys older versions stored in config.json that no longer exist (read back and ignored on --resume).
 RETIRED_KEYS = {"truncate_prompts"}
 # Settings that may differ on --resume without changing what is measured.
-RESUME_FREE = {"output_dir", "resume", "num_processes", "quiet"}
+RESUME_FREE = {"output_dir", "resume", "num_processes", "quiet", "force"}
 
 
 class RunConfig(BaseModel):
@@ -63,6 +63,7 @@ class RunConfig(BaseModel):
     backend_options: dict[str, Any] = Field(default_factory=dict)  # checked against the backend's Options model
     num_processes: int = Field(default=1, gt=0)
     quiet: bool = False
+    force: bool = False  # start even when the memory estimate exceeds what is available (harness/preflight.py)
 
     @field_validator("batch_size")
     @classmethod
@@ -139,12 +140,30 @@ def make_config(**values) -> RunConfig:
         where = ".".join(str(x) for x in err["loc"])
         msg = describe_error(err, RunConfig)[1]
         if err["type"] == "extra_forbidden":
-            hint = msg.removeprefix("unknown key").removeprefix("; ")
-            raise ConfigError(f"unknown config key {where!r}{'; ' + hint if hint.startswith('did you') else ''}",
-                              "check the spelling against `harness run --help`") from None
+            raise ConfigError(f"unknown config key {where!r}", _closest_key(where)) from None
         if not where:  # a rule across settings (see the model validator)
             raise ConfigError(msg, "add those tasks to --tasks, or drop the setting that names them") from None
         raise ConfigError(f"invalid value for {where}: {msg}", f"fix --{where.split('.')[0].replace('_', '-')}") from None
+
+
+def _closest_key(key: str) -> str:
+    import difflib
+
+    known = list(RunConfig.model_fields)
+    close = difflib.get_close_matches(key.replace("-", "_").lstrip("_"), known, n=1, cutoff=0.6)
+    spelling = "check the spelling; keys are written as in `harness run --help` with underscores, e.g. max_new_tokens for --max-new-tokens"
+    return f"did you mean {close[0]!r}? ({spelling})" if close else f"known keys: {', '.join(known)} ({spelling})"
+
+
+def normalise_keys(data: dict) -> dict:
+    """A config file may spell keys as the flags do (`max-new-tokens`, `--max-new-tokens`) or as config.json does."""
+    out = {}
+    for key, value in data.items():
+        name = str(key).lstrip("-").replace("-", "_") if isinstance(key, str) else key
+        if name in out:
+            raise ConfigError(f"config key {key!r} is given twice (as {name!r} too)", "keep one spelling")
+        out[name] = value
+    return out
 
 
 def load_config_file(path: str | Path) -> dict:
@@ -167,7 +186,7 @@ def load_config_file(path: str | Path) -> dict:
         return {}
     if not isinstance(data, dict):
         raise ConfigError(f"{p} must hold a mapping of settings, not a {type(data).__name__}", "write key: value lines")
-    return data
+    return normalise_keys(data)
 
 
 MAX_YAML_DEPTH = 64

@@ -18,6 +18,7 @@ from harness.errors import Interrupted
 from harness.generate import first_batch, generate_all, warm_up
 from harness.measure.cost import hourly_price
 from harness.plan import Plan, make_plan
+from harness import preflight
 from harness.results import rundir
 from harness.results.store import SampleWriter
 from harness.runtime import device as devices
@@ -44,19 +45,30 @@ class RunContext:
 
 
 def run(cfg: RunConfig, progress=None, backend=None) -> Path:
-    plan = make_plan(cfg, _card(cfg), served=_served(cfg))                    # tasks, items, protocol, sampling
+    card = _card(cfg)
+    plan = make_plan(cfg, card, served=_served(cfg))                          # tasks, items, protocol, sampling
     hourly_price(cfg.price_per_hour, cfg.instance)                            # a bad price fails now, not after measuring
     if cfg.backend_options and backend is None:
         backend_class(cfg)                                                    # a bad --backend-option fails before loading
     if cfg.resume:
         rundir.check_resume(cfg, plan)                                        # refuse changed settings or data before loading
+    dev = resolved = devices.resolve(cfg.device, cfg.dtype)                   # device and dtype, with reasons
+    if backend is None:
+        pre = preflight.assess(cfg, plan, dev, card)                          # memory, time and dollars, before loading
+        _hook(progress, "plan", pre)
+        preflight.refuse_if_too_big(pre, cfg.force)
+        dev = pre.device                                                      # an auto float32 too big for memory: bfloat16
+    if dev.dtype == resolved.dtype:
+        dev = refine_cpu_dtype(dev, cfg)                                      # CPU auto dtype: timed on this architecture
     with StopSignals() as stop:                                               # a signal during loading still ends "interrupted"
         dist, opened, owned = parallel.Dist(), None, backend is None
         if parallel.launched_world() == 1:                                    # the folder exists before the slow loading,
             opened = rundir.open_run_dir(cfg, plan, dist)                     # so a run killed while loading can resume
+            _hook(progress, "folder", opened[0])
         try:
-            dev, dist = _device(cfg, dist)                                    # device and dtype, with reasons
+            dev, dist = _ranked(dev, dist)                                    # each rank on its own accelerator
             opened = opened or rundir.open_run_dir(cfg, plan, dist)
+            _hook(progress, "loading", cfg.model)
             t0 = time.perf_counter()
             backend = backend or load_backend(cfg, dev)                       # the model, on the device
             served = _budgeted(cfg, backend)
@@ -99,12 +111,14 @@ def _generate_and_finish(ctx: RunContext, stop: StopSignals) -> None:
         writer.append([sample_row(req, done, task=by_key[req.key][0].name, answer_type=by_key[req.key][0].task.answer_type,
                                   item=by_key[req.key][1], sample=by_key[req.key][2], prompt=prompts[req.key],
                                   backend=ctx.backend, rank=ctx.dist.rank) for req, done in zip(reqs, completions)])
+        _hook(ctx.progress, "tokens", batch.output_tokens)
 
     from harness.measure.energy import EnergyMeter
 
     meter = EnergyMeter(ctx.dev.type, [ctx.dev.index] if ctx.dev.index is not None else None).start()
     status = "complete"
     gen_start = time.perf_counter()
+    _hook(ctx.progress, "start", len(mine))
     try:
         generate_all(ctx.backend, requests, lengths, batch_size=ctx.cfg.batch_size, on_batch=on_batch,
                      stop_signal=stop.received, progress=ctx.progress,
@@ -136,13 +150,19 @@ def _finish(ctx: RunContext, status: str, wall_s: float, warmup: dict, meter, ra
         raise Interrupted(raise_signal)
 
 
-def _device(cfg: RunConfig, dist: parallel.Dist) -> tuple[devices.DeviceChoice, parallel.Dist]:
-    dev = devices.resolve(cfg.device, cfg.dtype)
+def _ranked(dev: devices.DeviceChoice, dist: parallel.Dist) -> tuple[devices.DeviceChoice, parallel.Dist]:
     if parallel.launched_world() > 1:
         dist = parallel.context(dev.type)
         if dev.type in ("cuda", "xpu", "npu"):
-            dev = devices.resolve(f"{dev.type}:{dist.local_rank}", cfg.dtype)
-    return refine_cpu_dtype(dev, cfg), dist                                   # CPU auto dtype: timed on this architecture
+            dev = devices.resolve(f"{dev.type}:{dist.local_rank}", dev.dtype)
+    return dev, dist
+
+
+def _hook(progress, name: str, *args) -> None:
+    """Tell the progress display about a phase, if it listens (a plain callable only counts samples)."""
+    fn = getattr(progress, name, None)
+    if fn is not None:
+        fn(*args)
 
 
 def _budgeted(cfg: RunConfig, backend):

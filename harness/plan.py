@@ -27,6 +27,7 @@ class TaskPlan:
     data_file: str | None
     settings: dict  # what was used, for protocol differences and run.json
     differences: list[str] = field(default_factory=list)
+    sources: dict[str, str] = field(default_factory=dict)  # setting -> where its value came from
 
 
 @dataclass
@@ -96,29 +97,82 @@ def make_plan(cfg: RunConfig, card=None, served=None) -> Plan:
         task = load_task(name, cfg.task_options.get(name, {}))
         data_file = cfg.data_files.get(name)
         items = task.load(data_file, cfg.limit)
-        d = _card_defaults(card, name) if card else {}
-        k = cfg.num_samples or d.get("num_samples") or 1
-        temperature = _first(cfg.temperature, d.get("temperature"), SAMPLING_DEFAULTS["temperature"] if k > 1 else 0.0)
-        top_p = _first(cfg.top_p, d.get("top_p"), SAMPLING_DEFAULTS["top_p"] if temperature > 0 else 1.0)
-        top_k = _first(cfg.top_k, d.get("top_k"), 0) or 0
-        max_new = _first(cfg.max_new_tokens, d.get("max_new_tokens"), task.max_new_tokens, DEFAULT_MAX_NEW_TOKENS)
+        d, why = card_settings(card, name) if card else ({}, {})
+        pick = _Picker(why)
+        k = pick("num_samples", (cfg.num_samples, "flag"), (d.get("num_samples"), "card"), (1, "default"))
+        temperature = pick("temperature", (cfg.temperature, "flag"), (d.get("temperature"), "card"),
+                           (SAMPLING_DEFAULTS["temperature"] if k > 1 else 0.0, "default" + (" for k > 1 (DeepSeek-R1's)" if k > 1 else ": greedy")))
+        top_p = pick("top_p", (cfg.top_p, "flag"), (d.get("top_p"), "card"),
+                     (SAMPLING_DEFAULTS["top_p"] if temperature > 0 else 1.0, "default"))
+        top_k = pick("top_k", (cfg.top_k, "flag"), (d.get("top_k"), "card"), (0, "default: off")) or 0
+        max_new = pick("max_new_tokens", (cfg.max_new_tokens, "flag"), (d.get("max_new_tokens"), "card"),
+                       (task.max_new_tokens, f"task {name} default"), *_model_cap(cfg.model))
+        pick.sources["protocol"] = {"--protocol": "flag --protocol", "card": f"card {card.name}" if card else "card"}.get(
+            protocol_source, f"default for {cfg.model} (by {protocol_source})")
         sampling = Sampling(max_new_tokens=max_new, temperature=temperature, top_p=top_p, top_k=top_k,
                             stop=tuple(cfg.stop) + tuple(protocol.stop) + tuple(task.stop))
         settings = {"protocol": protocol.name, "temperature": temperature, "top_p": top_p, "top_k": top_k, "max_new_tokens": max_new,
                     "num_samples": k, "seed": cfg.seed, "force_think": protocol.force_think, "system_prompt": protocol.system_prompt,
                     "limit": cfg.limit, "n": len(items)}
-        plans[name] = TaskPlan(name, task, items, k, sampling, data_file, settings)
+        if d.get("mean_output_tokens"):
+            settings["mean_output_tokens"] = d["mean_output_tokens"]
+            pick.sources["mean_output_tokens"] = f"card {card.name}"
+        plans[name] = TaskPlan(name, task, items, k, sampling, data_file, settings, sources=pick.sources)
     return Plan(protocol, plans, card, protocol_source)
+
+
+RANDOM_MAX_NEW_TOKENS = 64  # random weights never stop early: a smaller cap keeps the quickstart under a minute
+
+
+def _model_cap(model: str) -> tuple[tuple[int, str], ...]:
+    if model.startswith("random:"):
+        return ((RANDOM_MAX_NEW_TOKENS, "default for random: models (random weights never stop; --max-new-tokens to change)"),)
+    return ((DEFAULT_MAX_NEW_TOKENS, "default"),)
+
+
+class _Picker:
+    """The first stated value of a setting, remembering where it came from."""
+
+    def __init__(self, card_reasons: dict):
+        self.card_reasons, self.sources = card_reasons, {}
+
+    def __call__(self, key: str, *candidates):
+        for value, source in candidates:
+            if value is not None:
+                self.sources[key] = f"flag --{key.replace('_', '-')}" if source == "flag" else self.card_reasons.get(key, source) if source == "card" else source
+                return value
+        raise ConfigError(f"no value for the decoding setting {key}", "this is a bug: please report it")
+
+
+def card_settings(card, task: str) -> tuple[dict, dict]:
+    """The card's settings for a task and where each came from. The card's samples per problem
+    apply only where a claim on this task with a published value needs them; a task the card makes
+    no checkable claim on runs one sample, and the plan says so."""
+    from harness.claims.differences import stated_settings
+
+    d = _card_defaults(card, task)
+    stated = stated_settings(card, task)
+    override = card.protocol.per_task.get(task)
+
+    def where(key: str) -> str:
+        if stated.get(key) is None:
+            return "harness fallback: the card leaves it unstated"
+        return f"per-task setting for {task}" if getattr(override, key, None) is not None else "protocol default"
+
+    why = {k: f"card {card.name} ({where(k)})" for k in d}
+    needing = [c for c in card.claims if c.task == task and c.value is not None and c.unit == "percent"]
+    if d.get("num_samples", 1) > 1 and not needing:
+        why["num_samples"] = f"1, not the card's {d['num_samples']}: card {card.name} has no claim with a value on {task}"
+        d = {**d, "num_samples": 1}
+    elif needing and d.get("num_samples", 1) > 1:
+        why["num_samples"] = f"card {card.name}: its {needing[0].metric} claim on {task} used {d['num_samples']} samples per problem"
+    mean = getattr(card.protocol.per_task.get(task), "mean_output_tokens", None)
+    if mean:
+        d = {**d, "mean_output_tokens": mean}
+    return d, why
 
 
 def _card_defaults(card, task: str) -> dict:
     from harness.claims.differences import card_generation_defaults
 
     return card_generation_defaults(card, task)
-
-
-def _first(*values):
-    for v in values:
-        if v is not None:
-            return v
-    raise ConfigError("no value for a decoding setting", "this is a bug: please report it")

@@ -276,7 +276,7 @@ def test_unstated_settings_are_not_differences():
     assert protocol_differences(card, "gsm8k", used, random_weights=False, model_source="Qwen/Qwen2.5-7B-Instruct") == []
 
 
-# ---- cards agree with the shared facts (skipped when /work/shared is absent) ------------------------
+# ---- cards agree with the shared facts (skipped when ../shared is absent) ------------------------
 
 needs_shared = pytest.mark.skipif(not (SHARED / "configs").is_dir(), reason="shared facts folder not present")
 

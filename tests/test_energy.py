@@ -149,7 +149,7 @@ def test_unsupported_device_type_and_unstarted_meter():
 
 
 def test_this_machine_reports_none_with_a_reason():
-    """This VM has no GPU and no /sys/class/powercap (see /work/shared/NOTES.md)."""
+    """This VM has no GPU and no /sys/class/powercap (see ../shared/NOTES.md)."""
     if Path("/sys/class/powercap/intel-rapl:0/energy_uj").exists():
         pytest.skip("this machine exposes RAPL")
     devices = ["cpu"] if Path("/dev/nvidiactl").exists() else ["cpu", "cuda"]

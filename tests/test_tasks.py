@@ -315,7 +315,7 @@ def test_synthetic_distractors_and_options():
             make("synthetic", **bad)
 
 
-# ---- real shared files (skipped when /work/shared is absent) -------------------------------------------
+# ---- real shared files (skipped when ../shared is absent) -------------------------------------------
 def test_shared_gsm8k():
     path = shared_file("gsm8k")
     items = make("gsm8k").load(path)

@@ -103,13 +103,60 @@ def _load_random(name: str, torch_dtype, device_map, tokenizer: str | None, seed
     except RuntimeError:  # e.g. --device-map auto: accelerate placement needs weights on disk
         raise ModelLoadError(f"--device-map {device!r} does not apply to random:{name} models", "drop --device-map; use --device") from None
     torch.manual_seed(seed)  # the same random model every time
+    from harness.measure.estimate import count_parameters
+
+    large = (count_parameters(raw) or 0) > FAST_FILL_PARAMS
     try:
-        with torch.device(device):
+        with torch.device(device), _no_init(large):
             model = AutoModelForCausalLM.from_config(config, dtype=torch_dtype)
+        if large:
+            _fill_random(model, float(getattr(config, "initializer_range", 0.02) or 0.02), seed)
     except torch.OutOfMemoryError:
         raise ModelLoadError(f"random:{name} does not fit in {device} memory", "use a smaller model, --dtype bfloat16, or a bigger device") from None
     model.eval()
     return Loaded(model, tok, "random", None, f"random:{name}")
+
+
+FAST_FILL_PARAMS = 10**9
+
+
+def _no_init(active: bool):
+    """transformers' switch that skips weight initialisation (drawing 7.6 B normal values one by
+    one takes minutes on a CPU); a no-op for small models, which keep the library's own init."""
+    import contextlib
+
+    if not active:
+        return contextlib.nullcontext()
+    from transformers.initialization import no_init_weights
+
+    return no_init_weights()
+
+
+def _fill_random(model, std: float, seed: int) -> None:
+    """Random weights for a large model in one pass over memory: every matrix is tiled from one
+    seeded block of N(0, std) values, biases are zero and norms keep the ones they were built with.
+    Timing and memory depend on shapes and dtypes, not on which random values fill them."""
+    import torch
+
+    gen = torch.Generator().manual_seed(seed)
+    block = torch.randn(1 << 20, generator=gen) * std
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if p.dim() < 2:
+                if name.endswith("bias"):
+                    p.zero_()
+                continue
+            flat = p.view(-1)
+            src = block.to(device=p.device, dtype=p.dtype)
+            whole = flat.numel() // src.numel() * src.numel()
+            if whole:
+                flat[:whole].view(-1, src.numel()).copy_(src)
+            flat[whole:].copy_(src[: flat.numel() - whole])
+
+
+def check_hub_model(repo: str, revision: str | None, allow_pickle: bool = False) -> None:
+    """Offline: the model is in the Hub cache (the same lookup, and the same errors, as loading)."""
+    _hub_snapshot(repo, revision, allow_pickle)
 
 
 def _hub_snapshot(repo: str, revision: str | None, allow_pickle: bool) -> tuple[Path, str | None]:

@@ -80,6 +80,7 @@ class TaskSettings(EvalSettings):
     """Per-benchmark overrides of the protocol defaults."""
 
     protocol: Optional[str] = None
+    mean_output_tokens: Optional[int] = Field(None, ge=1)  # published mean answer length: the plan's expected tokens
     note: Optional[str] = None
 
     @field_validator("protocol")

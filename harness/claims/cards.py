@@ -81,9 +81,15 @@ def _load_card(path: Path, _mtime_ns: int, _size: int) -> Card:
 
 
 def cards_dir() -> Path:
-    """The cards folder: $HARNESS_CARDS_DIR, else the repository's model_cards/ beside the package."""
+    """The cards folder: $HARNESS_CARDS_DIR, else the repository's model_cards/ beside the package
+    (a checkout or an editable install: the cards' source), else the copy an installed wheel ships
+    as harness/model_cards (setup.py puts it there)."""
     env = os.environ.get("HARNESS_CARDS_DIR")
-    return Path(env) if env else Path(harness.__file__).resolve().parents[1] / "model_cards"
+    if env:
+        return Path(env)
+    package = Path(harness.__file__).resolve().parent
+    source = package.parent / "model_cards"
+    return source if source.is_dir() else package / "model_cards"
 
 
 def _card_files(directory: Path | None = None) -> list[Path]:

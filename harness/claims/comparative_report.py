@@ -24,10 +24,16 @@ def _measured(c: dict) -> str:
             f"{test} p{'' if c['p_value'] < 0.001 else '='}{p_value(c['p_value'])}")
 
 
+def _copy(quote: dict) -> str:
+    """A secondary price is a third party's copy of the publisher's page: said next to the number."""
+    return " (a third-party copy of the publisher's page)" if quote.get("status") == "secondary" else ""
+
+
 def _cost_lines(doc: dict) -> list[str]:
     out, seen = [], set()  # each card's price source once
     for p in doc["cost"]["prices"]:
-        out.append(f"{p['text']}: {p['a']['display']} {price(p['a']['usd_per_1m'])} vs {p['b']['display']} {price(p['b']['usd_per_1m'])} "
+        out.append(f"{p['text']}: {p['a']['display']} {price(p['a']['usd_per_1m'])}{_copy(p['a'])} vs {p['b']['display']} "
+                   f"{price(p['b']['usd_per_1m'])}{_copy(p['b'])} "
                    f"per 1M {p['per']} tokens = {p['ratio']:.1f}x (published {p['published_ratio']:g}x, {p['status']})")
         for s in (p["a"], p["b"]):
             if s["card"] in seen:

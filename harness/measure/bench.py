@@ -43,8 +43,14 @@ def prompt_of(backend, n_tokens: int) -> str:
     return text[:lo]
 
 
+CELL_BUDGET_S = 60.0  # a cell stops repeating once its timed iterations have taken this long
+
+
 def sweep(backend, batch_sizes, prompt_tokens, output_tokens, *, iterations: int, warmup: int, progress=lambda: None,
-          batching: str = "static") -> list[dict]:
+          budget_s: float | None = CELL_BUDGET_S, batching: str = "static") -> list[dict]:
+    """Every cell is timed `iterations` times, or fewer (at least once) when those taken already add up
+    to `budget_s`: a 7B model on a CPU takes tens of seconds per generation, and three of them per
+    cell would turn a quick look into a long wait. Each cell records how many iterations it ran."""
     cells = []
     if batching == "continuous":  # batch size = sequences in flight
         def generate(reqs):
@@ -72,8 +78,12 @@ def sweep(backend, batch_sizes, prompt_tokens, output_tokens, *, iterations: int
             outs.append(sum(c.output_tokens or 0 for c in done))
             ins.append(sum(c.input_tokens or 0 for c in done) / len(done))
             progress()
+            if budget_s is not None and sum(walls) >= budget_s and len(walls) < iterations:
+                print(f"note: batch {bs}, prompt {pt}, output {ot}: {len(walls)} of {iterations} iterations, "
+                      f"{sum(walls):.0f} s over the {budget_s:.0f} s budget per cell (--cell-budget-s)", file=sys.stderr)
+                break
         cells.append({"batch_size": bs, "prompt_tokens": pt, "prompt_tokens_actual": sum(ins) / len(ins), "output_tokens": ot,
-                      "iterations": iterations, "warmup": warmup, "wall_s": percentiles(walls), "ttft_s": percentiles(ttfts),
+                      "iterations": len(walls), "iterations_requested": iterations, "warmup": warmup, "wall_s": percentiles(walls), "ttft_s": percentiles(ttfts),
                       "tpot_s": percentiles(tpots), "output_tokens_per_s": sum(outs) / sum(walls),
                       "memory": backend.memory()})
     base = {(c["prompt_tokens"], c["output_tokens"]): c["output_tokens_per_s"] for c in cells if c["batch_size"] == min(batch_sizes)}
@@ -92,12 +102,19 @@ def run_bench(args) -> int:
     output_tokens = _ints(args.output_tokens, "--output-tokens")
     if args.iterations <= 0 or args.warmup < 0:
         raise ConfigError("--iterations must be > 0 and --warmup >= 0", "e.g. --iterations 3 --warmup 1")
+    budget = getattr(args, "cell_budget_s", CELL_BUDGET_S)
+    if not 0 < budget <= 86400:
+        raise ConfigError(f"--cell-budget-s must be from 0 to 86400 seconds, got {budget}", "e.g. --cell-budget-s 60")
     cfg = make_config(model=args.model, backend=args.backend, device=args.device, dtype=args.dtype, tokenizer=args.tokenizer,
                       compile=getattr(args, "compile", "auto"))
+    resolved = devices.resolve(cfg.device, cfg.dtype)
+    from harness.preflight import check_bench
     from harness.runtime.batching import choose
     from harness.runtime.cpu_dtype import refine
 
-    dev = refine(devices.resolve(cfg.device, cfg.dtype), cfg)
+    dev = check_bench(cfg, resolved, max(batch_sizes), max(prompt_tokens) + max(output_tokens), getattr(args, "force", False))
+    if dev.dtype == resolved.dtype:  # not lowered to fit memory: a CPU auto dtype is timed on the architecture
+        dev = refine(dev, cfg)
     t0 = time.perf_counter()
     backend = load_backend(cfg, dev)
     load_s = time.perf_counter() - t0
@@ -109,10 +126,10 @@ def run_bench(args) -> int:
         with Progress(transient=True) as bar:
             t = bar.add_task("bench", total=total)
             cells = sweep(backend, batch_sizes, prompt_tokens, output_tokens, iterations=args.iterations, warmup=args.warmup,
-                          progress=lambda: bar.advance(t), batching=batching)
+                          progress=lambda: bar.advance(t), budget_s=budget, batching=batching)
     else:
         cells = sweep(backend, batch_sizes, prompt_tokens, output_tokens, iterations=args.iterations, warmup=args.warmup,
-                      batching=batching)
+                      budget_s=budget, batching=batching)
     info = backend.info
     doc = {"model": info.name_or_path, "backend": info.backend, "random_weights": info.random_weights, "dtype": info.dtype,
            "num_parameters": info.num_parameters, "load_s": load_s, "cells": cells,

@@ -32,10 +32,35 @@ def load_prices(path: str | None = None) -> dict:
     return {"instances": table.get("instances") or {}, "apis": table.get("apis") or {}}
 
 
+def provenance(status: str | None, source: str | None, via: str | None = None) -> str:
+    """Where a price comes from, said next to the number: a secondary price is a third party's copy
+    of the publisher's page, never the page itself."""
+    if status == "secondary":
+        return f"third-party copy of {source or 'an unnamed page'}{', via ' + via if via else ''}"
+    if status in ("verified", "definition"):
+        return f"{status}: {source or 'no source'}"
+    return f"UNVERIFIED (no stored source): {source or 'no source'}"
+
+
+def price_lines(table: dict | None = None) -> list[str]:
+    """`harness list prices`: every instance and API price with its unit and provenance."""
+    table = table or load_prices()
+    out = ["instances (USD per hour):"]
+    for name, e in table["instances"].items():
+        out.append(f"  {name:<26} ${e['usd_per_hour']:g}/h  {e.get('gpus', '?')} x {e.get('gpu', '?')}, {e.get('region', '?')}, "
+                   f"as of {e.get('as_of', '?')}  ({provenance(e.get('status'), e.get('source'), e.get('via'))})")
+    out.append("APIs (USD per 1M tokens):")
+    for name, e in table["apis"].items():
+        cached = e.get("input_cache_hit_per_1m")
+        out.append(f"  {name:<26} ${e['input_per_1m']:g} input{f', ${cached:g} cached input' if cached is not None else ''}, "
+                   f"${e['output_per_1m']:g} output, as of {e.get('as_of', '?')}  ({provenance(e.get('status'), e.get('source'), e.get('via'))})")
+    return out
+
+
 def _describe(name: str, entry: dict) -> str:
     return (
         f"{name}: ${entry['usd_per_hour']}/h on-demand ({entry.get('region', '?')}), as of "
-        f"{entry.get('as_of', '?')}, {entry.get('status', 'unverified')}: {entry.get('source', 'no source')}"
+        f"{entry.get('as_of', '?')} ({provenance(entry.get('status'), entry.get('source'), entry.get('via'))})"
     )
 
 
@@ -91,7 +116,7 @@ def api_price(model: str, *, table: dict | None = None) -> tuple[float, float, s
     e = apis[model]
     source = (
         f"{model}: ${e['input_per_1m']}/1M input, ${e['output_per_1m']}/1M output, as of "
-        f"{e.get('as_of', '?')}, {e.get('status', 'unverified')}: {e.get('source', 'no source')}"
+        f"{e.get('as_of', '?')} ({provenance(e.get('status'), e.get('source'), e.get('via'))})"
     )
     return float(e["input_per_1m"]), float(e["output_per_1m"]), source
 

@@ -123,6 +123,11 @@ def roofline(
     }
 
 
+def dtype_bytes(dtype) -> int:
+    """Bytes per element of a dtype name ("bfloat16", "torch.float32", ...); 2 when unknown."""
+    return _DTYPE_BYTES.get(str(dtype).replace("torch.", ""), 2)
+
+
 def _get(config, key: str):
     return config.get(key) if isinstance(config, Mapping) else getattr(config, key, None)
 

@@ -1,27 +1,125 @@
-"""What a person sees while a run goes: a progress bar on stderr, then where the results are
-and the headline numbers. Only the main process prints."""
+"""What a person sees while a run goes: the plan, a loading phase, then samples done/total,
+generated tokens/s and ETA (a bar on a terminal; a heartbeat line every HARNESS_HEARTBEAT_S
+seconds, default 30, when stderr is a log); at the end where the results and reports are and
+the headline numbers; on Ctrl-C the run folder and the command that resumes it. Only the main
+process prints."""
 
 from __future__ import annotations
 
 import os
+import shlex
 import sys
+import threading
+import time
+
+HEARTBEAT_S = 30.0
+
+
+def resume_hint(run_dir) -> str:
+    return f"run folder: {run_dir}\nresume with: harness run --resume {shlex.quote(str(run_dir))}"
+
+
+class RunProgress:
+    """Receives the pipeline's phases (see pipeline._hook) and shows them on stderr."""
+
+    def __init__(self, *, tty: bool, quiet: bool = False, interval: float | None = None, stream=None, out=None):
+        # the plan and the phases are results (stdout); the moving progress is stderr, so a failed run's
+        # stderr holds only its one error line
+        self.tty, self.quiet, self.stream, self.out = tty, quiet, stream or sys.stderr, out or sys.stdout
+        self.interval = interval if interval is not None else float(os.environ.get("HARNESS_HEARTBEAT_S") or HEARTBEAT_S)
+        self.folder_path = None
+        self.total = self.done = self.tokens_done = 0
+        self.t0: float | None = None
+        self._bar = self._task = None
+        self._stop = threading.Event()
+        self._beat: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    # ---- phases -----------------------------------------------------------------------------------
+    def plan(self, pre) -> None:
+        if not self.quiet:
+            from harness.reports.preview import render
+
+            self._print(render(pre), self.out)
+
+    def folder(self, path) -> None:
+        self.folder_path = path
+
+    def loading(self, model: str) -> None:
+        if not self.quiet:
+            self._print(f"loading {model} ...", self.out)
+
+    def start(self, total: int) -> None:
+        self.total, self.t0 = total, time.perf_counter()
+        if self.quiet:
+            return
+        if self.tty:
+            from rich.console import Console
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+            self._bar = Progress(TextColumn("generating"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"),
+                                 TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=Console(stderr=True), transient=True)
+            self._bar.start()
+            self._task = self._bar.add_task("run", total=total, rate="")
+        elif self.interval > 0:
+            self._beat = threading.Thread(target=self._heartbeat, name="harness-heartbeat", daemon=True)
+            self._beat.start()
+
+    def __call__(self, n: int) -> None:  # samples finished (generate_all's progress callback)
+        with self._lock:
+            self.done += n
+        if self._bar is not None:
+            self._bar.update(self._task, advance=n, rate=self._rate())
+
+    def tokens(self, n: int) -> None:
+        with self._lock:
+            self.tokens_done += int(n or 0)
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._bar is not None:
+            self._bar.stop()
+            self._bar = None
+
+    # ---- text ---------------------------------------------------------------------------------------
+    def _rate(self) -> str:
+        elapsed = time.perf_counter() - (self.t0 or time.perf_counter())
+        toks = self.tokens_done
+        return f"{toks / elapsed:.1f} tok/s" if elapsed > 0 and toks else ""
+
+    def line(self) -> str:
+        elapsed = time.perf_counter() - (self.t0 or time.perf_counter())
+        eta = "?"
+        if self.done and self.total:
+            from harness.measure.estimate import human_seconds
+
+            eta = human_seconds(elapsed / self.done * (self.total - self.done))
+        return f"progress: {self.done}/{self.total} samples, {self._rate() or '0 tok/s'}, elapsed {elapsed:.0f} s, ETA {eta}"
+
+    def _heartbeat(self) -> None:
+        while not self._stop.wait(self.interval):
+            self._print(self.line())
+
+    def _print(self, text: str, stream=None) -> None:
+        print(text, file=stream or self.stream, flush=True)
 
 
 def run_with_progress(cfg) -> int:
     from harness import pipeline
+    from harness.errors import Interrupted
 
     main = int(os.environ.get("RANK", "0")) == 0
-    show = main and not cfg.quiet and sys.stderr.isatty()
-    if show:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
-        bar = Progress(TextColumn("generating"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
-                       transient=True)
-        with bar:
-            task = bar.add_task("run", total=None)
-            run_dir = pipeline.run(cfg, progress=lambda n: bar.advance(task, n))
-    else:
-        run_dir = pipeline.run(cfg)
+    show = RunProgress(tty=sys.stderr.isatty(), quiet=cfg.quiet or not main)
+    try:
+        run_dir = pipeline.run(cfg, progress=show)
+    except (Interrupted, KeyboardInterrupt):
+        show.close()
+        folder = show.folder_path
+        if main and folder is not None and folder.is_dir():
+            print(resume_hint(folder), file=sys.stderr, flush=True)
+        raise
+    finally:
+        show.close()
     if main:
         run = summarize(run_dir)
         if run.status in ("partial", "failed"):
@@ -36,6 +134,7 @@ def run_with_progress(cfg) -> int:
 
 def summarize(run_dir):
     from harness.reports.format import interval, pct
+    from harness.reports.markdown import write_reports
     from harness.results.store import load_run
 
     run = load_run(run_dir)
@@ -58,4 +157,6 @@ def summarize(run_dir):
         print(f"claim {c.task} {c.metric} {pct(c.claimed)}: {c.verdict}")
     for w in run.warnings:
         print(f"warning: {w}")
+    md, html = write_reports(run_dir)
+    print(f"reports: {md}\n         {html}")
     return run

@@ -72,11 +72,21 @@ def write_json_atomic(path: Path, data: dict) -> None:
     write_text_atomic(path, json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False, default=_jsonable) + "\n")
 
 
+def file_mode() -> int:
+    """The mode `open()` gives a new file under the current umask. mkstemp makes 0600 files; every
+    result file gets this one mode instead, so a run folder on a shared volume stays readable."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 def write_text_atomic(path: Path, text: str) -> None:
     text = redact(text)  # a key a server echoed, or a password in a URL, never reaches a file
     tmp = None
     try:  # creating the temp file can fail too (a full disk, a full quota)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        if hasattr(os, "fchmod"):  # not on Windows, where mkstemp's mode is not 0600 anyway
+            os.fchmod(fd, file_mode())
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
             f.flush()

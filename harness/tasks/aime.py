@@ -28,6 +28,7 @@ _ID = ("id", "ID", "Id")
 
 
 class _AIME(Task):
+    size = 30
     split = "train"
     paper = "https://maa.org (AIME)"
     license = "not stated (problems (c) MAA)"

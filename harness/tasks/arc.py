@@ -20,6 +20,7 @@ from harness.tasks.options import check_options
 
 class ARCChallenge(Task):
     name = "arc_challenge"
+    size = 1172
     title = "ARC-Challenge (grade-school science)"
     dataset = "allenai/ai2_arc"
     config = "ARC-Challenge"

@@ -65,6 +65,7 @@ class Task:
     required_fields: ClassVar[tuple[str, ...]] = ()
     gated: ClassVar[bool] = False
     levels_field: ClassVar[str | None] = None  # meta key that holds a difficulty level, if any
+    size: ClassVar[int | None] = None  # problems in the full benchmark: what a faithful run costs without the data
     stop: ClassVar[tuple[str, ...]] = ()  # stop strings of the task's own, added to the protocol's
     max_new_tokens: ClassVar[int | None] = None  # the task's default generation budget, if it has one
     dataset_size: int | None = None  # problems in the data before --limit, where the task knows it (set by load)
@@ -121,10 +122,8 @@ class Task:
         return ((f"{self.dataset}[{i}]", dict(r)) for i, r in enumerate(rows))
 
 
-def read_jsonl(path: Path) -> Iterator[tuple[str, dict]]:
-    """Yield ("file:line", row) for each non-blank line, reading as it goes (so --limit stops the
-    read early); every malformation is a DataError naming file:line. Lines end at "\n" only:
-    U+2028, U+2029 and U+0085 are legal inside a JSON string."""
+def check_data_path(path: Path) -> None:
+    """The data file exists and is a regular file (also checked before any heavy import, in harness/preflight.py)."""
     try:
         st = path.stat()
     except FileNotFoundError:
@@ -136,6 +135,13 @@ def read_jsonl(path: Path) -> Iterator[tuple[str, dict]]:
     if not stat.S_ISREG(st.st_mode):  # a FIFO or a device would block the read forever or never end
         raise DataError(f"data file {shown(str(path))} is not a regular file (a pipe, socket or device)",
                         "save the data to a regular .jsonl file and pass that")
+
+
+def read_jsonl(path: Path) -> Iterator[tuple[str, dict]]:
+    """Yield ("file:line", row) for each non-blank line, reading as it goes (so --limit stops the
+    read early); every malformation is a DataError naming file:line. Lines end at "\n" only:
+    U+2028, U+2029 and U+0085 are legal inside a JSON string."""
+    check_data_path(path)
     return _rows(path)
 
 

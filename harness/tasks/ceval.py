@@ -63,6 +63,7 @@ def parse_subjects(value) -> tuple[str, ...]:
 
 class CEval(Task):
     name = "ceval"
+    size = 1346
     title = "C-Eval (Chinese exams, 52 subjects)"
     dataset = "ceval/ceval-exam"
     split = "val"

@@ -31,6 +31,7 @@ def _file(value) -> str:
 
 class CMath(Task):
     name = "cmath"
+    size = 600
     title = "CMATH (Chinese elementary math)"
     dataset = "weitianwen/cmath"
     split = "train"

@@ -32,6 +32,7 @@ def item_seed(question: str, seed: int) -> int:
 
 class GPQADiamond(Task):
     name = "gpqa_diamond"
+    size = 198
     title = "GPQA Diamond (graduate-level science)"
     dataset = "Idavidrein/gpqa"
     config = "gpqa_diamond"

@@ -17,6 +17,7 @@ from harness.tasks.options import check_options
 
 class GSM8K(Task):
     name = "gsm8k"
+    size = 1319
     title = "GSM8K (grade-school math)"
     dataset = "openai/gsm8k"
     config = "main"

@@ -20,6 +20,7 @@ _META = ("subject", "level", "unique_id", "solution")
 
 class Math500(Task):
     name = "math500"
+    size = 500
     title = "MATH-500 (competition math)"
     dataset = "HuggingFaceH4/MATH-500"
     split = "test"

@@ -1,0 +1,399 @@
+"""Know before you spend: what a run or bench will do, need and cost, decided before any model loads.
+
+`check_inputs` catches the mistakes that need no torch (a missing local model, an unknown task,
+card or backend, a missing data file) in well under a second. `assess` turns a Plan and the chosen
+device into a Preflight: requests, output tokens (cap and expected), the settings and where each
+came from, a memory estimate against what the machine has, and time and dollars per engine from
+earlier runs of the same model here or else the bandwidth roofline. `refuse_if_too_big` stops a
+run whose estimate exceeds the memory available (`--force` overrides); harness/reports/preview.py
+prints it.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import sys
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from harness.errors import ConfigError, ModelLoadError
+from harness.tasks.base import check_data_path
+from harness.measure import estimate as est
+
+LOCAL_PREFIXES = (".", "/", "~")
+PROMPT_TOKEN_MARGIN = 64  # template and special tokens around a question
+
+
+def is_local_path(spec: str) -> bool:
+    """The model spec names a file or folder (not random:, openai:, fake: or a Hub org/name id)."""
+    if spec.startswith(("random:", "openai:", "fake:")):
+        return False
+    return spec.startswith(LOCAL_PREFIXES) or spec.endswith(".gguf") or spec.count("/") > 1 or Path(spec).expanduser().exists()
+
+
+def check_inputs(values: dict, *, loading: bool = True) -> None:
+    """Cheap checks of explicit settings, run before pydantic, torch or a dataset is imported.
+    `loading=False` (a plan): a Hub model need not be downloaded yet."""
+    from harness import registry
+
+    model = str(values.get("model") or "")
+    if model and is_local_path(model) and not Path(model).expanduser().exists():
+        raise ModelLoadError(f"model path not found: {model}", "check the path, or pass a Hub id like Qwen/Qwen2.5-0.5B-Instruct")
+    if model.startswith("random:"):
+        from harness.backends.models import random_config
+
+        random_config(model.split(":", 1)[1])
+    elif (loading and model.count("/") == 1 and not is_local_path(model) and ":" not in model and _offline()
+          and values.get("backend") in (None, "auto", "transformers", "vllm")):  # a plugin backend names models its own way
+        _check_cached(model, values)
+    for name in values.get("tasks") or ():
+        if not str(name).startswith("lm_eval:"):
+            registry.get("tasks", str(name))
+    backend = values.get("backend")
+    if backend and backend != "auto":
+        registry.get("backends", str(backend))
+    for path in (values.get("data_files") or {}).values():
+        check_data_path(Path(str(path)).expanduser())
+    if values.get("card"):
+        from harness.claims.cards import find_card
+
+        find_card(str(values["card"]))
+
+
+def _offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes")
+
+
+def _check_cached(repo: str, values: dict) -> None:
+    """Offline, a Hub model must already be in the cache: say so before the plan, not after it."""
+    from harness.backends.models import check_hub_model
+
+    check_hub_model(repo, values.get("revision"), bool(values.get("allow_pickle")))
+
+
+# ---- the model's shape, without loading it ---------------------------------------------------------
+
+def model_shape(model: str, card=None) -> dict:
+    """{"config": dict | None, "params": int | None, "file_bytes": int | None, "source": str}."""
+    config, source, file_bytes = None, "unknown", None
+    if model.startswith("random:"):
+        from harness.backends.models import random_config
+
+        config, source = random_config(model.split(":", 1)[1]), f"architecture of {model}"
+    elif model.startswith(("openai:", "fake:")):
+        return {"config": None, "params": None, "file_bytes": None, "source": "served elsewhere: no local memory"}
+    elif model.endswith(".gguf") and Path(model).is_file():
+        file_bytes, source = Path(model).stat().st_size, "GGUF file size"
+    elif Path(model).expanduser().is_dir():
+        path = Path(model).expanduser() / "config.json"
+        config, source = (_read_json(path), f"{path}") if path.is_file() else (None, "no config.json")
+    else:
+        config, source = _hub_config(model, card)
+    params = est.count_parameters(config) if config else None
+    if params is None and card is not None and card.parameters.exact:
+        params, source = card.parameters.exact, f"card {card.name}"
+    return {"config": config, "params": params, "file_bytes": file_bytes, "source": source}
+
+
+def _read_json(path: Path) -> dict | None:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _hub_config(repo: str, card) -> tuple[dict | None, str]:
+    from harness.backends.models import CONFIGS
+
+    for c in _cards_for(repo, card):
+        name = c.architecture.config_file
+        if name and (CONFIGS / name).is_file():
+            return _read_json(CONFIGS / name), f"config of card {c.name} ({repo})"
+    try:  # a model downloaded before: its config.json is in the Hub cache
+        from huggingface_hub import try_to_load_from_cache
+
+        hit = try_to_load_from_cache(repo, "config.json")
+        if isinstance(hit, str):
+            return _read_json(Path(hit)), "Hugging Face cache"
+    except Exception:
+        pass
+    return None, "no config found offline"
+
+
+def _cards_for(repo: str, card) -> list:
+    if card is not None:
+        return [card]
+    try:
+        from harness.claims.cards import list_cards
+
+        return [c for c in list_cards() if c.hub_id and c.hub_id.lower() == repo.lower()]
+    except ConfigError:
+        return []
+
+
+# ---- the assessment ---------------------------------------------------------------------------------
+
+@dataclass
+class Preflight:
+    model: str
+    device: object  # DeviceChoice
+    tasks: list[dict]
+    memory: dict | None
+    available: int | None
+    available_source: str
+    shape_source: str
+    engines: list[dict]
+    price: tuple[float | None, str]
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def requests(self) -> int:
+        return sum(t["requests"] for t in self.tasks)
+
+    @property
+    def fits(self) -> bool:
+        return self.memory is None or est.fits(self.memory, self.available)
+
+
+def _prompt_tokens(plan) -> int:
+    from harness import protocols
+
+    longest = 0
+    for tp in plan.tasks.values():
+        for item in tp.items:
+            messages, prefill = protocols.build(plan.protocol, tp.task, item)
+            longest = max(longest, sum(len(str(m.get("content", ""))) for m in messages) + len(prefill or ""))
+    return longest // 3 + PROMPT_TOKEN_MARGIN  # about 3-4 characters a token in English, fewer in Chinese
+
+
+def assess(cfg, plan, dev, card=None, *, batch: int | None = None, context: int | None = None) -> Preflight:
+    """The plan's cost on `dev`. `batch`/`context` override the run's (bench passes its largest cell)."""
+    shape = model_shape(cfg.model, card)
+    tasks = [_task_row(tp, cfg) for tp in plan.tasks.values()]
+    if batch is None:
+        total = sum(t["requests"] for t in tasks)
+        batch = 1 if cfg.batch_size == "auto" else max(1, min(int(cfg.batch_size), total or 1))
+    if context is None:
+        context = _prompt_tokens(plan) + max((t["max_new_tokens"] for t in tasks), default=0)
+    dev, memory, notes = _fit_dtype(cfg, dev, shape, batch, context)
+    available, why = est.device_available(dev.type, dev.index)
+    from harness.measure.cost import hourly_price
+
+    pre = Preflight(cfg.model, dev, tasks, memory, available, why, shape["source"], [], hourly_price(cfg.price_per_hour, cfg.instance), notes)
+    pre.engines = _engines(cfg, pre, shape, batch, context)
+    return pre
+
+
+def _task_row(tp, cfg) -> dict:
+    expected, why = tp.settings["max_new_tokens"], "the cap (no mean length known)"
+    mean = tp.settings.get("mean_output_tokens")
+    if mean:
+        expected, why = min(mean, expected), tp.sources.get("mean_output_tokens", "card")
+    return {"name": tp.name, "problems": len(tp.items), "k": tp.k, "requests": len(tp.items) * tp.k,
+            "max_new_tokens": tp.settings["max_new_tokens"], "expected_tokens": expected, "expected_source": why,
+            "settings": {k: tp.settings.get(k) for k in ("protocol", "temperature", "top_p", "top_k", "max_new_tokens", "num_samples")},
+            "sources": dict(tp.sources)}
+
+
+def _fit_dtype(cfg, dev, shape, batch, context) -> tuple[object, dict | None, list[str]]:
+    """The estimate in the run's dtype; an automatic float32 that would not fit drops to bfloat16."""
+    notes: list[str] = []
+    if shape["file_bytes"] and not shape["params"]:
+        w = shape["file_bytes"]
+        return dev, {"weights": w, "kv_cache": 0, "kv_per_token": 0, "activations": int(w * est.ACTIVATION_MARGIN),
+                     "runtime": est.RUNTIME_BYTES["cpu"], "total": int(w * (1 + est.ACTIVATION_MARGIN)) + est.RUNTIME_BYTES["cpu"],
+                     "dtype": "as stored", "batch": batch, "context": context}, notes
+    if not shape["params"]:
+        return dev, None, notes
+    config = shape["config"] or {}
+    memory = est.memory_estimate(config, shape["params"], dev.dtype, batch, context, dev.type)
+    if cfg.dtype == "auto" and dev.dtype == "float32":
+        available, _ = est.device_available(dev.type, dev.index)
+        if not est.fits(memory, available):
+            smaller = est.memory_estimate(config, shape["params"], "bfloat16", batch, context, dev.type)
+            why = (f"auto: float32 would need {est.human_bytes(memory['total'])} of {est.human_bytes(available)} available, "
+                   f"so bfloat16 ({est.human_bytes(smaller['total'])})")
+            dev, memory = replace(dev, dtype="bfloat16", dtype_reason=why), smaller
+            notes.append(f"dtype {why}")
+    return dev, memory, notes
+
+
+def _engines(cfg, pre: Preflight, shape, batch: int, context: int) -> list[dict]:
+    """Time and dollars for each engine that could run this model here."""
+    names = [cfg.backend] if cfg.backend != "auto" else _candidate_engines(cfg.model, pre.device.type)
+    tokens = sum(t["requests"] * t["expected_tokens"] for t in pre.tasks)
+    price, _ = pre.price
+    rows = []
+    for name in names:
+        speed, source = None, "unknown"
+        prev = est.previous_speed(cfg.output_dir, twins(cfg.model), pre.device.name, name)
+        if prev:
+            speed, source = prev["tokens_per_s"], f"earlier run {prev['run']}" + (
+                f" of {prev['model']}, the same architecture" if prev["model"] != cfg.model else "")
+        elif pre.memory and pre.memory["weights"]:
+            gbps, bw_source = _bandwidth(pre.device)
+            if gbps:
+                ctx = context - max((t["max_new_tokens"] for t in pre.tasks), default=0) / 2
+                speed = est.roofline_speed(gbps, pre.memory["weights"], pre.memory["kv_per_token"], ctx, batch)
+                source = f"bandwidth roofline at batch {batch} ({gbps:.0f} GB/s, {bw_source}): an upper bound on speed"
+        seconds = tokens / speed if speed else None
+        rows.append({"engine": name, "tokens_per_s": speed, "speed_source": source, "seconds": seconds,
+                     "usd": seconds / 3600 * price if seconds is not None and price is not None else None})
+    return rows
+
+
+def twins(model: str) -> list[str]:
+    """`model` and its random-weights twin (same architecture, so the same speed): a card's Hub id
+    and random:<the card's config name>."""
+    from harness.backends.models import random_names
+
+    names = [model]
+    try:
+        from harness.claims.cards import list_cards
+
+        cards = list_cards()
+    except ConfigError:
+        return names
+    randoms = set(random_names())
+    for c in cards:
+        stem = (c.architecture.config_file or "").removesuffix(".json")
+        if not c.hub_id or stem not in randoms:
+            continue
+        if model.lower() == c.hub_id.lower():
+            names.append(f"random:{stem}")
+        elif model in (f"random:{stem}", f"random:{stem.removesuffix('-instruct')}"):
+            names.append(c.hub_id)
+    return names
+
+
+def _candidate_engines(model: str, device_type: str) -> list[str]:
+    if model.startswith("openai:"):
+        return ["openai"]
+    if model.startswith("fake:"):
+        return ["fake"]
+    names = ["transformers"]
+    if model.endswith(".gguf") and importlib.util.find_spec("llama_cpp"):
+        names.append("llamacpp")
+    if device_type == "cuda" and not model.startswith("random:") and importlib.util.find_spec("vllm"):
+        names.append("vllm")
+    return names
+
+
+def _bandwidth(dev) -> tuple[float | None, str]:
+    from harness.measure.roofline import cached_bandwidth, measure_bandwidth
+
+    try:
+        return cached_bandwidth(f"{dev.type}:{dev.name}", lambda: measure_bandwidth(dev.torch_device))
+    except Exception as e:  # no bandwidth: the plan says the time is unknown
+        return None, f"unavailable: {e}"
+
+
+def refuse_if_too_big(pre: Preflight, force: bool, what: str = "run") -> None:
+    if pre.fits or force:
+        return
+    m = pre.memory
+    raise ConfigError(
+        f"this {what} needs about {est.human_bytes(m['total'])} ({m['dtype']} weights {est.human_bytes(m['weights'])} + "
+        f"KV cache {est.human_bytes(m['kv_cache'])} at batch {m['batch']} x {m['context']} tokens + margin) but "
+        f"{pre.device.type} has {est.human_bytes(pre.available)} available ({pre.available_source})",
+        "use a smaller --dtype (bfloat16), --device-map auto with --max-memory, a GGUF with --backend llamacpp, "
+        "a smaller --batch-size or --max-new-tokens; --force tries anyway")
+
+
+def card_model(values: dict) -> dict:
+    """`--card NAME` without `--model` runs the card's own model (an API card: its endpoint)."""
+    if not values.get("card") or values.get("model"):
+        return values
+    from harness.claims.cards import find_card
+
+    card = find_card(str(values["card"]))
+    if card.hub_id:
+        return {**values, "model": card.hub_id, **({"revision": card.revision} if card.revision and not values.get("revision") else {})}
+    if card.api is not None:
+        return {"base_url": card.api.base_url, "api_key_env": card.api.api_key_env, **values, "model": f"openai:{card.api.model}"}
+    return values
+
+
+def plan_for(cfg, *, batch: int | None = None, context: int | None = None) -> tuple[object, Preflight]:
+    """(Plan, Preflight) for a config: tasks loaded and the device chosen, no model loaded."""
+    from harness.plan import make_plan
+    from harness.runtime import device as devices
+
+    card = None
+    if cfg.card:
+        from harness.claims.cards import find_card
+
+        card = find_card(cfg.card)
+    plan = make_plan(cfg, card)
+    dev = devices.resolve(cfg.device, cfg.dtype)
+    return plan, assess(cfg, plan, dev, card, batch=batch, context=context)
+
+
+def print_plan(cfg) -> int:
+    """`harness plan` / `harness run --dry-run`: print the plan and stop; writes nothing."""
+    from harness.reports.preview import render
+
+    _, pre = plan_for(cfg)
+    print(render(pre))
+    try:
+        refuse_if_too_big(pre, cfg.force)
+    except ConfigError as e:
+        print(f"a run would stop here: {e}")
+    return 0
+
+
+def check_bench(cfg, dev, batch: int, context: int, force: bool):
+    """`harness bench`'s memory check at its largest cell; returns the device (dtype possibly lowered)."""
+    shape = model_shape(cfg.model)
+    dev, memory, notes = _fit_dtype(cfg, dev, shape, batch, context)
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)
+    if memory is not None:
+        available, why = est.device_available(dev.type, dev.index)
+        pre = Preflight(cfg.model, dev, [], memory, available, why, shape["source"], [], (None, ""), notes)
+        refuse_if_too_big(pre, force, "bench")
+    return dev
+
+
+FAITHFUL_PROMPT_TOKENS = 512  # a generous prompt length when the task's data is not at hand
+
+
+def card_cost(card, *, price_per_hour: float | None = None, instance: str | None = None) -> Preflight | None:
+    """What running every claim of `card` that this harness can check costs here, the card's way
+    (full benchmark sizes, the card's samples and token caps); None for a card with nothing to run."""
+    from harness import registry
+    from harness.config import make_config
+    from harness.plan import card_settings
+    from harness.runtime import device as devices
+
+    runnable = registry.entries("tasks")
+    tasks = sorted({c.task for c in card.claims if c.value is not None and c.unit == "percent" and c.task in runnable})
+    model = card.hub_id or (f"openai:{card.api.model}" if card.api else None)
+    if not tasks or not model:
+        return None
+    cfg = make_config(model=model, card=card.name, tasks=tasks, price_per_hour=price_per_hour, instance=instance)
+    rows = []
+    for name in tasks:
+        d, why = card_settings(card, name)
+        size = runnable[name].load().size or 0
+        expected, exp_why = d["max_new_tokens"], "the cap (no mean length known)"
+        if d.get("mean_output_tokens"):
+            expected, exp_why = min(d["mean_output_tokens"], expected), f"card {card.name}"
+        rows.append({"name": name, "problems": size, "k": d["num_samples"], "requests": size * d["num_samples"],
+                     "max_new_tokens": d["max_new_tokens"], "expected_tokens": expected, "expected_source": exp_why,
+                     "settings": {k: d.get(k) for k in ("protocol", "temperature", "top_p", "top_k", "max_new_tokens", "num_samples")},
+                     "sources": why})
+    dev = devices.resolve("auto", "auto")
+    shape = model_shape(model, card)
+    batch = min(int(cfg.batch_size), max(r["requests"] for r in rows) or 1)
+    context = FAITHFUL_PROMPT_TOKENS + max(r["max_new_tokens"] for r in rows)
+    dev, memory, notes = _fit_dtype(cfg, dev, shape, batch, context)
+    available, why = est.device_available(dev.type, dev.index)
+    from harness.measure.cost import hourly_price
+
+    pre = Preflight(model, dev, rows, memory, available, why, shape["source"], [], hourly_price(price_per_hour, instance), notes)
+    pre.engines = _engines(cfg, pre, shape, batch, context)
+    return pre

@@ -1,0 +1,88 @@
+"""The plan and the model cards as text: what a run will do, need and cost (harness/preflight.py
+computes it), and one card's model, protocol, claims and the cost of checking them here."""
+
+from __future__ import annotations
+
+from harness.measure import estimate as est
+
+
+def render(pre: Preflight) -> str:
+    """The plan as text: what runs, what it needs, what it costs."""
+    out = [f"plan: {pre.model} on {pre.device.type} ({pre.device.name}), {pre.device.dtype} ({pre.device.dtype_reason})"]
+    for t in pre.tasks:
+        out.append(f"  {t['name']}: {t['problems']} problems x {t['k']} sample{'s' if t['k'] != 1 else ''} = {t['requests']} requests; "
+                   f"max {t['max_new_tokens']} output tokens each, expected {t['expected_tokens']} ({t['expected_source']})")
+        for key, value in t["settings"].items():
+            out.append(f"    {key} = {value}  [{t['sources'].get(key, 'default')}]")
+    tokens_max = sum(t["requests"] * t["max_new_tokens"] for t in pre.tasks)
+    tokens_exp = sum(t["requests"] * t["expected_tokens"] for t in pre.tasks)
+    out.append(f"  requests: {pre.requests}; output tokens: at most {tokens_max:,}, expected {tokens_exp:,}")
+    m = pre.memory
+    if m is None:
+        out.append(f"  memory: unknown ({pre.shape_source})")
+    else:
+        verdict = "fits" if pre.fits else "DOES NOT FIT"
+        out.append(f"  memory: about {est.human_bytes(m['total'])} = {m['dtype']} weights {est.human_bytes(m['weights'])} + KV cache "
+                   f"{est.human_bytes(m['kv_cache'])} (batch {m['batch']} x {m['context']} tokens) + activations "
+                   f"{est.human_bytes(m['activations'])} + runtime {est.human_bytes(m['runtime'])}; available "
+                   f"{est.human_bytes(pre.available)} ({pre.available_source}): {verdict}")
+    price, price_source = pre.price
+    for e in pre.engines:
+        when = est.human_seconds(e["seconds"])
+        bound = "at least " if e["seconds"] is not None and "upper bound" in e["speed_source"] else ""
+        speed = f"{e['tokens_per_s']:.3g} tok/s" if e["tokens_per_s"] else "speed unknown"
+        usd = f"${e['usd']:,.2f}" if e["usd"] is not None else "$ unknown"
+        out.append(f"  time ({e['engine']}): {bound}{when} at {speed} ({e['speed_source']}); cost {usd}")
+    out.append(f"  price: {price_source}" if price is not None else f"  price: {price_source}")
+    out += [f"  note: {n}" for n in pre.notes]
+    return "\n".join(out)
+
+
+def render_card(card, cost) -> str:
+    """`harness cards NAME`: the model, its evaluation protocol, every claim with its source and
+    status, and what a faithful check costs on this machine (`cost` from preflight.card_cost)."""
+    p = card.protocol
+    out = [f"{card.display_name} ({card.name}, {card.kind})"]
+    if card.hub_id:
+        out.append(f"  model: {card.hub_id} @ {card.revision or 'unpinned: ' + (card.revision_note or '')}")
+        out.append(f"  parameters: {card.parameters.total_b} B; {card.dtype}; context {card.context_length:,} tokens; license {card.license}")
+    if card.api:
+        out.append(f"  api: {card.api.provider} {card.api.model} at {card.api.base_url} (key from {card.api.api_key_env})")
+        pr = card.api.prices
+        from harness.measure.cost import provenance
+
+        out.append(f"  price: ${pr.input_per_1m:g}/1M input, ${pr.output_per_1m:g}/1M output ({provenance(pr.status, pr.source)})")
+    d = p.defaults
+    out.append(f"  protocol {p.name}: system prompt {p.system_prompt_policy}, force <think> {p.force_think}, "
+               f"temperature {d.temperature}, top_p {d.top_p}, max_new_tokens {d.max_new_tokens}, samples {d.num_samples} ({p.source})")
+    for task, t in p.per_task.items():
+        stated = ", ".join(f"{k} {v}" for k, v in t.model_dump().items() if v is not None and k != "note")
+        out.append(f"    {task}: {stated or 'notes only'}{' — ' + t.note if t.note else ''}")
+    out.append(f"  claims ({len(card.claims)}):")
+    for c in card.claims:
+        value = "no published value" if c.value is None else (f"{c.value:g}%" if c.unit == "percent" else f"{c.value:g}")
+        samples = f", {c.samples} samples" if c.samples else ""
+        out.append(f"    {c.task:<14} {c.metric:<8} {value:<20} [{c.status}{samples}] {c.source}")
+    if cost is None:
+        out.append("  faithful run here: nothing this harness runs has a published value on this card")
+    else:
+        out.append("  a faithful run of the checkable claims on this machine:")
+        out += ["  " + line for line in render(cost).splitlines()]
+    return "\n".join(out)
+
+
+def claims_table(cards) -> str:
+    """docs/claims.md: every claim of every card, generated (`harness cards --markdown`); a test keeps it current."""
+    out = ["# Published claims in the model cards", "",
+           "Generated from model_cards/*.yaml by `harness cards --markdown > docs/claims.md`; do not edit by hand.",
+           "`harness cards NAME` shows one card with the protocol and what checking it costs on your machine;",
+           "a run with `--card NAME` gives a verdict on each claim (see the README's \"Check a claim\").", "",
+           "| card | model | task | benchmark | metric | value | samples | status | source |",
+           "|---|---|---|---|---|---|---|---|---|"]
+    for card in cards:
+        model = card.hub_id or (card.api.model if card.api else "")
+        for c in card.claims:
+            value = "—" if c.value is None else (f"{c.value:g}%" if c.unit == "percent" else f"{c.value:g}")
+            cells = [card.name, model, c.task, c.benchmark, c.metric, value, str(c.samples or ""), c.status, c.source]
+            out.append("| " + " | ".join(x.replace("|", "\\|") for x in cells) + " |")
+    return "\n".join(out) + "\n"
