@@ -16,8 +16,10 @@ export PYTHONPATH="${PYTHONPATH:+$PYTHONPATH:}$PWD" HF_HUB_OFFLINE=1 PYTHONUNBUF
 PY=${PY:-python3}
 if [[ -n ${SMOKE:-} ]]; then
   MODELS=(random:tiny); BS=1,2; PT=32; OT=8; RUN=(--limit 4 --batch-size 2 --max-new-tokens 16); PERF=(--model random:tiny --prompts 4 --batch-size 2 --max-new-tokens 8 --repeats 1 --scaling 1,2)
+  RAGGED=(--requests 6 --min-tokens 2 --max-tokens 8 --batch-size 2)
 else
   MODELS=(random:r1-distill-qwen-1.5b random:qwen2.5-7b); BS=1,8,32; PT=512; OT=128
+  RAGGED=(--requests 64 --min-tokens 256 --max-tokens 4096 --batch-size 64)
   RUN=(--limit 64 --batch-size 32 --max-new-tokens 256); PERF=(--model random:r1-distill-qwen-1.5b --prompts 32 --batch-size 16 --max-new-tokens 64 --repeats 3 --scaling 1,4,8,16)
 fi
 nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv 2>/dev/null | tee "$OUT/gpu.txt"
@@ -34,6 +36,14 @@ $PY -m harness run --model "${MODELS[0]}" "${RUN[@]}" --price-per-hour 4.29 --ou
 cp "$(ls -d "$OUT"/runs/*/ | tail -n 1)run.json" "$OUT/run.json" 2>/dev/null
 echo "== perf checks"
 $PY benchmarks/perf.py "${PERF[@]}" --dtype bfloat16 > "$OUT/perf.json" 2> "$OUT/perf.err"; grep -E "^(overhead|timing|scaling)" "$OUT/perf.json"
+echo "== batch-1 decode: eager vs compiled (static cache + torch.compile)"
+for c in off on; do
+  $PY -m harness bench --model "${MODELS[0]}" --dtype bfloat16 --batch-sizes 1 --prompt-tokens $PT --output-tokens $OT --iterations 3 \
+    --compile $c --output "$OUT/bench1-compile-$c.json" 2>&1 | tail -n 4
+done
+echo "== ragged workload: continuous vs static batching, same outputs"
+$PY benchmarks/ragged.py --model "${MODELS[0]}" --device auto --dtype bfloat16 "${RAGGED[@]}" > "$OUT/ragged.json" 2> "$OUT/ragged.err"
+tail -n 4 "$OUT/ragged.err"; grep -E '"(continuous_over_static|identical_outputs)"' "$OUT/ragged.json"
 echo "== vllm"
 if $PY -c "import vllm" 2>/dev/null; then
   # vLLM loads folders, not random: names: save the random model (weights and local tokenizer) first

@@ -20,7 +20,9 @@ RUN_FLAGS = {  # flag -> (config key, type, help)
     "--card": ("card", str, "model card name: run with the card's protocol and check its claims"),
     "--tasks": ("tasks", str, "comma-separated tasks; lm_eval:<task> runs an lm-eval task"),
     "--limit": ("limit", int, "at most this many problems per task"),
-    "--batch-size": ("batch_size", str, "N or auto (halves on out-of-memory)"),
+    "--batch-size": ("batch_size", str, "N or auto (halves on out-of-memory); with continuous batching: sequences in flight"),
+    "--batching": ("batching", str, "auto | static | continuous (rows leave when done, waiting requests take their slots)"),
+    "--compile": ("compile", str, "auto | on | off: static KV cache + torch.compile for decoding (transformers on CUDA)"),
     "--max-new-tokens": ("max_new_tokens", int, "token budget per answer, thinking included (default: the card's, else the task's, else 1024; 64 for random: models)"),
     "--num-samples": ("num_samples", int, "samples per problem (k): accuracy, pass@k, maj@k (default: the card's where it has a claim on the task, else 1)"),
     "--temperature": ("temperature", float, "0 = greedy (default: the card's; else 0.6 when k > 1, 0 otherwise)"),
@@ -40,6 +42,8 @@ RUN_FLAGS = {  # flag -> (config key, type, help)
     "--instance": ("instance", str, "a named instance from the price table (see `harness list prices`)"),
     "--base-url": ("base_url", str, "OpenAI-compatible server URL"),
     "--api-key-env": ("api_key_env", str, "name of the environment variable holding the API key"),
+    "--n-ctx": ("n_ctx", int, "llama.cpp context size in tokens (vLLM: max model length); default: the model's, capped at 32768"),
+    "--n-threads": ("n_threads", int, "llama.cpp threads (default: one per physical core)"),
     "--max-concurrency": ("max_concurrency", int, "parallel API requests"),
     "--tensor-parallel-size": ("tensor_parallel_size", int, "vLLM tensor parallelism"),
     "--num-processes": ("num_processes", int, "data-parallel processes through accelerate"),
@@ -140,6 +144,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="a cell stops repeating (after at least one timed iteration) once its iterations took this long")
     bench.add_argument("--device", default="auto")
     bench.add_argument("--dtype", default="auto")
+    bench.add_argument("--batching", default="auto", help="auto | static | continuous (see `harness run --help`)")
+    bench.add_argument("--compile", default="auto", help="auto | on | off: compiled decoding (transformers on CUDA)")
     bench.add_argument("--tokenizer")
     bench.add_argument("--output", help="write the JSON here (default: printed)")
     bench.add_argument("--force", action="store_true", help="start even when the memory estimate exceeds what is available")

@@ -30,6 +30,8 @@ class RunConfig(BaseModel):
     task_options: dict[str, dict] = Field(default_factory=dict)
     limit: int | None = Field(default=None, gt=0)
     batch_size: int | Literal["auto"] = 8
+    batching: Literal["auto", "static", "continuous"] = "auto"  # harness/runtime/batching.py
+    compile: Literal["auto", "on", "off"] = "auto"  # compiled decoding on CUDA (harness/backends/compiled.py)
     max_new_tokens: int | None = Field(default=None, gt=0)
     num_samples: int | None = Field(default=None, gt=0, le=1024)  # every sample is a request held in memory
     temperature: float | None = Field(default=None, ge=0.0, le=5.0)
@@ -54,6 +56,8 @@ class RunConfig(BaseModel):
     instance: str | None = None
     base_url: str | None = None
     api_key_env: str | None = None
+    n_ctx: int | None = Field(default=None, gt=0)  # llama.cpp context (vLLM: max_model_len); None: the engine's default
+    n_threads: int | None = Field(default=None, gt=0, le=1024)  # llama.cpp threads; None: one per physical core
     max_concurrency: int | None = Field(default=None, gt=0)  # None: the backend's own default
     tensor_parallel_size: int | None = Field(default=None, gt=0)
     backend_options: dict[str, Any] = Field(default_factory=dict)  # checked against the backend's Options model

@@ -93,7 +93,10 @@ def warm_up(backend: Backend, requests: Sequence[Request], times: int) -> dict:
 def generate_all(backend: Backend, requests: Sequence[Request], lengths: Sequence[int], *, batch_size: int | str,
                  on_batch: OnBatch, stop_signal: Callable[[], int | None] = lambda: None,
                  progress: Callable[[int], None] = lambda n: None, retries: int | None = None,
-                 backoff_s: float | None = None) -> list[Batch]:
+                 backoff_s: float | None = None, batching: str = "static") -> list[Batch]:
+    if batching == "continuous":  # batch_size: sequences in flight
+        slots = backend.max_batch_size() if batch_size == "auto" else int(batch_size)
+        return _continuous(backend, order(requests, lengths), slots, on_batch, stop_signal, progress)
     retries = RETRIES if retries is None else retries
     backoff_s = BACKOFF_S if backoff_s is None else backoff_s
     batches: list[Batch] = []
@@ -176,6 +179,31 @@ def _generate(backend: Backend, chunk: Sequence[Request]) -> list[Completion]:
         why = f"{type(e).__name__}: {str(e).strip()[:300]}"
         return [Completion("", None, None, "error", None, None, batch_size=len(chunk), error=why,
                            unmeasured={f: why for f in ("input_tokens", "output_tokens", "ttft_s", "e2e_s")}) for _ in chunk]
+
+
+def _continuous(backend, queue, slots, on_batch, stop_signal, progress) -> list[Batch]:
+    """Rows are handed to `on_batch` as they finish; a `Batch` is the stretch of time since the
+    previous hand-over (its prefill_s: the time spent in prefills then), so sums over the run hold."""
+    batches: list[Batch] = []
+    start = time.perf_counter()
+
+    def on_done(indices, done, seg):
+        chunk = [queue[i] for i in indices]
+        batch = Batch(rows=len(chunk), input_tokens=sum(c.input_tokens or 0 for c in done),
+                      output_tokens=sum(c.output_tokens or 0 for c in done), prefill_s=seg["prefill_s"], wall_s=seg["wall_s"],
+                      elapsed_s=time.perf_counter() - start)
+        on_batch(chunk, done, batch)
+        batches.append(batch)
+        progress(len(chunk))
+
+    try:
+        backend.generate_continuous(queue, slots, on_done=on_done, should_stop=stop_signal)
+    except Exception as e:
+        if not is_oom(e):
+            raise
+        _free_cache()
+        raise OutOfMemory(f"out of memory with {slots} sequences in flight", "use a smaller --batch-size") from None
+    return batches
 
 
 def _free_cache() -> None:

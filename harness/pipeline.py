@@ -23,6 +23,8 @@ from harness.results import rundir
 from harness.results.store import SampleWriter
 from harness.runtime import device as devices
 from harness.runtime import parallel
+from harness.runtime.batching import choose as choose_batching
+from harness.runtime.cpu_dtype import refine as refine_cpu_dtype
 from harness.runtime.signals import StopSignals
 from harness.scoring.record import sample_row
 
@@ -50,12 +52,14 @@ def run(cfg: RunConfig, progress=None, backend=None) -> Path:
         backend_class(cfg)                                                    # a bad --backend-option fails before loading
     if cfg.resume:
         rundir.check_resume(cfg, plan)                                        # refuse changed settings or data before loading
-    dev = devices.resolve(cfg.device, cfg.dtype)                              # device and dtype, with reasons
+    dev = resolved = devices.resolve(cfg.device, cfg.dtype)                   # device and dtype, with reasons
     if backend is None:
         pre = preflight.assess(cfg, plan, dev, card)                          # memory, time and dollars, before loading
         _hook(progress, "plan", pre)
         preflight.refuse_if_too_big(pre, cfg.force)
         dev = pre.device                                                      # an auto float32 too big for memory: bfloat16
+    if dev.dtype == resolved.dtype:
+        dev = refine_cpu_dtype(dev, cfg)                                      # CPU auto dtype: timed on this architecture
     with StopSignals() as stop:                                               # a signal during loading still ends "interrupted"
         dist, opened, owned = parallel.Dist(), None, backend is None
         if parallel.launched_world() == 1:                                    # the folder exists before the slow loading,
@@ -67,8 +71,11 @@ def run(cfg: RunConfig, progress=None, backend=None) -> Path:
             _hook(progress, "loading", cfg.model)
             t0 = time.perf_counter()
             backend = backend or load_backend(cfg, dev)                       # the model, on the device
-            ctx = RunContext(cfg, plan, dev, dist, _budgeted(cfg, backend), *opened, time.perf_counter() - t0,
-                             progress or (lambda n: None))
+            served = _budgeted(cfg, backend)
+            load_s = time.perf_counter() - t0
+            mode, why = choose_batching(cfg.batching, served, dev.type)      # static or continuous, with the reason
+            served.info.engine.update(batching=mode, batching_reason=why)
+            ctx = RunContext(cfg, plan, dev, dist, served, *opened, load_s, progress or (lambda n: None))
             _generate_and_finish(ctx, stop)
         except BaseException as e:
             if opened:                                                        # failed with nothing measured: no half folder;
@@ -114,7 +121,8 @@ def _generate_and_finish(ctx: RunContext, stop: StopSignals) -> None:
     _hook(ctx.progress, "start", len(mine))
     try:
         generate_all(ctx.backend, requests, lengths, batch_size=ctx.cfg.batch_size, on_batch=on_batch,
-                     stop_signal=stop.received, progress=ctx.progress)
+                     stop_signal=stop.received, progress=ctx.progress,
+                     batching=ctx.backend.info.engine.get("batching", "static"))
     except Interrupted as e:
         status, ctx.state.signum = "interrupted", e.signum
     except BaseException as e:

@@ -169,6 +169,19 @@ def test_transformers_backend_loads_the_gguf_file_like_the_folder(tiny_gguf, tin
     assert [c.text for c in from_gguf.generate(reqs)] == [c.text for c in from_folder.generate(reqs)]
 
 
+def test_threads_default_to_physical_cores_and_can_be_set(backend, tiny_gguf):
+    from harness.backends.llamacpp import LlamaCppBackend, physical_cores
+
+    assert backend._llm.n_threads == physical_cores() >= 1  # not llama-cpp-python's cpu_count // 2
+    assert f"{physical_cores()} decode threads" in " ".join(backend.info.notes)
+    one = LlamaCppBackend.from_options(str(tiny_gguf), n_ctx=256, n_threads=1)
+    try:
+        assert one._llm.n_threads == 1 and one._llm.n_ctx() == 256
+        assert "1 decode threads" in " ".join(one.info.notes)
+    finally:
+        one.close()
+
+
 def test_llama_loglikelihood_matches_transformers(backend, tiny_qwen_dir):
     """The same continuations scored by llama.cpp (F32 GGUF) and transformers (the folder it came
     from): the same tokens by lm-eval's rules, and log-likelihoods within float32 kernel noise,

@@ -33,6 +33,8 @@ def load_backend(cfg, dev) -> Backend:
     """Instantiate the configured backend through the registry."""
     cls = backend_class(cfg)
     optional = {k: getattr(cfg, k) for k in ("revision", "tokenizer", "device_map", "max_memory", "base_url", "api_key_env",
-                                              "max_concurrency", "tensor_parallel_size") if getattr(cfg, k) is not None}
+                                              "max_concurrency", "tensor_parallel_size", "n_ctx", "n_threads") if getattr(cfg, k) is not None}
+    if getattr(cfg, "compile", "auto") != "auto":  # only an explicit choice is an option other engines note as ignored
+        optional["compile"] = cfg.compile
     return cls.from_options(cfg.model, device=dev, trust_remote_code=cfg.trust_remote_code, allow_pickle=cfg.allow_pickle,
                             seed=cfg.seed, **optional, **cfg.backend_options)

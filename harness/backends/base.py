@@ -97,6 +97,7 @@ class ModelInfo:
     kv_bytes_per_token: int | None = None  # KV cache bytes per token of context (roofline)
     quantization: str | None = None
     notes: list[str] = field(default_factory=list)
+    engine: dict = field(default_factory=dict)  # how it generates: batching mode, compiled decoding, with reasons
     sampling: dict[str, dict] = field(default_factory=dict)  # per task: the engine's effective decoding parameters
     overridden_defaults: dict[str, object] = field(default_factory=dict)  # model/server defaults set aside
 

@@ -5,11 +5,15 @@ the clock, so step s has a timestamp. A row's TTFT is the first step's time (in 
 rows share the prefill), its e2e is the time of the step that produced its own last token.
 Sampling: each row draws from its own torch.Generator seeded by the request, so a sample does not
 depend on which batch it lands in; greedy decoding is plain argmax.
+Rows of one batch may have their own min/max new tokens: the batch runs to the longest target and
+each row is cut at its own. Continuous batching lives in continuous.py, compiled decoding (CUDA)
+in compiled.py; both are recorded in `info.engine`.
 """
 
 from __future__ import annotations
 
 import time
+from typing import Literal
 
 import torch
 from transformers import GenerationConfig, LogitsProcessor, LogitsProcessorList, StoppingCriteria, StoppingCriteriaList
@@ -17,8 +21,11 @@ from transformers import GenerationConfig, LogitsProcessor, LogitsProcessorList,
 from pydantic import Field
 
 from harness.backends.base import Backend, BackendOptions, Completion, ModelInfo, Request
+from harness.backends.compiled import BUCKET, generation_kwargs
+from harness.backends.compiled import decide as decide_compile
 from harness.backends.models import load as load_model
 from harness.backends.render import hf_template, render
+from harness.backends.rows import cut_at_stop, draw, new_generator
 from harness.measure.roofline import kv_bytes_or_none
 
 
@@ -28,42 +35,28 @@ class RowSampler(LogitsProcessor):
     Returns scores where only the drawn token is finite, so the (greedy) generate loop picks it.
     Also masks token ids beyond the tokenizer (random models have larger embedding tables)."""
 
-    def __init__(self, requests: list[Request], vocab_limit: int | None, device):
+    def __init__(self, requests: list[Request], vocab_limit: int | None, device, eos_ids=(), prompt_width: int = 0):
         self.requests, self.vocab_limit = requests, vocab_limit
         self.sample = not all(r.sampling.greedy for r in requests)
         self.generators = []
         if self.sample:
-            for r in requests:
-                g = torch.Generator(device=device)
-                g.manual_seed(r.seed & 0x7FFF_FFFF_FFFF_FFFF)
-                self.generators.append(g)
+            self.generators = [new_generator(r.seed, device) for r in requests]
+        self.eos, self.width = sorted(eos_ids), prompt_width
+        self.mins = [r.sampling.min_new_tokens for r in requests]
 
     def __call__(self, input_ids, scores):
         if self.vocab_limit is not None and scores.shape[-1] > self.vocab_limit:
             scores[:, self.vocab_limit:] = -float("inf")
+        made = input_ids.shape[1] - self.width
+        if self.eos and made < max(self.mins):
+            for i, m in enumerate(self.mins):
+                if made < m:
+                    scores[i, self.eos] = -float("inf")
         if not self.sample:
             return scores
         out = torch.full_like(scores, -float("inf"))
         for i, (r, g) in enumerate(zip(self.requests, self.generators)):
-            s = r.sampling
-            row = scores[i].float()
-            if s.greedy:
-                out[i, int(row.argmax())] = 0.0
-                continue
-            row = row / s.temperature
-            if s.top_k and s.top_k < row.shape[-1]:
-                kth = torch.topk(row, s.top_k).values[-1]
-                row = row.masked_fill(row < kth, -float("inf"))
-            probs = torch.softmax(row, dim=-1)
-            if s.min_p > 0:
-                probs = probs.masked_fill(probs < s.min_p * probs.max(), 0.0)
-            if s.top_p < 1.0:
-                sorted_p, idx = torch.sort(probs, descending=True)
-                cut = torch.cumsum(sorted_p, dim=-1) - sorted_p > s.top_p  # keep the smallest set reaching top_p
-                sorted_p[cut] = 0.0
-                probs = torch.zeros_like(probs).scatter(0, idx, sorted_p)
-            token = torch.multinomial(probs, 1, generator=g)
-            out[i, token] = 0.0
+            out[i, draw(scores[i], r.sampling, g)] = 0.0
         return out
 
 
@@ -139,6 +132,7 @@ class TransformersOptions(BackendOptions):
     max_memory: dict[str, str] | None = Field(None, description="per-device memory caps for device_map, e.g. {0: 20GiB, cpu: 60GiB}")
     trust_remote_code: bool = Field(False, description="run the model repository's own code")
     allow_pickle: bool = Field(False, description="load pickled (.bin) weights; safetensors only otherwise")
+    compile: Literal["auto", "on", "off"] = Field("auto", description="static KV cache + torch.compile for decoding (CUDA; auto: on where it works)")
 
 
 class TransformersBackend(Backend):
@@ -155,11 +149,13 @@ class TransformersBackend(Backend):
         if tokenizer.eos_token_id is not None:
             eos_ids.add(tokenizer.eos_token_id)
         self.eos_ids = eos_ids
+        self.compiled = False  # see harness/backends/compiled.py
+        self._compiled_shapes: set[tuple[int, int, int]] = set()
         info.overridden_defaults = overridden_defaults(model.generation_config)
 
     @classmethod
     def from_options(cls, model: str, *, device, revision=None, trust_remote_code=False, allow_pickle=False,
-                     tokenizer=None, device_map=None, max_memory=None, **_ignored) -> "TransformersBackend":
+                     tokenizer=None, device_map=None, max_memory=None, compile="auto", **_ignored) -> "TransformersBackend":
         dtype = getattr(torch, device.dtype)
         placement = device_map or device.torch_device
         loaded = load_model(model, torch_dtype=dtype, device_map=placement, revision=revision, trust_remote_code=trust_remote_code,
@@ -178,7 +174,10 @@ class TransformersBackend(Backend):
         if loaded.source == "random":
             info.notes.append("random weights: accuracy is meaningless; speed and memory are those of the architecture")
         first_device = str(next(m.parameters()).device)
-        return cls(m, loaded.tokenizer, info, first_device)
+        backend = cls(m, loaded.tokenizer, info, first_device)
+        backend.compiled, why = decide_compile(compile, torch.device(first_device).type, m)
+        info.engine.update(compiled=backend.compiled, compile_reason=why)
+        return backend
 
     # ---- hooks ---------------------------------------------------------------------------
     def render(self, request: Request) -> str:
@@ -253,16 +252,49 @@ class TransformersBackend(Backend):
             torch.cuda.empty_cache()
 
     # ---- generation ------------------------------------------------------------------------
+    def continuous_unsupported(self) -> str | None:
+        """Why this model cannot use continuous batching, or None when it can."""
+        from harness.backends.continuous import Unsupported, check_supported
+
+        if getattr(self.model, "hf_device_map", None) and len(set(self.model.hf_device_map.values())) > 1:
+            return "a model split over devices (--device-map)"
+        try:
+            check_supported(self.model)
+        except Unsupported as e:
+            return str(e)
+        return None
+
+    def generate_continuous(self, requests, slots: int, on_done=None, should_stop=lambda: None) -> list[Completion]:
+        """Every request with at most `slots` in flight; a finished row's slot goes to the next request."""
+        from harness.backends.continuous import run
+
+        return run(self, requests, slots, on_done, should_stop)
+
     def generate(self, requests: list[Request]) -> list[Completion]:
+        if not self.compiled:
+            return self._generate(requests, False)
+        try:
+            return self._generate(requests, True)
+        except Exception as e:
+            from harness.generate import is_oom
+
+            if is_oom(e):
+                raise
+            self.compiled = False  # eager from here on, and run.json says why
+            first = (str(e).strip().splitlines() or [""])[0][:200]
+            self.info.engine.update(compiled=False, compile_reason=f"fell back to eager: a compiled generation failed ({type(e).__name__}: {first})")
+            return self._generate(requests, False)
+
+    def _generate(self, requests: list[Request], compiled: bool) -> list[Completion]:
         prompts = [self.render(r) for r in requests]
         templated = self.has_template and requests[0].chat
-        enc = self.tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=not templated)
+        enc = self.tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=not templated,
+                             pad_to_multiple_of=BUCKET if compiled else None)
         input_lens = enc.attention_mask.sum(dim=1).tolist()
         enc = enc.to(self.device)
         s0 = requests[0].sampling
-        if any(r.sampling.max_new_tokens != s0.max_new_tokens or r.sampling.stop != s0.stop or r.sampling.min_new_tokens != s0.min_new_tokens
-               or r.sampling.repetition_penalty != s0.repetition_penalty for r in requests):
-            raise ValueError("a batch must share max_new_tokens, min_new_tokens, repetition_penalty and stop strings")
+        if any(r.sampling.stop != s0.stop or r.sampling.repetition_penalty != s0.repetition_penalty for r in requests):
+            raise ValueError("a static batch must share its stop strings and repetition_penalty")
         if s0.presence_penalty or s0.frequency_penalty:
             raise ValueError("the transformers engine has no presence or frequency penalty")
         stop_criteria = None
@@ -271,10 +303,16 @@ class TransformersBackend(Backend):
 
             stop_criteria = StopStringCriteria(self.tokenizer, list(s0.stop))
         clock = StepClock(self.device, self.synchronize, stop_criteria)
-        gen_cfg = GenerationConfig(max_new_tokens=s0.max_new_tokens, min_new_tokens=s0.min_new_tokens or None,
-                                   eos_token_id=sorted(self.eos_ids) or None, pad_token_id=self.tokenizer.pad_token_id,
-                                   **{**NEUTRAL, "repetition_penalty": s0.repetition_penalty})
-        sampler = RowSampler(requests, self.vocab_limit, self.device)
+        # Rows may differ in length targets: the batch runs to the longest, each row is cut at its own
+        # max and EOS is held back per row until its own min (see RowSampler).
+        max_new = max(r.sampling.max_new_tokens for r in requests)
+        static = generation_kwargs(enc.input_ids.shape[1], max_new) if compiled else {}
+        gen_cfg = GenerationConfig(max_new_tokens=max_new, eos_token_id=sorted(self.eos_ids) or None,
+                                   pad_token_id=self.tokenizer.pad_token_id,
+                                   **{**NEUTRAL, "repetition_penalty": s0.repetition_penalty}, **static)
+        if compiled:
+            self._compile_shape(enc, gen_cfg)
+        sampler = RowSampler(requests, self.vocab_limit, self.device, eos_ids=self.eos_ids, prompt_width=enc.input_ids.shape[1])
         start = clock.start()
         with torch.inference_mode():
             out = self.model.generate(**enc, generation_config=gen_cfg, logits_processor=LogitsProcessorList([sampler]),
@@ -285,17 +323,34 @@ class TransformersBackend(Backend):
         new = out[:, enc.input_ids.shape[1]:].tolist()
         results = []
         for row, req in enumerate(requests):
-            step, reason = _row_end(new[row], self.eos_ids, clock.stopped_at.get(row))
+            cap = req.sampling.max_new_tokens
+            stop_step = clock.stopped_at.get(row)
+            step, reason = _row_end(new[row][:cap], self.eos_ids, stop_step if stop_step is not None and stop_step < cap else None)
             generated = new[row][:step + 1]
             ids = generated[:-1] if reason == "eos" else generated  # the EOS token counts as output but is not text
             text = self.decode(ids)
             if reason == "stop":
-                text = _cut_at_stop(text, req.sampling.stop)
+                text = cut_at_stop(text, req.sampling.stop)
             results.append(Completion(text=text, input_tokens=int(input_lens[row]), output_tokens=step + 1, finish_reason=reason,
                                       token_ids=generated,
                                       ttft_s=steps[0] if steps else None, e2e_s=steps[step] if step < len(steps) else end - start,
                                       batch_size=len(requests), batch_wall_s=end - start))
         return results
+
+    def _compile_shape(self, enc, gen_cfg) -> None:
+        """Compile a new (batch, prompt bucket, cache bucket) shape with a short untimed generation,
+        so compilation stays out of the rows' TTFT and e2e; its seconds are recorded."""
+        shape = (enc.input_ids.shape[0], enc.input_ids.shape[1], gen_cfg.max_cache_len)
+        if shape in self._compiled_shapes:
+            return
+        t0 = time.perf_counter()
+        with torch.inference_mode():
+            self.model.generate(**enc, generation_config=GenerationConfig(**{**gen_cfg.to_diff_dict(), "max_new_tokens": 4}))
+        self.synchronize()
+        self._compiled_shapes.add(shape)
+        engine = self.info.engine
+        engine["compile_warmup_s"] = engine.get("compile_warmup_s", 0.0) + time.perf_counter() - t0
+        engine["compiled_shapes"] = sorted(self._compiled_shapes)
 
 
 def _row_end(ids: list[int], eos_ids: set[int], stop_step: int | None) -> tuple[int, str]:
@@ -307,11 +362,6 @@ def _row_end(ids: list[int], eos_ids: set[int], stop_step: int | None) -> tuple[
     if stop_step is not None:
         return stop_step, "stop"
     return len(ids) - 1, "length"
-
-
-def _cut_at_stop(text: str, stops) -> str:
-    cuts = [text.rfind(s) for s in stops if s and s in text]
-    return text[: max(cuts)] if cuts else text
 
 
 def _layout(model):

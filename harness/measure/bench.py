@@ -47,23 +47,28 @@ CELL_BUDGET_S = 60.0  # a cell stops repeating once its timed iterations have ta
 
 
 def sweep(backend, batch_sizes, prompt_tokens, output_tokens, *, iterations: int, warmup: int, progress=lambda: None,
-          budget_s: float | None = CELL_BUDGET_S) -> list[dict]:
+          budget_s: float | None = CELL_BUDGET_S, batching: str = "static") -> list[dict]:
     """Every cell is timed `iterations` times, or fewer (at least once) when those taken already add up
     to `budget_s`: a 7B model on a CPU takes tens of seconds per generation, and three of them per
     cell would turn a quick look into a long wait. Each cell records how many iterations it ran."""
     cells = []
+    if batching == "continuous":  # batch size = sequences in flight
+        def generate(reqs):
+            return backend.generate_continuous(reqs, len(reqs))
+    else:
+        generate = backend.generate
     for bs, pt, ot in itertools.product(batch_sizes, prompt_tokens, output_tokens):
         text = prompt_of(backend, pt)
         backend.reset_peak_memory()  # each cell reports its own peak
         reqs = [Request(key=f"bench/{i}", messages=({"role": "user", "content": text},), chat=False,
                         sampling=Sampling(max_new_tokens=ot, min_new_tokens=ot), seed=i) for i in range(bs)]
         for _ in range(warmup):
-            backend.generate(reqs)
+            generate(reqs)
         walls, ttfts, tpots, outs, ins = [], [], [], [], []
         for _ in range(iterations):
             backend.synchronize()
             t0 = time.perf_counter()
-            done = backend.generate(reqs)
+            done = generate(reqs)
             backend.synchronize()
             walls.append(time.perf_counter() - t0)
             for c in done:
@@ -100,14 +105,20 @@ def run_bench(args) -> int:
     budget = getattr(args, "cell_budget_s", CELL_BUDGET_S)
     if not 0 < budget <= 86400:
         raise ConfigError(f"--cell-budget-s must be from 0 to 86400 seconds, got {budget}", "e.g. --cell-budget-s 60")
-    cfg = make_config(model=args.model, backend=args.backend, device=args.device, dtype=args.dtype, tokenizer=args.tokenizer)
-    dev = devices.resolve(cfg.device, cfg.dtype)
+    cfg = make_config(model=args.model, backend=args.backend, device=args.device, dtype=args.dtype, tokenizer=args.tokenizer,
+                      compile=getattr(args, "compile", "auto"))
+    resolved = devices.resolve(cfg.device, cfg.dtype)
     from harness.preflight import check_bench
+    from harness.runtime.batching import choose
+    from harness.runtime.cpu_dtype import refine
 
-    dev = check_bench(cfg, dev, max(batch_sizes), max(prompt_tokens) + max(output_tokens), getattr(args, "force", False))
+    dev = check_bench(cfg, resolved, max(batch_sizes), max(prompt_tokens) + max(output_tokens), getattr(args, "force", False))
+    if dev.dtype == resolved.dtype:  # not lowered to fit memory: a CPU auto dtype is timed on the architecture
+        dev = refine(dev, cfg)
     t0 = time.perf_counter()
     backend = load_backend(cfg, dev)
     load_s = time.perf_counter() - t0
+    batching, batching_reason = choose(args.batching, backend, dev.type)
     total = len(batch_sizes) * len(prompt_tokens) * len(output_tokens) * args.iterations
     if sys.stderr.isatty():
         from rich.progress import Progress
@@ -115,13 +126,15 @@ def run_bench(args) -> int:
         with Progress(transient=True) as bar:
             t = bar.add_task("bench", total=total)
             cells = sweep(backend, batch_sizes, prompt_tokens, output_tokens, iterations=args.iterations, warmup=args.warmup,
-                          progress=lambda: bar.advance(t), budget_s=budget)
+                          progress=lambda: bar.advance(t), budget_s=budget, batching=batching)
     else:
         cells = sweep(backend, batch_sizes, prompt_tokens, output_tokens, iterations=args.iterations, warmup=args.warmup,
-                      budget_s=budget)
+                      budget_s=budget, batching=batching)
     info = backend.info
     doc = {"model": info.name_or_path, "backend": info.backend, "random_weights": info.random_weights, "dtype": info.dtype,
-           "num_parameters": info.num_parameters, "device": {"type": dev.type, "name": dev.name}, "load_s": load_s, "cells": cells}
+           "num_parameters": info.num_parameters, "load_s": load_s, "cells": cells,
+           "device": {"type": dev.type, "name": dev.name, "dtype_reason": dev.dtype_reason, "dtype_measurements": dev.dtype_measurements},
+           "engine": {**info.engine, "batching": batching, "batching_reason": batching_reason}}
     _table(cells)
     text = json.dumps(doc, indent=2)
     if args.output:

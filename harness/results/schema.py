@@ -11,8 +11,9 @@ a default), so this reader validates every file of its MAJOR up to its own MINOR
 optional fields only (claim `reasons`, verdict `not_comparable`, status `partial`, error counts,
 batching mode, plugin providers); 1.2 added the model's per-task engine `sampling` and its
 `overridden_defaults`, the protocol's `source`, and `scoring`; 1.3 added task `version`, `dataset_size`
-and `lm_eval_config`, and `versions.git_hash` (for `harness export --format lm-eval`); older files
-read unchanged. 1.4 added claim comparability, `verdicts_mode`, `intervals`, metric `n_eff`,
+and `lm_eval_config`, and `versions.git_hash` (for `harness export --format lm-eval`), the model's
+`engine` (batching and compiled decoding, with reasons) and the device's `dtype_measurements`;
+older files read unchanged. 1.4 added claim comparability, `verdicts_mode`, `intervals`, metric `n_eff`,
 and the roofline's batch fields.
 """
 
@@ -184,6 +185,9 @@ class ModelRecord(_Model):
         "per task: the decoding parameters the engine was given, by the engine's own names, neutral values included"))
     overridden_defaults: dict[str, Any] = Field(default_factory=dict, description=(
         "decoding defaults of the model (generation_config.json) or server that the run set aside"))
+    engine: dict[str, Any] = Field(default_factory=dict, description=(
+        "how the engine generated: batching (static or continuous) and batching_reason, compiled decoding and compile_reason, "
+        "compile warm-up seconds and shapes, llama.cpp n_ctx/n_threads"))
 
 
 class DeviceRecord(_Model):
@@ -194,6 +198,8 @@ class DeviceRecord(_Model):
     runtime: str | None = None
     dtype: str | None = None
     dtype_reason: str | None = None
+    dtype_measurements: dict[str, Any] | None = Field(None, description=(
+        "what an auto CPU dtype was decided from: per dtype, generation timed on the architecture"))
     device_reason: str | None = None
     processes: int | None = None
 

@@ -151,6 +151,7 @@ def _model(info) -> dict:
     return {"name_or_path": info.name_or_path, "backend": info.backend, "revision": info.revision, "dtype": info.dtype,
             "num_parameters": info.num_parameters, "random_weights": info.random_weights, "architecture": info.architecture,
             "context_length": info.context_length, "quantization": info.quantization, "notes": list(info.notes),
+            "engine": dict(getattr(info, "engine", None) or {}),
             "sampling": dict(getattr(info, "sampling", {}) or {}),
             "overridden_defaults": dict(getattr(info, "overridden_defaults", {}) or {})}
 
@@ -168,7 +169,8 @@ def _scoring(rows) -> dict:
 
 def _device(dev) -> dict:
     return {"type": dev.type, "index": dev.index, "name": dev.name, "count": dev.count, "runtime": dev.backend_runtime,
-            "dtype": dev.dtype, "dtype_reason": dev.dtype_reason, "device_reason": dev.device_reason}
+            "dtype": dev.dtype, "dtype_reason": dev.dtype_reason, "device_reason": dev.device_reason,
+            "dtype_measurements": getattr(dev, "dtype_measurements", None)}
 
 
 def _protocol(plan) -> dict:

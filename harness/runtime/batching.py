@@ -1,0 +1,44 @@
+"""`--batching auto|static|continuous`: which scheduler feeds the engine, decided once with a reason.
+
+static: the queue is cut into batches of `batch_size`; a batch ends with its longest row.
+continuous: at most `batch_size` rows in flight; a row leaves when it ends and the next request
+takes its slot (engines that offer `generate_continuous`, i.e. transformers).
+auto: what was measured faster on this kind of device (benchmarks/ragged.py, docs/benchmarks.md);
+where nothing was measured, static, the path with the longer record.
+"""
+
+from __future__ import annotations
+
+from harness.errors import ConfigError
+
+MODES = ("auto", "static", "continuous")
+
+# device type -> (mode, the measurement behind it). Update from benchmarks/ragged.py runs.
+MEASURED: dict[str, tuple[str, str]] = {
+    "cpu": ("static", "on a shared 2-core EPYC VM (docs/benchmarks.md, ragged workload) continuous batching measured 0.72x "
+                      "and 1.45x static in two runs: no margin that survives the noise, so the static default stays"),
+}
+
+
+def choose(requested: str, backend, device_type: str) -> tuple[str, str]:
+    """(mode, reason). An explicit `continuous` the engine cannot do is an error, never a silent swap."""
+    if requested not in MODES:
+        raise ConfigError(f"unknown batching mode {requested!r}", f"use one of {', '.join(MODES)}")
+    why_not = _why_not_continuous(backend)
+    if requested == "continuous":
+        if why_not:
+            raise ConfigError(f"--batching continuous is not available: {why_not}", "use --batching static (or auto)")
+        return "continuous", "requested"
+    if requested == "static":
+        return "static", "requested"
+    if why_not:
+        return "static", f"auto: continuous batching is not available ({why_not})"
+    mode, evidence = MEASURED.get(device_type, ("static", f"nothing measured on {device_type} yet: static until benchmarks/ragged.py says otherwise"))
+    return mode, f"auto: {evidence}"
+
+
+def _why_not_continuous(backend) -> str | None:
+    if not hasattr(backend, "generate_continuous"):
+        return f"the {backend.info.backend} engine has no harness-side continuous batching"
+    check = getattr(backend, "continuous_unsupported", None)
+    return check() if check else None

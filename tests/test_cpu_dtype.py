@@ -1,0 +1,86 @@
+"""CPU `--dtype auto` from a short real generation of the architecture: the faster dtype wins, the
+decision and its measurements are cached per CPU, torch and shape, recorded, and only applied where
+it means something (CPU, dtype auto, the transformers engine)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from harness.runtime import cpu_dtype
+from harness.config import make_config
+from harness.runtime.device import resolve
+from harness.backends.models import random_config
+
+
+def _fake(rates):
+    calls = []
+
+    def measure(arch):
+        calls.append(arch["hidden_size"])
+        return {"layers": 2, "layers_timed": 2, "prompt_tokens": 32, "new_tokens": 16, "batch": 1,
+                "dtypes": {k: {"s": 16 / v, "tokens_per_s": v} for k, v in rates.items()}}
+    return measure, calls
+
+
+def test_the_faster_dtype_wins_and_is_cached_per_shape(tmp_path, monkeypatch):
+    monkeypatch.setenv("HARNESS_CACHE", str(tmp_path))
+    arch = random_config("tiny")
+    measure, calls = _fake({"float32": 6.3, "bfloat16": 11.9})
+    dtype, reason, measured = cpu_dtype.decide(arch, measure)
+    assert dtype == "bfloat16" and "bfloat16 11.9 tok/s" in reason and measured["dtypes"]["float32"]["tokens_per_s"] == 6.3
+    again = cpu_dtype.decide(arch, measure)
+    assert again[0] == "bfloat16" and "cached" in again[1] and calls == [64]
+    other, calls2 = _fake({"float32": 20.0, "bfloat16": 10.0})
+    assert cpu_dtype.decide({**arch, "hidden_size": 128}, other)[0] == "float32" and calls2 == [128]  # another shape: measured anew
+    assert len(json.loads((tmp_path / "cpu_dtype_generation.json").read_text())) == 2
+
+
+def test_a_broken_cache_file_only_costs_a_measurement(tmp_path, monkeypatch):
+    monkeypatch.setenv("HARNESS_CACHE", str(tmp_path))
+    (tmp_path / "cpu_dtype_generation.json").write_text("[not json")
+    measure, calls = _fake({"float32": 9.0, "bfloat16": 3.0})
+    assert cpu_dtype.decide(random_config("tiny"), measure)[0] == "float32" and calls == [64]
+
+
+def test_refine_applies_only_to_cpu_auto_transformers(monkeypatch, tmp_path):
+    monkeypatch.setenv("HARNESS_CACHE", str(tmp_path))
+    measure, calls = _fake({"float32": 1.0, "bfloat16": 2.0})
+    monkeypatch.setattr(cpu_dtype, "measure_generation", measure)
+    dev = resolve("cpu", "auto")
+    got = cpu_dtype.refine(dev, make_config(model="random:tiny"))
+    assert got.dtype == "bfloat16" and got.dtype_measurements["dtypes"]["bfloat16"]["tokens_per_s"] == 2.0
+    assert cpu_dtype.refine(resolve("cpu", "float32"), make_config(model="random:tiny", dtype="float32")).dtype == "float32"
+    assert cpu_dtype.refine(dev, make_config(model="fake:echo")) is dev
+    assert cpu_dtype.refine(dev, make_config(model="random:tiny", backend="llamacpp")) is dev
+    folderless = cpu_dtype.refine(dev, make_config(model=str(tmp_path / "x.gguf")))
+    assert folderless.dtype == dev.dtype and "no architecture config" in folderless.dtype_reason
+    assert calls == [64]
+
+
+def test_the_real_measurement_times_both_dtypes():
+    measured = cpu_dtype.measure_generation(random_config("tiny"))
+    assert set(measured["dtypes"]) == {"float32", "bfloat16"}
+    assert all(v["tokens_per_s"] > 0 for v in measured["dtypes"].values())
+    assert measured["layers_timed"] == "2" and measured["layers"] == 2  # random:tiny has only 2 layers
+
+
+def test_depths_scale_to_the_full_model(monkeypatch):
+    import torch
+
+    costs = {2: {"float32": 3.0, "bfloat16": 2.0}, 4: {"float32": 4.0, "bfloat16": 4.0}}  # bf16 layers cost more
+    monkeypatch.setattr(cpu_dtype, "_time_depth", lambda arch, depth, torch: costs[depth])
+    m = cpu_dtype.measure_generation({**random_config("tiny"), "num_hidden_layers": 24})
+    assert m["layers_timed"] == "2+4"
+    assert m["dtypes"]["float32"]["s"] == 3.0 + 22 * 0.5 and m["dtypes"]["bfloat16"]["s"] == 2.0 + 22 * 1.0
+    assert cpu_dtype.decide({**random_config("tiny"), "num_hidden_layers": 24}, lambda a: m)[0] == "float32"
+
+
+@pytest.mark.parametrize("name", ["qwen2.5-0.5b-instruct", "r1-distill-qwen-1.5b"])
+def test_shape_keys_tell_architectures_apart(name):
+    try:
+        arch = random_config(name)
+    except Exception:
+        pytest.skip(f"no config for {name}")
+    assert cpu_dtype.shape_key(arch) != cpu_dtype.shape_key(random_config("tiny"))
