@@ -33,7 +33,7 @@ LIST_SECTIONS = {
     "cards": [r"^ok\s+r1-distill-qwen-7b\s+deepseek-ai/DeepSeek-R1-Distill-Qwen-7B\s+\(7 claims\)"],
     "prices": [r"^instances \(USD per hour\):", r"^  lambda-1x-h100-sxm\s+\$4\.29/h", r"^APIs \(USD per 1M tokens\):",
                r"^  deepseek-reasoner\s+\$0\.55 input, \$0\.14 cached input, \$2\.19 output",
-               r"^  o1\s+\$15 input.*\$60 output.*third-party copy of https://openai\.com/api/pricing/"],
+               r"^  o1\s+\$15 input.*\$60 output.*third-party copy of model card o1-1217"],
 }
 
 

@@ -60,7 +60,7 @@ class RunLock:
             import fcntl
         except ImportError:  # pragma: no cover - no flock (Windows): run unlocked
             return
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)  # the umask decides, as for every result file
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
