@@ -17,6 +17,7 @@ from harness.config import RunConfig
 from harness.errors import Interrupted
 from harness.generate import first_batch, generate_all, warm_up
 from harness.measure.cost import hourly_price
+from harness.measure.estimate import keep_fitting
 from harness.plan import Plan, make_plan
 from harness import preflight
 from harness.results import rundir
@@ -58,8 +59,10 @@ def run(cfg: RunConfig, progress=None, backend=None) -> Path:
         _hook(progress, "plan", pre)
         preflight.refuse_if_too_big(pre, cfg.force)
         dev = pre.device                                                      # an auto float32 too big for memory: bfloat16
-    if dev.dtype == resolved.dtype:
-        dev = refine_cpu_dtype(dev, cfg)                                      # CPU auto dtype: timed on this architecture
+    if dev.dtype == resolved.dtype:                                           # CPU auto dtype: timed on this architecture,
+        refined = refine_cpu_dtype(dev, cfg)                                  # kept only if it still fits memory
+        memory = pre.memory if backend is None else None
+        dev = keep_fitting(dev, refined, preflight.model_shape(cfg.model), memory["batch"], memory["context"]) if memory else refined
     with StopSignals() as stop:                                               # a signal during loading still ends "interrupted"
         dist, opened, owned = parallel.Dist(), None, backend is None
         if parallel.launched_world() == 1:                                    # the folder exists before the slow loading,

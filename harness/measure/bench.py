@@ -114,7 +114,10 @@ def run_bench(args) -> int:
 
     dev = check_bench(cfg, resolved, max(batch_sizes), max(prompt_tokens) + max(output_tokens), getattr(args, "force", False))
     if dev.dtype == resolved.dtype:  # not lowered to fit memory: a CPU auto dtype is timed on the architecture
-        dev = refine(dev, cfg)
+        from harness.measure.estimate import keep_fitting
+        from harness.preflight import model_shape
+
+        dev = keep_fitting(dev, refine(dev, cfg), model_shape(cfg.model), max(batch_sizes), max(prompt_tokens) + max(output_tokens))
     t0 = time.perf_counter()
     backend = load_backend(cfg, dev)
     load_s = time.perf_counter() - t0
