@@ -109,27 +109,24 @@ def generate_all(backend: Backend, requests: Sequence[Request], lengths: Sequenc
             if not failed or stop_signal():
                 break
             time.sleep(backoff_s * 2 ** attempt)
-            again, extra = _timed(backend, [chunk[n] for n in failed])
+            again, extra = _clocked(backend, _generate, [chunk[n] for n in failed])
             wall += extra
             for n, c in zip(failed, again):
                 done[n] = c
-        batch = Batch(rows=len(chunk), input_tokens=sum(c.input_tokens or 0 for c in done),
-                      output_tokens=sum(c.output_tokens or 0 for c in done),
-                      prefill_s=min((c.ttft_s for c in done if c.ttft_s is not None), default=None), wall_s=wall,
-                      elapsed_s=time.perf_counter() - start)
+        batch = _batch(done, min((c.ttft_s for c in done if c.ttft_s is not None), default=None), wall, start)
         on_batch(chunk, done, batch)
         batches.append(batch)
 
-    in_batches(backend, order(requests, lengths), lambda chunk: _generate(backend, chunk), finished, batch_size=batch_size,
+    in_batches(backend, order(requests, lengths), _generate, finished, batch_size=batch_size,
                stop_signal=stop_signal, progress=progress,
                oom_fix="use --dtype bfloat16, a smaller --max-new-tokens, --device-map auto with --max-memory (offload), or a smaller model")
     return batches
 
 
-def in_batches(backend: Backend, queue: Sequence, call: Callable[[Sequence], list], finished: Callable[[Sequence, list, float], None], *,
+def in_batches(backend: Backend, queue: Sequence, call: Callable[[Backend, Sequence], list], finished: Callable[[Sequence, list, float], None], *,
                batch_size: int | str, oom_fix: str, stop_signal: Callable[[], int | None] = lambda: None,
                progress: Callable[[int], None] = lambda n: None) -> None:
-    """The one batching loop (generation and log-likelihood scoring): `call` on each chunk of `queue`
+    """The one batching loop (generation and log-likelihood scoring): `call(backend, chunk)` on each chunk of `queue`
     between device synchronisations, `finished(chunk, results, wall_s)` after each; with "auto" an
     out-of-memory error halves the batch and retries the same chunk. A stop request is honoured between batches."""
     auto = batch_size == "auto"
@@ -141,11 +138,7 @@ def in_batches(backend: Backend, queue: Sequence, call: Callable[[Sequence], lis
             raise Interrupted(signum)
         chunk = queue[i:i + size]
         try:
-            backend.synchronize()
-            t0 = time.perf_counter()
-            done = call(chunk)
-            backend.synchronize()
-            wall = time.perf_counter() - t0
+            done, wall = _clocked(backend, call, chunk)
         except Exception as e:
             if not is_oom(e):
                 raise
@@ -159,13 +152,18 @@ def in_batches(backend: Backend, queue: Sequence, call: Callable[[Sequence], lis
         i += len(chunk)
 
 
-def _timed(backend: Backend, chunk: Sequence[Request]) -> tuple[list[Completion], float]:
-    """One generate call between device synchronisations."""
+def _clocked(backend: Backend, call: Callable[[Backend, Sequence], list], chunk: Sequence) -> tuple[list, float]:
+    """`call(backend, chunk)` between device synchronisations, and its wall time."""
     backend.synchronize()
     t0 = time.perf_counter()
-    done = _generate(backend, chunk)
+    done = call(backend, chunk)
     backend.synchronize()
     return done, time.perf_counter() - t0
+
+
+def _batch(done: Sequence[Completion], prefill_s: float | None, wall_s: float, start: float) -> Batch:
+    return Batch(rows=len(done), input_tokens=sum(c.input_tokens or 0 for c in done), output_tokens=sum(c.output_tokens or 0 for c in done),
+                 prefill_s=prefill_s, wall_s=wall_s, elapsed_s=time.perf_counter() - start)
 
 
 def _generate(backend: Backend, chunk: Sequence[Request]) -> list[Completion]:
@@ -189,9 +187,7 @@ def _continuous(backend, queue, slots, on_batch, stop_signal, progress) -> list[
 
     def on_done(indices, done, seg):
         chunk = [queue[i] for i in indices]
-        batch = Batch(rows=len(chunk), input_tokens=sum(c.input_tokens or 0 for c in done),
-                      output_tokens=sum(c.output_tokens or 0 for c in done), prefill_s=seg["prefill_s"], wall_s=seg["wall_s"],
-                      elapsed_s=time.perf_counter() - start)
+        batch = _batch(done, seg["prefill_s"], seg["wall_s"], start)
         on_batch(chunk, done, batch)
         batches.append(batch)
         progress(len(chunk))

@@ -125,7 +125,7 @@ def score_all(backend, requests: Sequence[ScoreRequest], *, batch_size: int | st
             out[j] = s
         on_batch(list(idx), scores, wall)
 
-    in_batches(backend, order(requests), lambda idx: backend.score([requests[j] for j in idx], max_length), finished,
+    in_batches(backend, order(requests), lambda b, idx: b.score([requests[j] for j in idx], max_length), finished,
                batch_size=batch_size, progress=progress, oom_fix="use --dtype bfloat16, a smaller max_length, or a smaller model")
     return out  # type: ignore[return-value]
 
