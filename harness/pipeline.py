@@ -17,7 +17,6 @@ from harness.config import RunConfig
 from harness.errors import Interrupted
 from harness.generate import first_batch, generate_all, warm_up
 from harness.measure.cost import hourly_price
-from harness.measure.estimate import keep_fitting
 from harness.plan import Plan, make_plan
 from harness import preflight
 from harness.results import rundir
@@ -25,7 +24,6 @@ from harness.results.store import SampleWriter
 from harness.runtime import device as devices
 from harness.runtime import parallel
 from harness.runtime.batching import choose as choose_batching
-from harness.runtime.cpu_dtype import refine as refine_cpu_dtype
 from harness.runtime.signals import StopSignals
 from harness.scoring.record import sample_row
 
@@ -53,16 +51,12 @@ def run(cfg: RunConfig, progress=None, backend=None) -> Path:
         backend_class(cfg)                                                    # a bad --backend-option fails before loading
     if cfg.resume:
         rundir.check_resume(cfg, plan)                                        # refuse changed settings or data before loading
-    dev = resolved = devices.resolve(cfg.device, cfg.dtype)                   # device and dtype, with reasons
+    dev = devices.resolve(cfg.device, cfg.dtype)                   # device and dtype, with reasons
     if backend is None:
         pre = preflight.assess(cfg, plan, dev, card)                          # memory, time and dollars, before loading
         _hook(progress, "plan", pre)
         preflight.refuse_if_too_big(pre, cfg.force)
-        dev = pre.device                                                      # an auto float32 too big for memory: bfloat16
-    if dev.dtype == resolved.dtype:                                           # CPU auto dtype: timed on this architecture,
-        refined = refine_cpu_dtype(dev, cfg)                                  # kept only if it still fits memory
-        memory = pre.memory if backend is None else None
-        dev = keep_fitting(dev, refined, preflight.model_shape(cfg.model), memory["batch"], memory["context"]) if memory else refined
+        dev = pre.device                                                      # CPU auto: the dtype timed faster, if it fits
     with StopSignals() as stop:                                               # a signal during loading still ends "interrupted"
         dist, opened, owned = parallel.Dist(), None, backend is None
         if parallel.launched_world() == 1:                                    # the folder exists before the slow loading,

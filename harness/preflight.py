@@ -148,6 +148,7 @@ class Preflight:
     engines: list[dict]
     price: tuple[float | None, str]
     notes: list[str] = field(default_factory=list)
+    shape: dict | None = None  # model_shape(): config, parameters, file size
 
     @property
     def requests(self) -> int:
@@ -172,6 +173,7 @@ def _prompt_tokens(plan) -> int:
 def assess(cfg, plan, dev, card=None, *, batch: int | None = None, context: int | None = None) -> Preflight:
     """The plan's cost on `dev`. `batch`/`context` override the run's (bench passes its largest cell)."""
     shape = model_shape(cfg.model, card)
+    dev = _measured_dtype(cfg, dev, shape)
     tasks = [_task_row(tp, cfg) for tp in plan.tasks.values()]
     if batch is None:
         total = sum(t["requests"] for t in tasks)
@@ -182,9 +184,18 @@ def assess(cfg, plan, dev, card=None, *, batch: int | None = None, context: int 
     available, why = est.device_available(dev.type, dev.index)
     from harness.measure.cost import hourly_price
 
-    pre = Preflight(cfg.model, dev, tasks, memory, available, why, shape["source"], [], hourly_price(cfg.price_per_hour, cfg.instance), notes)
+    pre = Preflight(cfg.model, dev, tasks, memory, available, why, shape["source"], [], hourly_price(cfg.price_per_hour, cfg.instance), notes,
+                    shape=shape)
     pre.engines = _engines(cfg, pre, shape, batch, context)
     return pre
+
+
+def _measured_dtype(cfg, dev, shape: dict):
+    """CPU `--dtype auto` on transformers: the dtype a short generation of this architecture ran
+    faster in (harness/runtime/cpu_dtype.py), the same decision for plan, run and bench."""
+    from harness.runtime.cpu_dtype import refine
+
+    return refine(dev, cfg, shape.get("config"))
 
 
 def _task_row(tp, cfg) -> dict:
@@ -199,7 +210,8 @@ def _task_row(tp, cfg) -> dict:
 
 
 def _fit_dtype(cfg, dev, shape, batch, context) -> tuple[object, dict | None, list[str]]:
-    """The estimate in the run's dtype; an automatic float32 that would not fit drops to bfloat16."""
+    """The estimate in the run's dtype; an automatic float32 (the faster one here, or the only
+    choice) that would not fit drops to bfloat16, and the reason says both."""
     notes: list[str] = []
     if shape["file_bytes"] and not shape["params"]:
         w = shape["file_bytes"]
@@ -216,6 +228,8 @@ def _fit_dtype(cfg, dev, shape, batch, context) -> tuple[object, dict | None, li
             smaller = est.memory_estimate(config, shape["params"], "bfloat16", batch, context, dev.type)
             why = (f"auto: float32 would need {est.human_bytes(memory['total'])} of {est.human_bytes(available)} available, "
                    f"so bfloat16 ({est.human_bytes(smaller['total'])})")
+            if dev.dtype_measurements:
+                why += f" (float32 measured faster: {dev.dtype_reason})"
             dev, memory = replace(dev, dtype="bfloat16", dtype_reason=why), smaller
             notes.append(f"dtype {why}")
     return dev, memory, notes
@@ -348,7 +362,7 @@ def print_plan(cfg) -> int:
 def check_bench(cfg, dev, batch: int, context: int, force: bool):
     """`harness bench`'s memory check at its largest cell; returns the device (dtype possibly lowered)."""
     shape = model_shape(cfg.model)
-    dev, memory, notes = _fit_dtype(cfg, dev, shape, batch, context)
+    dev, memory, notes = _fit_dtype(cfg, _measured_dtype(cfg, dev, shape), shape, batch, context)
     for note in notes:
         print(f"note: {note}", file=sys.stderr)
     if memory is not None:

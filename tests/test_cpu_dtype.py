@@ -84,3 +84,56 @@ def test_shape_keys_tell_architectures_apart(name):
     except Exception:
         pytest.skip(f"no config for {name}")
     assert cpu_dtype.shape_key(arch) != cpu_dtype.shape_key(random_config("tiny"))
+
+
+def test_plan_run_and_bench_use_the_same_measured_dtype(monkeypatch, tmp_path, capsys):
+    """One decision for all three: the plan printed float32 from a matmul timing while the run
+    decoded in the dtype a generation measured faster, so the plan's memory, time and dtype line
+    described another run."""
+    from harness.cli import main
+
+    monkeypatch.setenv("HARNESS_CACHE", str(tmp_path / "cache"))
+    measure, calls = _fake({"float32": 1.0, "bfloat16": 3.0})
+    monkeypatch.setattr(cpu_dtype, "measure_generation", measure)
+    data = tmp_path / "d.jsonl"
+    data.write_text('{"id": "a", "question": "1+1?", "answer": "1+1=2\\n#### 2"}\n')
+    args = ["--model", "random:tiny", "--tasks", "gsm8k", "--data-file", f"gsm8k={data}", "--device", "cpu", "--max-new-tokens", "2"]
+    assert main(["plan", *args]) == 0
+    plan = capsys.readouterr().out
+    assert "bfloat16 (auto: generation timed" in plan, plan
+    assert main(["run", *args, "--output-dir", str(tmp_path / "out")]) == 0
+    run = json.loads(next((tmp_path / "out").rglob("run.json")).read_text())
+    assert run["device"]["dtype"] == "bfloat16" and run["device"]["dtype_measurements"]["dtypes"]["bfloat16"]["tokens_per_s"] == 3.0
+    assert main(["bench", "--model", "random:tiny", "--device", "cpu", "--batch-sizes", "1", "--prompt-tokens", "4",
+                 "--output-tokens", "2", "--iterations", "1", "--output", str(tmp_path / "bench.json")]) == 0
+    bench = json.loads((tmp_path / "bench.json").read_text())
+    assert bench["dtype"] == "bfloat16" and "generation timed" in bench["device"]["dtype_reason"], bench["device"]
+    assert calls == [64]  # measured once, then cached for the run and the bench
+
+
+def test_a_probe_too_big_for_memory_is_skipped_and_says_so(monkeypatch):
+    from harness.measure import estimate
+
+    monkeypatch.setattr(estimate, "device_available", lambda kind, index: (10_000_000, "test"))
+    monkeypatch.setattr(cpu_dtype, "measure_generation", lambda arch: pytest.fail("a probe that does not fit must not run"))
+    dev = resolve("cpu", "auto")
+    got = cpu_dtype.refine(dev, make_config(model="random:qwen2.5-0.5b-instruct"))
+    assert got.dtype == dev.dtype and "generation not timed" in got.dtype_reason and "more than 25%" in got.dtype_reason
+
+
+def test_a_measured_float32_that_does_not_fit_drops_to_bfloat16_with_both_reasons(monkeypatch, tmp_path):
+    from harness import preflight
+    from harness.measure import estimate
+
+    monkeypatch.setenv("HARNESS_CACHE", str(tmp_path))
+    monkeypatch.setattr(cpu_dtype, "measure_generation", _fake({"float32": 5.0, "bfloat16": 1.0})[0])
+    monkeypatch.setattr(cpu_dtype, "_probe_too_big", lambda arch: None)
+    cfg = make_config(model="random:qwen2.5-0.5b-instruct", device="cpu")
+    dev = preflight._measured_dtype(cfg, resolve("cpu", "auto"), preflight.model_shape(cfg.model))
+    assert dev.dtype == "float32"
+    shape = preflight.model_shape(cfg.model)
+    f32 = estimate.memory_estimate(shape["config"], shape["params"], "float32", 1, 128, "cpu")["total"]
+    monkeypatch.setattr(estimate, "device_available", lambda kind, index: (int(f32 * 0.8), "test"))
+    dev, memory, notes = preflight._fit_dtype(cfg, dev, shape, 1, 128)
+    assert dev.dtype == "bfloat16" and memory["dtype"] == "bfloat16"
+    assert "float32 would need" in dev.dtype_reason and "float32 measured faster" in dev.dtype_reason

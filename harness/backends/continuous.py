@@ -67,7 +67,7 @@ def run(backend, requests: Sequence[Request], slots: int, on_done: OnDone | None
     check_supported(backend.model)
     if any(r.sampling.repetition_penalty != 1.0 or r.sampling.presence_penalty or r.sampling.frequency_penalty for r in requests):
         raise ValueError("continuous batching applies no repetition, presence or frequency penalty; use --batching static")
-    model, tok, dev = backend.model, backend.tokenizer, backend.device
+    model, dev = backend.model, backend.device
     eos = sorted(backend.eos_ids)
     waiting = deque(enumerate(requests))
     rows: list[_Row] = []

@@ -107,17 +107,11 @@ def run_bench(args) -> int:
         raise ConfigError(f"--cell-budget-s must be from 0 to 86400 seconds, got {budget}", "e.g. --cell-budget-s 60")
     cfg = make_config(model=args.model, backend=args.backend, device=args.device, dtype=args.dtype, tokenizer=args.tokenizer,
                       compile=getattr(args, "compile", "auto"))
-    resolved = devices.resolve(cfg.device, cfg.dtype)
+    dev = devices.resolve(cfg.device, cfg.dtype)
     from harness.preflight import check_bench
     from harness.runtime.batching import choose
-    from harness.runtime.cpu_dtype import refine
 
-    dev = check_bench(cfg, resolved, max(batch_sizes), max(prompt_tokens) + max(output_tokens), getattr(args, "force", False))
-    if dev.dtype == resolved.dtype:  # not lowered to fit memory: a CPU auto dtype is timed on the architecture
-        from harness.measure.estimate import keep_fitting
-        from harness.preflight import model_shape
-
-        dev = keep_fitting(dev, refine(dev, cfg), model_shape(cfg.model), max(batch_sizes), max(prompt_tokens) + max(output_tokens))
+    dev = check_bench(cfg, dev, max(batch_sizes), max(prompt_tokens) + max(output_tokens), getattr(args, "force", False))
     t0 = time.perf_counter()
     backend = load_backend(cfg, dev)
     load_s = time.perf_counter() - t0

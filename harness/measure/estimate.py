@@ -186,19 +186,3 @@ def human_seconds(s: float | None) -> str:
     if s < 3 * 86400:
         return f"{s / 3600:.1f} hours"
     return f"{s / 3600:,.0f} hours ({s / 86400:,.0f} days)"
-
-
-def keep_fitting(before, after, shape: dict, batch: int, context: int):
-    """`after` (a dtype a CPU decoding measurement chose) when its memory estimate for the model's
-    `shape` fits too, else `before`: a faster dtype is no use if the model then cannot be built."""
-    from dataclasses import replace
-
-    if after.dtype == before.dtype or not shape.get("params"):
-        return after
-    memory = memory_estimate(shape.get("config") or {}, shape["params"], after.dtype, batch, context, after.type)
-    available, _ = device_available(after.type, after.index)
-    if fits(memory, available):
-        return after
-    why = (f"{before.dtype_reason}; the measured choice, {after.dtype}, would need {human_bytes(memory['total'])} "
-           f"of {human_bytes(available)} available, so {before.dtype} stays")
-    return replace(before, dtype_reason=why)

@@ -28,18 +28,38 @@ SHAPE_KEYS = ("model_type", "hidden_size", "intermediate_size", "moe_intermediat
               "kv_lora_rank", "q_lora_rank", "tie_word_embeddings")
 
 
-def refine(dev, cfg):
+def refine(dev, cfg, arch: dict | None = None):
     """The DeviceChoice with the dtype a decoding measurement picked, where that applies (CPU, dtype
-    auto, transformers, an architecture config at hand); otherwise `dev` unchanged."""
+    auto, transformers, an architecture config at hand: `arch`, else read from the model spec);
+    otherwise `dev` unchanged. A probe that would itself need too much memory is skipped, and says so."""
     from harness.backends import backend_for
 
     if dev.type != "cpu" or cfg.dtype != "auto" or (cfg.backend if cfg.backend != "auto" else backend_for(cfg.model)) != "transformers":
         return dev
-    arch = architecture(cfg.model)
+    arch = arch or architecture(cfg.model)
     if arch is None:
         return replace(dev, dtype_reason=f"{dev.dtype_reason}; no architecture config to time generation on")
+    too_big = _probe_too_big(arch)
+    if too_big:
+        return replace(dev, dtype_reason=f"{dev.dtype_reason}; generation not timed: {too_big}")
     dtype, reason, measured = decide(arch)
     return replace(dev, dtype=dtype, dtype_reason=reason, dtype_measurements=measured)
+
+
+PROBE_MEMORY_SHARE = 0.25  # of the memory available: the probe model in float32, at its deeper depth
+
+
+def _probe_too_big(arch: dict) -> str | None:
+    """Why the probe model (the architecture at 2 * LAYERS layers, float32) would not fit comfortably, or None."""
+    from harness.measure.estimate import count_parameters, device_available, human_bytes
+
+    text = arch.get("text_config") if isinstance(arch.get("text_config"), dict) else arch
+    params = count_parameters({**text, "num_hidden_layers": min(2 * LAYERS, int(text.get("num_hidden_layers") or LAYERS))})
+    available, _ = device_available("cpu", None)
+    if params is None or available is None or params * 4 <= PROBE_MEMORY_SHARE * available:
+        return None
+    return (f"a {2 * LAYERS}-layer float32 probe of this architecture needs {human_bytes(params * 4)}, more than "
+            f"{PROBE_MEMORY_SHARE:.0%} of the {human_bytes(available)} available")
 
 
 def architecture(spec: str) -> dict | None:
