@@ -20,7 +20,7 @@ RUN_FLAGS = {  # flag -> (config key, type, help)
     "--card": ("card", str, "model card name: run with the card's protocol and check its claims"),
     "--tasks": ("tasks", str, "comma-separated tasks; lm_eval:<task> runs an lm-eval task"),
     "--limit": ("limit", int, "at most this many problems per task"),
-    "--batch-size": ("batch_size", str, "N or auto (halves on out-of-memory); with continuous batching: sequences in flight"),
+    "--batch-size": ("batch_size", str, "N or auto (transformers: the fastest batch measured on the run's first requests; halves on out-of-memory); with continuous batching: sequences in flight"),
     "--batching": ("batching", str, "auto | static | continuous (rows leave when done, waiting requests take their slots)"),
     "--compile": ("compile", str, "auto | on | off: static KV cache + torch.compile for decoding (transformers on CUDA)"),
     "--max-new-tokens": ("max_new_tokens", int, "token budget per answer, thinking included (default: the card's, else the task's, else 1024; 64 for random: models)"),

@@ -63,9 +63,15 @@ def order(requests: Sequence[Request], lengths: Sequence[int]) -> list[Request]:
     return [r for _, _, r in sorted(zip((-n for n in lengths), range(len(requests)), requests))]
 
 
-def first_batch(requests: Sequence[Request], lengths: Sequence[int], batch_size: int | str, backend: Backend) -> list[Request]:
-    size = backend.max_batch_size() if batch_size == "auto" else int(batch_size)
-    return order(requests, lengths)[:size]
+def start_size(batch_size: int | str, backend: Backend, auto_start: int | None = None) -> int:
+    """The first batch's size: the given one, or for "auto" the measured start (runtime/batch_size.py)
+    or else the engine's default."""
+    return (auto_start or backend.max_batch_size()) if batch_size == "auto" else int(batch_size)
+
+
+def first_batch(requests: Sequence[Request], lengths: Sequence[int], batch_size: int | str, backend: Backend,
+                auto_start: int | None = None) -> list[Request]:
+    return order(requests, lengths)[:start_size(batch_size, backend, auto_start)]
 
 
 def warm_up(backend: Backend, requests: Sequence[Request], times: int) -> dict:
@@ -82,7 +88,7 @@ def warm_up(backend: Backend, requests: Sequence[Request], times: int) -> dict:
             backend.generate(short)
         except Exception as e:  # the timed batches meet the same problem and handle it there
             if is_oom(e):
-                _free_cache()
+                free_cache()
             break
     backend.synchronize()
     backend.reset_peak_memory()
@@ -93,9 +99,9 @@ def warm_up(backend: Backend, requests: Sequence[Request], times: int) -> dict:
 def generate_all(backend: Backend, requests: Sequence[Request], lengths: Sequence[int], *, batch_size: int | str,
                  on_batch: OnBatch, stop_signal: Callable[[], int | None] = lambda: None,
                  progress: Callable[[int], None] = lambda n: None, retries: int | None = None,
-                 backoff_s: float | None = None, batching: str = "static") -> list[Batch]:
+                 backoff_s: float | None = None, batching: str = "static", auto_start: int | None = None) -> list[Batch]:
     if batching == "continuous":  # batch_size: sequences in flight
-        slots = backend.max_batch_size() if batch_size == "auto" else int(batch_size)
+        slots = start_size(batch_size, backend, auto_start)
         return _continuous(backend, order(requests, lengths), slots, on_batch, stop_signal, progress)
     retries = RETRIES if retries is None else retries
     backoff_s = BACKOFF_S if backoff_s is None else backoff_s
@@ -117,7 +123,7 @@ def generate_all(backend: Backend, requests: Sequence[Request], lengths: Sequenc
         on_batch(chunk, done, batch)
         batches.append(batch)
 
-    in_batches(backend, order(requests, lengths), _generate, finished, batch_size=batch_size,
+    in_batches(backend, order(requests, lengths), _generate, finished, batch_size=batch_size, auto_start=auto_start,
                stop_signal=stop_signal, progress=progress,
                oom_fix="use --dtype bfloat16, a smaller --max-new-tokens, --device-map auto with --max-memory (offload), or a smaller model")
     return batches
@@ -125,12 +131,12 @@ def generate_all(backend: Backend, requests: Sequence[Request], lengths: Sequenc
 
 def in_batches(backend: Backend, queue: Sequence, call: Callable[[Backend, Sequence], list], finished: Callable[[Sequence, list, float], None], *,
                batch_size: int | str, oom_fix: str, stop_signal: Callable[[], int | None] = lambda: None,
-               progress: Callable[[int], None] = lambda n: None) -> None:
+               progress: Callable[[int], None] = lambda n: None, auto_start: int | None = None) -> None:
     """The one batching loop (generation and log-likelihood scoring): `call(backend, chunk)` on each chunk of `queue`
     between device synchronisations, `finished(chunk, results, wall_s)` after each; with "auto" an
     out-of-memory error halves the batch and retries the same chunk. A stop request is honoured between batches."""
     auto = batch_size == "auto"
-    size = backend.max_batch_size() if auto else int(batch_size)
+    size = start_size(batch_size, backend, auto_start)
     i = 0
     while i < len(queue):
         signum = stop_signal()
@@ -142,7 +148,7 @@ def in_batches(backend: Backend, queue: Sequence, call: Callable[[Backend, Seque
         except Exception as e:
             if not is_oom(e):
                 raise
-            _free_cache()
+            free_cache()
             if auto and size > 1:
                 size = max(1, size // 2)
                 continue  # the same requests, in a smaller batch
@@ -197,12 +203,12 @@ def _continuous(backend, queue, slots, on_batch, stop_signal, progress) -> list[
     except Exception as e:
         if not is_oom(e):
             raise
-        _free_cache()
+        free_cache()
         raise OutOfMemory(f"out of memory with {slots} sequences in flight", "use a smaller --batch-size") from None
     return batches
 
 
-def _free_cache() -> None:
+def free_cache() -> None:
     import gc
 
     gc.collect()

@@ -15,7 +15,7 @@ from typing import Callable
 from harness.backends import backend_class, load_backend
 from harness.config import RunConfig
 from harness.errors import Interrupted
-from harness.generate import first_batch, generate_all, warm_up
+from harness.generate import first_batch, generate_all, order, warm_up
 from harness.measure.cost import hourly_price
 from harness.plan import Plan, make_plan
 from harness import preflight
@@ -41,6 +41,7 @@ class RunContext:
     state: rundir.RunState
     load_s: float
     progress: Callable[[int], None]
+    batch_fits: Callable[[int], bool] = lambda b: True  # the memory estimate at the run's context, for --batch-size auto
 
 
 def run(cfg: RunConfig, progress=None, backend=None) -> Path:
@@ -52,11 +53,13 @@ def run(cfg: RunConfig, progress=None, backend=None) -> Path:
     if cfg.resume:
         rundir.check_resume(cfg, plan)                                        # refuse changed settings or data before loading
     dev = devices.resolve(cfg.device, cfg.dtype)                   # device and dtype, with reasons
+    fits = lambda b: True  # noqa: E731
     if backend is None:
         pre = preflight.assess(cfg, plan, dev, card)                          # memory, time and dollars, before loading
         _hook(progress, "plan", pre)
         preflight.refuse_if_too_big(pre, cfg.force)
         dev = pre.device                                                      # CPU auto: the dtype timed faster, if it fits
+        fits = preflight.batch_fits(pre)
     with StopSignals() as stop:                                               # a signal during loading still ends "interrupted"
         dist, opened, owned = parallel.Dist(), None, backend is None
         if parallel.launched_world() == 1:                                    # the folder exists before the slow loading,
@@ -72,7 +75,7 @@ def run(cfg: RunConfig, progress=None, backend=None) -> Path:
             load_s = time.perf_counter() - t0
             mode, why = choose_batching(cfg.batching, served, dev.type)      # static or continuous, with the reason
             served.info.engine.update(batching=mode, batching_reason=why)
-            ctx = RunContext(cfg, plan, dev, dist, served, *opened, load_s, progress or (lambda n: None))
+            ctx = RunContext(cfg, plan, dev, dist, served, *opened, load_s, progress or (lambda n: None), fits)
             _generate_and_finish(ctx, stop)
         except BaseException as e:
             if opened:                                                        # failed with nothing measured: no half folder;
@@ -96,7 +99,8 @@ def _generate_and_finish(ctx: RunContext, stop: StopSignals) -> None:
     lengths = [ctx.backend.count_tokens(prompts[req.key]) or len(prompts[req.key]) for req, *_ in mine]
     _check_context(ctx.backend, mine, lengths)
     requests = [req for req, *_ in mine]
-    warmup = warm_up(ctx.backend, first_batch(requests, lengths, ctx.cfg.batch_size, ctx.backend), ctx.cfg.warmup)
+    auto_start = _auto_batch_size(ctx, mine, requests, lengths, stop)        # --batch-size auto: measured on these requests
+    warmup = warm_up(ctx.backend, first_batch(requests, lengths, ctx.cfg.batch_size, ctx.backend, auto_start), ctx.cfg.warmup)
     by_key = {req.key: (tp, item, s) for req, tp, item, s in mine}
     writer = SampleWriter(ctx.run_dir / ctx.state.samples_file(ctx.dist))
     batch_log = SampleWriter(ctx.run_dir / ctx.state.batches_file(ctx.dist))
@@ -119,7 +123,7 @@ def _generate_and_finish(ctx: RunContext, stop: StopSignals) -> None:
     try:
         generate_all(ctx.backend, requests, lengths, batch_size=ctx.cfg.batch_size, on_batch=on_batch,
                      stop_signal=stop.received, progress=ctx.progress,
-                     batching=ctx.backend.info.engine.get("batching", "static"))
+                     batching=ctx.backend.info.engine.get("batching", "static"), auto_start=auto_start)
     except Interrupted as e:
         status, ctx.state.signum = "interrupted", e.signum
     except BaseException as e:
@@ -153,6 +157,21 @@ def _ranked(dev: devices.DeviceChoice, dist: parallel.Dist) -> tuple[devices.Dev
         if dev.type in ("cuda", "xpu", "npu"):
             dev = devices.resolve(f"{dev.type}:{dist.local_rank}", dev.dtype)
     return dev, dist
+
+
+def _auto_batch_size(ctx: RunContext, mine, requests, lengths, stop: StopSignals) -> int | None:
+    """The measured start for --batch-size auto, recorded with its reason in run.json's engine."""
+    if ctx.cfg.batch_size != "auto" or not requests:
+        return None
+    from harness.runtime.batch_size import choose
+
+    expected = [min(tp.settings["max_new_tokens"], tp.settings.get("mean_output_tokens") or tp.settings["max_new_tokens"])
+                for _, tp, *_ in mine]
+    _hook(ctx.progress, "probing", "batch size")
+    size, why, measured = choose(ctx.backend, order(requests, lengths), expected_tokens=round(sum(expected) / len(expected)),
+                                 device_type=ctx.dev.type, device_name=ctx.dev.name, fits=ctx.batch_fits, should_stop=stop.received)
+    ctx.backend.info.engine.update(batch_size=size, batch_size_reason=why, **({"batch_size_measurements": measured} if measured else {}))
+    return size
 
 
 def _hook(progress, name: str, *args) -> None:

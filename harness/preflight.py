@@ -305,6 +305,15 @@ def _bandwidth(dev) -> tuple[float | None, str]:
         return None, f"unavailable: {e}"
 
 
+def batch_fits(pre: Preflight):
+    """b -> whether the run fits memory at batch b and the preflight's context (True when unknown)."""
+    m, shape = pre.memory, pre.shape or {}
+    if not m or not shape.get("params") or m["dtype"] == "as stored":
+        return lambda b: True
+    return lambda b: est.fits(est.memory_estimate(shape.get("config") or {}, shape["params"], m["dtype"], b, m["context"],
+                                                  pre.device.type), pre.available)
+
+
 def refuse_if_too_big(pre: Preflight, force: bool, what: str = "run") -> None:
     if pre.fits or force:
         return

@@ -188,8 +188,10 @@ class Backend:
     def reset_peak_memory(self) -> None:
         """Start a fresh peak-memory window (after load, before warm-up)."""
 
+    probes_batch_size = False  # True: `--batch-size auto` is measured (runtime/batch_size.py), not max_batch_size()
+
     def max_batch_size(self) -> int:
-        """Starting point for `--batch-size auto`."""
+        """Starting point for `--batch-size auto` on engines that do not probe it."""
         return 8
 
     # ---- log-likelihood scoring (backends/logprobs.py); engines without prompt logits keep these ----

@@ -49,6 +49,10 @@ class RunProgress:
         if not self.quiet:
             self._print(f"loading {model} ...", self.out)
 
+    def probing(self, what: str) -> None:
+        if not self.quiet:
+            self._print(f"measuring the {what} (--batch-size auto) ...", self.out)
+
     def start(self, total: int) -> None:
         self.total, self.t0 = total, time.perf_counter()
         if self.quiet:

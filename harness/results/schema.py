@@ -187,7 +187,8 @@ class ModelRecord(_Model):
         "decoding defaults of the model (generation_config.json) or server that the run set aside"))
     engine: dict[str, Any] = Field(default_factory=dict, description=(
         "how the engine generated: batching (static or continuous) and batching_reason, compiled decoding and compile_reason, "
-        "compile warm-up seconds and shapes, llama.cpp n_ctx/n_threads"))
+        "compile warm-up seconds and shapes, llama.cpp n_ctx/n_threads; with --batch-size auto: batch_size, batch_size_reason and "
+        "batch_size_measurements (the probes' prefill, step and rate per batch)"))
 
 
 class DeviceRecord(_Model):
