@@ -173,14 +173,13 @@ def _prompt_tokens(plan) -> int:
 def assess(cfg, plan, dev, card=None, *, batch: int | None = None, context: int | None = None) -> Preflight:
     """The plan's cost on `dev`. `batch`/`context` override the run's (bench passes its largest cell)."""
     shape = model_shape(cfg.model, card)
-    dev = _measured_dtype(cfg, dev, shape)
     tasks = [_task_row(tp, cfg) for tp in plan.tasks.values()]
     if batch is None:
         total = sum(t["requests"] for t in tasks)
         batch = 1 if cfg.batch_size == "auto" else max(1, min(int(cfg.batch_size), total or 1))
     if context is None:
         context = _prompt_tokens(plan) + max((t["max_new_tokens"] for t in tasks), default=0)
-    dev, memory, notes = _fit_dtype(cfg, dev, shape, batch, context)
+    dev, memory, notes = run_dtype(cfg, dev, shape, batch, context)
     available, why = est.device_available(dev.type, dev.index)
     from harness.measure.cost import hourly_price
 
@@ -190,12 +189,13 @@ def assess(cfg, plan, dev, card=None, *, batch: int | None = None, context: int 
     return pre
 
 
-def _measured_dtype(cfg, dev, shape: dict):
-    """CPU `--dtype auto` on transformers: the dtype a short generation of this architecture ran
-    faster in (harness/runtime/cpu_dtype.py), the same decision for plan, run and bench."""
+def run_dtype(cfg, dev, shape: dict, batch: int, context: int) -> tuple[object, dict | None, list[str]]:
+    """(device, memory estimate, notes) with the dtype a run uses, one decision for plan, run and
+    bench: on CPU with `--dtype auto` and transformers, the dtype a short generation of this
+    architecture ran faster in (harness/runtime/cpu_dtype.py); then the memory check."""
     from harness.runtime.cpu_dtype import refine
 
-    return refine(dev, cfg, shape.get("config"))
+    return _fit_dtype(cfg, refine(dev, cfg, shape.get("config")), shape, batch, context)
 
 
 def _task_row(tp, cfg) -> dict:
@@ -371,7 +371,7 @@ def print_plan(cfg) -> int:
 def check_bench(cfg, dev, batch: int, context: int, force: bool):
     """`harness bench`'s memory check at its largest cell; returns the device (dtype possibly lowered)."""
     shape = model_shape(cfg.model)
-    dev, memory, notes = _fit_dtype(cfg, _measured_dtype(cfg, dev, shape), shape, batch, context)
+    dev, memory, notes = run_dtype(cfg, dev, shape, batch, context)
     for note in notes:
         print(f"note: {note}", file=sys.stderr)
     if memory is not None:
