@@ -73,7 +73,8 @@ def run(cfg: RunConfig, progress=None, backend=None) -> Path:
             backend = backend or load_backend(cfg, dev)                       # the model, on the device
             served = _budgeted(cfg, backend)
             load_s = time.perf_counter() - t0
-            mode, why = choose_batching(cfg.batching, served, dev.type)      # static or continuous, with the reason
+            mode, why = choose_batching(cfg.batching, served, dev.type,      # static or continuous, with the reason
+                                        [tp.sampling for tp in plan.tasks.values()])
             served.info.engine.update(batching=mode, batching_reason=why)
             ctx = RunContext(cfg, plan, dev, dist, served, *opened, load_s, progress or (lambda n: None), fits)
             _generate_and_finish(ctx, stop)

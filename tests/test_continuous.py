@@ -195,6 +195,21 @@ def test_continuous_refuses_penalties_it_does_not_apply(backend, penalty):
         backend.generate_continuous(_reqs(LENGTHS[:2], **penalty), 2)
 
 
+@pytest.mark.parametrize("penalty", [{"repetition_penalty": 1.3}, {"presence_penalty": 0.5}, {"frequency_penalty": 0.5}])
+def test_auto_keeps_static_and_explicit_continuous_is_refused_for_penalties(backend, penalty, monkeypatch):
+    """Whatever auto picks on a device, a run with a penalty gets static batching (which applies it),
+    and an explicit continuous is refused before any generation rather than failing mid-run."""
+    from harness.runtime import batching
+
+    monkeypatch.setitem(batching.MEASURED, "cpu", ("continuous", "test"))
+    with_penalty = [Sampling(max_new_tokens=4), Sampling(max_new_tokens=4, **penalty)]
+    assert choose("auto", backend, "cpu", [Sampling(max_new_tokens=4)])[0] == "continuous"
+    mode, why = choose("auto", backend, "cpu", with_penalty)
+    assert mode == "static" and "penalty" in why
+    with pytest.raises(ConfigError, match="penalty"):
+        choose("continuous", backend, "cpu", with_penalty)
+
+
 def test_engine_options_are_declared():
     """--compile, --n-ctx and --n-threads reach the engines as options their Options models declare."""
     from harness.backends.llamacpp import LlamaCppBackend

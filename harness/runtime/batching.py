@@ -20,11 +20,12 @@ MEASURED: dict[str, tuple[str, str]] = {
 }
 
 
-def choose(requested: str, backend, device_type: str) -> tuple[str, str]:
-    """(mode, reason). An explicit `continuous` the engine cannot do is an error, never a silent swap."""
+def choose(requested: str, backend, device_type: str, samplings=()) -> tuple[str, str]:
+    """(mode, reason). An explicit `continuous` the engine or the run's decoding settings (`samplings`)
+    cannot have is an error before any generation, never a silent swap."""
     if requested not in MODES:
         raise ConfigError(f"unknown batching mode {requested!r}", f"use one of {', '.join(MODES)}")
-    why_not = _why_not_continuous(backend)
+    why_not = _why_not_continuous(backend) or _why_not_sampling(samplings)
     if requested == "continuous":
         if why_not:
             raise ConfigError(f"--batching continuous is not available: {why_not}", "use --batching static (or auto)")
@@ -35,6 +36,14 @@ def choose(requested: str, backend, device_type: str) -> tuple[str, str]:
         return "static", f"auto: continuous batching is not available ({why_not})"
     mode, evidence = MEASURED.get(device_type, ("static", f"nothing measured on {device_type} yet: static until benchmarks/ragged.py says otherwise"))
     return mode, f"auto: {evidence}"
+
+
+def _why_not_sampling(samplings) -> str | None:
+    """Continuous batching draws each row's token itself and applies no repetition, presence or
+    frequency penalty (backends/continuous.py)."""
+    if any(s.repetition_penalty != 1.0 or s.presence_penalty or s.frequency_penalty for s in samplings):
+        return "it applies no repetition, presence or frequency penalty, and this run sets one"
+    return None
 
 
 def _why_not_continuous(backend) -> str | None:
