@@ -47,7 +47,8 @@ def rate(backend, reqs, batch: int) -> float:
 def auto_choice(model: str) -> dict:
     """`--dtype auto` as `harness run` decides it, timed, in a fresh decision cache."""
     from harness.config import make_config
-    from harness.preflight import model_shape, run_dtype
+    from harness.preflight import model_shape
+    from harness.runtime.fitting import run_dtype
 
     os.environ["HARNESS_CACHE"] = tempfile.mkdtemp(prefix="cpu-dtype-")
     cfg = make_config(model=model, device="cpu")

@@ -4,7 +4,9 @@
 
 1. overhead: the harness generation stage (length-sorted batches, per-step clock, per-row
    sampler, scoring, durable fsync'd appends) over a plain batched `model.generate` loop on the
-   same rendered prompts, same batches, same greedy settings and fixed output length. Passes run
+   same rendered prompts, same batches, same greedy settings and fixed output length
+   (`--batching continuous`: the harness side runs its continuous scheduler with --batch-size
+   slots, the path `--batching auto` takes where it measured faster). Passes run
    in pairs, alternating which goes first; the ratio is the median of the per-pair ratios (the
    ratio of the medians is printed too). Target <= 1.05.
 2. timing: at batch 1, the harness's TTFT and decode rate against an independent measurement of
@@ -45,7 +47,7 @@ def requests_for(n: int, max_new: int, fixed: bool = True) -> tuple[list[Request
     return reqs, {r.key: it for r, it in zip(reqs, items)}
 
 
-def harness_pass(backend, reqs, items, batch_size, out: Path) -> float:
+def harness_pass(backend, reqs, items, batch_size, out: Path, batching: str = "static") -> float:
     prompts = {r.key: backend.render(r) for r in reqs}
     lengths = [backend.count_tokens(prompts[r.key]) for r in reqs]
     writer = SampleWriter(out)
@@ -56,7 +58,7 @@ def harness_pass(backend, reqs, items, batch_size, out: Path) -> float:
 
     backend.synchronize()
     t0 = time.perf_counter()
-    generate_all(backend, reqs, lengths, batch_size=batch_size, on_batch=on_batch)
+    generate_all(backend, reqs, lengths, batch_size=batch_size, on_batch=on_batch, batching=batching)
     backend.synchronize()
     wall = time.perf_counter() - t0
     writer.close()
@@ -133,6 +135,8 @@ def main() -> int:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--scaling", default="1,4,8,16")
     ap.add_argument("--skip", default="", help="comma-separated sections to skip: overhead,timing,scaling")
+    ap.add_argument("--batching", default="static", choices=("static", "continuous"),
+                    help="the harness path of the overhead check (the plain loop is static batches of --batch-size)")
     args = ap.parse_args()
     skip = set(args.skip.split(","))
     dev = resolve(args.device, args.dtype)
@@ -140,17 +144,18 @@ def main() -> int:
     reqs, items = requests_for(args.prompts, args.max_new_tokens)
     backend.generate(reqs[: args.batch_size])  # warm-up for both paths
     doc = {"model": args.model, "device": dev.name, "dtype": dev.dtype, "prompts": args.prompts, "batch_size": args.batch_size,
+           "batching": args.batching,
            "max_new_tokens": args.max_new_tokens, "repeats": args.repeats, "torch_threads": torch.get_num_threads()}
     if "overhead" not in skip:
         h, p = [], []
         with tempfile.TemporaryDirectory() as tmp:
             for i in range(args.repeats):  # pairs, alternating which goes first, so drift cancels
                 if i % 2 == 0:
-                    h.append(harness_pass(backend, reqs, items, args.batch_size, Path(tmp) / f"s{i}.jsonl"))
+                    h.append(harness_pass(backend, reqs, items, args.batch_size, Path(tmp) / f"s{i}.jsonl", args.batching))
                     p.append(plain_pass(backend, reqs, args.batch_size))
                 else:
                     p.append(plain_pass(backend, reqs, args.batch_size))
-                    h.append(harness_pass(backend, reqs, items, args.batch_size, Path(tmp) / f"s{i}.jsonl"))
+                    h.append(harness_pass(backend, reqs, items, args.batch_size, Path(tmp) / f"s{i}.jsonl", args.batching))
         paired = statistics.median(a / b for a, b in zip(h, p))
         ratio = statistics.median(h) / statistics.median(p)
         doc["overhead"] = {"harness_s": h, "plain_s": p, "ratio": paired, "ratio_of_medians": ratio}

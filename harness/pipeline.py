@@ -24,6 +24,7 @@ from harness.results.store import SampleWriter
 from harness.runtime import device as devices
 from harness.runtime import parallel
 from harness.runtime.batching import choose as choose_batching
+from harness.runtime.fitting import batch_fits
 from harness.runtime.signals import StopSignals
 from harness.scoring.record import sample_row
 
@@ -59,7 +60,7 @@ def run(cfg: RunConfig, progress=None, backend=None) -> Path:
         _hook(progress, "plan", pre)
         preflight.refuse_if_too_big(pre, cfg.force)
         dev = pre.device                                                      # CPU auto: the dtype timed faster, if it fits
-        fits = preflight.batch_fits(pre)
+        fits = batch_fits(pre.memory, pre.shape, dev.type, pre.available)
     with StopSignals() as stop:                                               # a signal during loading still ends "interrupted"
         dist, opened, owned = parallel.Dist(), None, backend is None
         if parallel.launched_world() == 1:                                    # the folder exists before the slow loading,

@@ -15,12 +15,13 @@ import importlib.util
 import json
 import os
 import sys
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.errors import ConfigError, ModelLoadError
 from harness.tasks.base import check_data_path
 from harness.measure import estimate as est
+from harness.runtime import fitting
 
 LOCAL_PREFIXES = (".", "/", "~")
 PROMPT_TOKEN_MARGIN = 64  # template and special tokens around a question
@@ -179,7 +180,7 @@ def assess(cfg, plan, dev, card=None, *, batch: int | None = None, context: int 
         batch = 1 if cfg.batch_size == "auto" else max(1, min(int(cfg.batch_size), total or 1))
     if context is None:
         context = _prompt_tokens(plan) + max((t["max_new_tokens"] for t in tasks), default=0)
-    dev, memory, notes = run_dtype(cfg, dev, shape, batch, context)
+    dev, memory, notes = fitting.run_dtype(cfg, dev, shape, batch, context)
     available, why = est.device_available(dev.type, dev.index)
     from harness.measure.cost import hourly_price
 
@@ -187,15 +188,6 @@ def assess(cfg, plan, dev, card=None, *, batch: int | None = None, context: int 
                     shape=shape)
     pre.engines = _engines(cfg, pre, shape, batch, context)
     return pre
-
-
-def run_dtype(cfg, dev, shape: dict, batch: int, context: int) -> tuple[object, dict | None, list[str]]:
-    """(device, memory estimate, notes) with the dtype a run uses, one decision for plan, run and
-    bench: on CPU with `--dtype auto` and transformers, the dtype a short generation of this
-    architecture ran faster in (harness/runtime/cpu_dtype.py); then the memory check."""
-    from harness.runtime.cpu_dtype import refine
-
-    return _fit_dtype(cfg, refine(dev, cfg, shape.get("config")), shape, batch, context)
 
 
 def _task_row(tp, cfg) -> dict:
@@ -207,32 +199,6 @@ def _task_row(tp, cfg) -> dict:
             "max_new_tokens": tp.settings["max_new_tokens"], "expected_tokens": expected, "expected_source": why,
             "settings": {k: tp.settings.get(k) for k in ("protocol", "temperature", "top_p", "top_k", "max_new_tokens", "num_samples")},
             "sources": dict(tp.sources)}
-
-
-def _fit_dtype(cfg, dev, shape, batch, context) -> tuple[object, dict | None, list[str]]:
-    """The estimate in the run's dtype; an automatic float32 (the faster one here, or the only
-    choice) that would not fit drops to bfloat16, and the reason says both."""
-    notes: list[str] = []
-    if shape["file_bytes"] and not shape["params"]:
-        w = shape["file_bytes"]
-        return dev, {"weights": w, "kv_cache": 0, "kv_per_token": 0, "activations": int(w * est.ACTIVATION_MARGIN),
-                     "runtime": est.RUNTIME_BYTES["cpu"], "total": int(w * (1 + est.ACTIVATION_MARGIN)) + est.RUNTIME_BYTES["cpu"],
-                     "dtype": "as stored", "batch": batch, "context": context}, notes
-    if not shape["params"]:
-        return dev, None, notes
-    config = shape["config"] or {}
-    memory = est.memory_estimate(config, shape["params"], dev.dtype, batch, context, dev.type)
-    if cfg.dtype == "auto" and dev.dtype == "float32":
-        available, _ = est.device_available(dev.type, dev.index)
-        if not est.fits(memory, available):
-            smaller = est.memory_estimate(config, shape["params"], "bfloat16", batch, context, dev.type)
-            why = (f"auto: float32 would need {est.human_bytes(memory['total'])} of {est.human_bytes(available)} available, "
-                   f"so bfloat16 ({est.human_bytes(smaller['total'])})")
-            if dev.dtype_measurements:
-                why += f" (float32 measured faster: {dev.dtype_reason})"
-            dev, memory = replace(dev, dtype="bfloat16", dtype_reason=why), smaller
-            notes.append(f"dtype {why}")
-    return dev, memory, notes
 
 
 def _engines(cfg, pre: Preflight, shape, batch: int, context: int) -> list[dict]:
@@ -305,15 +271,6 @@ def _bandwidth(dev) -> tuple[float | None, str]:
         return None, f"unavailable: {e}"
 
 
-def batch_fits(pre: Preflight):
-    """b -> whether the run fits memory at batch b and the preflight's context (True when unknown)."""
-    m, shape = pre.memory, pre.shape or {}
-    if not m or not shape.get("params") or m["dtype"] == "as stored":
-        return lambda b: True
-    return lambda b: est.fits(est.memory_estimate(shape.get("config") or {}, shape["params"], m["dtype"], b, m["context"],
-                                                  pre.device.type), pre.available)
-
-
 def refuse_if_too_big(pre: Preflight, force: bool, what: str = "run") -> None:
     if pre.fits or force:
         return
@@ -371,7 +328,7 @@ def print_plan(cfg) -> int:
 def check_bench(cfg, dev, batch: int, context: int, force: bool):
     """`harness bench`'s memory check at its largest cell; returns the device (dtype possibly lowered)."""
     shape = model_shape(cfg.model)
-    dev, memory, notes = run_dtype(cfg, dev, shape, batch, context)
+    dev, memory, notes = fitting.run_dtype(cfg, dev, shape, batch, context)
     for note in notes:
         print(f"note: {note}", file=sys.stderr)
     if memory is not None:
@@ -413,7 +370,7 @@ def card_cost(card, *, price_per_hour: float | None = None, instance: str | None
     shape = model_shape(model, card)
     batch = min(int(cfg.batch_size), max(r["requests"] for r in rows) or 1)
     context = FAITHFUL_PROMPT_TOKENS + max(r["max_new_tokens"] for r in rows)
-    dev, memory, notes = _fit_dtype(cfg, dev, shape, batch, context)
+    dev, memory, notes = fitting.fit_dtype(cfg, dev, shape, batch, context)
     available, why = est.device_available(dev.type, dev.index)
     from harness.measure.cost import hourly_price
 

@@ -123,6 +123,7 @@ def test_a_probe_too_big_for_memory_is_skipped_and_says_so(monkeypatch):
 
 def test_a_measured_float32_that_does_not_fit_drops_to_bfloat16_with_both_reasons(monkeypatch, tmp_path):
     from harness import preflight
+    from harness.runtime import fitting
     from harness.measure import estimate
 
     monkeypatch.setenv("HARNESS_CACHE", str(tmp_path))
@@ -130,9 +131,9 @@ def test_a_measured_float32_that_does_not_fit_drops_to_bfloat16_with_both_reason
     monkeypatch.setattr(cpu_dtype, "_probe_too_big", lambda arch: None)
     cfg = make_config(model="random:qwen2.5-0.5b-instruct", device="cpu")
     shape = preflight.model_shape(cfg.model)
-    assert preflight.run_dtype(cfg, resolve("cpu", "auto"), shape, 1, 128)[0].dtype == "float32"
+    assert fitting.run_dtype(cfg, resolve("cpu", "auto"), shape, 1, 128)[0].dtype == "float32"
     f32 = estimate.memory_estimate(shape["config"], shape["params"], "float32", 1, 128, "cpu")["total"]
     monkeypatch.setattr(estimate, "device_available", lambda kind, index: (int(f32 * 0.8), "test"))
-    dev, memory, notes = preflight.run_dtype(cfg, resolve("cpu", "auto"), shape, 1, 128)
+    dev, memory, notes = fitting.run_dtype(cfg, resolve("cpu", "auto"), shape, 1, 128)
     assert dev.dtype == "bfloat16" and memory["dtype"] == "bfloat16"
     assert "float32 would need" in dev.dtype_reason and "float32 measured faster" in dev.dtype_reason

@@ -176,6 +176,7 @@ def test_bench_that_does_not_fit_is_refused(monkeypatch, capsys):
 
 def test_auto_float32_that_does_not_fit_becomes_bfloat16(monkeypatch):
     from harness import preflight
+    from harness.runtime import fitting
     from harness.config import make_config
     from harness.runtime.device import DeviceChoice
 
@@ -183,9 +184,9 @@ def test_auto_float32_that_does_not_fit_becomes_bfloat16(monkeypatch):
     shape = preflight.model_shape("random:qwen2.5-7b")
     need32 = est.memory_estimate(shape["config"], shape["params"], "float32", 1, 100)["total"]
     monkeypatch.setattr(est, "device_available", lambda kind, index: (need32 - 1, "test"))
-    new, memory, notes = preflight._fit_dtype(make_config(model="random:qwen2.5-7b"), dev, shape, 1, 100)
+    new, memory, notes = fitting.fit_dtype(make_config(model="random:qwen2.5-7b"), dev, shape, 1, 100)
     assert new.dtype == "bfloat16" and memory["dtype"] == "bfloat16" and "float32 would need" in new.dtype_reason
-    explicit, _, _ = preflight._fit_dtype(make_config(model="random:qwen2.5-7b", dtype="float32"), dev, shape, 1, 100)
+    explicit, _, _ = fitting.fit_dtype(make_config(model="random:qwen2.5-7b", dtype="float32"), dev, shape, 1, 100)
     assert explicit.dtype == "float32"  # an explicit dtype is never changed; the refusal says what to do
 
 
