@@ -54,9 +54,10 @@ def test_refine_applies_only_to_cpu_auto_transformers(monkeypatch, tmp_path):
     assert cpu_dtype.refine(resolve("cpu", "float32"), make_config(model="random:tiny", dtype="float32")).dtype == "float32"
     assert cpu_dtype.refine(dev, make_config(model="fake:echo")) is dev
     assert cpu_dtype.refine(dev, make_config(model="random:tiny", backend="llamacpp")) is dev
-    folderless = cpu_dtype.refine(dev, make_config(model=str(tmp_path / "x.gguf")))
-    assert folderless.dtype == dev.dtype and "no architecture config" in folderless.dtype_reason
     assert calls == [64]
+    folderless = cpu_dtype.refine(dev, make_config(model=str(tmp_path / "x.gguf")))  # no config at hand: a stand-in is timed
+    assert folderless.dtype == "bfloat16" and "timed on qwen2.5-0.5b-instruct's architecture instead" in folderless.dtype_reason
+    assert calls == [64, random_config("qwen2.5-0.5b-instruct")["hidden_size"]]
 
 
 def test_the_real_measurement_times_both_dtypes():
@@ -67,8 +68,6 @@ def test_the_real_measurement_times_both_dtypes():
 
 
 def test_depths_scale_to_the_full_model(monkeypatch):
-    import torch
-
     costs = {2: {"float32": 3.0, "bfloat16": 2.0}, 4: {"float32": 4.0, "bfloat16": 4.0}}  # bf16 layers cost more
     monkeypatch.setattr(cpu_dtype, "_time_depth", lambda arch, depth, torch: costs[depth])
     m = cpu_dtype.measure_generation({**random_config("tiny"), "num_hidden_layers": 24})

@@ -15,12 +15,12 @@ batch elsewhere (a server; llama.cpp's one sequence) keep their own starting poi
 
 from __future__ import annotations
 
-import json
 import math
-import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
+
+from harness.runtime.device import cache_dir, load_cache, store_cache
 
 METHOD = "forced-length probes at doubling batches, rate at the run's output length"  # part of the cache key
 PROBE_TOKENS = 16
@@ -29,6 +29,7 @@ GAIN = 1.05  # a doubling must be at least this much faster to go on
 CEILING = {"cpu": 64}  # other devices: DEFAULT_CEILING
 DEFAULT_CEILING = 512
 BUDGET_S = 120.0
+CACHE = "batch_size.json"
 
 
 def choose(backend, queue: Sequence, *, expected_tokens: int, device_type: str, device_name: str,
@@ -45,9 +46,9 @@ def choose(backend, queue: Sequence, *, expected_tokens: int, device_type: str, 
         return 1, "auto: batch 2 would not fit memory at the run's context", None
     limit, why_limit = _memory_limit(ceiling, fits)
     key = _key(backend, device_name, queue, expected_tokens, limit)
-    path = _cache_path()
-    hit = _read(path).get(key) if cache else None
-    if hit:
+    path = cache_dir() / CACHE
+    hit = load_cache(CACHE).get(key) if cache else None
+    if isinstance(hit, dict) and {"batch_size", "reason", "measured"} <= set(hit):
         return hit["batch_size"], f"{hit['reason']} (cached in {path})", hit["measured"]
     measured = probe(backend, queue, expected_tokens=expected_tokens, ceiling=limit, should_stop=should_stop)
     if why_limit and measured["stopped"] == f"reached the ceiling {limit}":
@@ -57,7 +58,7 @@ def choose(backend, queue: Sequence, *, expected_tokens: int, device_type: str, 
     reason = (f"auto: probes of {PROBE_TOKENS} tokens on this run's first requests, rate at {expected_tokens} output tokens "
               f"per request (batch: tok/s) {tried}; {best['batch']} is fastest ({measured['stopped']})")
     if cache and not measured["interrupted"]:
-        _write(path, key, {"batch_size": best["batch"], "reason": reason, "measured": measured})
+        store_cache(CACHE, {**load_cache(CACHE), key: {"batch_size": best["batch"], "reason": reason, "measured": measured}})
     return best["batch"], reason, measured
 
 
@@ -129,29 +130,3 @@ def _key(backend, device_name: str, queue: Sequence, expected: int, ceiling: int
     prompt = backend.count_tokens(backend.render(queue[0])) or 1
     return (f"{METHOD} | {device_name} | {backend.info.backend} {backend.info.dtype} | {shape} | "
             f"prompt~{_bucket(prompt)} out~{_bucket(expected)} ceiling {ceiling}")
-
-
-def _cache_path():
-    from harness.runtime.device import cache_dir
-
-    return cache_dir() / "batch_size.json"
-
-
-def _read(path) -> dict:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
-def _write(path, key: str, value: dict) -> None:
-    data = _read(path)
-    data[key] = value
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(data, indent=1))
-        os.replace(tmp, path)
-    except OSError:
-        pass  # an unwritable cache only costs a new probe

@@ -7,14 +7,15 @@ real 0.5B Qwen2.5 at 11.9 vs 6.3 tok/s there). The probe builds the architecture
 weights cut to a few layers (embedding, attention, MLP and LM head at full size:
 the per-token cost per layer and of the head is what differs between dtypes), generates a fixed
 number of tokens after a short prompt in float32 and in bfloat16 at two depths, scales the
-per-layer cost to the full depth, and keeps the faster. The
-decision and its measurements are cached per CPU model, torch version and architecture shape.
+per-layer cost to the full depth, and keeps the faster. A model whose config is not at hand
+before loading (a Hub id not downloaded yet, a GGUF) is timed on a stand-in architecture
+(STAND_IN), which still measures how this CPU generates in each dtype. The decision and its
+measurements are cached per CPU model, torch version and architecture shape.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -22,6 +23,8 @@ from pathlib import Path
 LAYERS = 2
 METHOD = "generation timed at 2 and 4 layers, scaled to full depth"  # part of the cache key: a new method re-measures
 PROMPT_TOKENS = 32
+CACHE = "cpu_dtype_generation.json"
+STAND_IN = "qwen2.5-0.5b-instruct"  # timed when the model's own config is not at hand
 NEW_TOKENS = 16
 SHAPE_KEYS = ("model_type", "hidden_size", "intermediate_size", "moe_intermediate_size", "num_hidden_layers", "num_attention_heads",
               "num_key_value_heads", "head_dim", "vocab_size", "n_routed_experts", "num_experts", "num_experts_per_tok",
@@ -37,12 +40,17 @@ def refine(dev, cfg, arch: dict | None = None):
     if dev.type != "cpu" or cfg.dtype != "auto" or (cfg.backend if cfg.backend != "auto" else backend_for(cfg.model)) != "transformers":
         return dev
     arch = arch or architecture(cfg.model)
-    if arch is None:
-        return replace(dev, dtype_reason=f"{dev.dtype_reason}; no architecture config to time generation on")
+    stand_in = arch is None
+    if stand_in:  # a Hub model not downloaded yet: a known architecture's generation beats a matmul timing
+        from harness.backends.models import random_config
+
+        arch = random_config(STAND_IN)
     too_big = _probe_too_big(arch)
     if too_big:
         return replace(dev, dtype_reason=f"{dev.dtype_reason}; generation not timed: {too_big}")
     dtype, reason, measured = decide(arch)
+    if stand_in:
+        reason += f" (no config of {cfg.model} at hand before loading: timed on {STAND_IN}'s architecture instead)"
     return replace(dev, dtype=dtype, dtype_reason=reason, dtype_measurements=measured)
 
 
@@ -88,16 +96,12 @@ def decide(arch: dict, measure=None) -> tuple[str, str, dict]:
     """(dtype, reason, measurements), from the cache when this CPU, torch and shape were measured."""
     import torch
 
-    from harness.runtime.device import cache_dir, cpu_name
+    from harness.runtime.device import cache_dir, cpu_name, load_cache, store_cache
 
     key = f"{METHOD} | {cpu_name()} | torch {torch.__version__} | {shape_key(arch)}"
-    path = cache_dir() / "cpu_dtype_generation.json"
-    try:
-        cache = json.loads(path.read_text())
-    except (OSError, ValueError):
-        cache = {}
-    hit = cache.get(key) if isinstance(cache, dict) else None
-    if hit and {"dtype", "reason", "measured"} <= set(hit):
+    path = cache_dir() / CACHE
+    hit = load_cache(CACHE).get(key)
+    if isinstance(hit, dict) and {"dtype", "reason", "measured"} <= set(hit):
         return hit["dtype"], f"{hit['reason']} (cached in {path})", hit["measured"]
     measured = (measure or measure_generation)(arch)
     rates = {k: v["tokens_per_s"] for k, v in measured["dtypes"].items()}
@@ -105,15 +109,7 @@ def decide(arch: dict, measure=None) -> tuple[str, str, dict]:
     detail = ", ".join(f"{k} {v:.1f} tok/s" for k, v in rates.items())
     reason = (f"auto: generation timed on this CPU at {measured['layers_timed']} of {measured['layers']} layers of this "
               f"architecture (prompt {PROMPT_TOKENS}, {NEW_TOKENS} new tokens), scaled to the full depth: {detail}; {best} is faster")
-    cache = cache if isinstance(cache, dict) else {}
-    cache[key] = {"dtype": best, "reason": reason, "measured": measured}
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(cache, indent=1))
-        os.replace(tmp, path)
-    except OSError:
-        pass  # an unwritable cache only costs a re-measurement
+    store_cache(CACHE, {**load_cache(CACHE), key: {"dtype": best, "reason": reason, "measured": measured}})
     return best, reason, measured
 
 

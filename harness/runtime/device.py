@@ -46,6 +46,27 @@ def cache_dir() -> Path:
     return Path(os.environ.get("HARNESS_CACHE") or Path.home() / ".cache" / "cnllm-harness")
 
 
+def load_cache(name: str) -> dict:
+    """A measured-decision cache (a JSON object under cache_dir()); {} when missing or unreadable."""
+    try:
+        data = json.loads((cache_dir() / name).read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def store_cache(name: str, data: dict) -> None:
+    """Replace a cache file atomically; an unwritable cache only costs a re-measurement."""
+    path = cache_dir() / name
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(data, indent=1))
+        os.replace(tmp, path)
+    except OSError:
+        pass
+
+
 def _npu_available(torch) -> bool:
     try:
         import torch_npu  # noqa: F401  (registers torch.npu)
@@ -178,12 +199,9 @@ def cpu_dtype(torch) -> tuple[str, str]:
     """The faster of bfloat16/float32 matmuls on this CPU, measured once and cached by CPU model."""
     key = cpu_name()
     path = cache_dir() / "cpu_dtype.json"
-    try:
-        cached = json.loads(path.read_text())
-        if cached.get("cpu") == key and cached.get("torch") == torch.__version__:
-            return cached["dtype"], f"auto: {cached['reason']} (cached in {path})"
-    except (OSError, ValueError, KeyError):
-        pass
+    cached = load_cache("cpu_dtype.json")
+    if cached.get("cpu") == key and cached.get("torch") == torch.__version__ and {"dtype", "reason"} <= set(cached):
+        return cached["dtype"], f"auto: {cached['reason']} (cached in {path})"
     times = {}
     for name in ("float32", "bfloat16"):
         a = torch.randn(384, 384, dtype=getattr(torch, name))
@@ -195,13 +213,7 @@ def cpu_dtype(torch) -> tuple[str, str]:
         times[name] = time.perf_counter() - t0
     best = min(times, key=times.get)
     reason = f"measured on this CPU: float32 {times['float32'] * 125:.2f} ms vs bfloat16 {times['bfloat16'] * 125:.2f} ms per 384^3 matmul; {best} is faster"
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"cpu": key, "torch": torch.__version__, "dtype": best, "reason": reason}))
-        os.replace(tmp, path)
-    except OSError:
-        pass  # an unwritable cache only costs a re-measurement
+    store_cache("cpu_dtype.json", {"cpu": key, "torch": torch.__version__, "dtype": best, "reason": reason})
     return best, f"auto: {reason}"
 
 
