@@ -187,6 +187,13 @@ def assess(cfg, plan, dev, card=None, *, batch: int | None = None, context: int 
     pre = Preflight(cfg.model, dev, tasks, memory, available, why, shape["source"], [], hourly_price(cfg.price_per_hour, cfg.instance), notes,
                     shape=shape)
     pre.engines = _engines(cfg, pre, shape, batch, context)
+    if cfg.batch_size == "auto" and memory is not None:
+        from harness.runtime.batch_size import CEILING, DEFAULT_CEILING, memory_limit
+
+        ceiling = max(1, min(CEILING.get(dev.type, DEFAULT_CEILING), pre.requests))
+        limit, _ = memory_limit(ceiling, fitting.batch_fits(memory, shape, dev.type, available))
+        pre.notes.append(f"batch size auto: measured when the model is loaded (transformers), at batch 1, 2, 4, ... up to {limit}, "
+                         f"the largest that fits memory at {context} tokens; the memory line is for batch {batch}")
     return pre
 
 

@@ -56,7 +56,8 @@ def test_refine_applies_only_to_cpu_auto_transformers(monkeypatch, tmp_path):
     assert cpu_dtype.refine(dev, make_config(model="random:tiny", backend="llamacpp")) is dev
     assert calls == [64]
     folderless = cpu_dtype.refine(dev, make_config(model=str(tmp_path / "x.gguf")))  # no config at hand: a stand-in is timed
-    assert folderless.dtype == "bfloat16" and "timed on qwen2.5-0.5b-instruct's architecture instead" in folderless.dtype_reason
+    assert folderless.dtype == "bfloat16" and "no config of" in folderless.dtype_reason
+    assert "timed on qwen2.5-0.5b-instruct's architecture instead" in folderless.dtype_reason
     assert calls == [64, random_config("qwen2.5-0.5b-instruct")["hidden_size"]]
 
 
@@ -118,6 +119,20 @@ def test_a_probe_too_big_for_memory_is_skipped_and_says_so(monkeypatch):
     dev = resolve("cpu", "auto")
     got = cpu_dtype.refine(dev, make_config(model="random:qwen2.5-0.5b-instruct"))
     assert got.dtype == dev.dtype and "generation not timed" in got.dtype_reason and "more than 25%" in got.dtype_reason
+
+
+def test_a_big_architecture_is_timed_on_the_stand_in(monkeypatch, tmp_path):
+    """A 7B's probe would need 7.5 GiB here; the stand-in still times this CPU's generation in each
+    dtype rather than falling back to the matmul microbenchmark."""
+    from harness.measure import estimate
+
+    monkeypatch.setenv("HARNESS_CACHE", str(tmp_path))
+    measure, calls = _fake({"float32": 1.0, "bfloat16": 2.0})
+    monkeypatch.setattr(cpu_dtype, "measure_generation", measure)
+    monkeypatch.setattr(estimate, "device_available", lambda kind, index: (8 * 2**30, "test"))
+    got = cpu_dtype.refine(resolve("cpu", "auto"), make_config(model="random:qwen2.5-7b"))
+    assert got.dtype == "bfloat16" and "more than 25%" in got.dtype_reason and "architecture instead" in got.dtype_reason
+    assert calls == [random_config("qwen2.5-0.5b-instruct")["hidden_size"]]
 
 
 def test_a_measured_float32_that_does_not_fit_drops_to_bfloat16_with_both_reasons(monkeypatch, tmp_path):

@@ -44,7 +44,7 @@ def choose(backend, queue: Sequence, *, expected_tokens: int, device_type: str, 
         return 1, f"auto: {len(queue)} request{'s' if len(queue) != 1 else ''} to run", None
     if not fits(2):
         return 1, "auto: batch 2 would not fit memory at the run's context", None
-    limit, why_limit = _memory_limit(ceiling, fits)
+    limit, why_limit = memory_limit(ceiling, fits)
     key = _key(backend, device_name, queue, expected_tokens, limit)
     path = cache_dir() / CACHE
     hit = load_cache(CACHE).get(key) if cache else None
@@ -62,7 +62,7 @@ def choose(backend, queue: Sequence, *, expected_tokens: int, device_type: str, 
     return best["batch"], reason, measured
 
 
-def _memory_limit(ceiling: int, fits: Callable[[int], bool]) -> tuple[int, str | None]:
+def memory_limit(ceiling: int, fits: Callable[[int], bool]) -> tuple[int, str | None]:
     """The largest batch of the doubling ladder up to `ceiling` whose memory estimate fits, and why it stops there."""
     b = 1
     while b < ceiling:

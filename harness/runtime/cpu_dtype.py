@@ -8,8 +8,9 @@ weights cut to a few layers (embedding, attention, MLP and LM head at full size:
 the per-token cost per layer and of the head is what differs between dtypes), generates a fixed
 number of tokens after a short prompt in float32 and in bfloat16 at two depths, scales the
 per-layer cost to the full depth, and keeps the faster. A model whose config is not at hand
-before loading (a Hub id not downloaded yet, a GGUF) is timed on a stand-in architecture
-(STAND_IN), which still measures how this CPU generates in each dtype. The decision and its
+before loading (a Hub id not downloaded yet, a GGUF), or whose probe would itself need too much
+memory, is timed on a stand-in architecture (STAND_IN), which still measures how this CPU
+generates in each dtype. The decision and its
 measurements are cached per CPU model, torch version and architecture shape.
 """
 
@@ -40,17 +41,17 @@ def refine(dev, cfg, arch: dict | None = None):
     if dev.type != "cpu" or cfg.dtype != "auto" or (cfg.backend if cfg.backend != "auto" else backend_for(cfg.model)) != "transformers":
         return dev
     arch = arch or architecture(cfg.model)
-    stand_in = arch is None
-    if stand_in:  # a Hub model not downloaded yet: a known architecture's generation beats a matmul timing
+    why_stand_in = f"no config of {cfg.model} at hand before loading" if arch is None else _probe_too_big(arch)
+    if why_stand_in:  # a known architecture's generation still says how this CPU decodes in each dtype
         from harness.backends.models import random_config
 
         arch = random_config(STAND_IN)
-    too_big = _probe_too_big(arch)
-    if too_big:
-        return replace(dev, dtype_reason=f"{dev.dtype_reason}; generation not timed: {too_big}")
+        too_big = _probe_too_big(arch)
+        if too_big:
+            return replace(dev, dtype_reason=f"{dev.dtype_reason}; generation not timed: {why_stand_in}, and {too_big}")
     dtype, reason, measured = decide(arch)
-    if stand_in:
-        reason += f" (no config of {cfg.model} at hand before loading: timed on {STAND_IN}'s architecture instead)"
+    if why_stand_in:
+        reason += f" ({why_stand_in}: timed on {STAND_IN}'s architecture instead)"
     return replace(dev, dtype=dtype, dtype_reason=reason, dtype_measurements=measured)
 
 
