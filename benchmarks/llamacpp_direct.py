@@ -6,7 +6,8 @@
 1. engine vs direct, per GGUF: the harness's llama.cpp engine (harness/backends/llamacpp.py, built
    the way `harness run --backend llamacpp` builds it) and a plain `llama_cpp.Llama` with the same
    n_threads, n_ctx and prompt tokens, greedy, on the same prompts and number of new tokens. Passes
-   run in pairs, alternating which goes first; the ratio is the median of the per-pair ratios.
+   run in pairs, one prompt at a time, alternating which goes first; the ratio is the median of
+   the per-pair ratios and each rate the median over pairs.
    Decode rate excludes prompt processing the same way for both: (tokens - 1) / (time of the last
    token - time of the first). Greedy token ids must be identical. A third arm, the engine with a
    fixed length (min = max new tokens, as `harness bench` asks), shows what its end-of-generation
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -126,25 +128,30 @@ def compare_gguf(path: Path, args) -> dict:
 
     harness_pass(engine, free[:1]), direct_pass(llm, dict(list(prompts.items())[:1]), 8, stop)  # warm-up
     arms = {"engine": [], "direct": [], "engine_fixed": [], "direct_fixed": []}
-    ids = {}
+    ids: dict[str, dict] = {arm: {} for arm in arms}
     for rep in range(args.repeats):
-        order = ("engine", "direct") if rep % 2 == 0 else ("direct", "engine")
-        for arm in order:
-            if arm == "engine":
-                r, got = harness_pass(engine, free)
-                r_fixed, got_fixed = harness_pass(engine, fixed)
-            else:
-                r, got = direct_pass(llm, prompts, args.new_tokens, stop)
-                r_fixed, got_fixed = direct_pass(llm, prompts, args.new_tokens, None)
-            arms[arm].append(r)
-            arms[f"{arm}_fixed"].append(r_fixed)
-            ids.setdefault(arm, got), ids.setdefault(f"{arm}_fixed", got_fixed)
-            print(f"{path.name} {arm:7s} pass {rep}: {r:7.2f} decode tok/s (fixed length {r_fixed:7.2f})", file=sys.stderr, flush=True)
+        for i, (one, one_fixed) in enumerate(zip(free, fixed)):
+            # pairs per prompt, alternating which arm goes first: a neighbour's burst on a shared
+            # machine hits one short pair, not a whole pass
+            for arm in ("engine", "direct") if (rep + i) % 2 == 0 else ("direct", "engine"):
+                if arm == "engine":
+                    r, got = harness_pass(engine, [one])
+                    r_fixed, got_fixed = harness_pass(engine, [one_fixed])
+                else:
+                    r, got = direct_pass(llm, {one.key: prompts[one.key]}, args.new_tokens, stop)
+                    r_fixed, got_fixed = direct_pass(llm, {one.key: prompts[one.key]}, args.new_tokens, None)
+                arms[arm].append(r)
+                arms[f"{arm}_fixed"].append(r_fixed)
+                if rep == 0:
+                    ids[arm].update(got), ids[f"{arm}_fixed"].update(got_fixed)
+        print(f"{path.name} round {rep}: engine {statistics.median(arms['engine']):7.2f}, direct {statistics.median(arms['direct']):7.2f} "
+              f"decode tok/s so far (fixed length {statistics.median(arms['engine_fixed']):7.2f} vs "
+              f"{statistics.median(arms['direct_fixed']):7.2f})", file=sys.stderr, flush=True)
     header = read_header(path)
     engine_inputs = [engine.count_tokens(engine.render(r)) for r in free]
     doc = {"gguf": str(path), "file_type": engine.info.dtype, "tensor_bytes": header.tensor_bytes, "parameters": header.parameters,
            "threads": threads, "n_ctx": args.n_ctx, "decode_tok_s": {k: statistics.median(v) for k, v in arms.items()},
-           "passes": arms, "engine_over_direct": paired(arms["engine"], arms["direct"]),
+           "pairs": arms, "engine_over_direct": paired(arms["engine"], arms["direct"]),
            "engine_fixed_over_direct_fixed": paired(arms["engine_fixed"], arms["direct_fixed"]),
            "identical_tokens": ids["engine"] == ids["direct"], "identical_tokens_fixed": ids["engine_fixed"] == ids["direct_fixed"],
            "same_prompt_tokens": engine_inputs == [len(p) for p in prompts.values()],
@@ -182,12 +189,13 @@ def main(argv=None) -> int:
     ap.add_argument("--tokenizer", type=Path, default=REPO.parent / "shared" / "fixtures" / "qwen2.5-tokenizer")
     ap.add_argument("--init-std", type=float, help="random weights' std (default: the config's initializer_range)")
     ap.add_argument("--new-tokens", type=int, default=64)
-    ap.add_argument("--repeats", type=int, default=4, help="passes per arm; pairs alternate which arm goes first")
+    ap.add_argument("--repeats", type=int, default=4, help="rounds over the prompts; each prompt is one engine/direct pair")
     ap.add_argument("--threads", type=int, help="llama.cpp threads (default: the engine's, one per physical core)")
     ap.add_argument("--n-ctx", type=int, default=2048)
     ap.add_argument("--transformers-repeats", type=int, default=2, help="passes per transformers dtype")
     ap.add_argument("--transformers-dtypes", default="float32,bfloat16", help="comma-separated; empty to skip")
     args = ap.parse_args(argv)
+    load_before = os.getloadavg()  # a shared machine: a busy neighbour slows llama.cpp's spinning threads most
     tmp = Path(tempfile.mkdtemp(prefix="llamacpp-direct-"))
     folder = None
     if args.gguf:
@@ -205,6 +213,7 @@ def main(argv=None) -> int:
            "prompts": len(QUESTIONS), "repeats": args.repeats, "llamacpp": [compare_gguf(p, args) for p in ggufs]}
     source = str(folder or ggufs[0])  # transformers: the same weights (a GGUF is dequantized to the dtype)
     doc["transformers"] = [time_transformers(source, d, args) for d in args.transformers_dtypes.split(",") if d]
+    doc["load_average"] = {"before": load_before, "after": os.getloadavg()}
     for g in doc["llamacpp"]:
         print(f"{Path(g['gguf']).name}: engine {g['decode_tok_s']['engine']:.2f} vs direct {g['decode_tok_s']['direct']:.2f} decode tok/s, "
               f"ratio {g['engine_over_direct']:.3f} (target >= 0.95); identical tokens {g['identical_tokens']}", flush=True)
