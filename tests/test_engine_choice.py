@@ -20,8 +20,6 @@ try:
 except ImportError:  # pytest run from the repository root with tests/ as a package
     from tests.engine_fixtures import tiny_gguf, tiny_models  # noqa: F401
 
-gguf = pytest.importorskip("gguf")  # the dev extra's writer makes the synthetic files
-
 ROOT = Path(__file__).resolve().parents[1]
 HIDDEN, VOCAB, LAYERS, HEADS, KV_HEADS = 64, 256, 2, 4, 2
 
@@ -31,6 +29,7 @@ def write_gguf(path: Path, kind: str = "Q8_0") -> Path:
     `kind` (Q8_0: 34 bytes a block of 32 weights; F32: 4 bytes a weight) plus an f32 norm."""
     import numpy as np
 
+    gguf = pytest.importorskip("gguf")  # the dev extra's writer makes the synthetic files
     w = gguf.GGUFWriter(str(path), "qwen2")
     w.add_block_count(LAYERS)
     w.add_embedding_length(HIDDEN)
@@ -56,7 +55,7 @@ def write_gguf(path: Path, kind: str = "Q8_0") -> Path:
 def test_header_gives_parameters_tensor_bytes_and_kv_shape(tmp_path):
     h = read_header(write_gguf(tmp_path / "m.gguf"))
     assert h.parameters == VOCAB * HIDDEN + HIDDEN
-    reader = gguf.GGUFReader(str(tmp_path / "m.gguf"))
+    reader = pytest.importorskip("gguf").GGUFReader(str(tmp_path / "m.gguf"))
     assert h.data_offset == reader.data_offset  # past the 1,000-string vocabulary, aligned
     assert h.tensor_bytes == (tmp_path / "m.gguf").stat().st_size - reader.data_offset
     assert VOCAB * HIDDEN // 32 * 34 + HIDDEN * 4 <= h.tensor_bytes < VOCAB * HIDDEN // 32 * 34 + HIDDEN * 4 + 64  # + alignment
