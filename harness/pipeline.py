@@ -53,8 +53,8 @@ def run(cfg: RunConfig, progress=None, backend=None) -> Path:
         backend_class(cfg)                                                    # a bad --backend-option fails before loading
     if cfg.resume:
         rundir.check_resume(cfg, plan)                                        # refuse changed settings or data before loading
-    dev = devices.resolve(cfg.device, cfg.dtype)                   # device and dtype, with reasons
-    fits = lambda b: True  # noqa: E731
+    dev = devices.resolve(cfg.device, cfg.dtype)                              # device and dtype, with reasons
+    fits = RunContext.batch_fits                                              # batch sizes that fit: unknown without a preflight
     if backend is None:
         pre = preflight.assess(cfg, plan, dev, card)                          # memory, time and dollars, before loading
         _hook(progress, "plan", pre)

@@ -11,7 +11,6 @@ prints it.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import sys
@@ -78,15 +77,16 @@ def _check_cached(repo: str, values: dict) -> None:
 
 def model_shape(model: str, card=None) -> dict:
     """{"config": dict | None, "params": int | None, "file_bytes": int | None, "source": str}."""
-    config, source, file_bytes = None, "unknown", None
+    config, source, file_bytes, gguf = None, "unknown", None, None
     if model.startswith("random:"):
         from harness.backends.models import random_config
 
         config, source = random_config(model.split(":", 1)[1]), f"architecture of {model}"
     elif model.startswith(("openai:", "fake:")):
-        return {"config": None, "params": None, "file_bytes": None, "source": "served elsewhere: no local memory"}
+        return {"config": None, "params": None, "file_bytes": None, "source": "served elsewhere: no local memory", "gguf": None}
     elif model.endswith(".gguf") and Path(model).is_file():
         file_bytes, source = Path(model).stat().st_size, "GGUF file size"
+        gguf = _gguf_header(model)
     elif Path(model).expanduser().is_dir():
         path = Path(model).expanduser() / "config.json"
         config, source = (_read_json(path), f"{path}") if path.is_file() else (None, "no config.json")
@@ -95,7 +95,18 @@ def model_shape(model: str, card=None) -> dict:
     params = est.count_parameters(config) if config else None
     if params is None and card is not None and card.parameters.exact:
         params, source = card.parameters.exact, f"card {card.name}"
-    return {"config": config, "params": params, "file_bytes": file_bytes, "source": source}
+    return {"config": config, "params": params, "file_bytes": file_bytes, "source": source, "gguf": gguf}
+
+
+def _gguf_header(path: str):
+    """The GGUF's header (parameters, tensor bytes, KV shape), or None for a file that is not one:
+    the load will say what is wrong with it."""
+    from harness.backends.gguf_file import read_header
+
+    try:
+        return read_header(path)
+    except (OSError, ValueError):
+        return None
 
 
 def _read_json(path: Path) -> dict | None:
@@ -150,6 +161,7 @@ class Preflight:
     price: tuple[float | None, str]
     notes: list[str] = field(default_factory=list)
     shape: dict | None = None  # model_shape(): config, parameters, file size
+    engine_choice: str | None = None  # on a CPU: which engine decodes faster here, and why
 
     @property
     def requests(self) -> int:
@@ -209,73 +221,13 @@ def _task_row(tp, cfg) -> dict:
 
 
 def _engines(cfg, pre: Preflight, shape, batch: int, context: int) -> list[dict]:
-    """Time and dollars for each engine that could run this model here."""
-    names = [cfg.backend] if cfg.backend != "auto" else _candidate_engines(cfg.model, pre.device.type)
-    tokens = sum(t["requests"] * t["expected_tokens"] for t in pre.tasks)
-    price, _ = pre.price
-    rows = []
-    for name in names:
-        speed, source = None, "unknown"
-        prev = est.previous_speed(cfg.output_dir, twins(cfg.model), pre.device.name, name)
-        if prev:
-            speed, source = prev["tokens_per_s"], f"earlier run {prev['run']}" + (
-                f" of {prev['model']}, the same architecture" if prev["model"] != cfg.model else "")
-        elif pre.memory and pre.memory["weights"]:
-            gbps, bw_source = _bandwidth(pre.device)
-            if gbps:
-                ctx = context - max((t["max_new_tokens"] for t in pre.tasks), default=0) / 2
-                speed = est.roofline_speed(gbps, pre.memory["weights"], pre.memory["kv_per_token"], ctx, batch)
-                source = f"bandwidth roofline at batch {batch} ({gbps:.0f} GB/s, {bw_source}): an upper bound on speed"
-        seconds = tokens / speed if speed else None
-        rows.append({"engine": name, "tokens_per_s": speed, "speed_source": source, "seconds": seconds,
-                     "usd": seconds / 3600 * price if seconds is not None and price is not None else None})
-    return rows
+    """Time and dollars for each engine that could run this model here, each from the bytes that
+    engine reads per token; sets `pre.engine_choice`, the line saying which engine is faster (engines.py)."""
+    from harness.engines import Plan
 
-
-def twins(model: str) -> list[str]:
-    """`model` and its random-weights twin (same architecture, so the same speed): a card's Hub id
-    and random:<the card's config name>."""
-    from harness.backends.models import random_names
-
-    names = [model]
-    try:
-        from harness.claims.cards import list_cards
-
-        cards = list_cards()
-    except ConfigError:
-        return names
-    randoms = set(random_names())
-    for c in cards:
-        stem = (c.architecture.config_file or "").removesuffix(".json")
-        if not c.hub_id or stem not in randoms:
-            continue
-        if model.lower() == c.hub_id.lower():
-            names.append(f"random:{stem}")
-        elif model in (f"random:{stem}", f"random:{stem.removesuffix('-instruct')}"):
-            names.append(c.hub_id)
-    return names
-
-
-def _candidate_engines(model: str, device_type: str) -> list[str]:
-    if model.startswith("openai:"):
-        return ["openai"]
-    if model.startswith("fake:"):
-        return ["fake"]
-    names = ["transformers"]
-    if model.endswith(".gguf") and importlib.util.find_spec("llama_cpp"):
-        names.append("llamacpp")
-    if device_type == "cuda" and not model.startswith("random:") and importlib.util.find_spec("vllm"):
-        names.append("vllm")
-    return names
-
-
-def _bandwidth(dev) -> tuple[float | None, str]:
-    from harness.measure.roofline import cached_bandwidth, measure_bandwidth
-
-    try:
-        return cached_bandwidth(f"{dev.type}:{dev.name}", lambda: measure_bandwidth(dev.torch_device))
-    except Exception as e:  # no bandwidth: the plan says the time is unknown
-        return None, f"unavailable: {e}"
+    plan = Plan(cfg, pre, shape, batch, context)
+    pre.engine_choice = plan.choice()
+    return plan.rows()
 
 
 def refuse_if_too_big(pre: Preflight, force: bool, what: str = "run") -> None:

@@ -26,14 +26,16 @@ def render(pre: Preflight) -> str:
                    f"{est.human_bytes(m['kv_cache'])} (batch {m['batch']} x {m['context']} tokens) + activations "
                    f"{est.human_bytes(m['activations'])} + runtime {est.human_bytes(m['runtime'])}; available "
                    f"{est.human_bytes(pre.available)} ({pre.available_source}): {verdict}")
-    price, price_source = pre.price
+    _, price_source = pre.price
     for e in pre.engines:
         when = est.human_seconds(e["seconds"])
         bound = "at least " if e["seconds"] is not None and "upper bound" in e["speed_source"] else ""
         speed = f"{e['tokens_per_s']:.3g} tok/s" if e["tokens_per_s"] else "speed unknown"
         usd = f"${e['usd']:,.2f}" if e["usd"] is not None else "$ unknown"
         out.append(f"  time ({e['engine']}): {bound}{when} at {speed} ({e['speed_source']}); cost {usd}")
-    out.append(f"  price: {price_source}" if price is not None else f"  price: {price_source}")
+    if pre.engine_choice:
+        out.append(f"  engine: {pre.engine_choice}")
+    out.append(f"  price: {price_source}")
     out += [f"  note: {n}" for n in pre.notes]
     return "\n".join(out)
 

@@ -1,0 +1,200 @@
+"""Time per engine for the plan, before any model loads, and which engine decodes faster here.
+
+Decoding is memory-bound: every step reads the weights once for the whole batch plus each
+sequence's KV cache, so an engine's speed bound is bandwidth over the bytes *it* reads, and those
+differ by engine for the same model. llama.cpp decodes straight from a GGUF's stored (often
+quantized) tensors, one request at a time, with an f16 KV cache; transformers (and vLLM) dequantize
+a GGUF to the run's dtype and read parameters x that dtype's width, once per batch. A rate measured
+by an earlier run of the same model here replaces the bound whenever one exists.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass
+
+from harness.errors import ConfigError
+from harness.measure import estimate as est
+
+# Bits per weight of the GGUF types a CPU user would pick, from llama.cpp's quantize table
+# (tools/quantize: Q8_0 8.50 bpw; Q4_K_M 4.89 bpw on Llama-3-8B, a mix of Q4_K and Q6_K).
+GGUF_OFFERS = (("Q8_0", 8.5), ("Q4_K_M", 4.89))
+LLAMACPP_KV_BYTES = 2  # llama.cpp's KV cache is f16 (backends/llamacpp.KV_CACHE_BYTES_PER_VALUE)
+INSTALL_LLAMACPP = "pip install 'cnllm-harness[llamacpp]'"
+
+
+@dataclass(frozen=True)
+class Reads:
+    """What one decoding step of an engine reads: the weights once, the KV cache per sequence."""
+
+    weights: int
+    kv_per_token: int
+    batch: int
+    what: str
+
+    def speed(self, gbps: float, context: float) -> float | None:
+        return est.roofline_speed(gbps, self.weights, self.kv_per_token, context, self.batch)
+
+
+def reads(engine: str, shape: dict, memory: dict | None, dtype: str, batch: int) -> Reads | None:
+    """The bytes `engine` reads per step for this model: a GGUF's tensors as stored on llama.cpp,
+    parameters x the run dtype's width elsewhere. llama.cpp runs at batch 1 (its engine's limit)."""
+    from harness.measure.roofline import dtype_bytes
+
+    gguf = shape.get("gguf")
+    if gguf is not None and gguf.parameters:
+        if engine == "llamacpp":
+            return Reads(gguf.tensor_bytes, gguf.kv_bytes_per_token(LLAMACPP_KV_BYTES) or 0, 1, "GGUF tensors as stored")
+        width = dtype_bytes(dtype)
+        return Reads(gguf.parameters * width, gguf.kv_bytes_per_token(width) or 0, batch, f"{dtype} weights dequantized from the GGUF")
+    if memory and memory.get("weights"):
+        return Reads(memory["weights"], memory["kv_per_token"], 1 if engine == "llamacpp" else batch, f"{memory['dtype']} weights")
+    return None
+
+
+def candidates(model: str, device_type: str) -> list[str]:
+    """The engines `--backend auto` could run this model with here."""
+    if model.startswith("openai:"):
+        return ["openai"]
+    if model.startswith("fake:"):
+        return ["fake"]
+    names = ["transformers"]
+    if model.endswith(".gguf") and importlib.util.find_spec("llama_cpp"):
+        names.append("llamacpp")
+    if device_type == "cuda" and not model.startswith("random:") and importlib.util.find_spec("vllm"):
+        names.append("vllm")
+    return names
+
+
+def twins(model: str) -> list[str]:
+    """`model` and its random-weights twin (same architecture, so the same speed): a card's Hub id
+    and random:<the card's config name>."""
+    from harness.backends.models import random_names
+
+    names = [model]
+    try:
+        from harness.claims.cards import list_cards
+
+        cards = list_cards()
+    except ConfigError:
+        return names
+    randoms = set(random_names())
+    for c in cards:
+        stem = (c.architecture.config_file or "").removesuffix(".json")
+        if not c.hub_id or stem not in randoms:
+            continue
+        if model.lower() == c.hub_id.lower():
+            names.append(f"random:{stem}")
+        elif model in (f"random:{stem}", f"random:{stem.removesuffix('-instruct')}"):
+            names.append(c.hub_id)
+    return names
+
+
+def bandwidth(dev) -> tuple[float | None, str]:
+    from harness.measure.roofline import cached_bandwidth, measure_bandwidth
+
+    try:
+        return cached_bandwidth(f"{dev.type}:{dev.name}", lambda: measure_bandwidth(dev.torch_device))
+    except Exception as e:  # noqa: BLE001  (no bandwidth: the plan says the time is unknown)
+        return None, f"unavailable: {e}"
+
+
+class Plan:
+    """The per-engine estimate for one Preflight (`pre`: device, memory, tasks, price)."""
+
+    def __init__(self, cfg, pre, shape: dict, batch: int, context: int):
+        self.cfg, self.pre, self.shape, self.batch = cfg, pre, shape, batch
+        self.context = context - max((t["max_new_tokens"] for t in pre.tasks), default=0) / 2  # mean context while decoding
+        self._gbps: tuple[float | None, str] | None = None
+
+    def reads(self, engine: str) -> Reads | None:
+        return reads(engine, self.shape, self.pre.memory, self.pre.device.dtype, self.batch)
+
+    def previous(self, engine: str) -> dict | None:
+        return est.previous_speed(self.cfg.output_dir, twins(self.cfg.model), self.pre.device.name, engine)
+
+    def gbps(self) -> tuple[float | None, str]:
+        if self._gbps is None:
+            self._gbps = bandwidth(self.pre.device)
+        return self._gbps
+
+    def rows(self) -> list[dict]:
+        """Time and dollars for each engine that could run this model here."""
+        cfg, pre = self.cfg, self.pre
+        names = [cfg.backend] if cfg.backend != "auto" else candidates(cfg.model, pre.device.type)
+        tokens = sum(t["requests"] * t["expected_tokens"] for t in pre.tasks)
+        price, _ = pre.price
+        out = []
+        for name in names:
+            speed, source = None, "unknown"
+            prev, r = self.previous(name), self.reads(name)
+            if prev:
+                speed, source = prev["tokens_per_s"], f"earlier run {prev['run']}" + (
+                    f" of {prev['model']}, the same architecture" if prev["model"] != cfg.model else "")
+            elif r is not None:
+                gbps, bw_source = self.gbps()
+                if gbps:
+                    speed = r.speed(gbps, self.context)
+                    source = (f"bandwidth roofline at batch {r.batch} ({gbps:.0f} GB/s, {bw_source}; {est.human_bytes(r.weights)} of "
+                              f"{r.what} read per step): an upper bound on speed")
+            seconds = tokens / speed if speed else None
+            out.append({"engine": name, "tokens_per_s": speed, "speed_source": source, "seconds": seconds,
+                        "weight_bytes": r.weights if r else None,
+                        "usd": seconds / 3600 * price if seconds is not None and price is not None else None})
+        return out
+
+    def choice(self) -> str | None:
+        """One line: on a CPU, which engine decodes this model faster and why; None where the
+        question does not arise (a served model, another device, an unknown shape)."""
+        cfg = self.cfg
+        if self.pre.device.type != "cpu" or cfg.model.startswith(("openai:", "fake:")) or cfg.backend not in ("auto", "transformers", "llamacpp"):
+            return None
+        if self.shape.get("gguf") is not None:
+            return self._gguf_choice()
+        if self.shape.get("params") and not cfg.model.endswith(".gguf"):
+            return self._gguf_offer()
+        return None
+
+    def _gguf_choice(self) -> str | None:
+        hf, cpp = self.reads("transformers"), self.reads("llamacpp")
+        if hf is None or cpp is None:
+            return None
+        bound = cpp.speed(1.0, self.context) / hf.speed(1.0, self.context)
+        prev_hf, prev_cpp = self.previous("transformers"), self.previous("llamacpp")
+        measured = prev_cpp["tokens_per_s"] / prev_hf["tokens_per_s"] if prev_hf and prev_cpp else None
+        ratio = measured if measured is not None else bound
+        winner = "llama.cpp (--backend llamacpp)" if ratio >= 1 else "transformers"
+        gguf = self.shape["gguf"]
+        line = (f"faster here: {winner}. Decoding is memory-bound: llama.cpp reads this GGUF's tensors as stored, "
+                f"{est.human_bytes(cpp.weights)} per token ({8 * gguf.tensor_bytes / gguf.parameters:.1f} bits a weight, one request at a time); "
+                f"transformers dequantizes it to {self.pre.device.dtype} and reads {est.human_bytes(hf.weights)} per step "
+                f"at batch {hf.batch}; by that bound llama.cpp is {bound:.2f}x transformers")
+        if measured is not None:
+            line += (f"; measured in earlier runs here: llama.cpp {prev_cpp['tokens_per_s']:.3g} vs transformers "
+                     f"{prev_hf['tokens_per_s']:.3g} output tok/s ({measured:.2f}x)")
+        else:
+            line += "; not yet measured here (one run with each --backend measures it)"
+        if not importlib.util.find_spec("llama_cpp"):
+            line += f"; llama.cpp needs {INSTALL_LLAMACPP}"
+        return line
+
+    def _gguf_offer(self) -> str | None:
+        hf = self.reads("transformers")
+        if hf is None:
+            return None
+        from harness.measure.roofline import dtype_bytes
+
+        params = self.shape["params"]
+        kv = hf.kv_per_token * LLAMACPP_KV_BYTES // dtype_bytes(self.pre.memory["dtype"])  # the same cache in f16
+        now = hf.speed(1.0, self.context)
+        offers = [(name, bits, params * bits / 8) for name, bits in GGUF_OFFERS]
+        ratios = [Reads(int(b), kv, 1, name).speed(1.0, self.context) / now for name, _, b in offers]
+        sizes = " and ".join(f"{est.human_bytes(b)} as {name} ({bits:g} bits a weight)" for name, bits, b in offers)
+        speeds = " and ".join(f"{r:.1f}x" for r in ratios)
+        batching = f" (llama.cpp decodes one request at a time; transformers here reads its weights once per {hf.batch} tokens)" if hf.batch > 1 else ""
+        return (f"a GGUF on llama.cpp would read {sizes} per token instead of {est.human_bytes(hf.weights)} of {hf.what}: decoding is "
+                f"memory-bound, so its speed bound is {speeds} this run's{batching}; convert with llama.cpp's convert_hf_to_gguf.py "
+                f"(--outtype q8_0; llama-quantize for Q4_K_M) and run --backend llamacpp --model path/to/file.gguf")
+
+
+__all__ = ["Plan", "Reads", "candidates", "reads", "twins"]
