@@ -21,6 +21,13 @@ from harness.measure import estimate as est
 GGUF_OFFERS = (("Q8_0", 8.5), ("Q4_K_M", 4.89))
 LLAMACPP_KV_BYTES = 2  # llama.cpp's KV cache is f16 (backends/llamacpp.KV_CACHE_BYTES_PER_VALUE)
 INSTALL_LLAMACPP = "pip install 'cnllm-harness[llamacpp]'"
+UPPER_BOUND = "an upper bound on speed"
+# What the roofline speed is on a device kind where the measured copy bandwidth is known to sit well
+# below what an engine can stream: on a 2-core EPYC VM llama.cpp decoded at an effective 33 GB/s of
+# weights while a torch copy measured 12-21 GB/s (docs/benchmarks.md, 2026-11-29), so on a CPU the
+# figure is an estimate, not a bound, and the plan's time is not a minimum.
+ROOFLINE_KIND = {"cpu": ("an estimate, not a bound: on a CPU a torch copy does not reach the memory's peak (on a 2-core VM "
+                         "llama.cpp streamed weights at 34 GB/s where the copy measured 12-21 GB/s, docs/benchmarks.md)")}
 
 
 @dataclass(frozen=True)
@@ -136,7 +143,7 @@ class Plan:
                 if gbps:
                     speed = r.speed(gbps, self.context)
                     source = (f"bandwidth roofline at batch {r.batch} ({gbps:.0f} GB/s, {bw_source}; {est.human_bytes(r.weights)} of "
-                              f"{r.what} read per step): an upper bound on speed")
+                              f"{r.what} read per step): {ROOFLINE_KIND.get(pre.device.type, UPPER_BOUND)}")
             seconds = tokens / speed if speed else None
             out.append({"engine": name, "tokens_per_s": speed, "speed_source": source, "seconds": seconds,
                         "weight_bytes": r.weights if r else None,
