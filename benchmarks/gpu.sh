@@ -43,7 +43,11 @@ for c in off on; do
 done
 echo "== ragged workload: continuous vs static batching, same outputs"
 $PY benchmarks/ragged.py --model "${MODELS[0]}" --device auto --dtype bfloat16 "${RAGGED[@]}" > "$OUT/ragged.json" 2> "$OUT/ragged.err"
-tail -n 4 "$OUT/ragged.err"; grep -E '"(continuous_over_static|identical_outputs)"' "$OUT/ragged.json"
+tail -n 4 "$OUT/ragged.err"; grep -E '"(continuous_over_static|identical_outputs|differing_outputs)"' "$OUT/ragged.json"
+echo "== --batch-size auto: the probe's choice (batching auto)"
+$PY -m harness run --model "${MODELS[0]}" "${RUN[@]}" --batch-size auto --output-dir "$OUT/runs-auto" --quiet 2>&1 | tail -n 3
+$PY -c "import json, sys; e = json.load(open(sys.argv[1]))['model']['engine']; print(e.get('batch_size'), e.get('batch_size_reason')); print(e.get('batching'), e.get('batching_reason'))" \
+  "$(ls -d "$OUT"/runs-auto/*/ | tail -n 1)run.json"
 echo "== vllm"
 if $PY -c "import vllm" 2>/dev/null; then
   # vLLM loads folders, not random: names: save the random model (weights and local tokenizer) first

@@ -17,6 +17,10 @@ NOT_OURS = {
     "--api-key": "named in cli.py as the abbreviation that must be refused",
     "--cpu": "accelerate launch's flag (launch.py)",
     "--always": "git describe's flag (lmeval/export.py)",
+    "--outtype": "llama.cpp's convert_hf_to_gguf.py flag (engines.py's GGUF advice, backends/gguf_convert.py)",
+    "--outfile": "llama.cpp's convert_hf_to_gguf.py flag (backends/gguf_convert.py)",
+    "--no-deps": "pip's flag (backends/gguf_convert.py fetches the converter's sdist)",
+    "--no-binary": "pip's flag (backends/gguf_convert.py)",
 }
 SKIP_FILES = {"report_html.py"}  # CSS custom properties (--bg, --fg, ...)
 
