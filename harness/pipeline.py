@@ -171,7 +171,8 @@ def _auto_batch_size(ctx: RunContext, mine, requests, lengths, stop: StopSignals
                 for _, tp, *_ in mine]
     _hook(ctx.progress, "probing", "batch size")
     size, why, measured = choose(ctx.backend, order(requests, lengths), expected_tokens=round(sum(expected) / len(expected)),
-                                 device_type=ctx.dev.type, device_name=ctx.dev.name, fits=ctx.batch_fits, should_stop=stop.received)
+                                 total_tokens=sum(expected), device_type=ctx.dev.type, device_name=ctx.dev.name, fits=ctx.batch_fits,
+                                 should_stop=stop.received)
     ctx.backend.info.engine.update(batch_size=size, batch_size_reason=why, **({"batch_size_measurements": measured} if measured else {}))
     return size
 

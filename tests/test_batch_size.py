@@ -94,6 +94,32 @@ def test_memory_estimate_and_out_of_memory_stop_the_doubling():
     assert size == 8 and m["stopped"] == "out of memory at batch 16"
 
 
+def test_a_short_run_is_not_worth_a_long_probe(monkeypatch):
+    """Probing a size costs its prefills and steps; the next size is skipped when its predicted cost
+    (twice this size's) is over 10% of the run's predicted time, so a short run stops early and a
+    long one probes on."""
+    clock = [0.0]
+    monkeypatch.setattr(batch_size.time, "perf_counter", lambda: clock[0])
+
+    class Clocked(Costed):
+        def generate(self, reqs):
+            done = super().generate(reqs)
+            clock[0] += done[0].e2e_s  # the probe takes the time its cost model says
+            return done
+
+    be = Clocked(prefill=lambda b: 0.05 * b, step=lambda b: 0.1)  # decode gains from every row: only cost stops it
+    short, _, m = batch_size.choose(be, _queue(64), expected_tokens=64, total_tokens=4 * 64, device_type="cpu", device_name="d",
+                                    cache=False)
+    assert "over 10% of the run's" in m["stopped"] and short < 64
+    be = Clocked(prefill=lambda b: 0.05 * b, step=lambda b: 0.1)
+    long, _, m = batch_size.choose(be, _queue(64), expected_tokens=64, total_tokens=10**7, device_type="cpu", device_name="d",
+                                   cache=False)
+    assert long == 64 and m["stopped"] == "reached the ceiling 64"
+    be = Clocked(prefill=lambda b: 2.0 * b, step=lambda b: 0.1)  # an expensive prefill: the absolute budget binds
+    _, _, m = batch_size.choose(be, _queue(64), expected_tokens=64, total_tokens=10**7, device_type="cpu", device_name="d", cache=False)
+    assert "past 120 s" in m["stopped"] and m["probe_s"] <= batch_size.BUDGET_S
+
+
 def test_a_stop_signal_ends_the_probe_and_nothing_is_cached(tmp_path):
     be = Costed(prefill=lambda b: 0.0, step=lambda b: 0.01)
     size, _, m = batch_size.choose(be, _queue(64), expected_tokens=64, device_type="cpu", device_name="d", should_stop=lambda: 2)

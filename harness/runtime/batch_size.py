@@ -6,9 +6,10 @@ batch 1, 2, 4, ... with PROBE_TOKENS forced new tokens, REPEATS times each. A pr
 (its first token) and its decode step ((last token - first token) / (PROBE_TOKENS - 1)); the run's
 rate at batch b is b x E / (prefill + (E - 1) x step), from the fastest prefill and step, E being the run's output tokens per
 request. Doubling stops at the ceiling (CEILING, the number of requests), at a batch whose memory
-estimate for the run's full context does not fit, at an out-of-memory error, once the probes took
-BUDGET_S, or when a doubling gained less than GAIN; the fastest batch measured wins. The decision
-and its measurements are cached per device, engine, dtype, model shape and length bucket and
+estimate for the run's full context does not fit, at an out-of-memory error, when the next size's
+probes would take the probing past BUDGET_S or cost more than PROBE_SHARE of the run itself (a
+short run is not worth a long probe), or when a doubling gained less than GAIN; the fastest batch
+measured wins. The decision and its measurements are cached per device, engine, dtype, model shape and length bucket and
 recorded in run.json (engine.batch_size, batch_size_reason, batch_size_measurements). Engines that
 batch elsewhere (a server; llama.cpp's one sequence) keep their own starting point.
 """
@@ -29,13 +30,15 @@ GAIN = 1.05  # a doubling must be at least this much faster to go on
 CEILING = {"cpu": 64}  # other devices: DEFAULT_CEILING
 DEFAULT_CEILING = 512
 BUDGET_S = 120.0
+PROBE_SHARE = 0.1  # probing a further size may cost at most this share of the run's predicted time
 CACHE = "batch_size.json"
 
 
 def choose(backend, queue: Sequence, *, expected_tokens: int, device_type: str, device_name: str,
-           fits: Callable[[int], bool] = lambda b: True, should_stop: Callable[[], object] = lambda: None,
-           cache: bool = True) -> tuple[int, str, dict | None]:
-    """(batch size, reason, measurements or None). `queue`: the run's requests in batching order."""
+           total_tokens: int | None = None, fits: Callable[[int], bool] = lambda b: True,
+           should_stop: Callable[[], object] = lambda: None, cache: bool = True) -> tuple[int, str, dict | None]:
+    """(batch size, reason, measurements or None). `queue`: the run's requests in batching order;
+    `total_tokens`: the run's expected output tokens, which bounds what probing may cost."""
     start = backend.max_batch_size()
     if not getattr(backend, "probes_batch_size", False):
         return start, f"auto: the {backend.info.backend} engine's own starting point (it batches outside the harness)", None
@@ -45,12 +48,12 @@ def choose(backend, queue: Sequence, *, expected_tokens: int, device_type: str, 
     if not fits(2):
         return 1, "auto: batch 2 would not fit memory at the run's context", None
     limit, why_limit = memory_limit(ceiling, fits)
-    key = _key(backend, device_name, queue, expected_tokens, limit)
+    key = _key(backend, device_name, queue, expected_tokens, limit) + (f" run~{_bucket(total_tokens)}" if total_tokens else "")
     path = cache_dir() / CACHE
     hit = load_cache(CACHE).get(key) if cache else None
     if isinstance(hit, dict) and {"batch_size", "reason", "measured"} <= set(hit):
         return hit["batch_size"], f"{hit['reason']} (cached in {path})", hit["measured"]
-    measured = probe(backend, queue, expected_tokens=expected_tokens, ceiling=limit, should_stop=should_stop)
+    measured = probe(backend, queue, expected_tokens=expected_tokens, ceiling=limit, total_tokens=total_tokens, should_stop=should_stop)
     if why_limit and measured["stopped"] == f"reached the ceiling {limit}":
         measured["stopped"] = why_limit
     best = max(measured["rates"], key=lambda r: r["tokens_per_s"])
@@ -73,8 +76,11 @@ def memory_limit(ceiling: int, fits: Callable[[int], bool]) -> tuple[int, str | 
     return b, None
 
 
-def probe(backend, queue: Sequence, *, expected_tokens: int, ceiling: int, should_stop: Callable[[], object] = lambda: None) -> dict:
-    """Rates at batch 1, 2, 4, ... up to `ceiling`; why the doubling stopped."""
+def probe(backend, queue: Sequence, *, expected_tokens: int, ceiling: int, total_tokens: int | None = None,
+          should_stop: Callable[[], object] = lambda: None) -> dict:
+    """Rates at batch 1, 2, 4, ... up to `ceiling`; why the doubling stopped. The next size's probes
+    are predicted to take twice this size's (prefill grows with the rows); they are skipped when that
+    would pass BUDGET_S in all, or PROBE_SHARE of the run's time at the best rate so far."""
     from harness.generate import free_cache, is_oom
 
     forced = [replace(r, sampling=replace(r.sampling, max_new_tokens=PROBE_TOKENS, min_new_tokens=PROBE_TOKENS)) for r in queue]
@@ -91,7 +97,8 @@ def probe(backend, queue: Sequence, *, expected_tokens: int, ceiling: int, shoul
             stopped = f"out of memory at batch {b}"
             break
         finally:
-            spent += time.perf_counter() - t0
+            cost = time.perf_counter() - t0
+            spent += cost
         rates.append(_rate(b, done, expected_tokens))
         best = max(r["tokens_per_s"] for r in rates[:-1]) if len(rates) > 1 else 0.0
         if len(rates) > 1 and rates[-1]["tokens_per_s"] < GAIN * best:
@@ -99,13 +106,19 @@ def probe(backend, queue: Sequence, *, expected_tokens: int, ceiling: int, shoul
             break
         if b >= ceiling:
             break
-        if spent >= BUDGET_S:
-            stopped = f"probes took {spent:.0f} s"
+        nxt = min(2 * b, ceiling)
+        if spent + 2 * cost > BUDGET_S:
+            stopped = f"probing batch {nxt} would take the probes past {BUDGET_S:.0f} s"
+            break
+        run_s = total_tokens / max(r["tokens_per_s"] for r in rates) if total_tokens else None
+        if run_s is not None and 2 * cost > PROBE_SHARE * run_s:
+            stopped = (f"probing batch {nxt} would take about {2 * cost:.0f} s, over {PROBE_SHARE:.0%} of the run's "
+                       f"{run_s:.0f} s at the best rate so far")
             break
         if should_stop():
             stopped = "a stop signal arrived"
             break
-        b = min(2 * b, ceiling)
+        b = nxt
     return {"method": METHOD, "probe_tokens": PROBE_TOKENS, "expected_tokens": expected_tokens, "rates": rates,
             "stopped": stopped, "probe_s": spent, "interrupted": stopped == "a stop signal arrived"}
 
