@@ -23,11 +23,11 @@ LLAMACPP_KV_BYTES = 2  # llama.cpp's KV cache is f16 (backends/llamacpp.KV_CACHE
 INSTALL_LLAMACPP = "pip install 'cnllm-harness[llamacpp]'"
 UPPER_BOUND = "an upper bound on speed"
 # What the roofline speed is on a device kind where the measured copy bandwidth is known to sit well
-# below what an engine can stream: on a 2-core EPYC VM llama.cpp decoded at an effective 33 GB/s of
-# weights while a torch copy measured 12-21 GB/s (docs/benchmarks.md, 2026-11-29), so on a CPU the
-# figure is an estimate, not a bound, and the plan's time is not a minimum.
+# below what an engine can stream: on a 2-core EPYC VM llama.cpp decoded at an effective 33.5 GB/s of
+# weights while a torch copy measured 26.7 GB/s on the quiet machine (docs/benchmarks.md, 2026-11-29),
+# so on a CPU the figure is an estimate, not a bound, and the plan's time is not a minimum.
 ROOFLINE_KIND = {"cpu": ("an estimate, not a bound: on a CPU a torch copy does not reach the memory's peak (on a 2-core VM "
-                         "llama.cpp streamed weights at 34 GB/s where the copy measured 12-21 GB/s, docs/benchmarks.md)")}
+                         "llama.cpp streamed weights at 34 GB/s where the copy measured 27 GB/s, docs/benchmarks.md)")}
 
 
 @dataclass(frozen=True)

@@ -4,8 +4,10 @@ the device's published peak.
 Measurement: a device tensor copy, bytes read + written, best of `repeats` copies in each of
 `passes` passes (a pause between passes, so one busy moment cannot set the number). The cache
 (${HARNESS_CACHE:-~/.cache/cnllm-harness}/bandwidth.json) keeps per device: the GB/s, every
-pass, the UTC time, the method and the size. A value older than MAX_AGE_DAYS, or any value when
-HARNESS_REMEASURE_BANDWIDTH=1 (`harness env --remeasure-bandwidth`), is measured again. torch
+pass, the UTC time, the method, the size and (CPU) the load average per core at the time. A value
+older than MAX_AGE_DAYS, a CPU value measured while the machine was busy (load over BUSY_LOAD per
+core) once it is less than half as loaded, or any value when HARNESS_REMEASURE_BANDWIDTH=1
+(`harness env --remeasure-bandwidth`), is measured again. torch
 is imported only inside `measure_bandwidth`.
 """
 
@@ -26,6 +28,7 @@ MAX_AGE_DAYS = 7
 PASSES = 3
 METHOD = "torch tensor copy, bytes read + written; best of {repeats} copies in each of {passes} passes"
 REMEASURE_ENV = "HARNESS_REMEASURE_BANDWIDTH"
+BUSY_LOAD = 1.5  # load average per core above which a CPU copy measures other tenants as much as the memory
 
 _NVIDIA = "NVIDIA datasheet"
 # (pattern on the device name, GB/s, source). First match wins, so the specific variants come first.
@@ -121,9 +124,24 @@ def _age(stamp: str | None, now: datetime) -> timedelta | None:
         return None
 
 
+def load_per_core() -> float | None:
+    """The 1-minute load average per logical core, or None where the OS does not give one."""
+    try:
+        return os.getloadavg()[0] / (os.cpu_count() or 1)
+    except (AttributeError, OSError):
+        return None
+
+
+def _measured_busy(hit: dict, load: float | None) -> bool:
+    """A CPU value measured while the machine was busy (load over BUSY_LOAD per core), when it is
+    quieter now: other tenants' work lowers a copy's rate, so that value understates the memory."""
+    then = hit.get("load_per_core")
+    return isinstance(then, (int, float)) and then > BUSY_LOAD and load is not None and load < then / 2
+
+
 def bandwidth_record(device_key: str, measure: Callable[[], float], *, path: Path | None = None, remeasure: bool | None = None,
                      max_age_days: float = MAX_AGE_DAYS, passes: int = PASSES, pause_s: float = 0.2,
-                     now: datetime | None = None) -> dict:
+                     now: datetime | None = None, load: float | None = None) -> dict:
     """The bandwidth record for `device_key`: {"gbps", "passes", "measured_utc", "method", "age_days",
     "cached", "source"}. Measures (best of `passes` calls of `measure`) when nothing usable is
     cached, when the cached value is older than `max_age_days`, or when `remeasure` (default: the
@@ -134,7 +152,10 @@ def bandwidth_record(device_key: str, measure: Callable[[], float], *, path: Pat
         remeasure = os.environ.get(REMEASURE_ENV, "") not in ("", "0")
     cache = _read_cache(path)
     hit = cache.get(device_key)
-    if not remeasure and isinstance(hit, dict) and isinstance(hit.get("gbps"), (int, float)) and hit["gbps"] > 0:
+    cpu = device_key.startswith("cpu:")
+    load = (load if load is not None else load_per_core()) if cpu else None
+    busy_then = cpu and isinstance(hit, dict) and _measured_busy(hit, load)
+    if not remeasure and not busy_then and isinstance(hit, dict) and isinstance(hit.get("gbps"), (int, float)) and hit["gbps"] > 0:
         age = _age(hit.get("measured_utc"), now)
         if age is not None and age <= timedelta(days=max_age_days):
             days = age.total_seconds() / 86400
@@ -148,6 +169,8 @@ def bandwidth_record(device_key: str, measure: Callable[[], float], *, path: Pat
     stamp = now.strftime("%Y-%m-%dT%H:%M:%SZ")
     method = METHOD.format(repeats=5, passes=len(values))
     record = {"gbps": max(values), "passes": values, "measured_utc": stamp, "method": method}
+    if load is not None:
+        record["load_per_core"] = round(load, 2)
     cache[device_key] = record
     where = f"cached in {path}"
     try:
@@ -158,7 +181,10 @@ def bandwidth_record(device_key: str, measure: Callable[[], float], *, path: Pat
         os.replace(tmp, path)  # atomic: a concurrent reader never sees half a file
     except OSError:
         where = f"cache not writable: {path}"
-    why = "asked to re-measure" if remeasure else ("older than %g days" % max_age_days if hit else "first measurement")
+    why = ("asked to re-measure" if remeasure else f"the cached value was measured at load {hit['load_per_core']:.1f} per core, "
+           f"now {load:.1f}" if busy_then else ("older than %g days" % max_age_days if hit else "first measurement"))
+    if load is not None and load > BUSY_LOAD:
+        why += f"; the machine is busy now (load {load:.1f} per core): this may understate the memory"
     return {**record, "age_days": 0.0, "cached": False, "source": f"measured now {stamp} ({why}; {method}; {where})"}
 
 
