@@ -305,3 +305,43 @@ def test_r1_distill_claims_match_published_table():
         row = pub[card.display_name]
         got = {(c.task, c.metric): c.value for c in card.claims if c.source.startswith("R1_README")}
         assert [got[col] for col in columns] == row, card.name
+
+
+def test_every_stated_decoding_setting_is_compared_with_what_the_run_used():
+    """A card may state any EvalSettings field; one the run neither applied nor compared (presence
+    and repetition penalty, min_p and num_fewshot were dropped silently) would let a run that
+    ignored the publisher's setting pass as the card's protocol."""
+    from harness.claims.card_schema import EvalSettings
+
+    base = find_card("r1-distill-qwen-1.5b")
+    used = {**card_generation_defaults(base, "math500"), "dtype": "bfloat16", "force_think": True, "revision": base.revision,
+            "min_p": 0.0, "presence_penalty": 0.0, "repetition_penalty": 1.0, "num_fewshot": 0}
+    assert protocol_differences(base, "math500", used, random_weights=False, model_source=base.hub_id) == []
+    stated = {"temperature": 0.9, "top_p": 0.5, "top_k": 7, "min_p": 0.05, "presence_penalty": 1.5, "repetition_penalty": 1.05,
+              "max_new_tokens": 123, "num_samples": 99, "num_fewshot": 5}
+    assert set(stated) == set(EvalSettings.model_fields), "a new card setting needs a comparison here and in protocol_differences"
+    for key, value in stated.items():
+        card = _stating(base, **{key: value})
+        diffs = protocol_differences(card, "math500", used, random_weights=False, model_source=base.hub_id)
+        assert any(key in d or ("shot" in d and key == "num_fewshot") or ("sample" in d and key == "num_samples") for d in diffs), (key, diffs)
+
+
+def _stating(card, **settings):
+    """`card` with its protocol defaults stating `settings` and no per-task overrides (cards are frozen)."""
+    protocol = card.protocol.model_copy(update={"defaults": card.protocol.defaults.model_copy(update=settings), "per_task": {}})
+    return card.model_copy(update={"protocol": protocol})
+
+
+def test_a_run_lists_a_stated_penalty_it_did_not_apply(tmp_path, capsys, monkeypatch):
+    from harness.claims import cards
+    from helpers import gsm8k_rows, run_cli, write_jsonl
+
+    card = _stating(find_card("r1-distill-qwen-1.5b"), presence_penalty=1.5)
+    monkeypatch.setattr(cards, "find_card", lambda name: card)
+    data = write_jsonl(tmp_path / "g.jsonl", gsm8k_rows(1))
+    code, out, err = run_cli(["run", "--model", "random:tiny", "--card", "r1-distill-qwen-1.5b", "--tasks", "gsm8k", "--data-file",
+                              f"gsm8k={data}", "--max-new-tokens", "2", "--output-dir", str(tmp_path / "out"), "--quiet"], capsys)
+    assert code == 0, err
+    run = json.loads(next((tmp_path / "out").rglob("run.json")).read_text())
+    assert "presence_penalty 0 instead of the card's 1.5" in run["protocol_differences"]["gsm8k"]
+    assert not any("shot" in d or "min_p" in d for d in run["protocol_differences"]["gsm8k"])

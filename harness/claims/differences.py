@@ -57,10 +57,16 @@ def _num(x: Any) -> str:
     return f"{x:g}" if isinstance(x, float) else str(x)
 
 
+# Decoding settings compared number to number; with num_fewshot, max_new_tokens and num_samples
+# (compared above them in protocol_differences) these are every field of a card's EvalSettings.
+SAMPLING_COMPARED = ("temperature", "top_p", "top_k", "min_p", "presence_penalty", "repetition_penalty")
+
+
 def protocol_differences(card: Card, task: str, used: dict, *, random_weights: bool, model_source: str) -> list[str]:
     """Every way a run of `task` differs from the card's protocol, as short sentences.
 
-    `used` may hold: protocol, temperature, top_p, top_k, max_new_tokens, num_samples, dtype,
+    `used` may hold: protocol, temperature, top_p, top_k, min_p, presence_penalty, repetition_penalty,
+    num_fewshot, max_new_tokens, num_samples, dtype,
     quantization, revision, force_think, system_prompt, limit, n (problems run), n_total
     (problems in the full benchmark). Missing keys are not compared; other keys are ignored.
     Only settings the card states are compared.
@@ -89,6 +95,9 @@ def protocol_differences(card: Card, task: str, used: dict, *, random_weights: b
         elif policy == "fixed" and sp != card.protocol.system_prompt:
             diffs.append("the system prompt differs from the card's")
 
+    want_f, got_f = stated.get("num_fewshot"), used.get("num_fewshot")
+    if want_f is not None and got_f is not None and int(got_f) != int(want_f):
+        diffs.append(f"{got_f}-shot prompts instead of the card's {want_f}-shot")
     want_k, got_k = stated.get("num_samples"), used.get("num_samples")
     if want_k is not None and got_k is not None and got_k < want_k:
         diffs.append(f"{got_k} sample{'' if got_k == 1 else 's'} per problem instead of the card's {want_k} for {task}")
@@ -97,7 +106,7 @@ def protocol_differences(card: Card, task: str, used: dict, *, random_weights: b
         effect = "smaller token budget" if got_t < want_t else "larger token budget"
         tail = ": long answers are cut off and count as wrong" if got_t < want_t else ""
         diffs.append(f"{effect}: max_new_tokens {got_t} instead of the card's {want_t}{tail}")
-    for key in ("temperature", "top_p", "top_k"):
+    for key in SAMPLING_COMPARED:
         want, got = stated.get(key), used.get(key)
         if want is not None and got is not None and abs(float(got) - float(want)) > 1e-9:
             greedy = " (greedy)" if key == "temperature" and float(got) == 0.0 else ""
