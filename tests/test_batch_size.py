@@ -168,3 +168,17 @@ def test_a_run_with_auto_starts_at_the_measured_size_and_records_it(tmp_path, mo
     assert rows == [3, 3, 1]
     assert seen["n"] == 7 and seen["expected_tokens"] == 4 and seen["device_type"] == "cpu"
     assert seen["fits"](1) and not seen["fits"](10**9)  # the preflight's memory estimate at the run's context
+
+
+def test_a_cpu_probe_on_a_busy_machine_is_redone_when_quieter(monkeypatch):
+    from harness.measure import bandwidth
+
+    load = [10.0]
+    monkeypatch.setattr(bandwidth.os, "getloadavg", lambda: (load[0] * (bandwidth.os.cpu_count() or 1), 0.0, 0.0))
+    be = Costed(prefill=lambda b: 0.0, step=lambda b: 0.01 if b <= 4 else 1.0)
+    batch_size.choose(be, _queue(64), expected_tokens=256, device_type="cpu", device_name="d")
+    calls = len(be.calls)
+    assert "cached" in batch_size.choose(be, _queue(64), expected_tokens=256, device_type="cpu", device_name="d")[1]
+    load[0] = 0.5
+    assert "cached" not in batch_size.choose(be, _queue(64), expected_tokens=256, device_type="cpu", device_name="d")[1]
+    assert len(be.calls) > calls

@@ -151,3 +151,18 @@ def test_a_measured_float32_that_does_not_fit_drops_to_bfloat16_with_both_reason
     dev, memory, notes = fitting.run_dtype(cfg, resolve("cpu", "auto"), shape, 1, 128)
     assert dev.dtype == "bfloat16" and memory["dtype"] == "bfloat16"
     assert "float32 would need" in dev.dtype_reason and "float32 measured faster" in dev.dtype_reason
+
+
+def test_a_decision_timed_on_a_busy_machine_is_timed_again_when_quieter(tmp_path, monkeypatch):
+    """The plan quoted 'float32 0.2 tok/s, bfloat16 0.5 tok/s' from a probe timed at load ~10 per
+    core, against 4.9 and 19.9 on the quiet machine: a busy measurement says so and is redone."""
+    monkeypatch.setenv("HARNESS_CACHE", str(tmp_path))
+    arch = random_config("tiny")
+    busy, calls = _fake({"float32": 0.2, "bfloat16": 0.5})
+    dtype, reason, _ = cpu_dtype.decide(arch, busy, load=10.0)
+    assert dtype == "bfloat16" and "timed at load 10.0 per core" in reason
+    assert "cached" in cpu_dtype.decide(arch, busy, load=9.0)[1] and calls == [64]  # still busy: kept
+    quiet, calls2 = _fake({"float32": 4.9, "bfloat16": 19.9})
+    dtype, reason, measured = cpu_dtype.decide(arch, quiet, load=0.4)
+    assert calls2 == [64] and "bfloat16 19.9 tok/s" in reason and "load" not in reason
+    assert "cached" in cpu_dtype.decide(arch, quiet, load=0.1)[1] and calls2 == [64]

@@ -132,9 +132,9 @@ def load_per_core() -> float | None:
         return None
 
 
-def _measured_busy(hit: dict, load: float | None) -> bool:
-    """A CPU value measured while the machine was busy (load over BUSY_LOAD per core), when it is
-    quieter now: other tenants' work lowers a copy's rate, so that value understates the memory."""
+def measured_busy(hit: dict, load: float | None) -> bool:
+    """A CPU measurement taken while the machine was busy (load over BUSY_LOAD per core), when it is
+    less than half as loaded now: other tenants' work slows what was timed, so it should be redone."""
     then = hit.get("load_per_core")
     return isinstance(then, (int, float)) and then > BUSY_LOAD and load is not None and load < then / 2
 
@@ -154,7 +154,7 @@ def bandwidth_record(device_key: str, measure: Callable[[], float], *, path: Pat
     hit = cache.get(device_key)
     cpu = device_key.startswith("cpu:")
     load = (load if load is not None else load_per_core()) if cpu else None
-    busy_then = cpu and isinstance(hit, dict) and _measured_busy(hit, load)
+    busy_then = cpu and isinstance(hit, dict) and measured_busy(hit, load)
     if not remeasure and not busy_then and isinstance(hit, dict) and isinstance(hit.get("gbps"), (int, float)) and hit["gbps"] > 0:
         age = _age(hit.get("measured_utc"), now)
         if age is not None and age <= timedelta(days=max_age_days):

@@ -93,16 +93,19 @@ def shape_key(arch: dict) -> str:
     return json.dumps({k: text.get(k) for k in SHAPE_KEYS if text.get(k) is not None}, sort_keys=True)
 
 
-def decide(arch: dict, measure=None) -> tuple[str, str, dict]:
-    """(dtype, reason, measurements), from the cache when this CPU, torch and shape were measured."""
+def decide(arch: dict, measure=None, load: float | None = None) -> tuple[str, str, dict]:
+    """(dtype, reason, measurements), from the cache when this CPU, torch and shape were measured
+    (unless that was on a busy machine and it is quieter now: `load`, the load per core, else read)."""
     import torch
 
+    from harness.measure.bandwidth import BUSY_LOAD, load_per_core, measured_busy
     from harness.runtime.device import cache_dir, cpu_name, load_cache, store_cache
 
     key = f"{METHOD} | {cpu_name()} | torch {torch.__version__} | {shape_key(arch)}"
     path = cache_dir() / CACHE
     hit = load_cache(CACHE).get(key)
-    if isinstance(hit, dict) and {"dtype", "reason", "measured"} <= set(hit):
+    load = load if load is not None else load_per_core()
+    if isinstance(hit, dict) and {"dtype", "reason", "measured"} <= set(hit) and not measured_busy(hit, load):
         return hit["dtype"], f"{hit['reason']} (cached in {path})", hit["measured"]
     measured = (measure or measure_generation)(arch)
     rates = {k: v["tokens_per_s"] for k, v in measured["dtypes"].items()}
@@ -110,7 +113,10 @@ def decide(arch: dict, measure=None) -> tuple[str, str, dict]:
     detail = ", ".join(f"{k} {v:.1f} tok/s" for k, v in rates.items())
     reason = (f"auto: generation timed on this CPU at {measured['layers_timed']} of {measured['layers']} layers of this "
               f"architecture (prompt {PROMPT_TOKENS}, {NEW_TOKENS} new tokens), scaled to the full depth: {detail}; {best} is faster")
-    store_cache(CACHE, {**load_cache(CACHE), key: {"dtype": best, "reason": reason, "measured": measured}})
+    if load is not None and load > BUSY_LOAD:
+        reason += f" (timed at load {load:.1f} per core: the rates are low, re-timed once the machine is quieter)"
+    entry = {"dtype": best, "reason": reason, "measured": measured, **({"load_per_core": round(load, 2)} if load is not None else {})}
+    store_cache(CACHE, {**load_cache(CACHE), key: entry})
     return best, reason, measured
 
 
