@@ -112,6 +112,7 @@ def make_plan(cfg: RunConfig, card=None, served=None) -> Plan:
         sampling = Sampling(max_new_tokens=max_new, temperature=temperature, top_p=top_p, top_k=top_k,
                             stop=tuple(cfg.stop) + tuple(protocol.stop) + tuple(task.stop))
         settings = {"protocol": protocol.name, "temperature": temperature, "top_p": top_p, "top_k": top_k, "max_new_tokens": max_new,
+                    "min_p": sampling.min_p, "presence_penalty": sampling.presence_penalty, "repetition_penalty": sampling.repetition_penalty,
                     "num_samples": k, "seed": cfg.seed, "force_think": protocol.force_think, "system_prompt": protocol.system_prompt,
                     "limit": cfg.limit, "n": len(items)}
         if d.get("mean_output_tokens"):

@@ -160,3 +160,16 @@ def test_the_card_run_from_the_issue_is_not_comparable_everywhere(tmp_path, caps
         else:
             assert "(indicative: " not in console + md + html
     capsys.readouterr()
+
+
+@pytest.mark.parametrize("key, run_value, card_value", [("top_k", 0, 20), ("min_p", 0.0, 0.05), ("presence_penalty", 0.0, 1.5),
+                                                        ("repetition_penalty", 1.0, 1.05)])
+def test_every_stated_decoding_number_decides_comparability(key, run_value, card_value):
+    """Only temperature and top_p were compared: a run without the card's top-k, min-p or penalty
+    got a verdict as if it had decoded the claim's way."""
+    task = {"truncation_rate": 0.0, "k": 1, "settings": {"temperature": 0.6, "top_p": 0.95, key: run_value}}
+    want = {"temperature": 0.6, "top_p": 0.95, key: card_value}
+    reasons, _ = run_reasons(task, {"backend": "transformers"}, want=want, metric="accuracy")
+    assert [r["code"] for r in reasons] == ["sampling"] and key in reasons[0]["detail"]
+    same, _ = run_reasons(task, {"backend": "transformers"}, want={**want, key: run_value}, metric="accuracy")
+    assert same == []

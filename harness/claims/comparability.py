@@ -11,7 +11,7 @@ documented in model_cards/README.md ("When a verdict is given") and results/READ
   below the claim's while any trace was cut (cut answers count as wrong).
 - protocol: a different prompt protocol than the claim's, unless the card lists `protocol`
   under `protocol.immaterial`.
-- sampling: different decoding (greedy vs the claim's temperature, another top-p), unless the
+- sampling: different decoding (greedy vs the claim's temperature, another top-p, top-k, min-p or penalty), unless the
   card lists `sampling` under `protocol.immaterial`.
 - samples: fewer samples per problem than the metric needs (maj@64 needs 64; pass@1 averaged
   over any number of samples is fine).
@@ -23,6 +23,8 @@ A quantised or different-dtype model is a caveat, not a reason: the verdict stan
 from __future__ import annotations
 
 import re
+
+from harness.claims.differences import SAMPLING_COMPARED
 
 MAX_TRUNCATION = 0.05  # share of traces cut at the token budget above which accuracy is not the model's
 MATERIAL = ("random_weights", "truncation", "protocol", "sampling", "samples", "scripted")
@@ -75,7 +77,7 @@ def run_reasons(task: dict, model: dict, *, want: dict | None = None, metric: st
         reasons.append(_reason("protocol", f"prompt protocol {settings['protocol']!r} instead of the claim's {want['protocol']!r}"))
     if "sampling" not in immaterial:
         diffs = []
-        for key in ("temperature", "top_p"):
+        for key in SAMPLING_COMPARED:  # every decoding number a card can state (a run of an older schema lacks some: skipped)
             got, need = settings.get(key), want.get(key)
             if got is not None and need is not None and abs(float(got) - float(need)) > _EPS:
                 greedy = " (greedy)" if key == "temperature" and float(got) == 0 else ""

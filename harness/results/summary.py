@@ -249,8 +249,7 @@ def _claims(data, plan, info, mode: str) -> None:
     diffs = {}
     for name, tp in plan.tasks.items():
         used = {**tp.settings, "dtype": info.dtype, "quantization": info.quantization, "revision": info.revision,
-                "num_fewshot": plan.protocol.fewshot,  # what the run applied, so a card setting is never silently dropped
-                **{k: getattr(tp.sampling, k) for k in ("min_p", "presence_penalty", "repetition_penalty")}}
+                "num_fewshot": plan.protocol.fewshot}  # what the run applied, so a card setting is never silently dropped
         diffs[name] = protocol_differences(plan.card, name, used, random_weights=info.random_weights, model_source=info.name_or_path)
     data["protocol_differences"] = diffs
     data["claims"] = claims_for_run(plan.card, data["tasks"], differences_by_task=diffs, run_protocol=plan.protocol.name,
