@@ -115,8 +115,8 @@ def probe(backend, queue: Sequence, *, expected_tokens: int, ceiling: int, total
             break
         run_s = total_tokens / max(r["tokens_per_s"] for r in rates) if total_tokens else None
         if run_s is not None and 2 * cost > PROBE_SHARE * run_s:
-            stopped = (f"probing batch {nxt} would take about {2 * cost:.0f} s, over {PROBE_SHARE:.0%} of the run's "
-                       f"{run_s:.0f} s at the best rate so far")
+            stopped = (f"probing batch {nxt} would take about {2 * cost:.3g} s, over {PROBE_SHARE:.0%} of the run's "
+                       f"{run_s:.3g} s at the best rate so far")
             break
         if should_stop():
             stopped = "a stop signal arrived"
