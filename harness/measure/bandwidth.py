@@ -5,22 +5,22 @@ Measurement: a device tensor copy, bytes read + written, best of `repeats` copie
 `passes` passes (a pause between passes, so one busy moment cannot set the number). The cache
 (${HARNESS_CACHE:-~/.cache/cnllm-harness}/bandwidth.json) keeps per device: the GB/s, every
 pass, the UTC time, the method, the size and (CPU) the load average per core at the time. A value
-older than MAX_AGE_DAYS, a CPU value measured while the machine was busy (load over BUSY_LOAD per
-core) once it is less than half as loaded, or any value when HARNESS_REMEASURE_BANDWIDTH=1
+older than MAX_AGE_DAYS, a CPU value measured while the machine was busy (runtime/cache.py: load
+over BUSY_LOAD per core) once it is less than half as loaded, or any value when HARNESS_REMEASURE_BANDWIDTH=1
 (`harness env --remeasure-bandwidth`), is measured again. torch
 is imported only inside `measure_bandwidth`.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import re
-import tempfile
 import time
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+
+from harness.runtime.cache import BUSY_LOAD, cache_dir, load_per_core, measured_busy, read_cache, write_cache
 
 CPU_BYTES = 512 * 2**20
 GPU_BYTES = 2 * 2**30
@@ -28,7 +28,6 @@ MAX_AGE_DAYS = 7
 PASSES = 3
 METHOD = "torch tensor copy, bytes read + written; best of {repeats} copies in each of {passes} passes"
 REMEASURE_ENV = "HARNESS_REMEASURE_BANDWIDTH"
-BUSY_LOAD = 1.5  # load average per core above which a CPU copy measures other tenants as much as the memory
 
 _NVIDIA = "NVIDIA datasheet"
 # (pattern on the device name, GB/s, source). First match wins, so the specific variants come first.
@@ -105,16 +104,7 @@ def measure_bandwidth(device: str = "cpu", nbytes: int | None = None, repeats: i
 
 
 def cache_path() -> Path:
-    root = os.environ.get("HARNESS_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "cnllm-harness")
-    return Path(root) / "bandwidth.json"
-
-
-def _read_cache(path: Path) -> dict:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}  # missing or corrupt: measure again
-    return data if isinstance(data, dict) else {}
+    return cache_dir() / "bandwidth.json"
 
 
 def _age(stamp: str | None, now: datetime) -> timedelta | None:
@@ -122,21 +112,6 @@ def _age(stamp: str | None, now: datetime) -> timedelta | None:
         return now - datetime.strptime(str(stamp), "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
     except ValueError:
         return None
-
-
-def load_per_core() -> float | None:
-    """The 1-minute load average per logical core, or None where the OS does not give one."""
-    try:
-        return os.getloadavg()[0] / (os.cpu_count() or 1)
-    except (AttributeError, OSError):
-        return None
-
-
-def measured_busy(hit: dict, load: float | None) -> bool:
-    """A CPU measurement taken while the machine was busy (load over BUSY_LOAD per core), when it is
-    less than half as loaded now: other tenants' work slows what was timed, so it should be redone."""
-    then = hit.get("load_per_core")
-    return isinstance(then, (int, float)) and then > BUSY_LOAD and load is not None and load < then / 2
 
 
 def bandwidth_record(device_key: str, measure: Callable[[], float], *, path: Path | None = None, remeasure: bool | None = None,
@@ -150,7 +125,7 @@ def bandwidth_record(device_key: str, measure: Callable[[], float], *, path: Pat
     now = now or datetime.now(timezone.utc)
     if remeasure is None:
         remeasure = os.environ.get(REMEASURE_ENV, "") not in ("", "0")
-    cache = _read_cache(path)
+    cache = read_cache(path)
     hit = cache.get(device_key)
     cpu = device_key.startswith("cpu:")
     load = (load if load is not None else load_per_core()) if cpu else None
@@ -172,15 +147,7 @@ def bandwidth_record(device_key: str, measure: Callable[[], float], *, path: Pat
     if load is not None:
         record["load_per_core"] = round(load, 2)
     cache[device_key] = record
-    where = f"cached in {path}"
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".bandwidth.", suffix=".json")
-        with os.fdopen(fd, "w") as f:
-            json.dump(cache, f, indent=2, sort_keys=True)
-        os.replace(tmp, path)  # atomic: a concurrent reader never sees half a file
-    except OSError:
-        where = f"cache not writable: {path}"
+    where = f"cached in {path}" if write_cache(path, cache) else f"cache not writable: {path}"
     why = ("asked to re-measure" if remeasure else f"the cached value was measured at load {hit['load_per_core']:.1f} per core, "
            f"now {load:.1f}" if busy_then else ("older than %g days" % max_age_days if hit else "first measurement"))
     if load is not None and load > BUSY_LOAD:

@@ -21,8 +21,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 
-from harness.measure.bandwidth import load_per_core, measured_busy
-from harness.runtime.device import cache_dir, load_cache, store_cache
+from harness.runtime.cache import cache_dir, load_per_core, recall, remember
 
 METHOD = "forced-length probes at doubling batches, rate at the run's output length"  # part of the cache key
 PROBE_TOKENS = 16
@@ -51,9 +50,9 @@ def choose(backend, queue: Sequence, *, expected_tokens: int, device_type: str, 
     limit, why_limit = memory_limit(ceiling, fits)
     key = _key(backend, device_name, queue, expected_tokens, limit) + (f" run~{_bucket(total_tokens)}" if total_tokens else "")
     path = cache_dir() / CACHE
-    hit = load_cache(CACHE).get(key) if cache else None
     load = load_per_core() if device_type == "cpu" else None  # a CPU probe on a busy machine is redone once it is quieter
-    if isinstance(hit, dict) and {"batch_size", "reason", "measured"} <= set(hit) and not measured_busy(hit, load):
+    hit = recall(path, key, {"batch_size", "reason", "measured"}, load) if cache else None
+    if hit:
         return hit["batch_size"], f"{hit['reason']} (cached in {path})", hit["measured"]
     measured = probe(backend, queue, expected_tokens=expected_tokens, ceiling=limit, total_tokens=total_tokens, should_stop=should_stop)
     if why_limit and measured["stopped"] == f"reached the ceiling {limit}":
@@ -63,8 +62,7 @@ def choose(backend, queue: Sequence, *, expected_tokens: int, device_type: str, 
     reason = (f"auto: probes of {PROBE_TOKENS} tokens on this run's first requests, rate at {expected_tokens} output tokens "
               f"per request (batch: tok/s) {tried}; {best['batch']} is fastest ({measured['stopped']})")
     if cache and not measured["interrupted"]:
-        entry = {"batch_size": best["batch"], "reason": reason, "measured": measured}
-        store_cache(CACHE, {**load_cache(CACHE), key: {**entry, **({"load_per_core": round(load, 2)} if load is not None else {})}})
+        remember(path, key, {"batch_size": best["batch"], "reason": reason, "measured": measured}, load)
     return best["batch"], reason, measured
 
 

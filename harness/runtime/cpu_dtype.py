@@ -98,14 +98,14 @@ def decide(arch: dict, measure=None, load: float | None = None) -> tuple[str, st
     (unless that was on a busy machine and it is quieter now: `load`, the load per core, else read)."""
     import torch
 
-    from harness.measure.bandwidth import BUSY_LOAD, load_per_core, measured_busy
-    from harness.runtime.device import cache_dir, cpu_name, load_cache, store_cache
+    from harness.runtime.cache import BUSY_LOAD, cache_dir, load_per_core, recall, remember
+    from harness.runtime.device import cpu_name
 
     key = f"{METHOD} | {cpu_name()} | torch {torch.__version__} | {shape_key(arch)}"
     path = cache_dir() / CACHE
-    hit = load_cache(CACHE).get(key)
     load = load if load is not None else load_per_core()
-    if isinstance(hit, dict) and {"dtype", "reason", "measured"} <= set(hit) and not measured_busy(hit, load):
+    hit = recall(path, key, {"dtype", "reason", "measured"}, load)
+    if hit:
         return hit["dtype"], f"{hit['reason']} (cached in {path})", hit["measured"]
     measured = (measure or measure_generation)(arch)
     rates = {k: v["tokens_per_s"] for k, v in measured["dtypes"].items()}
@@ -115,8 +115,7 @@ def decide(arch: dict, measure=None, load: float | None = None) -> tuple[str, st
               f"architecture (prompt {PROMPT_TOKENS}, {NEW_TOKENS} new tokens), scaled to the full depth: {detail}; {best} is faster")
     if load is not None and load > BUSY_LOAD:
         reason += f" (timed at load {load:.1f} per core: the rates are low, re-timed once the machine is quieter)"
-    entry = {"dtype": best, "reason": reason, "measured": measured, **({"load_per_core": round(load, 2)} if load is not None else {})}
-    store_cache(CACHE, {**load_cache(CACHE), key: entry})
+    remember(path, key, {"dtype": best, "reason": reason, "measured": measured}, load)
     return best, reason, measured
 
 

@@ -8,7 +8,6 @@ measured once (a short matmul timing) and cached.
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import re
@@ -17,6 +16,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from harness.errors import DeviceError
+from harness.runtime.cache import cache_dir, read_cache, write_cache
 
 DTYPES = ("auto", "bfloat16", "float16", "float32")
 _DEVICE_RE = re.compile(r"^(auto|cpu|cuda|mps|xpu|npu)(?::(\d+))?$")
@@ -40,31 +40,6 @@ class DeviceChoice:
 
     def asdict(self) -> dict:
         return asdict(self)
-
-
-def cache_dir() -> Path:
-    return Path(os.environ.get("HARNESS_CACHE") or Path.home() / ".cache" / "cnllm-harness")
-
-
-def load_cache(name: str) -> dict:
-    """A measured-decision cache (a JSON object under cache_dir()); {} when missing or unreadable."""
-    try:
-        data = json.loads((cache_dir() / name).read_text())
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
-def store_cache(name: str, data: dict) -> None:
-    """Replace a cache file atomically; an unwritable cache only costs a re-measurement."""
-    path = cache_dir() / name
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(data, indent=1))
-        os.replace(tmp, path)
-    except OSError:
-        pass
 
 
 def _npu_available(torch) -> bool:
@@ -199,7 +174,7 @@ def cpu_dtype(torch) -> tuple[str, str]:
     """The faster of bfloat16/float32 matmuls on this CPU, measured once and cached by CPU model."""
     key = cpu_name()
     path = cache_dir() / "cpu_dtype.json"
-    cached = load_cache("cpu_dtype.json")
+    cached = read_cache(path)
     if cached.get("cpu") == key and cached.get("torch") == torch.__version__ and {"dtype", "reason"} <= set(cached):
         return cached["dtype"], f"auto: {cached['reason']} (cached in {path})"
     times = {}
@@ -213,7 +188,7 @@ def cpu_dtype(torch) -> tuple[str, str]:
         times[name] = time.perf_counter() - t0
     best = min(times, key=times.get)
     reason = f"measured on this CPU: float32 {times['float32'] * 125:.2f} ms vs bfloat16 {times['bfloat16'] * 125:.2f} ms per 384^3 matmul; {best} is faster"
-    store_cache("cpu_dtype.json", {"cpu": key, "torch": torch.__version__, "dtype": best, "reason": reason})
+    write_cache(path, {"cpu": key, "torch": torch.__version__, "dtype": best, "reason": reason})
     return best, f"auto: {reason}"
 
 
