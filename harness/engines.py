@@ -133,7 +133,7 @@ class Plan:
         price, _ = pre.price
         out = []
         for name in names:
-            speed, source = None, "unknown"
+            speed, source, bound = None, "unknown", False
             prev, r = self.previous(name), self.reads(name)
             if prev:
                 speed, source = prev["tokens_per_s"], f"earlier run {prev['run']}" + (
@@ -141,11 +141,12 @@ class Plan:
             elif r is not None:
                 gbps, bw_source = self.gbps()
                 if gbps:
-                    speed = r.speed(gbps, self.context)
+                    speed, bound = r.speed(gbps, self.context), pre.device.type not in ROOFLINE_KIND
                     source = (f"bandwidth roofline at batch {r.batch} ({gbps:.0f} GB/s, {bw_source}; {est.human_bytes(r.weights)} of "
                               f"{r.what} read per step): {ROOFLINE_KIND.get(pre.device.type, UPPER_BOUND)}")
             seconds = tokens / speed if speed else None
             out.append({"engine": name, "tokens_per_s": speed, "speed_source": source, "seconds": seconds,
+                        "speed_is_upper_bound": bound,  # then the time is a minimum
                         "weight_bytes": r.weights if r else None,
                         "usd": seconds / 3600 * price if seconds is not None and price is not None else None})
         return out

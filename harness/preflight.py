@@ -200,10 +200,9 @@ def assess(cfg, plan, dev, card=None, *, batch: int | None = None, context: int 
                     shape=shape)
     pre.engines = _engines(cfg, pre, shape, batch, context)
     if cfg.batch_size == "auto" and memory is not None:
-        from harness.runtime.batch_size import CEILING, DEFAULT_CEILING, memory_limit
+        from harness.runtime.batch_size import ceiling_for, memory_limit
 
-        ceiling = max(1, min(CEILING.get(dev.type, DEFAULT_CEILING), pre.requests))
-        limit, _ = memory_limit(ceiling, fitting.batch_fits(memory, shape, dev.type, available))
+        limit, _ = memory_limit(ceiling_for(dev.type, pre.requests), fitting.batch_fits(memory, shape, dev.type, available))
         pre.notes.append(f"batch size auto: measured when the model is loaded (transformers), at batch 1, 2, 4, ... up to {limit}, "
                          f"the largest that fits memory at {context} tokens; the memory line is for batch {batch}")
     return pre

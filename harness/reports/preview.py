@@ -29,7 +29,7 @@ def render(pre: Preflight) -> str:
     _, price_source = pre.price
     for e in pre.engines:
         when = est.human_seconds(e["seconds"])
-        bound = "at least " if e["seconds"] is not None and "upper bound" in e["speed_source"] else ""
+        bound = "at least " if e["seconds"] is not None and e.get("speed_is_upper_bound") else ""
         speed = f"{e['tokens_per_s']:.3g} tok/s" if e["tokens_per_s"] else "speed unknown"
         usd = f"${e['usd']:,.2f}" if e["usd"] is not None else "$ unknown"
         out.append(f"  time ({e['engine']}): {bound}{when} at {speed} ({e['speed_source']}); cost {usd}")

@@ -42,7 +42,7 @@ def choose(backend, queue: Sequence, *, expected_tokens: int, device_type: str, 
     start = backend.max_batch_size()
     if not getattr(backend, "probes_batch_size", False):
         return start, f"auto: the {backend.info.backend} engine's own starting point (it batches outside the harness)", None
-    ceiling = min(CEILING.get(device_type, DEFAULT_CEILING), len(queue))
+    ceiling = ceiling_for(device_type, len(queue))
     if ceiling <= 1:
         return 1, f"auto: {len(queue)} request{'s' if len(queue) != 1 else ''} to run", None
     if not fits(2):
@@ -64,6 +64,11 @@ def choose(backend, queue: Sequence, *, expected_tokens: int, device_type: str, 
     if cache and not measured["interrupted"]:
         remember(path, key, {"batch_size": best["batch"], "reason": reason, "measured": measured}, load)
     return best["batch"], reason, measured
+
+
+def ceiling_for(device_type: str, requests: int) -> int:
+    """The largest batch worth probing: the device's CEILING, and never more than the requests."""
+    return max(1, min(CEILING.get(device_type, DEFAULT_CEILING), requests))
 
 
 def memory_limit(ceiling: int, fits: Callable[[int], bool]) -> tuple[int, str | None]:
