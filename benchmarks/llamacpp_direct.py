@@ -46,23 +46,17 @@ def random_folder(spec: str, out: Path, layers: int | None, tokenizer: Path, ini
     """Save random:<name> (random weights, seed 0; the first `layers` layers when given) with the
     real tokenizer, as safetensors: the weights both engines read."""
     import torch
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from harness.backends.models import random_config
+    from harness.backends.models import arch_dict, hf_config, random_config
 
     if not spec.startswith("random:"):
         raise SystemExit("error: --model takes random:<name>; pass an existing GGUF with --gguf")
-    raw = {k: v for k, v in random_config(spec.split(":", 1)[1]).items() if not k.startswith("_")}
-    for k in ("torch_dtype", "transformers_version", "auto_map"):
-        raw.pop(k, None)
-    if layers:
-        raw["num_hidden_layers"] = layers
-        if isinstance(raw.get("layer_types"), list):
-            raw["layer_types"] = raw["layer_types"][:layers]
+    raw = arch_dict(random_config(spec.split(":", 1)[1]), layers or None)
     if init_std:
         raw["initializer_range"] = init_std
     tok = AutoTokenizer.from_pretrained(tokenizer)
-    config = AutoConfig.for_model(raw.pop("model_type"), **raw)
+    config = hf_config(raw)
     config.eos_token_id = tok.convert_tokens_to_ids("<|im_end|>")
     torch.manual_seed(0)
     AutoModelForCausalLM.from_config(config, dtype=torch.float32).save_pretrained(out)

@@ -55,19 +55,16 @@ def truncated(spec: str, layers: int) -> str:
     import tempfile
 
     import torch
-    from transformers import AutoConfig, AutoModelForCausalLM
+    from transformers import AutoModelForCausalLM
 
-    from harness.backends.models import load_tokenizer, random_config, LOCAL_TOKENIZER
+    from harness.backends.models import LOCAL_TOKENIZER, arch_dict, hf_config, load_tokenizer, random_config
 
     if not spec.startswith("random:"):
         raise SystemExit("--layers works on random:<name> models only")
-    raw = {k: v for k, v in random_config(spec.split(":", 1)[1]).items() if not k.startswith("_")}
-    raw["num_hidden_layers"] = layers
-    if isinstance(raw.get("layer_types"), list):
-        raw["layer_types"] = raw["layer_types"][:layers]
+    config = hf_config(arch_dict(random_config(spec.split(":", 1)[1]), layers))
     torch.manual_seed(0)
     folder = tempfile.mkdtemp(prefix="ragged-")
-    AutoModelForCausalLM.from_config(AutoConfig.for_model(raw.pop("model_type"), **raw)).save_pretrained(folder)
+    AutoModelForCausalLM.from_config(config).save_pretrained(folder)
     load_tokenizer(LOCAL_TOKENIZER).save_pretrained(folder)
     return folder
 

@@ -87,14 +87,31 @@ def load_tokenizer(source: str | Path, *, trust_remote_code: bool = False):
     return tok
 
 
+def arch_dict(raw: dict, layers: int | None = None) -> dict:
+    """A config.json dict ready to build the architecture from: our notes (`_` keys) and the
+    loader-only keys dropped, and with `layers`, cut to the first `layers` layers (per-layer lists too)."""
+    out = {k: v for k, v in raw.items() if not k.startswith("_") and k not in ("torch_dtype", "transformers_version", "auto_map")}
+    if layers is not None:
+        out["num_hidden_layers"] = layers
+        if isinstance(out.get("layer_types"), list):
+            out["layer_types"] = out["layer_types"][:layers]
+    return out
+
+
+def hf_config(raw: dict):
+    """The transformers config of a config.json dict (its model_type picks the class)."""
+    from transformers import AutoConfig
+
+    return AutoConfig.for_model(raw["model_type"], **{k: v for k, v in raw.items() if k != "model_type"})
+
+
 def _load_random(name: str, torch_dtype, device_map, tokenizer: str | None, seed: int) -> Loaded:
     import torch
-    from transformers import AutoConfig, AutoModelForCausalLM
+    from transformers import AutoModelForCausalLM
 
-    raw = {k: v for k, v in random_config(name).items() if not k.startswith("_")}
-    raw.pop("torch_dtype", None), raw.pop("transformers_version", None), raw.pop("auto_map", None)
     tok = load_tokenizer(tokenizer or LOCAL_TOKENIZER)
-    config = AutoConfig.for_model(raw.pop("model_type"), **raw)
+    raw = arch_dict(random_config(name))
+    config = hf_config(raw)
     if getattr(config, "eos_token_id", None) is None or name == "tiny" or tokenizer is None:
         config.eos_token_id, config.pad_token_id = tok.eos_token_id, tok.pad_token_id
     device = device_map if isinstance(device_map, str) else "cpu"

@@ -141,13 +141,11 @@ def measure_generation(arch: dict) -> dict:
 
 
 def _time_depth(arch: dict, depth: int, torch) -> dict[str, float]:
-    from transformers import AutoConfig, AutoModelForCausalLM, GenerationConfig
+    from transformers import AutoModelForCausalLM, GenerationConfig
 
-    raw = {k: v for k, v in arch.items() if not k.startswith("_")}
-    raw["num_hidden_layers"] = depth
-    if isinstance(raw.get("layer_types"), list):
-        raw["layer_types"] = raw["layer_types"][:depth]
-    config = AutoConfig.for_model(raw.pop("model_type"), **raw)
+    from harness.backends.models import arch_dict, hf_config
+
+    config = hf_config(arch_dict(arch, depth))
     torch.manual_seed(0)
     model = AutoModelForCausalLM.from_config(config, dtype=torch.float32).eval()
     ids = torch.randint(0, min(config.get_text_config().vocab_size, 1000), (1, PROMPT_TOKENS))

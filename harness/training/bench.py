@@ -54,15 +54,13 @@ def _check_args(args) -> str:
 
 def arch_config(name: str, layers: int | None) -> tuple[dict, list[str]]:
     """The random:<name> config dict with the depth override applied, and the overrides stated."""
-    from harness.backends.models import random_config
+    from harness.backends.models import arch_dict, random_config
 
-    raw = {k: v for k, v in random_config(name).items() if not k.startswith("_")}
-    for k in ("torch_dtype", "transformers_version", "auto_map"):
-        raw.pop(k, None)
+    raw = arch_dict(random_config(name))
     overrides = []
     if layers is not None and layers != raw.get("num_hidden_layers"):
         overrides.append(f"num_hidden_layers {raw.get('num_hidden_layers')} -> {layers} (--layers)")
-        raw["num_hidden_layers"] = layers
+        raw = arch_dict(raw, layers)
     raw["use_cache"] = False
     return raw, overrides
 
@@ -126,12 +124,13 @@ def measure(name: str, raw: dict, dev, dtype_name: str, seq_len: int, micro_batc
     Times up to `iterations` steps, stopping early (after at least one) once the timed steps add up
     to `max_seconds`, so a slow or busy machine still finishes; the count timed is recorded."""
     import torch
-    from transformers import AutoConfig, AutoModelForCausalLM
+    from transformers import AutoModelForCausalLM
 
+    from harness.backends.models import hf_config
     from harness.measure.memory import device_peak, host_peak_rss_bytes, reset_device_peak
     from harness.measure.roofline import sync_device
 
-    cfg = AutoConfig.for_model(raw["model_type"], **{k: v for k, v in raw.items() if k != "model_type"})
+    cfg = hf_config(raw)
     dtype = getattr(torch, dtype_name)
     device = torch.device(dev.torch_device)
     torch.manual_seed(seed)
