@@ -1,5 +1,5 @@
 """Build step: ship model_cards/ (the editable source of the cards) inside the wheel as
-harness/model_cards, where harness/claims/cards.py finds them once installed. Everything else
+harness/model_cards, where harness/cards/loader.py finds them once installed. Everything else
 about the package is declared in pyproject.toml."""
 
 import shutil

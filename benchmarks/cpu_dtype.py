@@ -3,7 +3,7 @@
     python benchmarks/cpu_dtype.py --model random:qwen2.5-0.5b-instruct --batch-sizes 1,8 --new-tokens 32
 
 For each batch size, the same requests (forced to --new-tokens with min = max new tokens) go
-through `harness.generate.generate_all`, the path `harness run` takes, in float32 and in bfloat16,
+through `harness.orchestration.generate.generate_all`, the path `harness run` takes, in float32 and in bfloat16,
 passes alternating which dtype goes first. Then `--dtype auto` is resolved the way `harness run`
 resolves it (preflight: the generation probe of runtime/cpu_dtype.py, then the memory check), in a
 fresh cache so the probe really runs and its time is reported. Reported per batch size: output
@@ -22,9 +22,9 @@ import sys
 import tempfile
 import time
 
-from harness.backends.base import Request, Sampling
+from harness.core.types import Request, Sampling
 from harness.backends.hf import TransformersBackend
-from harness.generate import generate_all
+from harness.orchestration.generate import generate_all
 from harness.runtime.device import resolve
 
 QUESTION = "Natalia sold clips to 48 of her friends in April, and then she sold half as many clips in May. How many clips did she sell?"
@@ -47,8 +47,8 @@ def rate(backend, reqs, batch: int) -> float:
 def auto_choice(model: str) -> dict:
     """`--dtype auto` as `harness run` decides it, timed, in a fresh decision cache."""
     from harness.config import make_config
-    from harness.preflight import model_shape
-    from harness.runtime.fitting import run_dtype
+    from harness.planning.preflight import model_shape
+    from harness.planning.fitting import run_dtype
 
     os.environ["HARNESS_CACHE"] = tempfile.mkdtemp(prefix="cpu-dtype-")
     cfg = make_config(model=model, device="cpu")

@@ -34,7 +34,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from harness.backends.base import Request, Sampling
+from harness.core.types import Request, Sampling
 
 REPO = Path(__file__).resolve().parents[1]
 QUESTIONS = ["Tom has 5 apples and buys 7 more. How many apples does he have now? Explain step by step.",

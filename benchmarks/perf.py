@@ -29,10 +29,10 @@ from pathlib import Path
 import torch
 from transformers.generation.streamers import BaseStreamer
 
-from harness.backends.base import Request, Sampling
+from harness.core.types import Request, Sampling
 from harness.backends.hf import TransformersBackend
 from harness.runtime.device import resolve
-from harness.generate import generate_all, order
+from harness.orchestration.generate import generate_all, order
 from harness.scoring.record import sample_row
 from harness.results.store import SampleWriter
 from harness.tasks.synthetic import Synthetic

@@ -5,7 +5,7 @@
 Each request gets its own output length, drawn from a log-normal distribution clipped to
 [min, max] (a long tail, as reasoning traces have) and forced with min = max new tokens, so a
 random-weight model produces exactly that many tokens. Both modes go through
-`harness.generate.generate_all`, the path `harness run` takes, with the same slots (`--batch-size`):
+`harness.orchestration.generate.generate_all`, the path `harness run` takes, with the same slots (`--batch-size`):
 static cuts the queue into batches that run to their longest row; continuous lets a row leave
 when it ends and a waiting request take its slot. Passes alternate which mode goes first.
 
@@ -27,10 +27,10 @@ import statistics
 import sys
 import time
 
-from harness.backends.base import Request, Sampling
+from harness.core.types import Request, Sampling
 from harness.backends.hf import TransformersBackend
 from harness.runtime.device import resolve
-from harness.generate import generate_all, order
+from harness.orchestration.generate import generate_all, order
 
 QUESTIONS = ["What is 2 + 3?", "Tom has 5 apples and buys 7 more. How many now?", "小明有15个苹果，给了小红4个。还剩几个？",
              "Compute 3/4 + 1/4, then multiply by 12 and subtract 5.", "Name three prime numbers and add them.",

@@ -5,3 +5,19 @@ The package root stays import-light: `harness --help` must answer without import
 
 __version__ = "0.1.0"
 SCHEMA_VERSION = "1.4"
+
+# The layers, bottom first. A package (or top-level module) imports only from its own layer or below, and
+# no two units import each other (tests/test_architecture.py enforces both; README's Layout is checked
+# against this list). Each entry: the units of one layer.
+LAYERS: tuple[tuple[str, ...], ...] = (
+    ("core", "errors", "secrets", "stats"),           # shared types and formulas; no other harness import
+    ("runtime", "tasks", "config", "results"),        # device, task data, run settings, the run folder's files
+    ("registry", "protocols", "cards"),               # plugins, prompt protocols, model cards as data
+    ("measure",),                                     # time, memory, energy, bandwidth, cost
+    ("backends", "scoring"),                          # engines; a reply to a score
+    ("claims", "planning"),                           # verdicts on claims; everything decided before loading
+    ("reports",),                                     # what people read (renders, starts nothing)
+    ("orchestration",),                               # runs: pipeline, generate, summary, budgets, bench
+    ("training", "lmeval"),                           # training-cost checks; lm-eval interop
+    ("commands", "cli", "__main__"),                  # the command line
+)

@@ -260,7 +260,7 @@ def _scalar(text: str):
 
 
 def cmd_run(args, argv) -> int:
-    from harness.preflight import card_model, check_inputs
+    from harness.planning.preflight import card_model, check_inputs
 
     values = run_values(args)
     planning = args.command == "plan" or getattr(args, "dry_run", False)
@@ -269,7 +269,7 @@ def cmd_run(args, argv) -> int:
     from harness.config import make_config
 
     if planning:
-        from harness.preflight import print_plan
+        from harness.planning.preflight import print_plan
 
         return print_plan(make_config(**values))
     if values.get("num_processes", 1) > 1 and int(os.environ.get("WORLD_SIZE", "1")) == 1:
@@ -286,13 +286,13 @@ def cmd_run(args, argv) -> int:
         values = {**stored, **values}
     cfg = make_config(**values)
     if cfg.think_budgets:
-        from harness.reports.budgets import run_budgets
+        from harness.orchestration.budgets import run_budgets
 
         dirs = run_budgets(cfg)
         for d in dirs:
             print(d)
         return 0
-    from harness.reports.console import run_with_progress
+    from harness.orchestration.progress import run_with_progress
 
     return run_with_progress(cfg)
 

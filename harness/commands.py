@@ -94,20 +94,20 @@ def cmd_env(args) -> int:
 def cmd_cards(args) -> int:
     import os
 
-    from harness.claims.cards import validate_all
+    from harness.cards.loader import validate_all
 
     if getattr(args, "dir", None):
         os.environ["HARNESS_CARDS_DIR"] = args.dir
     if getattr(args, "markdown", False):
-        from harness.claims.cards import list_cards
-        from harness.reports.preview import claims_table
+        from harness.cards.loader import list_cards
+        from harness.planning.preview import claims_table
 
         sys.stdout.write(claims_table(list_cards()))
         return 0
     if getattr(args, "name", None):
-        from harness.claims.cards import find_card
-        from harness.preflight import card_cost
-        from harness.reports.preview import render_card
+        from harness.cards.loader import find_card
+        from harness.planning.preflight import card_cost
+        from harness.planning.preview import render_card
 
         card = find_card(args.name)
         print(render_card(card, card_cost(card)))
@@ -115,7 +115,7 @@ def cmd_cards(args) -> int:
     bad = 0
     for path, err in validate_all():
         if err is None:
-            from harness.claims.cards import load_card
+            from harness.cards.loader import load_card
 
             c = load_card(path)
             claims = len(getattr(c, "claims", []) or [])
@@ -140,7 +140,7 @@ def cmd_bench(args) -> int:
         from harness.errors import ConfigError
 
         raise ConfigError(f"{', '.join(given)} go{'es' if len(given) == 1 else ''} with --train", "add --train, or drop them")
-    from harness.measure.bench import run_bench
+    from harness.orchestration.bench import run_bench
 
     return run_bench(args)
 
@@ -155,7 +155,7 @@ def cmd_report(args) -> int:
             print(p)
         return 0
     if (run_dir / "budgets.json").exists():  # a --think-budgets folder: the curve, then each run's report
-        from harness.reports.budgets import write_curve
+        from harness.orchestration.budgets import write_curve
 
         runs = sorted(p.parent for p in run_dir.glob("*/run.json"))
         print(write_curve(run_dir, runs))
@@ -190,7 +190,7 @@ def cmd_claims(args) -> int:
         raise ConfigError("--price-per-hour goes with --training", "e.g. harness claims --training --price-per-hour 2.5")
     if not args.run_dirs:
         raise ConfigError("claims needs run folders, or --training", "pass folders written by `harness run`, or `harness claims --training`")
-    from harness.claims.comparative_report import check_claims
+    from harness.reports.claims import check_claims
 
     return check_claims([Path(d) for d in args.run_dirs], output_dir=Path(args.output_dir or "claims"),
                         verdicts=getattr(args, "verdicts", "strict"))

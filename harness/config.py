@@ -39,7 +39,7 @@ class RunConfig(BaseModel):
     top_k: int | None = Field(default=None, ge=0)
     stop: tuple[str, ...] = ()
     protocol: str | None = None
-    think_budgets: tuple[int, ...] = ()  # one run per budget (harness/reports/budgets.py)
+    think_budgets: tuple[int, ...] = ()  # one run per budget (harness/orchestration/budgets.py)
     think_budget: int | None = Field(default=None, gt=0)  # cap on thinking tokens for this run
     answer_tokens: int = Field(default=256, gt=0)  # budget for the answer after a capped trace
     device: str = "auto"
@@ -63,7 +63,7 @@ class RunConfig(BaseModel):
     backend_options: dict[str, Any] = Field(default_factory=dict)  # checked against the backend's Options model
     num_processes: int = Field(default=1, gt=0)
     quiet: bool = False
-    force: bool = False  # start even when the memory estimate exceeds what is available (harness/preflight.py)
+    force: bool = False  # start even when the memory estimate exceeds what is available (harness/planning/preflight.py)
     # strict: a claim the run cannot support is not_comparable; indicative: its statistical verdict is
     # computed too and shown beside it, marked indicative (harness/claims/comparability.py).
     verdicts: Literal["strict", "indicative"] = "strict"

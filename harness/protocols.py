@@ -28,9 +28,10 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
-from harness.backends.render import join_prefill, plain_prompt  # noqa: F401  (the renderer owns them; re-exported)
+from harness.core.prompt import join_prefill, plain_prompt  # noqa: F401  (the renderer owns them; re-exported)
 from harness.errors import ConfigError
 from harness.tasks.base import Item, Task
+from harness.core.spec import parse as parse_spec
 
 THINK = "<think>\n"
 BOXED = "Please reason step by step, and put your final answer within \\boxed{}."
@@ -70,7 +71,7 @@ PROTOCOLS: dict[str, Protocol] = {
 # ---- choosing and overriding -----------------------------------------------------------------
 def default_protocol(model_name: str) -> str:
     """The protocol a model's publisher evaluated it with, guessed from its name or path."""
-    name = model_name.lower().removeprefix("random:").rstrip("/").rsplit("/", 1)[-1]
+    name = parse_spec(model_name).name.lower().rstrip("/").rsplit("/", 1)[-1]
     if "distill" in name or "qwq" in name or re.search(r"(?<![a-z0-9])r1(?![0-9])", name):
         return "r1"
     base = "base" in name or ("qwen" in name and not re.search(r"instruct|chat|qwen3", name))

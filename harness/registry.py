@@ -59,7 +59,7 @@ def builtin_tasks() -> dict[str, str]:
 
     found: dict[str, str] = {}
     for info in sorted(pkgutil.iter_modules(harness.tasks.__path__), key=lambda m: m.name):
-        if info.name.startswith("_") or info.name in ("base", "options"):
+        if info.name.startswith("_") or info.name in ("base", "options", "lmeval"):  # lmeval: reached as lm_eval:<task>
             continue
         module = importlib.import_module(f"harness.tasks.{info.name}")
         for attr, obj in vars(module).items():

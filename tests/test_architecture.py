@@ -99,7 +99,7 @@ def test_cycle_finder_finds_cycles():
 
 def test_import_graph_has_no_cycle():
     edges = import_graph(modules())
-    assert "harness.claims.cards" in edges["harness.pipeline"]  # a function-level import counts as an edge
+    assert "harness.cards.loader" in edges["harness.orchestration.pipeline"]  # a function-level import counts as an edge
     found = cycles(edges)
     assert not found, "import cycles: " + "; ".join(" -> ".join(c) for c in found)
 
@@ -135,7 +135,7 @@ def test_readme_layout_names_every_package():
     layout = layout[: layout.index("```", layout.index("```") + 3)]
     packages = sorted(p.parent.name for p in PKG.glob("*/__init__.py"))
     assert packages, "no packages found"
-    missing = [p for p in packages if f"  {p}/" not in layout]
+    missing = [p for p in packages if f"{p}/" not in layout.split()]
     assert not missing, f"README Layout lacks {missing}"
 
 
@@ -193,3 +193,55 @@ def test_every_harness_import_resolves():
                     except ImportError:
                         bad.append(f"{f.relative_to(ROOT)}: {attr} from {module}")
     assert not bad, bad
+
+
+def unit_of(module: str) -> str:
+    """The layering unit of a module: its top-level package, or the top-level module itself."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else "__init__"
+
+
+def test_packages_layer():
+    """Each package imports only from its own layer or below (harness.LAYERS), and no two packages import
+    each other, function-level imports included."""
+    from harness import LAYERS
+
+    layer = {"__init__": 0, **{u: i for i, units in enumerate(LAYERS) for u in units}}
+    mods = modules()
+    units = {unit_of(m) for m in mods}
+    assert units <= set(layer), f"packages missing from harness.LAYERS: {sorted(units - set(layer))}"
+    edges: dict[str, set[str]] = {}
+    for m, targets in import_graph(mods).items():
+        for t in targets:
+            a, b = unit_of(m), unit_of(t)
+            if a != b:
+                edges.setdefault(a, set()).add(b)
+    upward = sorted(f"{a} (layer {layer[a]}) -> {b} (layer {layer[b]})" for a, bs in edges.items() for b in bs if layer[b] > layer[a])
+    assert not upward, upward
+    ties = sorted({tuple(sorted((a, b))) for a, bs in edges.items() for b in bs if a in edges.get(b, set())})
+    assert not ties, ties
+    found = cycles({u: edges.get(u, set()) for u in units})
+    assert not found, found
+
+
+def test_layer_check_catches_an_upward_import(tmp_path):
+    """The rule itself: a lower package importing a higher one is named."""
+    from harness import LAYERS
+
+    layer = {u: i for i, units in enumerate(LAYERS) for u in units}
+    assert layer["core"] < layer["backends"] < layer["orchestration"] < layer["cli"]
+    assert cycles({"core": {"backends"}, "backends": {"core"}}) == [["backends", "core"]]
+
+
+def test_readme_layout_follows_the_layers():
+    """README's Layout lists the packages layer by layer, top first, as harness.LAYERS orders them."""
+    from harness import LAYERS
+
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    block = text[text.index("<!-- layers -->"): text.index("<!-- /layers -->")]
+    names = {x for units in LAYERS for x in units}
+    inside = [line for line in block.splitlines() if line.startswith("  ")]  # the harness/ tree, not the repo's top folders
+    words = [w for line in inside for w in line.split() if w.endswith(("/", ".py"))]
+    order = [u for u in (w.rstrip("/").removesuffix(".py") for w in words) if u in names]
+    expected = [u for units in reversed(LAYERS) for u in units if u != "__main__"]
+    assert [u for u in order if u in expected] == expected, f"README layers out of order: {order} vs {expected}"

@@ -1,4 +1,4 @@
-"""`--batch-size auto` by measurement (harness/runtime/batch_size.py): the batch with the best rate at
+"""`--batch-size auto` by measurement (harness/planning/batch_size.py): the batch with the best rate at
 the run's output length wins; doubling stops at no gain, the ceiling, the memory estimate, an
 out-of-memory error or a stop signal; the decision is cached and recorded in run.json, and the run
 really starts at the chosen size."""
@@ -9,8 +9,8 @@ import json
 
 import pytest
 
-from harness.backends.base import Completion, ModelInfo, Request, Sampling
-from harness.runtime import batch_size
+from harness.core.types import Completion, ModelInfo, Request, Sampling
+from harness.planning import batch_size
 
 
 class Costed:

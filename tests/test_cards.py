@@ -14,10 +14,10 @@ import pytest
 import yaml
 from pydantic import BaseModel
 
-from harness.claims import differences
-from harness.claims.card_schema import Card
-from harness.claims.cards import cards_dir, find_card, list_cards, load_card, validate_all
-from harness.claims.differences import card_generation_defaults, protocol_differences
+from harness.cards import settings as differences
+from harness.cards.schema import Card
+from harness.cards.loader import cards_dir, find_card, list_cards, load_card, validate_all
+from harness.cards.settings import card_generation_defaults, protocol_differences
 from harness.errors import ConfigError
 
 CARDS = cards_dir()
@@ -311,7 +311,7 @@ def test_every_stated_decoding_setting_is_compared_with_what_the_run_used():
     """A card may state any EvalSettings field; one the run neither applied nor compared (presence
     and repetition penalty, min_p and num_fewshot were dropped silently) would let a run that
     ignored the publisher's setting pass as the card's protocol."""
-    from harness.claims.card_schema import EvalSettings
+    from harness.cards.schema import EvalSettings
 
     base = find_card("r1-distill-qwen-1.5b")
     used = {**card_generation_defaults(base, "math500"), "dtype": "bfloat16", "force_think": True, "revision": base.revision,
@@ -333,7 +333,7 @@ def _stating(card, **settings):
 
 
 def test_a_run_lists_a_stated_penalty_it_did_not_apply(tmp_path, capsys, monkeypatch):
-    from harness.claims import cards
+    from harness.cards import loader as cards
     from helpers import gsm8k_rows, run_cli, write_jsonl
 
     card = _stating(find_card("r1-distill-qwen-1.5b"), presence_penalty=1.5)

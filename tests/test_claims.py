@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from harness.claims.cards import find_card
+from harness.cards.loader import find_card
 from harness.claims.comparative import check, identify, newcombe_paired_ci
-from harness.claims.comparative_report import check_claims
-from harness.claims.comparisons import load_comparisons
-from harness.claims.differences import stated_settings
+from harness.reports.claims import check_claims
+from harness.cards.comparisons import load_comparisons
+from harness.cards.settings import stated_settings
 from harness.cli import main
 from harness.errors import ConfigError
 from helpers import run_result, write_jsonl

@@ -9,7 +9,7 @@ import json
 
 import pytest
 
-from harness.claims.cards import find_card
+from harness.cards.loader import find_card
 from harness.claims.comparability import MAX_TRUNCATION, pair_reasons, run_reasons, samples_needed
 from harness.claims.verdicts import claims_for_run, verdict_label
 

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from harness.reports import plots
-from harness.reports.compare import compare, holm, paired_test, time_share
+from harness.reports.compare import compare, holm, time_share
+from harness.results.runs import paired_test
 from test_report import make_run, make_samples
 
 

@@ -10,7 +10,7 @@ import importlib.util
 import pytest
 
 from harness.backends import compiled
-from harness.backends.base import Request, Sampling
+from harness.core.types import Request, Sampling
 from harness.backends.hf import TransformersBackend
 from harness.runtime.device import resolve
 from harness.errors import ConfigError

@@ -10,13 +10,13 @@ import re
 import pytest
 import torch
 
-from harness.backends.base import Request, Sampling
+from harness.core.types import Request, Sampling
 from harness.backends.fake import FakeBackend
 from harness.backends.hf import TransformersBackend
 from harness.runtime.batching import MEASURED, choose
 from harness.runtime.device import resolve
 from harness.errors import ConfigError, Interrupted
-from harness.generate import generate_all
+from harness.orchestration.generate import generate_all
 from helpers import tiny_model_folder
 
 PROMPTS = ["What is 2 + 3?", "Tom has 5 apples and buys 7 more. How many now?", "小明有15个苹果，给了小红4个。",

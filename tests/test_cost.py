@@ -91,7 +91,7 @@ def test_api_prices_match_published_claims():
 def test_api_prices_have_one_source_the_cards(tmp_path):
     """prices.yaml and a card once disagreed on o1-mini ($3/$12 vs $1.10/$4.40): now every API price
     is read from the card, under the snapshot name, the undated name and the card name."""
-    from harness.claims.cards import list_cards
+    from harness.cards.loader import list_cards
 
     cards = [c for c in list_cards() if c.api is not None]
     assert {c.name for c in cards} >= {"deepseek-r1", "o1-1217", "o1-mini"}

@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from harness.runtime import cpu_dtype
+from harness.planning import cpu_dtype
 from harness.config import make_config
 from harness.runtime.device import resolve
 from harness.backends.models import random_config
@@ -112,7 +112,7 @@ def test_plan_run_and_bench_use_the_same_measured_dtype(monkeypatch, tmp_path, c
 
 
 def test_a_probe_too_big_for_memory_is_skipped_and_says_so(monkeypatch):
-    from harness.measure import estimate
+    from harness.planning import estimate
 
     monkeypatch.setattr(estimate, "device_available", lambda kind, index: (10_000_000, "test"))
     monkeypatch.setattr(cpu_dtype, "measure_generation", lambda arch: pytest.fail("a probe that does not fit must not run"))
@@ -124,7 +124,7 @@ def test_a_probe_too_big_for_memory_is_skipped_and_says_so(monkeypatch):
 def test_a_big_architecture_is_timed_on_the_stand_in(monkeypatch, tmp_path):
     """A 7B's probe would need 7.5 GiB here; the stand-in still times this CPU's generation in each
     dtype rather than falling back to the matmul microbenchmark."""
-    from harness.measure import estimate
+    from harness.planning import estimate
 
     monkeypatch.setenv("HARNESS_CACHE", str(tmp_path))
     measure, calls = _fake({"float32": 1.0, "bfloat16": 2.0})
@@ -136,9 +136,9 @@ def test_a_big_architecture_is_timed_on_the_stand_in(monkeypatch, tmp_path):
 
 
 def test_a_measured_float32_that_does_not_fit_drops_to_bfloat16_with_both_reasons(monkeypatch, tmp_path):
-    from harness import preflight
-    from harness.runtime import fitting
-    from harness.measure import estimate
+    from harness.planning import preflight
+    from harness.planning import fitting
+    from harness.planning import estimate
 
     monkeypatch.setenv("HARNESS_CACHE", str(tmp_path))
     monkeypatch.setattr(cpu_dtype, "measure_generation", _fake({"float32": 5.0, "bfloat16": 1.0})[0])

@@ -1,5 +1,5 @@
 """Which engine decodes faster here: a GGUF's header read without llama.cpp, the bytes each engine
-reads per token (harness/engines.py), and the plan's line naming the faster engine and why."""
+reads per token (harness/planning/engines.py), and the plan's line naming the faster engine and why."""
 
 from __future__ import annotations
 
@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 from helpers import gsm8k_rows, run_cli, write_jsonl
 
-from harness import engines
+from harness.core.architecture import count_parameters
+from harness.planning import engines
 from harness.backends.gguf_file import read_header
-from harness.measure import estimate as est
+from harness.planning import estimate as est
 
 try:
     from engine_fixtures import tiny_gguf, tiny_models  # fixtures, used by name
@@ -92,7 +93,7 @@ def test_header_agrees_with_llama_cpp_on_a_converted_model(tiny_gguf):
 # ---- bytes per engine ----------------------------------------------------------------------------------
 
 def test_each_engine_reads_its_own_bytes_for_a_gguf(tmp_path):
-    from harness.preflight import model_shape
+    from harness.planning.preflight import model_shape
 
     path = write_gguf(tmp_path / "m.gguf")
     shape = model_shape(str(path))
@@ -174,7 +175,7 @@ def test_plan_offers_a_gguf_for_a_safetensors_model_on_cpu(tmp_path, data, capsy
     folder = tmp_path / "qwen"
     folder.mkdir()
     shutil.copy(ROOT / "harness/data/configs/qwen2.5-0.5b-instruct.json", folder / "config.json")
-    params = est.count_parameters(json.loads((folder / "config.json").read_text()))
+    params = count_parameters(json.loads((folder / "config.json").read_text()))
     line = engine_line(plan(str(folder), data, capsys, "--dtype", "float32"))
     assert line is not None and "a GGUF on llama.cpp would read" in line
     assert f"{est.human_bytes(params * 8.5 / 8)} as Q8_0" in line and "as Q4_K_M" in line

@@ -7,11 +7,11 @@ import json
 
 import pytest
 
-from harness.backends.base import Completion, Request, Sampling
+from harness.core.types import Completion, Request, Sampling
 from harness.backends.fake import FakeBackend
 from harness.cli import main
 from harness.errors import OutOfMemory
-from harness.generate import generate_all, order
+from harness.orchestration.generate import generate_all, order
 from helpers import gsm8k_rows, write_jsonl
 
 

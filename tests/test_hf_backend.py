@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from harness.backends.base import Request, Sampling
+from harness.core.types import Request, Sampling
 from harness.backends.hf import TransformersBackend
 from harness.runtime.device import resolve
 from helpers import tiny_model_folder

@@ -303,7 +303,7 @@ def test_lmeval_task_runs_through_harness_pipeline(pipeline_run):
 
 
 def test_lmeval_task_items_stop_and_env_include(task_dir, monkeypatch):
-    from harness.lmeval.task import INCLUDE_ENV, LMEvalTask
+    from harness.tasks.lmeval import INCLUDE_ENV, LMEvalTask
 
     monkeypatch.setenv(INCLUDE_ENV, str(task_dir))
     task = LMEvalTask(TASK)
@@ -315,7 +315,7 @@ def test_lmeval_task_items_stop_and_env_include(task_dir, monkeypatch):
 
 
 def test_lmeval_task_data_file_override(task_dir, tmp_path):
-    from harness.lmeval.task import LMEvalTask
+    from harness.tasks.lmeval import LMEvalTask
 
     data = tmp_path / "mine.jsonl"
     data.write_text(json.dumps({"question": "What is 6 times 7?", "answer": "6 * 7 = 42\n#### 42"}) + "\n", encoding="utf-8")
@@ -328,7 +328,7 @@ def test_lmeval_task_data_file_override(task_dir, tmp_path):
 
 
 def test_lmeval_multiple_choice_task_becomes_lettered_items(tmp_path):
-    from harness.lmeval.task import LMEvalTask
+    from harness.tasks.lmeval import LMEvalTask
 
     (tmp_path / "mc.jsonl").write_text(json.dumps({"q": "Which is a fruit?", "options": ["stone", "apple", "chair"], "gold": 1}) + "\n",
                                        encoding="utf-8")
@@ -346,7 +346,7 @@ def test_lmeval_multiple_choice_task_becomes_lettered_items(tmp_path):
 
 
 def test_lmeval_task_options_and_paths_are_checked(tmp_path):
-    from harness.lmeval.task import LMEvalTask, final_answer
+    from harness.tasks.lmeval import LMEvalTask, final_answer
 
     with pytest.raises(ConfigError, match="unknown option"):
         LMEvalTask(TASK, shots=5)

@@ -30,7 +30,7 @@ def _our_prompts(model_dir: Path, gsm_file: Path, protocol: str) -> dict[str, st
     """The exact text `harness run` feeds the model per problem id (backend.render of the planned request)."""
     from harness.backends.hf import TransformersBackend
     from harness.config import make_config
-    from harness.plan import make_plan
+    from harness.planning.plan import make_plan
     from harness.runtime.device import resolve
 
     plan = make_plan(make_config(model=str(model_dir), tasks=("gsm8k",), data_files={"gsm8k": str(gsm_file)}, protocol=protocol, limit=2))
@@ -103,7 +103,7 @@ def test_every_task_exports_to_a_task_lm_eval_loads(task, tmp_path):
 
     from harness.config import make_config
     from harness.lmeval.taskexport import export_tasks, lm_eval_task_name
-    from harness.plan import make_plan
+    from harness.planning.plan import make_plan
     from harness.protocols import build, get
 
     data = {task: str(TASK_FIXTURES / f"{task}.jsonl")} if task != "synthetic" else {}

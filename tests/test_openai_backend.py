@@ -19,7 +19,7 @@ import pytest
 
 httpx = pytest.importorskip("httpx")
 
-from harness.backends.base import Request, Sampling  # noqa: E402
+from harness.core.types import Request, Sampling  # noqa: E402
 from harness.backends.openai import OpenAIBackend, backoff_delay, parse_retry_after  # noqa: E402
 from harness.errors import ModelLoadError  # noqa: E402
 
@@ -353,7 +353,7 @@ def test_openai_protocol_comes_from_flag_card_or_served_metadata_never_the_bare_
     from harness.backends.served import served_model
     from harness.config import RunConfig
     from harness.errors import ConfigError
-    from harness.plan import choose_protocol
+    from harness.planning.plan import choose_protocol
 
     cfg = RunConfig(model="openai:qwen", base_url="http://127.0.0.1:1/v1")
     # the bare name "qwen" used to give the plain-text few-shot protocol, then sent as a chat message

@@ -15,8 +15,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from harness.core.architecture import count_parameters
 from harness.cli import main
-from harness.measure import estimate as est
+from harness.planning import estimate as est
 from helpers import gsm8k_rows, run_cli, write_jsonl
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -35,11 +36,11 @@ def _card_configs():
 @pytest.mark.parametrize("name, config, exact", list(_card_configs()), ids=lambda x: x if isinstance(x, str) else "")
 def test_parameter_count_from_config_matches_every_card(name, config, exact):
     # dense Qwen2/2.5 (q/k/v biases), Qwen3 (q/k norms, own head_dim), Llama (no biases), DeepSeek-V2 (MLA + MoE)
-    assert est.count_parameters(config) == exact
+    assert count_parameters(config) == exact
 
 
 def test_count_parameters_is_none_without_the_shape():
-    assert est.count_parameters({"hidden_size": 8}) is None
+    assert count_parameters({"hidden_size": 8}) is None
 
 
 def test_memory_estimate_names_every_part():
@@ -54,7 +55,7 @@ def test_memory_estimate_names_every_part():
 
 def test_host_available_respects_the_address_space_limit():
     code = ("import resource; resource.setrlimit(resource.RLIMIT_AS, (8 << 30, resource.RLIM_INFINITY)); "
-            "from harness.measure.estimate import host_available; a, why = host_available(); print(a, '|', why)")
+            "from harness.planning.estimate import host_available; a, why = host_available(); print(a, '|', why)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True).stdout
     avail, why = out.split("|")
     assert int(avail) < 8 << 30 and "ulimit -v" in why
@@ -96,9 +97,9 @@ def test_time_comes_from_an_earlier_run_of_the_same_model_here(tmp_path, data, c
 
 
 def test_card_samples_apply_only_to_tasks_with_a_claim(tmp_path, capsys):
-    from harness.claims.cards import find_card
+    from harness.cards.loader import find_card
     from harness.config import make_config
-    from harness.plan import make_plan
+    from harness.planning.plan import make_plan
 
     rows = [{"problem": "1+1?", "answer": "2"}]
     m = write_jsonl(tmp_path / "m.jsonl", rows)
@@ -114,7 +115,7 @@ def test_card_samples_apply_only_to_tasks_with_a_claim(tmp_path, capsys):
 
 def test_random_models_get_a_small_cap_real_ones_keep_the_default(tmp_path):
     from harness.config import make_config
-    from harness.plan import DEFAULT_MAX_NEW_TOKENS, RANDOM_MAX_NEW_TOKENS, make_plan
+    from harness.planning.plan import DEFAULT_MAX_NEW_TOKENS, RANDOM_MAX_NEW_TOKENS, make_plan
 
     g = write_jsonl(tmp_path / "g.jsonl", gsm8k_rows(1))
     def cap(model, **kw):
@@ -125,7 +126,7 @@ def test_random_models_get_a_small_cap_real_ones_keep_the_default(tmp_path):
 
 
 def test_card_without_model_runs_the_cards_model():
-    from harness.preflight import card_model
+    from harness.planning.preflight import card_model
 
     assert card_model({"card": "r1-distill-qwen-7b"})["model"] == "deepseek-ai/DeepSeek-R1-Distill-Qwen-7B"
     assert card_model({"card": "r1-distill-qwen-7b", "model": "random:tiny"})["model"] == "random:tiny"
@@ -175,8 +176,8 @@ def test_bench_that_does_not_fit_is_refused(monkeypatch, capsys):
 
 
 def test_auto_float32_that_does_not_fit_becomes_bfloat16(monkeypatch):
-    from harness import preflight
-    from harness.runtime import fitting
+    from harness.planning import preflight
+    from harness.planning import fitting
     from harness.config import make_config
     from harness.runtime.device import DeviceChoice
 
@@ -251,7 +252,7 @@ def test_run_help_shows_defaults_and_three_examples(capsys):
 
 def test_bench_cells_stop_repeating_after_their_time_budget(capsys):
     from harness.backends.fake import FakeBackend
-    from harness.measure.bench import sweep
+    from harness.orchestration.bench import sweep
 
     backend = FakeBackend(None, "fake:echo")
     (cell,) = sweep(backend, [1], [8], [2], iterations=3, warmup=0, budget_s=1e-9)

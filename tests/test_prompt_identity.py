@@ -11,9 +11,9 @@ from __future__ import annotations
 import pytest
 
 from harness import protocols, registry
-from harness.backends.base import Request, Sampling
-from harness.backends.render import formatter_template, hf_template, render
-from harness.plan import load_task
+from harness.core.types import Request, Sampling
+from harness.core.prompt import formatter_template, hf_template, render
+from harness.planning.plan import load_task
 from harness.tasks.base import Item
 
 try:
@@ -68,7 +68,7 @@ def tok_dir(tiny_qwen_dir, tmp_path_factory):
 def engines(tok_dir, tiny_qwen_dir, tiny_gguf):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from harness.backends.base import ModelInfo
+    from harness.core.types import ModelInfo
     from harness.backends.hf import TransformersBackend
     from harness.backends.vllm import VLLMBackend
 

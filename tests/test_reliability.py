@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from harness import generate as gen
-from harness.backends.base import Completion
+from harness.orchestration import generate as gen
+from harness.core.types import Completion
 from harness.backends.fake import FakeBackend
 from harness.results import rundir, store
 
@@ -279,7 +279,7 @@ def test_redaction_covers_partial_and_base64_forms(monkeypatch):
 ])
 def test_out_of_memory_is_recognised_and_auto_batch_halves(message):
     assert gen.is_oom(RuntimeError(message))
-    from harness.backends.base import Request, Sampling
+    from harness.core.types import Request, Sampling
 
     class Tight(FakeBackend):
         def generate(self, requests):
@@ -319,7 +319,7 @@ def test_signals_during_generation_end_interrupted_and_exit_by_the_first(tmp_pat
 
 
 def test_sigterm_while_loading_ends_interrupted(tmp_path, capsys, monkeypatch):
-    from harness import pipeline
+    from harness.orchestration import pipeline
 
     real = pipeline.load_backend
 
@@ -355,7 +355,7 @@ def test_the_launcher_forwards_signals_to_the_ranks_and_waits(tmp_path):
 # ---- 17. empty answers and local servers -----------------------------------------------------------
 def test_an_empty_response_is_an_error_and_local_servers_default_to_one_request():
     httpx = pytest.importorskip("httpx")
-    from harness.backends.base import Request, Sampling
+    from harness.core.types import Request, Sampling
     from harness.backends.openai import OpenAIBackend
 
     def handler(request):

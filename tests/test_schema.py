@@ -47,7 +47,7 @@ def test_a_real_run_is_written_through_the_schema(tmp_path):
 
 def test_writing_an_undeclared_field_fails(tmp_path, monkeypatch, capsys):
     """A field added to the summary but not to the schema is a bug caught before anything is written."""
-    from harness.results import summary
+    from harness.orchestration import summary
 
     real = summary._model
     monkeypatch.setattr(summary, "_model", lambda info: {**real(info), "undeclared": 1})

@@ -10,7 +10,7 @@ import json
 
 import pytest
 
-from harness.backends.base import Completion, ModelInfo, Request, Sampling
+from harness.core.types import Completion, ModelInfo, Request, Sampling
 from harness.backends.fake import FakeBackend
 from harness.scoring.record import sample_row
 from harness.scoring.thinking import CLOSE, split_thinking, token_split

@@ -14,9 +14,9 @@ import typing
 
 import pytest
 
-from harness.claims import cards
-from harness.training import card as training_card
-from harness.claims.cards import find_card
+from harness.cards import loader as cards
+from harness.cards import training as training_card
+from harness.cards.loader import find_card
 from harness.cli import main
 from harness.errors import ConfigError
 from harness.training.flops import attention_flops_per_token, matmul_params, train_flops_per_token

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from harness.claims.cards import find_card
-from harness.claims.differences import protocol_differences
+from harness.cards.loader import find_card
+from harness.cards.settings import protocol_differences
 from harness.claims.verdicts import claims_for_run, our_metric, verdict
 from harness.stats import problems_needed
 

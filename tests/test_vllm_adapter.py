@@ -10,7 +10,7 @@ from types import SimpleNamespace as NS
 import pytest
 
 from harness.backends import vllm as adapter
-from harness.backends.base import Request, Sampling
+from harness.core.types import Request, Sampling
 from harness.errors import ModelLoadError
 
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from harness.backends.base import QUIET_OPTIONS, Sampling, split_options  # noqa: F401  (split_options re-exported)
+from harness.backends.base import QUIET_OPTIONS, split_options
+from harness.core.types import Sampling
 
 
 class StopScanner:

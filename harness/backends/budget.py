@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from harness.backends.base import Backend, Completion, Request
+from harness.backends.base import Backend
+from harness.core.types import Completion, Request
 from harness.errors import ConfigError
 
 CLOSE = "</think>"

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from harness.backends.base import Completion, Request
+from harness.core.types import Completion, Request
 from harness.errors import Interrupted
 
 # A segment: rows finished since the previous report, with the time spent since then and the part

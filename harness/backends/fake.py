@@ -14,7 +14,8 @@ import re
 import time
 from pathlib import Path
 
-from harness.backends.base import Backend, Completion, ModelInfo, Request
+from harness.backends.base import Backend
+from harness.core.types import Completion, ModelInfo, Request
 from harness.errors import ModelLoadError
 
 _TOKEN = re.compile(r"\s*(?:</?think>|(?:(?!</?think>)\S)+)|\s+$")

@@ -20,11 +20,12 @@ from transformers import GenerationConfig, LogitsProcessor, LogitsProcessorList,
 
 from pydantic import Field
 
-from harness.backends.base import Backend, BackendOptions, Completion, ModelInfo, Request
+from harness.backends.base import Backend, BackendOptions
+from harness.core.types import Completion, ModelInfo, Request
 from harness.backends.compiled import BUCKET, generation_kwargs
 from harness.backends.compiled import decide as decide_compile
 from harness.backends.models import load as load_model
-from harness.backends.render import hf_template, render
+from harness.core.prompt import hf_template, render
 from harness.backends.rows import cut_at_stop, draw, new_generator
 from harness.measure.roofline import kv_bytes_or_none
 
@@ -277,7 +278,7 @@ class TransformersBackend(Backend):
         try:
             return self._generate(requests, True)
         except Exception as e:
-            from harness.generate import is_oom
+            from harness.backends.chunks import is_oom
 
             if is_oom(e):
                 raise

@@ -28,7 +28,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
-from harness.backends.base import LogprobsUnsupported  # noqa: F401  (raised by the base hooks; importable from here)
+from harness.core.types import LogprobsUnsupported  # noqa: F401  (raised by the base hooks; importable from here)
 from harness.errors import ConfigError
 
 Encode = Callable[[str, "bool | None"], list[int]]
@@ -111,7 +111,7 @@ def score_all(backend, requests: Sequence[ScoreRequest], *, batch_size: int | st
               on_batch: Callable[[list[int], list[Score], float], None] = lambda idx, scores, wall: None,
               progress: Callable[[int], None] = lambda n: None) -> list[Score]:
     """Every request scored through `backend.score`, in length-sorted batches; results in request order."""
-    from harness.generate import in_batches
+    from harness.backends.chunks import in_batches
 
     for r in requests:
         if not r.context or not r.continuation:

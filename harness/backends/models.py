@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.errors import ModelLoadError
+from harness.core.spec import parse as parse_spec
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 CONFIGS = DATA / "configs"
@@ -57,8 +58,8 @@ class Loaded:
 
 def load(spec: str, *, torch_dtype, device_map, revision: str | None = None, trust_remote_code: bool = False,
          allow_pickle: bool = False, tokenizer: str | None = None, max_memory: dict | None = None, seed: int = 0) -> Loaded:
-    if spec.startswith("random:"):
-        return _load_random(spec.split(":", 1)[1], torch_dtype, device_map, tokenizer, seed)
+    if parse_spec(spec).is_random:
+        return _load_random(parse_spec(spec).name, torch_dtype, device_map, tokenizer, seed)
     path = Path(spec).expanduser()
     if path.suffix == ".gguf":
         if not path.is_file():
@@ -120,7 +121,7 @@ def _load_random(name: str, torch_dtype, device_map, tokenizer: str | None, seed
     except RuntimeError:  # e.g. --device-map auto: accelerate placement needs weights on disk
         raise ModelLoadError(f"--device-map {device!r} does not apply to random:{name} models", "drop --device-map; use --device") from None
     torch.manual_seed(seed)  # the same random model every time
-    from harness.measure.estimate import count_parameters
+    from harness.core.architecture import count_parameters
 
     large = (count_parameters(raw) or 0) > FAST_FILL_PARAMS
     try:

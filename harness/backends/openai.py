@@ -48,13 +48,15 @@ from urllib.parse import urlsplit
 from pydantic import Field
 
 from harness.backends._sampling import StopScanner
-from harness.backends.base import Backend, BackendOptions, Completion, ModelInfo, Request
+from harness.backends.base import Backend, BackendOptions
+from harness.core.types import Completion, ModelInfo, Request
 from harness.backends.openai_http import (
     RETRY_STATUS, Rejected, Retryable, Stream, backoff_delay, import_httpx, is_local, parse_retry_after, public_url, read_stream,
     resolve_api_key,
 )
-from harness.backends.render import hf_template, render
+from harness.core.prompt import hf_template, render
 from harness.errors import ConfigError, ModelLoadError
+from harness.core.spec import parse as parse_spec
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 # Hosted APIs reject fields they do not define (top_k, min_tokens), and want a key.
@@ -95,7 +97,7 @@ class OpenAIBackend(Backend):
         transport=None,  # an httpx transport, for tests
     ):
         httpx = import_httpx()
-        model = model.removeprefix("openai:")
+        model = parse_spec(model).name if parse_spec(model).kind == "openai" else model
         if not model:
             raise ConfigError("no model name for the OpenAI-compatible backend", "pass --model openai:<model name>")
         local = is_local((urlsplit(base_url).hostname or "").lower())

@@ -6,6 +6,7 @@ from __future__ import annotations
 from harness.backends.openai import DEFAULT_BASE_URL
 from harness.backends.openai_http import import_httpx, resolve_api_key
 from harness.errors import ModelLoadError
+from harness.core.spec import parse as parse_spec
 
 
 def served_model(model: str, base_url: str | None, api_key_env: str | None, transport=None) -> str | None:
@@ -13,7 +14,7 @@ def served_model(model: str, base_url: str | None, api_key_env: str | None, tran
     else the listed id when it is a path (llama-cpp-python lists the GGUF path); None when the
     server cannot be asked or says nothing more than the name."""
     httpx = import_httpx()
-    name = model.removeprefix("openai:")
+    name = parse_spec(model).name if parse_spec(model).kind == "openai" else model
     base = (base_url or DEFAULT_BASE_URL).rstrip("/")
     try:
         key, _ = resolve_api_key(base, api_key_env)

@@ -24,8 +24,9 @@ import time
 from pydantic import Field
 
 from harness.backends._sampling import split_options
-from harness.backends.base import Backend, BackendOptions, Completion, ModelInfo, Request, Sampling
-from harness.backends.render import hf_template, render
+from harness.backends.base import Backend, BackendOptions
+from harness.core.types import Completion, ModelInfo, Request, Sampling
+from harness.core.prompt import hf_template, render
 from harness.errors import ModelLoadError
 from harness.measure.roofline import kv_bytes_or_none
 

@@ -1,4 +1,3 @@
-"""Published claims and our verdicts on them: the model-card schema (`card_schema`) and files
-(`cards`), what a card implies for a run (`differences`), one-model verdicts (`verdicts`), and
-claims that compare two models: their file (`comparisons`), the checks (`comparative`) and the
-report (`comparative_report`)."""
+"""Our verdicts on published claims: one-model verdicts (`verdicts`), what makes a run comparable with a
+claim (`comparability`), and claims that compare two models (`comparative`). The cards and comparison
+files these read are `harness.cards`."""

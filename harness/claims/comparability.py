@@ -24,7 +24,8 @@ from __future__ import annotations
 
 import re
 
-from harness.claims.differences import SAMPLING_COMPARED
+from harness.cards.settings import SAMPLING_COMPARED
+from harness.core.spec import parse as parse_spec
 
 MAX_TRUNCATION = 0.05  # share of traces cut at the token budget above which accuracy is not the model's
 MATERIAL = ("random_weights", "truncation", "protocol", "sampling", "samples", "scripted")
@@ -61,7 +62,7 @@ def run_reasons(task: dict, model: dict, *, want: dict | None = None, metric: st
     caveats: list[str] = []
     settings = task.get("settings") or {}
     want = want or {}
-    if model.get("random_weights") or str(model.get("name_or_path") or "").startswith("random:"):
+    if model.get("random_weights") or parse_spec(str(model.get("name_or_path") or "")).is_random:
         reasons.append(_reason("random_weights", "random weights: the model's parameters are random, not the published checkpoint"))
     if model.get("backend") == "fake":
         reasons.append(_reason("scripted", "scripted fake backend: the answers are not a model's"))

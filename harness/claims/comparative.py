@@ -2,11 +2,11 @@
 
 Owns naming the model card each run measured, the verdict on each comparative claim, and the
 cost table that puts each run's measured $ per 1M output tokens beside the published API prices,
-each with its source. The comparisons file is harness/claims/comparisons.py; the printed and
-written report is harness/claims/comparative_report.py.
+each with its source. The comparisons file is harness/cards/comparisons.py; the printed and
+written report is harness/reports/claims.py.
 
 Verdicts, with diff = accuracy(a) - accuracy(b) over the problems both runs share (paired by
-(task, id), equal targets only: harness.reports.compare.paired_test), alpha 0.05:
+(task, id), equal targets only: harness.results.runs.paired_test), alpha 0.05:
 - "a > b": supported when diff > 0 and the paired test (McNemar with one sample per problem, a
   paired bootstrap of per-problem means otherwise) gives p < 0.05; contradicted when diff < 0
   with p < 0.05; otherwise inconclusive.
@@ -29,19 +29,21 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 
-from harness.claims.card_schema import Source
-from harness.claims.cards import find_card
+from harness.core.generation import PROTOCOL_SETTINGS
+from harness.cards.schema import Source
+from harness.cards.loader import find_card
 from harness.claims.comparability import run_reasons, sentence
-from harness.claims.comparisons import Comparison, ComparisonsFile, describe_source, load_comparisons
-from harness.claims.differences import stated_settings
-from harness.reports.compare import ALPHA, LoadedRun, load_runs, paired_test
+from harness.cards.comparisons import Comparison, ComparisonsFile, describe_source, load_comparisons
+from harness.cards.settings import stated_settings
+from harness.results.runs import ALPHA, LoadedRun, load_runs, paired_test
 from harness.errors import ConfigError
 from harness.results.schema import RunResult
 from harness.stats import Z95, Z_POWER80, newcombe_paired_ci, problems_needed
+from harness.core.spec import parse as parse_spec
 
 __all__ = ["check", "identify", "newcombe_paired_ci"]
 _EDGE = 1e-9
-SETTING_KEYS = ("protocol", "system_prompt", "force_think", "temperature", "top_p", "top_k", "max_new_tokens", "num_samples")
+SETTING_KEYS = PROTOCOL_SETTINGS
 
 
 # ---- which card a run measured ------------------------------------------------------------------
@@ -70,14 +72,14 @@ def identify(data: RunResult) -> Identity:
     m = data.model
     src = str(m.name_or_path or "").strip().rstrip("/")
     flags = []
-    if m.random_weights or src.startswith("random:"):
+    if m.random_weights or parse_spec(src).is_random:
         flags.append("random weights: meaningless (accuracy is chance; $/token is the architecture's)")
     if m.backend == "fake":
         flags.append("scripted fake backend: meaningless (the answers are not a model's)")
     if data.card:
         card, how = _try_card(str(data.card)), "run.json card"
-    elif src.startswith("random:"):
-        short = src.split(":", 1)[1]
+    elif parse_spec(src).is_random:
+        short = parse_spec(src).name
         card, how = _try_card(short) or _try_card(f"{short}-instruct"), f"random model {short}"
     else:
         hub = re.search(r"models--([^/]+?)--([^/]+)", src)  # a Hub cache snapshot path

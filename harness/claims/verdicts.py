@@ -29,9 +29,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness.claims.card_schema import Card
+from harness.cards.schema import Card
 from harness.claims.comparability import run_reasons, sentence
-from harness.claims.differences import stated_settings
+from harness.cards.settings import stated_settings
 from harness.stats import problems_needed
 
 VERDICT_MODES = ("strict", "indicative")

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 
-from harness.backends.base import Sampling
+from harness.core.types import Sampling
 from harness.errors import ConfigError
 
 log = logging.getLogger(__name__)

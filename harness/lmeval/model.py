@@ -4,7 +4,7 @@
 Owns the mapping between lm-eval's request objects and ours: an lm-eval `generate_until`
 request (context, gen_kwargs) becomes a `Request` with `Sampling` (until -> stop,
 max_gen_toks -> max_new_tokens, do_sample/temperature/top_p/top_k); requests are batched
-through `harness.generate.generate_all`, the same timed path `harness run` uses, and every
+through `harness.orchestration.generate.generate_all`, the same timed path `harness run` uses, and every
 request's `Completion` timings are kept (`HarnessLM.timings`, and appended to a JSONL file when
 HARNESS_LMEVAL_TIMINGS or the `timings` model argument names one). `loglikelihood` and
 `loglikelihood_rolling` requests are tokenised with lm-eval's rules and scored by the backend
@@ -31,7 +31,7 @@ from lm_eval.api.model import LM
 from lm_eval.api.registry import register_model
 from lm_eval.models.utils import postprocess_generated_text
 
-from harness.backends.base import Completion, Request, Sampling
+from harness.core.types import Completion, Request, Sampling
 from harness.errors import ConfigError
 from harness.lmeval.args import (CONFIG_KEYS, DEFAULT_MAX_GEN_TOKS, GEN_KEYS, OWN_KEYS, TEXT_KEYS, TIMINGS_ENV, parse_batch_size,
                                  parse_flag, positive_int, resolve_device, sampling_from_gen_kwargs)
@@ -147,7 +147,7 @@ class HarnessLM(LM):
     def generate_until(self, requests, disable_tqdm: bool = False) -> list[str]:
         if not requests:
             return []
-        from harness.plan import sample_seed
+        from harness.planning.plan import sample_seed
 
         ours: list[Request] = []
         stops: list[list[str]] = []
@@ -242,7 +242,7 @@ class HarnessLM(LM):
         """Batches of requests that share decoding settings (a backend batch must), through the timed path."""
         from tqdm import tqdm
 
-        from harness.generate import first_batch, generate_all, warm_up
+        from harness.orchestration.generate import first_batch, generate_all, warm_up
 
         if not self.warmup["requests"]:  # the run's first batch shape, cut short, as `harness run` does
             lengths = [len(self.backend.render(r)) for r in ours]

@@ -85,7 +85,7 @@ def export_tasks(tasks: list[str], output_dir: Path, *, data_files: dict[str, st
 
     from harness import protocols
     from harness.config import make_config
-    from harness.plan import make_plan
+    from harness.planning.plan import make_plan
 
     cfg = make_config(model=model or "fake:echo", tasks=tuple(tasks), data_files=dict(data_files or {}), protocol=protocol or "plain",
                       limit=limit, max_new_tokens=max_new_tokens)

@@ -1,2 +1,2 @@
-"""What a run measures besides accuracy: time (`timing`), energy, memory, the bandwidth roofline,
-dollar cost, and the `harness bench` sweep."""
+"""What a run measures besides accuracy: time (`timing`), energy, memory, the bandwidth roofline and
+dollar cost. Pure measurement; the `harness bench` sweep is `harness.orchestration.bench`."""

@@ -40,7 +40,7 @@ def load_prices(path: str | None = None) -> dict:
 def card_api_prices() -> dict:
     """{API model name: price entry} from every card with an `api` section. Each is listed under
     its snapshot name (o1-mini-2024-09-12), the name without the date (o1-mini) and the card name."""
-    from harness.claims.cards import list_cards
+    from harness.cards.loader import list_cards
 
     out: dict[str, dict] = {}
     for card in list_cards():

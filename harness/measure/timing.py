@@ -1,5 +1,5 @@
 """Timing: the TPOT definition and the run's `perf` summary (the clock itself is read in
-harness/generate.py and the backends, with the device synchronised around each timed region).
+harness/orchestration/generate.py and the backends, with the device synchronised around each timed region).
 
 Definitions follow vLLM's benchmarks and MLPerf (results/README.md):
 - TTFT: first token time - request start (in a static batch, the batch's prefill time);

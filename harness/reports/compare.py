@@ -17,7 +17,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-from dataclasses import dataclass
 from itertools import combinations
 from pathlib import Path
 
@@ -26,11 +25,11 @@ from harness.reports.format import interval, num, p_value, pct, seconds, usd
 from harness.reports.markdown import progress
 from harness.claims.comparability import pair_reasons, sentence
 from harness.results.schema import Cost, Metric, Perf, RunResult
-from harness.stats import holm, mcnemar, paired_bootstrap, paired_diff_ci, percentiles
+from harness.results.runs import ALPHA, LoadedRun, load_runs, paired_test
+from harness.stats import holm, percentiles
 
 __all__ = ["compare", "holm", "load_runs", "paired_test", "pairwise", "time_share"]
 
-ALPHA = 0.05
 CSV_FIELDS = ("label", "run_id", "run_dir", "task", "model", "device", "device_type", "dtype", "backend", "quantization",
               "random_weights", "n", "k", "accuracy", "ci95_lo", "ci95_hi", "cost_usd", "usd_per_correct",
               "usd_per_1m_output_tokens", "p50_e2e_s", "mean_output_tokens", "output_tokens_per_s", "energy_j", "joules_per_correct")
@@ -38,48 +37,6 @@ CSV_FIELDS = ("label", "run_id", "run_dir", "task", "model", "device", "device_t
 PARETO = (("pareto_cost", "usd_per_correct", "$ per correct answer"),
           ("pareto_latency", "p50_e2e_s", "p50 end-to-end latency (s)"),
           ("pareto_tokens", "mean_output_tokens", "mean output tokens per answer"))
-
-
-@dataclass(frozen=True)
-class LoadedRun:
-    path: Path
-    data: RunResult
-    samples: list[dict]
-    label: str  # model · backend · dtype · device (· run id when two runs would share a label)
-    short: str  # only the parts of `label` that differ between the compared runs (plot annotations)
-
-
-def label_parts(data: RunResult) -> list[str]:
-    m, dev = data.model, data.device
-    model = str(m.name_or_path or "?").rstrip("/").split("/")[-1]
-    return [model, str(m.backend), str(m.dtype), str(dev.name or dev.type)]
-
-
-def load_runs(run_dirs: list[str | Path]) -> list[LoadedRun]:
-    """Read each run; labels name model, backend, dtype and device, plus the run id where two would clash."""
-    from harness.results.store import all_samples, load_run
-
-    loaded = []
-    with progress("reading runs", total=len(run_dirs)) as advance:
-        for d in run_dirs:
-            loaded.append((Path(d), load_run(d), all_samples(d)))
-            advance()
-    parts = [label_parts(data) for _, data, _ in loaded]
-    labels = [" · ".join(p) for p in parts]
-    for i, (_, data, _) in enumerate(loaded):
-        if labels.count(labels[i]) > 1:
-            parts[i] = [*parts[i], str(data.run_id)]
-    labels = [" · ".join(p) for p in parts]
-    width = max(len(p) for p in parts)
-    varying = [j for j in range(width) if len({p[j] if j < len(p) else "" for p in parts}) > 1]
-    out = []
-    for i, (path, data, samples) in enumerate(loaded):
-        label = labels[i]
-        if labels[:i].count(label):  # the same folder twice
-            label = f"{label} ({i + 1})"
-        short = " · ".join(parts[i][j] for j in varying if j < len(parts[i])) or parts[i][0]
-        out.append(LoadedRun(path, data, samples, label, short))
-    return out
 
 
 def time_share(samples: list[dict], task: str) -> float:
@@ -122,44 +79,6 @@ def task_rows(run: LoadedRun) -> list[dict]:
             "output_tokens_per_s": perf.output_tokens_per_s, "energy_j": energy, "joules_per_correct": _div(energy, correct),
         })
     return rows
-
-
-def problems_by_id(samples: list[dict], task: str) -> dict[str, tuple[str, list[bool]]]:
-    """id -> (target, strict verdicts of its samples)."""
-    out: dict[str, tuple[str, list[bool]]] = {}
-    for r in samples:
-        if r.get("task") == task:
-            out.setdefault(str(r["id"]), (str(r.get("target")), []))[1].append(bool(r.get("correct")))
-    return out
-
-
-def paired_test(a: list[dict], b: list[dict], task: str) -> dict | None:
-    """Paired accuracy test of two runs' samples on one task; None when they share no problem.
-
-    diff is accuracy(a) - accuracy(b) over the shared problems (fractions).
-    """
-    pa, pb = problems_by_id(a, task), problems_by_id(b, task)
-    both = [i for i in pa if i in pb]
-    shared = [i for i in both if pa[i][0] == pb[i][0]]
-    if not shared:
-        return None
-    mean = lambda v: sum(v) / len(v)
-    out = {"task": task, "n": len(shared), "target_mismatch": len(both) - len(shared)}
-    if all(len(pa[i][1]) == 1 and len(pb[i][1]) == 1 for i in shared):
-        va, vb = [pa[i][1][0] for i in shared], [pb[i][1][0] for i in shared]
-        t = mcnemar(va, vb)
-        out.update(test="mcnemar", method=t["method"], acc_a=mean(va), acc_b=mean(vb), diff=mean(va) - mean(vb),
-                   p_value=t["p_value"], b01=t["b01"], b10=t["b10"])
-    else:
-        ma, mb = [mean(pa[i][1]) for i in shared], [mean(pb[i][1]) for i in shared]
-        t = paired_bootstrap(ma, mb)
-        out.update(test="paired_bootstrap", method="problem-level percentile bootstrap", acc_a=mean(ma), acc_b=mean(mb),
-                   diff=t["diff"], p_value=t["p_value"])
-    ci, how = paired_diff_ci([pa[i][1] for i in shared], [pb[i][1] for i in shared])
-    out.update(ci95=list(ci), ci_method=how)
-    return out
-
-
 
 
 def describe_pair(pair: dict) -> str:
@@ -299,7 +218,8 @@ def compare(run_dirs: list[str | Path], output_dir: str | Path, verdicts: str = 
         raise ConfigError("compare needs at least one run folder", "pass run folders written by `harness run`")
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    runs = load_runs(list(run_dirs))
+    with progress("reading runs", total=len(run_dirs)) as advance:
+        runs = load_runs(list(run_dirs), advance)
     rows = [row for run in runs for row in task_rows(run)]
     figures, notes = pareto_plots(rows, output_dir)
     pairs = pairwise(runs, verdicts)

@@ -38,7 +38,7 @@ class RunProgress:
     # ---- phases -----------------------------------------------------------------------------------
     def plan(self, pre) -> None:
         if not self.quiet:
-            from harness.reports.preview import render
+            from harness.planning.preview import render
 
             self._print(render(pre), self.out)
 
@@ -95,7 +95,7 @@ class RunProgress:
         elapsed = time.perf_counter() - (self.t0 or time.perf_counter())
         eta = "?"
         if self.done and self.total:
-            from harness.measure.estimate import human_seconds
+            from harness.planning.estimate import human_seconds
 
             eta = human_seconds(elapsed / self.done * (self.total - self.done))
         return f"progress: {self.done}/{self.total} samples, {self._rate() or '0 tok/s'}, elapsed {elapsed:.0f} s, ETA {eta}"
@@ -106,34 +106,6 @@ class RunProgress:
 
     def _print(self, text: str, stream=None) -> None:
         print(text, file=stream or self.stream, flush=True)
-
-
-def run_with_progress(cfg) -> int:
-    from harness import pipeline
-    from harness.errors import Interrupted
-
-    main = int(os.environ.get("RANK", "0")) == 0
-    show = RunProgress(tty=sys.stderr.isatty(), quiet=cfg.quiet or not main)
-    try:
-        run_dir = pipeline.run(cfg, progress=show)
-    except (Interrupted, KeyboardInterrupt):
-        show.close()
-        folder = show.folder_path
-        if main and folder is not None and folder.is_dir():
-            print(resume_hint(folder), file=sys.stderr, flush=True)
-        raise
-    finally:
-        show.close()
-    if main:
-        run = summarize(run_dir)
-        if run.status in ("partial", "failed"):
-            from harness.errors import RunFailed
-
-            n = run.samples
-            first = run.errors.first if run.errors else "see run.json"
-            raise RunFailed(f"run {run.status}: {n.errors} of {n.errors + n.done} samples failed ({first[:200]})",
-                            f"fix the cause, then `harness run --resume {run_dir}` retries only those samples")
-    return 0
 
 
 def summarize(run_dir):

@@ -1,2 +1,2 @@
-"""Where and how a run executes: the device and dtype (`device`), data-parallel ranks
-(`parallel`, `launch`), and stop signals (`signals`)."""
+"""Where and how a run executes: the device and dtype (`device`), the measurement cache (`cache`), the
+batching mode (`batching`), data-parallel ranks (`parallel`, `launch`) and stop signals (`signals`)."""

@@ -32,7 +32,7 @@ class DeviceChoice:
     dtype_reason: str
     count: int = 1  # devices of this type visible
     backend_runtime: str = ""  # e.g. "CUDA 13.0", "ROCm 6.2"
-    dtype_measurements: dict | None = None  # what an auto dtype was decided from (harness/runtime/cpu_dtype.py)
+    dtype_measurements: dict | None = None  # what an auto dtype was decided from (harness/planning/cpu_dtype.py)
 
     @property
     def torch_device(self) -> str:

@@ -4,7 +4,8 @@ request (finish_reason "error") keeps its error and is left out of every metric.
 
 from __future__ import annotations
 
-from harness.backends.base import Backend, Completion, Request
+from harness.backends.base import Backend
+from harness.core.types import Completion, Request
 from harness.scoring.grader import score
 from harness.tasks.base import Item
 from harness.scoring.thinking import prompt_opens_think, split_thinking, token_split

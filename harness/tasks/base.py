@@ -123,7 +123,7 @@ class Task:
 
 
 def check_data_path(path: Path) -> None:
-    """The data file exists and is a regular file (also checked before any heavy import, in harness/preflight.py)."""
+    """The data file exists and is a regular file (also checked before any heavy import, in harness/planning/preflight.py)."""
     try:
         st = path.stat()
     except FileNotFoundError:

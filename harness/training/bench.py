@@ -23,6 +23,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from harness.errors import ConfigError
+from harness.core.spec import parse as parse_spec
 
 SCHEMA_VERSION = "1.0"
 MAX_TOKENS_PER_STEP = 1 << 20
@@ -34,7 +35,7 @@ def _check_args(args) -> str:
     args.seq_len = DEFAULT_SEQ_LEN if args.seq_len is None else args.seq_len
     args.micro_batch = DEFAULT_MICRO_BATCH if args.micro_batch is None else args.micro_batch
     model = str(args.model or "")
-    if not model.startswith("random:"):
+    if not parse_spec(model).is_random:
         raise ConfigError(f"--train builds a random-weight architecture, got --model {model!r}", "pass --model random:<name> (see `harness list models`)")
     for flag, v, lo in (("--layers", args.layers, 1), ("--seq-len", args.seq_len, 2), ("--micro-batch", args.micro_batch, 1),
                         ("--iterations", args.iterations, 1), ("--warmup", args.warmup, 0)):
@@ -49,7 +50,7 @@ def _check_args(args) -> str:
         raise ConfigError(f"--max-seconds must be in (0, 3600], got {args.max_seconds}", "e.g. --max-seconds 20")
     if args.price_per_hour is not None and not (0 < args.price_per_hour <= 1000):
         raise ConfigError(f"--price-per-hour must be in (0, 1000] USD per hour, got {args.price_per_hour}", "e.g. --price-per-hour 2.5")
-    return model.split(":", 1)[1]
+    return parse_spec(model).name
 
 
 def arch_config(name: str, layers: int | None) -> tuple[dict, list[str]]:
@@ -175,7 +176,7 @@ def measure(name: str, raw: dict, dev, dtype_name: str, seq_len: int, micro_batc
 
 def run_train_bench(args) -> int:
     from harness.runtime import device as devices
-    from harness.claims.cards import find_card
+    from harness.cards.loader import find_card
     from harness.training.flops import matmul_params, train_flops_per_token
     from harness.training.check import gpu_peak, load_refs, projection
 

@@ -1,6 +1,6 @@
 """`harness claims --training`: published training-cost claims checked by arithmetic.
 
-For every card with a `training` section (harness/training/card.py):
+For every card with a `training` section (harness/cards/training.py):
 - dollars: the published GPU-hours per stage, summed and compared with the claimed total, times
   the price per GPU-hour the publisher assumed (which must reproduce the claimed dollars) and
   times the user's price when given;
@@ -24,10 +24,10 @@ from typing import Optional
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from harness.claims.cards import Card, Source, list_cards
+from harness.cards.loader import Card, Source, list_cards
 from harness.errors import ConfigError
 from harness.training.flops import attention_flops_per_token, matmul_params
-from harness.training.card import Status, TrainingCost
+from harness.cards.training import Status, TrainingCost
 
 SECONDS_PER_HOUR = 3600.0
 

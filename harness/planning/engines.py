@@ -14,7 +14,8 @@ import importlib.util
 from dataclasses import dataclass
 
 from harness.errors import ConfigError
-from harness.measure import estimate as est
+from harness.planning import estimate as est
+from harness.core.spec import parse as parse_spec
 
 # Bits per weight of the GGUF types a CPU user would pick, from llama.cpp's quantize table
 # (tools/quantize: Q8_0 8.50 bpw; Q4_K_M 4.89 bpw on Llama-3-8B, a mix of Q4_K and Q6_K).
@@ -61,14 +62,13 @@ def reads(engine: str, shape: dict, memory: dict | None, dtype: str, batch: int)
 
 def candidates(model: str, device_type: str) -> list[str]:
     """The engines `--backend auto` could run this model with here."""
-    if model.startswith("openai:"):
-        return ["openai"]
-    if model.startswith("fake:"):
-        return ["fake"]
+    spec = parse_spec(model)
+    if spec.is_served:
+        return [spec.kind]
     names = ["transformers"]
-    if model.endswith(".gguf") and importlib.util.find_spec("llama_cpp"):
+    if spec.is_gguf and importlib.util.find_spec("llama_cpp"):
         names.append("llamacpp")
-    if device_type == "cuda" and not model.startswith("random:") and importlib.util.find_spec("vllm"):
+    if device_type == "cuda" and not spec.is_random and importlib.util.find_spec("vllm"):
         names.append("vllm")
     return names
 
@@ -80,7 +80,7 @@ def twins(model: str) -> list[str]:
 
     names = [model]
     try:
-        from harness.claims.cards import list_cards
+        from harness.cards.loader import list_cards
 
         cards = list_cards()
     except ConfigError:
@@ -155,11 +155,11 @@ class Plan:
         """One line: on a CPU, which engine decodes this model faster and why; None where the
         question does not arise (a served model, another device, an unknown shape)."""
         cfg = self.cfg
-        if self.pre.device.type != "cpu" or cfg.model.startswith(("openai:", "fake:")) or cfg.backend not in ("auto", "transformers", "llamacpp"):
+        if self.pre.device.type != "cpu" or parse_spec(cfg.model).is_served or cfg.backend not in ("auto", "transformers", "llamacpp"):
             return None
         if self.shape.get("gguf") is not None:
             return self._gguf_choice()
-        if self.shape.get("params") and not cfg.model.endswith(".gguf"):
+        if self.shape.get("params") and not parse_spec(cfg.model).is_gguf:
             return self._gguf_offer()
         return None
 

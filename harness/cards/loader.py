@@ -1,6 +1,6 @@
 """Model cards on disk: loading (`yaml.safe_load` only, so YAML tags cannot build Python objects;
 duplicate keys are rejected; every problem one line naming the file and field), listing and
-lookup by name. The schema is harness/claims/card_schema.py (its names are re-exported here).
+lookup by name. The schema is harness/cards/schema.py (its names are re-exported here).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import yaml
 from pydantic import ValidationError
 
 import harness
-from harness.claims.card_schema import Card, Claim, Source, Status
+from harness.cards.schema import Card, Claim, Source, Status
 from harness.errors import ConfigError, validation_message
 
 __all__ = ["Card", "Claim", "Source", "Status", "cards_dir", "find_card", "list_cards", "load_card", "validate_all"]

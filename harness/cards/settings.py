@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness.claims.card_schema import Card
+from harness.core.generation import DECODING_SETTINGS
+from harness.cards.schema import Card
 
 # Used by card_generation_defaults for settings a card leaves unstated (null). They are the
 # harness's own choices, never the card's: protocol_differences compares stated values only.
@@ -59,7 +60,7 @@ def _num(x: Any) -> str:
 
 # Decoding settings compared number to number; with num_fewshot, max_new_tokens and num_samples
 # (compared above them in protocol_differences) these are every field of a card's EvalSettings.
-SAMPLING_COMPARED = ("temperature", "top_p", "top_k", "min_p", "presence_penalty", "repetition_penalty")
+SAMPLING_COMPARED = DECODING_SETTINGS  # every decoding number a card can state
 
 
 def protocol_differences(card: Card, task: str, used: dict, *, random_weights: bool, model_source: str) -> list[str]:

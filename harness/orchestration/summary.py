@@ -108,11 +108,15 @@ def finish_run(ctx, gathered: list[dict], status: str) -> RunResult:
         run = RunResult.model_validate(data)
     except ValidationError as e:
         raise RuntimeError(f"run.json does not fit its schema (a harness bug): {validation_message(e, RunResult)}") from None
+    return run
+
+
+def write_run(run_dir, run: RunResult) -> None:
+    """The report, then run.json: a run.json that says complete has its report."""
     from harness.reports.markdown import write_markdown
 
-    write_markdown(run_dir, run)  # the report before run.json: a run.json that says complete has its report
+    write_markdown(run_dir, run)
     results.write_json_atomic(run_dir / results.RUN, dump(run))
-    return run
 
 
 def _landed(batches: list[dict], written: set[str]) -> list[dict]:
@@ -243,7 +247,7 @@ def _cost(cfg, info, wall_s, perf, correct, rows) -> dict:
 
 
 def _claims(data, plan, info, mode: str) -> None:
-    from harness.claims.differences import protocol_differences
+    from harness.cards.settings import protocol_differences
     from harness.claims.verdicts import claims_for_run
 
     diffs = {}

@@ -2,7 +2,7 @@
 
 Each stage is a call into a small module; this file only orders them. The run folder's life cycle
 (create, resume, lock, clean-up) is harness/results/rundir.py's; generation, warm-up and retries
-are harness/generate.py's; run.json and the report are harness/results/summary.py's.
+are harness/orchestration/generate.py's; run.json and the report are harness/orchestration/summary.py's.
 """
 
 from __future__ import annotations
@@ -15,18 +15,19 @@ from typing import Callable
 from harness.backends import backend_class, load_backend
 from harness.config import RunConfig
 from harness.errors import Interrupted
-from harness.generate import first_batch, generate_all, order, warm_up
+from harness.orchestration.generate import first_batch, generate_all, order, warm_up
 from harness.measure.cost import hourly_price
-from harness.plan import Plan, make_plan
-from harness import preflight
+from harness.planning.plan import Plan, make_plan
+from harness.planning import preflight
 from harness.results import rundir
 from harness.results.store import SampleWriter
 from harness.runtime import device as devices
 from harness.runtime import parallel
 from harness.runtime.batching import choose as choose_batching
-from harness.runtime.fitting import batch_fits
+from harness.planning.fitting import batch_fits
 from harness.runtime.signals import StopSignals
 from harness.scoring.record import sample_row
+from harness.core.spec import parse as parse_spec
 
 
 @dataclass(frozen=True)
@@ -145,9 +146,9 @@ def _finish(ctx: RunContext, status: str, wall_s: float, warmup: dict, meter, ra
     gathered = ctx.dist.gather(measured)                                      # every process's measurements
     status = "interrupted" if "interrupted" in ctx.dist.gather(status) else status
     if ctx.dist.is_main:
-        from harness.results.summary import finish_run
+        from harness.orchestration.summary import finish_run, write_run
 
-        finish_run(ctx, gathered, status)
+        write_run(ctx.run_dir, finish_run(ctx, gathered, status))
     ctx.dist.barrier()
     if raise_signal:
         raise Interrupted(raise_signal)
@@ -165,7 +166,7 @@ def _auto_batch_size(ctx: RunContext, mine, requests, lengths, stop: StopSignals
     """The measured start for --batch-size auto, recorded with its reason in run.json's engine."""
     if ctx.cfg.batch_size != "auto" or not requests:
         return None
-    from harness.runtime.batch_size import choose
+    from harness.planning.batch_size import choose
 
     expected = [min(tp.settings["max_new_tokens"], tp.settings.get("mean_output_tokens") or tp.settings["max_new_tokens"])
                 for _, tp, *_ in mine]
@@ -194,7 +195,7 @@ def _budgeted(cfg: RunConfig, backend):
 
 def _served(cfg: RunConfig):
     """For an OpenAI-compatible endpoint: a lookup of the served model's metadata (for its protocol)."""
-    if not cfg.model.startswith("openai:"):
+    if parse_spec(cfg.model).kind != "openai":
         return None
     from harness.backends.served import served_model
 
@@ -204,7 +205,7 @@ def _served(cfg: RunConfig):
 def _card(cfg: RunConfig):
     if not cfg.card:
         return None
-    from harness.claims.cards import find_card
+    from harness.cards.loader import find_card
 
     return find_card(cfg.card)
 

@@ -7,7 +7,7 @@ per query, per benchmark) and what they *claimed* (benchmark, metric, value, sou
 Hosted models also carry an `api` section with the endpoint and the published prices.
 
 Every model is pydantic with `extra="forbid"`, so an unknown key is an error. Reading files is
-harness/claims/cards.py; what a card implies for a run is harness/claims/differences.py;
+harness/cards/loader.py; what a card implies for a run is harness/cards/settings.py;
 `model_cards/_template.yaml` documents every field.
 """
 
@@ -19,7 +19,7 @@ from typing import Literal, Optional
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from harness.protocols import PROTOCOLS
-from harness.training.card import TrainingCost
+from harness.cards.training import TrainingCost
 
 # Prompt protocols are owned by harness/protocols.py; reading their names here makes a card with a
 # misspelt protocol fail at validation, not half-way through a run.
@@ -237,7 +237,7 @@ class Card(_Strict):
     protocol: Protocol
     claims: list[Claim]
     api: Optional[ApiInfo] = None
-    training: Optional[TrainingCost] = None  # a published training-cost claim (harness/training/card.py)
+    training: Optional[TrainingCost] = None  # a published training-cost claim (harness/cards/training.py)
     sources: dict[str, Source] = Field(default_factory=dict)
     notes: list[str] = Field(default_factory=list)
 

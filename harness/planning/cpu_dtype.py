@@ -16,6 +16,8 @@ measurements are cached per CPU model, torch version and architecture shape.
 
 from __future__ import annotations
 
+from harness.core.spec import parse as parse_spec
+
 import json
 import time
 from dataclasses import replace
@@ -60,7 +62,8 @@ PROBE_MEMORY_SHARE = 0.25  # of the memory available: the probe model in float32
 
 def _probe_too_big(arch: dict) -> str | None:
     """Why the probe model (the architecture at 2 * LAYERS layers, float32) would not fit comfortably, or None."""
-    from harness.measure.estimate import count_parameters, device_available, human_bytes
+    from harness.core.architecture import count_parameters
+    from harness.planning.estimate import device_available, human_bytes
 
     text = arch.get("text_config") if isinstance(arch.get("text_config"), dict) else arch
     params = count_parameters({**text, "num_hidden_layers": min(2 * LAYERS, int(text.get("num_hidden_layers") or LAYERS))})
@@ -76,9 +79,10 @@ def architecture(spec: str) -> dict | None:
     not in the cache): then the matmul-based choice stands, and says so."""
     from harness.backends.models import random_config
 
-    if spec.startswith("random:"):
+    parsed = parse_spec(spec)
+    if parsed.is_random:
         try:
-            return random_config(spec.split(":", 1)[1])
+            return random_config(parsed.name)
         except Exception:
             return None
     path = Path(spec).expanduser() / "config.json"

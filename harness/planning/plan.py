@@ -8,12 +8,13 @@ import hashlib
 from dataclasses import dataclass, field
 
 from harness import protocols, registry
-from harness.backends.base import Request, Sampling
+from harness.core.types import Request, Sampling
 from harness.config import RunConfig
 from harness.errors import ConfigError
 from harness.tasks.base import Item, Task
+from harness.core.generation import DEFAULT_MAX_NEW_TOKENS, RANDOM_MAX_NEW_TOKENS
+from harness.core.spec import parse as parse_spec
 
-DEFAULT_MAX_NEW_TOKENS = 1024
 SAMPLING_DEFAULTS = {"temperature": 0.6, "top_p": 0.95}  # DeepSeek-R1's settings, used when k > 1 and none given
 
 
@@ -61,7 +62,7 @@ def request_for(protocol: protocols.Protocol, tp: TaskPlan, item: Item, sample: 
 
 def load_task(name: str, options: dict) -> Task:
     if name.startswith("lm_eval:"):
-        from harness.lmeval.task import LMEvalTask
+        from harness.tasks.lmeval import LMEvalTask
 
         return LMEvalTask(name.split(":", 1)[1], **options)
     cls = registry.get("tasks", name).load()
@@ -77,7 +78,7 @@ def choose_protocol(cfg: RunConfig, card_protocol: str | None, served=None) -> t
         return protocols.resolve(cfg.protocol, cfg.model), "--protocol"
     if card_protocol:
         return protocols.resolve(card_protocol, cfg.model), "card"
-    if not cfg.model.startswith("openai:"):
+    if parse_spec(cfg.model).kind != "openai":
         return protocols.resolve(None, cfg.model), "model name"
     where = served() if served is not None else None
     if where:
@@ -122,11 +123,10 @@ def make_plan(cfg: RunConfig, card=None, served=None) -> Plan:
     return Plan(protocol, plans, card, protocol_source)
 
 
-RANDOM_MAX_NEW_TOKENS = 64  # random weights never stop early: a smaller cap keeps the quickstart under a minute
 
 
 def _model_cap(model: str) -> tuple[tuple[int, str], ...]:
-    if model.startswith("random:"):
+    if parse_spec(model).is_random:
         return ((RANDOM_MAX_NEW_TOKENS, "default for random: models (random weights never stop; --max-new-tokens to change)"),)
     return ((DEFAULT_MAX_NEW_TOKENS, "default"),)
 
@@ -149,7 +149,7 @@ def card_settings(card, task: str) -> tuple[dict, dict]:
     """The card's settings for a task and where each came from. The card's samples per problem
     apply only where a claim on this task with a published value needs them; a task the card makes
     no checkable claim on runs one sample, and the plan says so."""
-    from harness.claims.differences import stated_settings
+    from harness.cards.settings import stated_settings
 
     d = _card_defaults(card, task)
     stated = stated_settings(card, task)
@@ -174,6 +174,6 @@ def card_settings(card, task: str) -> tuple[dict, dict]:
 
 
 def _card_defaults(card, task: str) -> dict:
-    from harness.claims.differences import card_generation_defaults
+    from harness.cards.settings import card_generation_defaults
 
     return card_generation_defaults(card, task)

@@ -12,7 +12,7 @@ from typing import Literal, Optional
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from harness.claims.card_schema import Source, Status
+from harness.cards.schema import Source, Status
 from harness.errors import ConfigError, validation_message
 
 

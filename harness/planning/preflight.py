@@ -5,7 +5,7 @@ card or backend, a missing data file) in well under a second. `assess` turns a P
 device into a Preflight: requests, output tokens (cap and expected), the settings and where each
 came from, a memory estimate against what the machine has, and time and dollars per engine from
 earlier runs of the same model here or else the bandwidth roofline. `refuse_if_too_big` stops a
-run whose estimate exceeds the memory available (`--force` overrides); harness/reports/preview.py
+run whose estimate exceeds the memory available (`--force` overrides); harness/planning/preview.py
 prints it.
 """
 
@@ -19,18 +19,17 @@ from pathlib import Path
 
 from harness.errors import ConfigError, ModelLoadError
 from harness.tasks.base import check_data_path
-from harness.measure import estimate as est
-from harness.runtime import fitting
+from harness.core.architecture import count_parameters
+from harness.planning import estimate as est
+from harness.planning import fitting
+from harness.core.spec import parse as parse_spec
 
-LOCAL_PREFIXES = (".", "/", "~")
 PROMPT_TOKEN_MARGIN = 64  # template and special tokens around a question
 
 
 def is_local_path(spec: str) -> bool:
     """The model spec names a file or folder (not random:, openai:, fake: or a Hub org/name id)."""
-    if spec.startswith(("random:", "openai:", "fake:")):
-        return False
-    return spec.startswith(LOCAL_PREFIXES) or spec.endswith(".gguf") or spec.count("/") > 1 or Path(spec).expanduser().exists()
+    return parse_spec(spec).is_local
 
 
 def check_inputs(values: dict, *, loading: bool = True) -> None:
@@ -41,10 +40,10 @@ def check_inputs(values: dict, *, loading: bool = True) -> None:
     model = str(values.get("model") or "")
     if model and is_local_path(model) and not Path(model).expanduser().exists():
         raise ModelLoadError(f"model path not found: {model}", "check the path, or pass a Hub id like Qwen/Qwen2.5-0.5B-Instruct")
-    if model.startswith("random:"):
+    if parse_spec(model).is_random:
         from harness.backends.models import random_config
 
-        random_config(model.split(":", 1)[1])
+        random_config(parse_spec(model).name)
     elif (loading and model.count("/") == 1 and not is_local_path(model) and ":" not in model and _offline()
           and values.get("backend") in (None, "auto", "transformers", "vllm")):  # a plugin backend names models its own way
         _check_cached(model, values)
@@ -57,7 +56,7 @@ def check_inputs(values: dict, *, loading: bool = True) -> None:
     for path in (values.get("data_files") or {}).values():
         check_data_path(Path(str(path)).expanduser())
     if values.get("card"):
-        from harness.claims.cards import find_card
+        from harness.cards.loader import find_card
 
         find_card(str(values["card"]))
 
@@ -78,13 +77,14 @@ def _check_cached(repo: str, values: dict) -> None:
 def model_shape(model: str, card=None) -> dict:
     """{"config": dict | None, "params": int | None, "file_bytes": int | None, "source": str}."""
     config, source, file_bytes, gguf = None, "unknown", None, None
-    if model.startswith("random:"):
+    spec = parse_spec(model)
+    if spec.is_random:
         from harness.backends.models import random_config
 
-        config, source = random_config(model.split(":", 1)[1]), f"architecture of {model}"
-    elif model.startswith(("openai:", "fake:")):
+        config, source = random_config(spec.name), f"architecture of {model}"
+    elif spec.is_served:
         return {"config": None, "params": None, "file_bytes": None, "source": "served elsewhere: no local memory", "gguf": None}
-    elif model.endswith(".gguf") and Path(model).is_file():
+    elif spec.is_gguf and Path(model).is_file():
         file_bytes, source = Path(model).stat().st_size, "GGUF file size"
         gguf = _gguf_header(model)
     elif Path(model).expanduser().is_dir():
@@ -92,7 +92,7 @@ def model_shape(model: str, card=None) -> dict:
         config, source = (_read_json(path), f"{path}") if path.is_file() else (None, "no config.json")
     else:
         config, source = _hub_config(model, card)
-    params = est.count_parameters(config) if config else None
+    params = count_parameters(config) if config else None
     if params is None and card is not None and card.parameters.exact:
         params, source = card.parameters.exact, f"card {card.name}"
     return {"config": config, "params": params, "file_bytes": file_bytes, "source": source, "gguf": gguf}
@@ -139,7 +139,7 @@ def _cards_for(repo: str, card) -> list:
     if card is not None:
         return [card]
     try:
-        from harness.claims.cards import list_cards
+        from harness.cards.loader import list_cards
 
         return [c for c in list_cards() if c.hub_id and c.hub_id.lower() == repo.lower()]
     except ConfigError:
@@ -200,7 +200,7 @@ def assess(cfg, plan, dev, card=None, *, batch: int | None = None, context: int 
                     shape=shape)
     pre.engines = _engines(cfg, pre, shape, batch, context)
     if cfg.batch_size == "auto" and memory is not None:
-        from harness.runtime.batch_size import ceiling_for, memory_limit
+        from harness.planning.batch_size import ceiling_for, memory_limit
 
         limit, _ = memory_limit(ceiling_for(dev.type, pre.requests), fitting.batch_fits(memory, shape, dev.type, available))
         pre.notes.append(f"batch size auto: measured when the model is loaded (transformers), at batch 1, 2, 4, ... up to {limit}, "
@@ -222,7 +222,7 @@ def _task_row(tp, cfg) -> dict:
 def _engines(cfg, pre: Preflight, shape, batch: int, context: int) -> list[dict]:
     """Time and dollars for each engine that could run this model here, each from the bytes that
     engine reads per token; sets `pre.engine_choice`, the line saying which engine is faster (engines.py)."""
-    from harness.engines import Plan
+    from harness.planning.engines import Plan
 
     plan = Plan(cfg, pre, shape, batch, context)
     pre.engine_choice = plan.choice()
@@ -245,7 +245,7 @@ def card_model(values: dict) -> dict:
     """`--card NAME` without `--model` runs the card's own model (an API card: its endpoint)."""
     if not values.get("card") or values.get("model"):
         return values
-    from harness.claims.cards import find_card
+    from harness.cards.loader import find_card
 
     card = find_card(str(values["card"]))
     if card.hub_id:
@@ -257,12 +257,12 @@ def card_model(values: dict) -> dict:
 
 def plan_for(cfg, *, batch: int | None = None, context: int | None = None) -> tuple[object, Preflight]:
     """(Plan, Preflight) for a config: tasks loaded and the device chosen, no model loaded."""
-    from harness.plan import make_plan
+    from harness.planning.plan import make_plan
     from harness.runtime import device as devices
 
     card = None
     if cfg.card:
-        from harness.claims.cards import find_card
+        from harness.cards.loader import find_card
 
         card = find_card(cfg.card)
     plan = make_plan(cfg, card)
@@ -272,7 +272,7 @@ def plan_for(cfg, *, batch: int | None = None, context: int | None = None) -> tu
 
 def print_plan(cfg) -> int:
     """`harness plan` / `harness run --dry-run`: print the plan and stop; writes nothing."""
-    from harness.reports.preview import render
+    from harness.planning.preview import render
 
     _, pre = plan_for(cfg)
     print(render(pre))
@@ -304,7 +304,7 @@ def card_cost(card, *, price_per_hour: float | None = None, instance: str | None
     (full benchmark sizes, the card's samples and token caps); None for a card with nothing to run."""
     from harness import registry
     from harness.config import make_config
-    from harness.plan import card_settings
+    from harness.planning.plan import card_settings
     from harness.runtime import device as devices
 
     runnable = registry.entries("tasks")

@@ -1,9 +1,9 @@
-"""The plan and the model cards as text: what a run will do, need and cost (harness/preflight.py
+"""The plan and the model cards as text: what a run will do, need and cost (harness/planning/preflight.py
 computes it), and one card's model, protocol, claims and the cost of checking them here."""
 
 from __future__ import annotations
 
-from harness.measure import estimate as est
+from harness.planning import estimate as est
 
 
 def render(pre: Preflight) -> str:

@@ -87,7 +87,7 @@ def probe(backend, queue: Sequence, *, expected_tokens: int, ceiling: int, total
     """Rates at batch 1, 2, 4, ... up to `ceiling`; why the doubling stopped. The next size's probes
     are predicted to take twice this size's (prefill grows with the rows); they are skipped when that
     would pass BUDGET_S in all, or PROBE_SHARE of the run's time at the best rate so far."""
-    from harness.generate import free_cache, is_oom
+    from harness.backends.chunks import free_cache, is_oom
 
     forced = [replace(r, sampling=replace(r.sampling, max_new_tokens=PROBE_TOKENS, min_new_tokens=PROBE_TOKENS)) for r in queue]
     backend.generate(forced[:1])  # cold start (allocator, kernels) outside the probes
@@ -142,7 +142,7 @@ def _bucket(n: float) -> int:
 
 
 def _key(backend, device_name: str, queue: Sequence, expected: int, ceiling: int) -> str:
-    from harness.runtime.cpu_dtype import shape_key
+    from harness.planning.cpu_dtype import shape_key
 
     config = getattr(getattr(backend, "model", None), "config", None)
     shape = shape_key(config.to_dict()) if config is not None else backend.info.name_or_path

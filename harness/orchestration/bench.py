@@ -13,7 +13,7 @@ import json
 import sys
 import time
 
-from harness.backends.base import Request, Sampling
+from harness.core.types import Request, Sampling
 from harness.errors import ConfigError
 from harness.stats import percentiles
 
@@ -108,7 +108,7 @@ def run_bench(args) -> int:
     cfg = make_config(model=args.model, backend=args.backend, device=args.device, dtype=args.dtype, tokenizer=args.tokenizer,
                       compile=getattr(args, "compile", "auto"))
     dev = devices.resolve(cfg.device, cfg.dtype)
-    from harness.preflight import check_bench
+    from harness.planning.preflight import check_bench
     from harness.runtime.batching import choose
 
     dev = check_bench(cfg, dev, max(batch_sizes), max(prompt_tokens) + max(output_tokens), getattr(args, "force", False))

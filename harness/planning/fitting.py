@@ -11,12 +11,12 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from harness.measure import estimate as est
+from harness.planning import estimate as est
 
 
 def run_dtype(cfg, dev, shape: dict, batch: int, context: int) -> tuple[object, dict | None, list[str]]:
     """(device, memory estimate, notes) with the dtype a run uses."""
-    from harness.runtime.cpu_dtype import refine
+    from harness.planning.cpu_dtype import refine
 
     return fit_dtype(cfg, refine(dev, cfg, shape.get("config")), shape, batch, context)
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 
-from harness.backends.base import Request
+from harness.core.types import Request
 
 # messages, template kwargs -> the rendered generation prompt
 Template = Callable[[list[dict], Mapping[str, object]], str]

@@ -17,12 +17,14 @@ import time
 from dataclasses import dataclass, replace
 from typing import Callable, Sequence
 
-from harness.backends.base import Backend, Completion, Request
-from harness.errors import HarnessError, Interrupted, OutOfMemory
+from harness.backends.base import Backend
+from harness.core.types import Completion, Request
+from harness.core.generation import WARMUP_TOKENS
+from harness.backends.chunks import clocked, free_cache, in_batches, is_oom, start_size
+from harness.errors import HarnessError, OutOfMemory
 
 RETRIES = 2  # further attempts for failed requests within a run
 BACKOFF_S = 1.0  # before retry n: BACKOFF_S * 2**n
-WARMUP_TOKENS = 8
 
 
 @dataclass(frozen=True)
@@ -41,18 +43,6 @@ class Batch:
 
 OnBatch = Callable[[Sequence[Request], Sequence[Completion], Batch], None]
 
-_OOM_TYPES = {"OutOfMemoryError", "OutOfMemory"}  # torch.cuda / torch.OutOfMemoryError, and others' wrappers
-_OOM_TEXT = ("out of memory", "can't allocate memory", "cannot allocate memory", "not enough memory",
-             "failed to allocate memory", "mps backend out of memory", "allocation failed", "memory allocation failed")
-
-
-def is_oom(exc: BaseException) -> bool:
-    """Out of device or host memory, on CPU (DefaultCPUAllocator), CUDA/ROCm, MPS, XPU or NPU."""
-    if type(exc).__name__ in _OOM_TYPES or isinstance(exc, MemoryError):
-        return True
-    text = str(exc).lower()
-    return any(t in text for t in _OOM_TEXT)
-
 
 def is_error(c: Completion) -> bool:
     return c.finish_reason == "error"
@@ -61,12 +51,6 @@ def is_error(c: Completion) -> bool:
 def order(requests: Sequence[Request], lengths: Sequence[int]) -> list[Request]:
     """Longest prompt first; ties keep their given order, so the batching is deterministic."""
     return [r for _, _, r in sorted(zip((-n for n in lengths), range(len(requests)), requests))]
-
-
-def start_size(batch_size: int | str, backend: Backend, auto_start: int | None = None) -> int:
-    """The first batch's size: the given one, or for "auto" the measured start (runtime/batch_size.py)
-    or else the engine's default."""
-    return (auto_start or backend.max_batch_size()) if batch_size == "auto" else int(batch_size)
 
 
 def first_batch(requests: Sequence[Request], lengths: Sequence[int], batch_size: int | str, backend: Backend,
@@ -115,7 +99,7 @@ def generate_all(backend: Backend, requests: Sequence[Request], lengths: Sequenc
             if not failed or stop_signal():
                 break
             time.sleep(backoff_s * 2 ** attempt)
-            again, extra = _clocked(backend, _generate, [chunk[n] for n in failed])
+            again, extra = clocked(backend, _generate, [chunk[n] for n in failed])
             wall += extra
             for n, c in zip(failed, again):
                 done[n] = c
@@ -127,44 +111,6 @@ def generate_all(backend: Backend, requests: Sequence[Request], lengths: Sequenc
                stop_signal=stop_signal, progress=progress,
                oom_fix="use --dtype bfloat16, a smaller --max-new-tokens, --device-map auto with --max-memory (offload), or a smaller model")
     return batches
-
-
-def in_batches(backend: Backend, queue: Sequence, call: Callable[[Backend, Sequence], list], finished: Callable[[Sequence, list, float], None], *,
-               batch_size: int | str, oom_fix: str, stop_signal: Callable[[], int | None] = lambda: None,
-               progress: Callable[[int], None] = lambda n: None, auto_start: int | None = None) -> None:
-    """The one batching loop (generation and log-likelihood scoring): `call(backend, chunk)` on each chunk of `queue`
-    between device synchronisations, `finished(chunk, results, wall_s)` after each; with "auto" an
-    out-of-memory error halves the batch and retries the same chunk. A stop request is honoured between batches."""
-    auto = batch_size == "auto"
-    size = start_size(batch_size, backend, auto_start)
-    i = 0
-    while i < len(queue):
-        signum = stop_signal()
-        if signum:
-            raise Interrupted(signum)
-        chunk = queue[i:i + size]
-        try:
-            done, wall = _clocked(backend, call, chunk)
-        except Exception as e:
-            if not is_oom(e):
-                raise
-            free_cache()
-            if auto and size > 1:
-                size = max(1, size // 2)
-                continue  # the same requests, in a smaller batch
-            raise OutOfMemory(f"out of memory at batch size {len(chunk)}", "try --batch-size auto" if not auto else oom_fix) from None
-        finished(chunk, done, wall)
-        progress(len(chunk))
-        i += len(chunk)
-
-
-def _clocked(backend: Backend, call: Callable[[Backend, Sequence], list], chunk: Sequence) -> tuple[list, float]:
-    """`call(backend, chunk)` between device synchronisations, and its wall time."""
-    backend.synchronize()
-    t0 = time.perf_counter()
-    done = call(backend, chunk)
-    backend.synchronize()
-    return done, time.perf_counter() - t0
 
 
 def _batch(done: Sequence[Completion], prefill_s: float | None, wall_s: float, start: float) -> Batch:
@@ -208,16 +154,3 @@ def _continuous(backend, queue, slots, on_batch, stop_signal, progress) -> list[
     return batches
 
 
-def free_cache() -> None:
-    import gc
-
-    gc.collect()
-    try:
-        import torch
-
-        for name in ("cuda", "xpu", "npu", "mps"):
-            mod = getattr(torch, name, None)
-            if mod is not None and getattr(mod, "is_available", lambda: False)() and hasattr(mod, "empty_cache"):
-                mod.empty_cache()
-    except ImportError:
-        pass

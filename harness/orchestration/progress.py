@@ -1,0 +1,36 @@
+"""A run as the CLI starts it: the pipeline with the live console attached, then the summary on stdout."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from harness.reports.console import RunProgress, resume_hint, summarize
+
+
+def run_with_progress(cfg) -> int:
+    from harness.orchestration import pipeline
+    from harness.errors import Interrupted
+
+    main = int(os.environ.get("RANK", "0")) == 0
+    show = RunProgress(tty=sys.stderr.isatty(), quiet=cfg.quiet or not main)
+    try:
+        run_dir = pipeline.run(cfg, progress=show)
+    except (Interrupted, KeyboardInterrupt):
+        show.close()
+        folder = show.folder_path
+        if main and folder is not None and folder.is_dir():
+            print(resume_hint(folder), file=sys.stderr, flush=True)
+        raise
+    finally:
+        show.close()
+    if main:
+        run = summarize(run_dir)
+        if run.status in ("partial", "failed"):
+            from harness.errors import RunFailed
+
+            n = run.samples
+            first = run.errors.first if run.errors else "see run.json"
+            raise RunFailed(f"run {run.status}: {n.errors} of {n.errors + n.done} samples failed ({first[:200]})",
+                            f"fix the cause, then `harness run --resume {run_dir}` retries only those samples")
+    return 0
