@@ -22,8 +22,8 @@ import sys
 import tempfile
 import time
 
-from harness.core.types import Request, Sampling
 from harness.backends.hf import TransformersBackend
+from harness.core.types import Request, Sampling
 from harness.orchestration.generate import generate_all
 from harness.runtime.device import resolve
 
@@ -47,8 +47,8 @@ def rate(backend, reqs, batch: int) -> float:
 def auto_choice(model: str) -> dict:
     """`--dtype auto` as `harness run` decides it, timed, in a fresh decision cache."""
     from harness.config import make_config
-    from harness.planning.preflight import model_shape
     from harness.planning.fitting import run_dtype
+    from harness.planning.preflight import model_shape
 
     os.environ["HARNESS_CACHE"] = tempfile.mkdtemp(prefix="cpu-dtype-")
     cfg = make_config(model=model, device="cpu")

@@ -27,10 +27,10 @@ import statistics
 import sys
 import time
 
-from harness.core.types import Request, Sampling
 from harness.backends.hf import TransformersBackend
-from harness.runtime.device import resolve
+from harness.core.types import Request, Sampling
 from harness.orchestration.generate import generate_all, order
+from harness.runtime.device import resolve
 
 QUESTIONS = ["What is 2 + 3?", "Tom has 5 apples and buys 7 more. How many now?", "小明有15个苹果，给了小红4个。还剩几个？",
              "Compute 3/4 + 1/4, then multiply by 12 and subtract 5.", "Name three prime numbers and add them.",

@@ -209,11 +209,11 @@ def run_values(args: argparse.Namespace) -> dict:
 
         values = load_config_file(args.config)
     force = values.pop("force", None)  # `force` is a flag for this invocation, never stored with the run
-    for flag, (key, _, _) in RUN_FLAGS.items():
+    for _flag, (key, _, _) in RUN_FLAGS.items():
         v = getattr(args, key)
         if v is not None:
             values[key] = v
-    for flag, key in SWITCHES.items():
+    for _flag, key in SWITCHES.items():
         if getattr(args, key):
             values[key] = True
     if force or values.get("force"):
@@ -277,9 +277,8 @@ def cmd_run(args, argv) -> int:
 
         return relaunch(argv, values["num_processes"])
     if values.get("resume"):
-        from harness.results.store import read_config
-
         from harness.config import RETIRED_KEYS
+        from harness.results.store import read_config
 
         stored = {k: v for k, v in read_config(values["resume"]).items()
                   if not k.startswith("_") and k not in RETIRED_KEYS and k != "force"}  # --force is per invocation

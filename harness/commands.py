@@ -70,9 +70,9 @@ def cmd_env(args) -> int:
     import torch
 
     from harness import __version__
-    from harness.runtime.device import inventory, resolve
-    from harness.measure.energy import EnergyMeter
     from harness.measure.bandwidth import bandwidth_record, measure_bandwidth, published_peak
+    from harness.measure.energy import EnergyMeter
+    from harness.runtime.device import inventory, resolve
 
     print(f"harness {__version__}, python {platform.python_version()}, torch {torch.__version__}, {platform.platform()}")
     for row in inventory():

@@ -25,13 +25,14 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from harness.core.prompt import join_prefill, plain_prompt  # noqa: F401  (the renderer owns them; re-exported)
+from harness.core.spec import parse as parse_spec
 from harness.errors import ConfigError
 from harness.tasks.base import Item, Task
-from harness.core.spec import parse as parse_spec
 
 THINK = "<think>\n"
 BOXED = "Please reason step by step, and put your final answer within \\boxed{}."

@@ -19,13 +19,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from helpers import gsm8k_rows, run_cli, tiny_model_folder, write_jsonl
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from harness import results
 from harness.cli import main
-
-from helpers import gsm8k_rows, run_cli, tiny_model_folder, write_jsonl
 
 ROOT = Path(__file__).resolve().parents[1]
 FAST = ["--max-new-tokens", "4", "--limit", "2"]

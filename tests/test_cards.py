@@ -15,8 +15,8 @@ import yaml
 from pydantic import BaseModel
 
 from harness.cards import settings as differences
-from harness.cards.schema import Card
 from harness.cards.loader import cards_dir, find_card, list_cards, load_card, validate_all
+from harness.cards.schema import Card
 from harness.cards.settings import card_generation_defaults, protocol_differences
 from harness.errors import ConfigError
 
@@ -333,8 +333,9 @@ def _stating(card, **settings):
 
 
 def test_a_run_lists_a_stated_penalty_it_did_not_apply(tmp_path, capsys, monkeypatch):
-    from harness.cards import loader as cards
     from helpers import gsm8k_rows, run_cli, write_jsonl
+
+    from harness.cards import loader as cards
 
     card = _stating(find_card("r1-distill-qwen-1.5b"), presence_penalty=1.5)
     monkeypatch.setattr(cards, "find_card", lambda name: card)

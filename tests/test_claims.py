@@ -12,15 +12,15 @@ import math
 from pathlib import Path
 
 import pytest
+from helpers import run_result, write_jsonl
 
-from harness.cards.loader import find_card
-from harness.claims.comparative import check, identify, newcombe_paired_ci
-from harness.reports.claims import check_claims
 from harness.cards.comparisons import load_comparisons
+from harness.cards.loader import find_card
 from harness.cards.settings import stated_settings
+from harness.claims.comparative import check, identify, newcombe_paired_ci
 from harness.cli import main
 from harness.errors import ConfigError
-from helpers import run_result, write_jsonl
+from harness.reports.claims import check_claims
 
 R1, O1 = "deepseek-reasoner", "o1-2024-12-17"  # API model names: identified through the cards' api.model
 DISTILL = "deepseek-ai/DeepSeek-R1-Distill-Qwen-32B"

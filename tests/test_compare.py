@@ -7,11 +7,11 @@ import json
 from pathlib import Path
 
 import pytest
+from test_report import make_run, make_samples
 
 from harness.reports import plots
 from harness.reports.compare import compare, holm, time_share
 from harness.results.runs import paired_test
-from test_report import make_run, make_samples
 
 
 def _rows(task, verdicts, k=1, **kw):

@@ -8,13 +8,13 @@ from __future__ import annotations
 import importlib.util
 
 import pytest
+from helpers import tiny_model_folder
 
 from harness.backends import compiled
-from harness.core.types import Request, Sampling
 from harness.backends.hf import TransformersBackend
-from harness.runtime.device import resolve
+from harness.core.types import Request, Sampling
 from harness.errors import ConfigError
-from helpers import tiny_model_folder
+from harness.runtime.device import resolve
 
 PROMPTS = ["What is 2 + 3?", "Tom has 5 apples and buys 7 more. How many now?", "hi"]
 

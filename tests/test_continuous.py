@@ -9,15 +9,15 @@ import re
 
 import pytest
 import torch
+from helpers import tiny_model_folder
 
-from harness.core.types import Request, Sampling
 from harness.backends.fake import FakeBackend
 from harness.backends.hf import TransformersBackend
-from harness.runtime.batching import MEASURED, choose
-from harness.runtime.device import resolve
+from harness.core.types import Request, Sampling
 from harness.errors import ConfigError, Interrupted
 from harness.orchestration.generate import generate_all
-from helpers import tiny_model_folder
+from harness.runtime.batching import MEASURED, choose
+from harness.runtime.device import resolve
 
 PROMPTS = ["What is 2 + 3?", "Tom has 5 apples and buys 7 more. How many now?", "小明有15个苹果，给了小红4个。",
            "Compute \\frac{3}{4} + \\frac{1}{4}, then multiply by 12 and subtract 5. Explain each step.", "hi",

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from harness.measure.cost import api_price, hourly_price, load_prices, time_cost, token_cost
 from harness.errors import ConfigError
+from harness.measure.cost import api_price, hourly_price, load_prices, time_cost, token_cost
 
 SHARED = Path(os.environ.get("HARNESS_SHARED", Path(__file__).resolve().parents[1].parent / "shared"))
 

@@ -8,10 +8,10 @@ import json
 
 import pytest
 
-from harness.planning import cpu_dtype
-from harness.config import make_config
-from harness.runtime.device import resolve
 from harness.backends.models import random_config
+from harness.config import make_config
+from harness.planning import cpu_dtype
+from harness.runtime.device import resolve
 
 
 def _fake(rates):
@@ -136,9 +136,7 @@ def test_a_big_architecture_is_timed_on_the_stand_in(monkeypatch, tmp_path):
 
 
 def test_a_measured_float32_that_does_not_fit_drops_to_bfloat16_with_both_reasons(monkeypatch, tmp_path):
-    from harness.planning import preflight
-    from harness.planning import fitting
-    from harness.planning import estimate
+    from harness.planning import estimate, fitting, preflight
 
     monkeypatch.setenv("HARNESS_CACHE", str(tmp_path))
     monkeypatch.setattr(cpu_dtype, "measure_generation", _fake({"float32": 5.0, "bfloat16": 1.0})[0])

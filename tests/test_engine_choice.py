@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from helpers import gsm8k_rows, run_cli, write_jsonl
 
+from harness.backends.gguf_file import read_header
 from harness.core.architecture import count_parameters
 from harness.planning import engines
-from harness.backends.gguf_file import read_header
 from harness.planning import estimate as est
 
 try:

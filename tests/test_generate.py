@@ -6,13 +6,13 @@ from __future__ import annotations
 import json
 
 import pytest
+from helpers import gsm8k_rows, write_jsonl
 
-from harness.core.types import Completion, Request, Sampling
 from harness.backends.fake import FakeBackend
 from harness.cli import main
+from harness.core.types import Request, Sampling
 from harness.errors import OutOfMemory
 from harness.orchestration.generate import generate_all, order
-from helpers import gsm8k_rows, write_jsonl
 
 
 class OutOfMemoryError(RuntimeError):

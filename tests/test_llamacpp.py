@@ -156,8 +156,8 @@ def test_llama_stop_scanner_across_pieces():
 def test_transformers_backend_loads_the_gguf_file_like_the_folder(tiny_gguf, tiny_qwen_dir):
     """Issue 2's third model source: a local GGUF file through the transformers backend
     (dequantised) gives the same greedy text as the safetensors folder it was made from."""
-    from harness.core.types import Request, Sampling
     from harness.backends.hf import TransformersBackend
+    from harness.core.types import Request, Sampling
     from harness.runtime.device import resolve
 
     dev = resolve("cpu", "float32")

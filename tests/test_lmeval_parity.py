@@ -12,7 +12,6 @@ tokenisation rules handle (empty context, trailing spaces, BOS already in the te
 
 from __future__ import annotations
 
-import json
 import random
 from pathlib import Path
 

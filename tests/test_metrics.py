@@ -11,8 +11,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from harness.stats import t_quantile, wilson_at
-from harness.stats import mean_ci
 from harness.scoring.metrics import (
     majority,
     mcnemar,
@@ -22,6 +20,7 @@ from harness.scoring.metrics import (
     task_metrics,
     wilson,
 )
+from harness.stats import mean_ci, t_quantile, wilson_at
 
 CASES = Path(__file__).parent / "cases" / "metrics"
 

@@ -19,8 +19,8 @@ import pytest
 
 httpx = pytest.importorskip("httpx")
 
-from harness.core.types import Request, Sampling  # noqa: E402
 from harness.backends.openai import OpenAIBackend, backoff_delay, parse_retry_after  # noqa: E402
+from harness.core.types import Request, Sampling  # noqa: E402
 from harness.errors import ModelLoadError  # noqa: E402
 
 try:

@@ -9,7 +9,6 @@ import subprocess
 import sys
 
 import pytest
-
 from helpers import gsm8k_rows, write_jsonl
 
 pytestmark = pytest.mark.slow
@@ -22,7 +21,7 @@ def harness(*args, timeout=300):
 
 
 def outputs(run_dir):
-    rows = [json.loads(l) for l in (run_dir / "samples.jsonl").read_text().splitlines() if l.strip()]
+    rows = [json.loads(line) for line in (run_dir / "samples.jsonl").read_text().splitlines() if line.strip()]
     return {(r["id"], r["sample"]): r["output"] for r in rows}, len(rows)
 
 

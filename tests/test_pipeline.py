@@ -8,10 +8,10 @@ import os
 import signal
 
 import pytest
+from helpers import gsm8k_rows, write_jsonl
 
 from harness.cli import main
 from harness.results.store import read_samples
-from helpers import gsm8k_rows, write_jsonl
 
 
 @pytest.fixture

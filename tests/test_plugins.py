@@ -12,10 +12,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers import run_cli
 
 from harness import registry
 from harness.errors import ConfigError
-from helpers import run_cli
 
 FIXTURE = Path(__file__).parent / "fixtures" / "sample_plugin"
 

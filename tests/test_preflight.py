@@ -9,16 +9,15 @@ import os
 import subprocess
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import yaml
-
-from harness.core.architecture import count_parameters
-from harness.cli import main
-from harness.planning import estimate as est
 from helpers import gsm8k_rows, run_cli, write_jsonl
+
+from harness.cli import main
+from harness.core.architecture import count_parameters
+from harness.planning import estimate as est
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -176,9 +175,8 @@ def test_bench_that_does_not_fit_is_refused(monkeypatch, capsys):
 
 
 def test_auto_float32_that_does_not_fit_becomes_bfloat16(monkeypatch):
-    from harness.planning import preflight
-    from harness.planning import fitting
     from harness.config import make_config
+    from harness.planning import fitting, preflight
     from harness.runtime.device import DeviceChoice
 
     dev = DeviceChoice("cpu", None, "test cpu", "float32", "auto", "auto: float32 measured faster")

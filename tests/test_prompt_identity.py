@@ -11,8 +11,8 @@ from __future__ import annotations
 import pytest
 
 from harness import protocols, registry
-from harness.core.types import Request, Sampling
 from harness.core.prompt import formatter_template, hf_template, render
+from harness.core.types import Request, Sampling
 from harness.planning.plan import load_task
 from harness.tasks.base import Item
 
@@ -68,9 +68,9 @@ def tok_dir(tiny_qwen_dir, tmp_path_factory):
 def engines(tok_dir, tiny_qwen_dir, tiny_gguf):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from harness.core.types import ModelInfo
     from harness.backends.hf import TransformersBackend
     from harness.backends.vllm import VLLMBackend
+    from harness.core.types import ModelInfo
 
     tok = AutoTokenizer.from_pretrained(tok_dir)
     hf = TransformersBackend(AutoModelForCausalLM.from_pretrained(tiny_qwen_dir), tok, ModelInfo("tiny", "transformers"), "cpu")

@@ -19,13 +19,12 @@ import time
 from pathlib import Path
 
 import pytest
-
-from harness.orchestration import generate as gen
-from harness.core.types import Completion
-from harness.backends.fake import FakeBackend
-from harness.results import rundir, store
-
 from helpers import gsm8k_rows, run_cli, write_jsonl
+
+from harness.backends.fake import FakeBackend
+from harness.core.types import Completion
+from harness.orchestration import generate as gen
+from harness.results import rundir, store
 
 BASE = ["--model", "fake:echo", "--tasks", "gsm8k", "--max-new-tokens", "8", "--warmup", "0"]
 
@@ -355,8 +354,8 @@ def test_the_launcher_forwards_signals_to_the_ranks_and_waits(tmp_path):
 # ---- 17. empty answers and local servers -----------------------------------------------------------
 def test_an_empty_response_is_an_error_and_local_servers_default_to_one_request():
     httpx = pytest.importorskip("httpx")
-    from harness.core.types import Request, Sampling
     from harness.backends.openai import OpenAIBackend
+    from harness.core.types import Request, Sampling
 
     def handler(request):
         body = b'data: {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}\n\ndata: [DONE]\n\n'

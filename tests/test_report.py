@@ -14,9 +14,9 @@ import markupsafe
 import pytest
 
 from harness.reports import plots
-from harness.reports.markdown import progress, render_markdown, write_reports
 from harness.reports.format import usd
 from harness.reports.html import clip, render_html, sample_verdict
+from harness.reports.markdown import progress, render_markdown, write_reports
 from harness.stats import percentiles
 
 SCRIPT = '<script>alert("pwned")</script>'
@@ -84,7 +84,8 @@ def make_run_json(rows_by_task: dict[str, list[dict]], *, model: str = "org/Mode
         "protocol": {"name": "r1", "system_prompt": None, "suffix": "", "force_think": True, "fewshot": 0},
         "tasks": tasks,
         "perf": {"wall_s": wall, "load_s": 1.5, "warmup": {"s": 0.3, "requests": 1}, "ttft_s": percentiles([r["ttft_s"] for r in all_rows]),
-                 "tpot_s": percentiles([r["tpot_s"] for r in all_rows]), "e2e_s": percentiles([r["e2e_s"] for r in all_rows]), "prefill_tokens_per_s": 900.0, "decode_tokens_per_s": 240.0, "output_tokens_per_s": out_tok / wall,
+                 "tpot_s": percentiles([r["tpot_s"] for r in all_rows]),
+                 "e2e_s": percentiles([r["e2e_s"] for r in all_rows]), "prefill_tokens_per_s": 900.0, "decode_tokens_per_s": 240.0, "output_tokens_per_s": out_tok / wall,
                  "input_tokens": 12 * len(all_rows), "output_tokens": out_tok,
                  "peak_memory_bytes": {"device": None, "host": 3 * 2**30}, "energy_j": 120.0, "energy_source": "rapl",
                  "joules_per_output_token": 120.0 / out_tok, "joules_per_correct": 120.0 / correct if correct else None,

@@ -11,9 +11,9 @@ import subprocess
 import tempfile
 
 import pytest
+from test_report import tiny_run
 
 from harness.reports.markdown import write_reports
-from test_report import tiny_run
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed")

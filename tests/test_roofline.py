@@ -9,8 +9,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from harness.measure.memory import device_peak, host_peak_rss_bytes, reset_device_peak
 from harness.measure.bandwidth import bandwidth_record, published_peak
+from harness.measure.memory import device_peak, host_peak_rss_bytes, reset_device_peak
 from harness.measure.roofline import (
     WeightLayout,
     cache_path,

@@ -6,12 +6,12 @@ import json
 from pathlib import Path
 
 import pytest
+from helpers import run_cli
+from test_report import make_run, make_samples
 
 from harness import SCHEMA_VERSION
 from harness.errors import ConfigError
 from harness.results import load_run, schema, schema_doc
-from helpers import run_cli
-from test_report import make_run, make_samples
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -13,19 +13,15 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
+from helpers import run_cli, tiny_model_folder
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from harness import results
 from harness.backends import models
-from harness.cli import build_parser, main
+from harness.cli import build_parser
 from harness.config import RunConfig, make_config
 from harness.errors import ConfigError, ModelLoadError
-
-from helpers import run_cli, tiny_model_folder
-
-
-
 
 # ---- (a) API keys come from the environment only, and never reach an output -------------------------
 SECRET_VARS = ("OPENAI_API_KEY", "DEEPSEEK_API_KEY", "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN")

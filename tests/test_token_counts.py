@@ -10,8 +10,8 @@ import json
 
 import pytest
 
-from harness.core.types import Completion, ModelInfo, Request, Sampling
 from harness.backends.fake import FakeBackend
+from harness.core.types import Completion, ModelInfo, Request, Sampling
 from harness.scoring.record import sample_row
 from harness.scoring.thinking import CLOSE, split_thinking, token_split
 from harness.tasks.base import Item
@@ -114,7 +114,7 @@ def test_transformers_engine_counts_from_ids(hf_backend):
         _check_located(hf_backend, output, tok.encode(output, add_special_tokens=False), opened)
     reqs = [Request(f"gsm8k/1/{i}", ({"role": "user", "content": q},), Sampling(max_new_tokens=12), seed=i)
             for i, q in enumerate(["What is 9 + 9?", "你好"])]
-    for req, done in zip(reqs, hf_backend.generate(reqs)):
+    for _req, done in zip(reqs, hf_backend.generate(reqs)):
         assert done.token_ids is not None and len(done.token_ids) == done.output_tokens
         _assert_adds_up(_row(hf_backend, done, prompt="<think>\n"))
         _assert_adds_up(_row(hf_backend, done))

@@ -19,8 +19,8 @@ from harness.cards import training as training_card
 from harness.cards.loader import find_card
 from harness.cli import main
 from harness.errors import ConfigError
-from harness.training.flops import attention_flops_per_token, matmul_params, train_flops_per_token
 from harness.training.check import check_card, check_training, load_refs, mfu_band, projection, verdict
+from harness.training.flops import attention_flops_per_token, matmul_params, train_flops_per_token
 
 DENSE = {"model_type": "qwen2", "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4,
          "num_key_value_heads": 2, "vocab_size": 740, "tie_word_embeddings": True, "max_position_embeddings": 512}

@@ -16,9 +16,9 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers import gsm8k_rows, run_cli, write_jsonl
 
 from harness.cli import main
-from helpers import gsm8k_rows, run_cli, write_jsonl
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -14,7 +14,6 @@ from harness.cards.settings import protocol_differences
 from harness.claims.verdicts import claims_for_run, our_metric, verdict
 from harness.stats import problems_needed
 
-
 # ---- verdict ----------------------------------------------------------------------------------
 
 def test_claim_on_the_low_edge_is_consistent():

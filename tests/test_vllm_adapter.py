@@ -152,7 +152,7 @@ def test_generate_submits_all_requests_at_once(monkeypatch):
 
 
 def test_split_options_notes_only_what_matters():
-    from harness.backends._sampling import split_options
+    from harness.backends.base import split_options
 
     taken, ignored = split_options({"n_ctx": 512, "tokenizer": None, "device": "cuda", "seed": 3, "base_url": "http://x",
                                     "allow_pickle": False, "max_memory": [], "dtype": "bfloat16"}, ("n_ctx", "tokenizer"))

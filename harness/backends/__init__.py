@@ -1,8 +1,8 @@
 """Inference backends. Each engine lives in its own module and is imported only when chosen."""
 
 from harness.backends.base import Backend, BackendOptions
-from harness.core.types import Completion, ModelInfo, Request, Sampling
 from harness.core.spec import parse as parse_spec
+from harness.core.types import Completion, ModelInfo, Request, Sampling
 from harness.errors import ConfigError
 
 __all__ = ["Backend", "BackendOptions", "Completion", "ModelInfo", "Request", "Sampling", "backend_class", "backend_for",

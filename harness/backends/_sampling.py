@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from harness.backends.base import QUIET_OPTIONS, split_options
 from harness.core.types import Sampling
 
 

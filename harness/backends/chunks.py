@@ -8,11 +8,10 @@ with the orchestration that calls it) because engines' own scoring paths batch t
 from __future__ import annotations
 
 import time
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 from harness.backends.base import Backend
 from harness.errors import Interrupted, OutOfMemory
-
 
 _OOM_TYPES = {"OutOfMemoryError", "OutOfMemory"}  # torch.cuda / torch.OutOfMemoryError, and others' wrappers
 

@@ -39,7 +39,7 @@ class FakeBackend(Backend):
         self.words: list[str] = []
 
     @classmethod
-    def from_options(cls, model: str, **_options) -> "FakeBackend":
+    def from_options(cls, model: str, **_options) -> FakeBackend:
         spec = model.split(":", 1)[1] if ":" in model else "echo"
         if spec == "echo":
             return cls(None, model)

@@ -16,17 +16,16 @@ import time
 from typing import Literal
 
 import torch
+from pydantic import Field
 from transformers import GenerationConfig, LogitsProcessor, LogitsProcessorList, StoppingCriteria, StoppingCriteriaList
 
-from pydantic import Field
-
 from harness.backends.base import Backend, BackendOptions
-from harness.core.types import Completion, ModelInfo, Request
 from harness.backends.compiled import BUCKET, generation_kwargs
 from harness.backends.compiled import decide as decide_compile
 from harness.backends.models import load as load_model
-from harness.core.prompt import hf_template, render
 from harness.backends.rows import cut_at_stop, draw, new_generator
+from harness.core.prompt import hf_template, render
+from harness.core.types import Completion, ModelInfo, Request
 from harness.measure.roofline import kv_bytes_or_none
 
 
@@ -157,7 +156,7 @@ class TransformersBackend(Backend):
 
     @classmethod
     def from_options(cls, model: str, *, device, revision=None, trust_remote_code=False, allow_pickle=False,
-                     tokenizer=None, device_map=None, max_memory=None, compile="auto", **_ignored) -> "TransformersBackend":
+                     tokenizer=None, device_map=None, max_memory=None, compile="auto", **_ignored) -> TransformersBackend:
         dtype = getattr(torch, device.dtype)
         placement = device_map or device.torch_device
         loaded = load_model(model, torch_dtype=dtype, device_map=placement, revision=revision, trust_remote_code=trust_remote_code,

@@ -24,10 +24,10 @@ from pathlib import Path
 
 from pydantic import Field
 
-from harness.backends._sampling import StopScanner, effective_top_k, engine_seed, split_options
-from harness.backends.base import Backend, BackendOptions
-from harness.core.types import Completion, ModelInfo, Request
+from harness.backends._sampling import StopScanner, effective_top_k, engine_seed
+from harness.backends.base import Backend, BackendOptions, split_options
 from harness.core.prompt import formatter_template, hf_template, render
+from harness.core.types import Completion, ModelInfo, Request
 from harness.errors import ModelLoadError
 
 DEFAULT_MAX_CTX = 32768  # cap on the default context: the KV cache for 128k would not fit a laptop

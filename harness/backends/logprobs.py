@@ -25,8 +25,8 @@ torch and numpy are imported inside the functions that need them.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 from harness.core.types import LogprobsUnsupported  # noqa: F401  (raised by the base hooks; importable from here)
 from harness.errors import ConfigError

@@ -14,8 +14,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.errors import ModelLoadError
 from harness.core.spec import parse as parse_spec
+from harness.errors import ModelLoadError
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 CONFIGS = DATA / "configs"
@@ -180,8 +180,7 @@ def check_hub_model(repo: str, revision: str | None, allow_pickle: bool = False)
 def _hub_snapshot(repo: str, revision: str | None, allow_pickle: bool) -> tuple[Path, str | None]:
     """Download (or find in the cache) a Hub repo's weights, safetensors only unless allowed."""
     from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import (GatedRepoError, HfHubHTTPError, LocalEntryNotFoundError, RepositoryNotFoundError,
-                                        RevisionNotFoundError)
+    from huggingface_hub.errors import GatedRepoError, HfHubHTTPError, LocalEntryNotFoundError, RepositoryNotFoundError, RevisionNotFoundError
 
     offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes")
     patterns = ["*.json", "*.safetensors", "*.model", "*.txt", "*.jinja", "*.tiktoken", "*.py"]

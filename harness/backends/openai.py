@@ -49,14 +49,23 @@ from pydantic import Field
 
 from harness.backends._sampling import StopScanner
 from harness.backends.base import Backend, BackendOptions
-from harness.core.types import Completion, ModelInfo, Request
 from harness.backends.openai_http import (
-    RETRY_STATUS, Rejected, Retryable, Stream, backoff_delay, import_httpx, is_local, parse_retry_after, public_url, read_stream,
+    RETRY_STATUS,
+    Rejected,
+    Retryable,
+    Stream,
+    backoff_delay,
+    import_httpx,
+    is_local,
+    parse_retry_after,
+    public_url,
+    read_stream,
     resolve_api_key,
 )
 from harness.core.prompt import hf_template, render
-from harness.errors import ConfigError, ModelLoadError
 from harness.core.spec import parse as parse_spec
+from harness.core.types import Completion, ModelInfo, Request
+from harness.errors import ConfigError, ModelLoadError
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 # Hosted APIs reject fields they do not define (top_k, min_tokens), and want a key.

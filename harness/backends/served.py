@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from harness.backends.openai import DEFAULT_BASE_URL
 from harness.backends.openai_http import import_httpx, resolve_api_key
-from harness.errors import ModelLoadError
 from harness.core.spec import parse as parse_spec
+from harness.errors import ModelLoadError
 
 
 def served_model(model: str, base_url: str | None, api_key_env: str | None, transport=None) -> str | None:

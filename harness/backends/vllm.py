@@ -23,10 +23,9 @@ import time
 
 from pydantic import Field
 
-from harness.backends._sampling import split_options
-from harness.backends.base import Backend, BackendOptions
-from harness.core.types import Completion, ModelInfo, Request, Sampling
+from harness.backends.base import Backend, BackendOptions, split_options
 from harness.core.prompt import hf_template, render
+from harness.core.types import Completion, ModelInfo, Request, Sampling
 from harness.errors import ModelLoadError
 from harness.measure.roofline import kv_bytes_or_none
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from importlib import resources
 from pathlib import Path
-from typing import Literal, Optional
+from typing import Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -33,7 +33,7 @@ class Comparison(_Strict):
     task: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
     metric: Literal["pass@1", "accuracy"]  # what a paired test of per-problem correctness measures
     relation: Literal["a > b", "a ≈ b"]
-    margin_pts: Optional[float] = Field(None, gt=0)
+    margin_pts: float | None = Field(None, gt=0)
     published: Pair
     source: str
     status: Status

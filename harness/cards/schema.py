@@ -14,12 +14,12 @@ harness/cards/loader.py; what a card implies for a run is harness/cards/settings
 from __future__ import annotations
 
 import re
-from typing import Literal, Optional
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from harness.protocols import PROTOCOLS
 from harness.cards.training import TrainingCost
+from harness.protocols import PROTOCOLS
 
 # Prompt protocols are owned by harness/protocols.py; reading their names here makes a card with a
 # misspelt protocol fail at validation, not half-way through a run.
@@ -48,12 +48,12 @@ def _check_protocol(name: str | None) -> str | None:
 class Source(_Strict):
     """A cited document: a repository file at a commit, or a web page."""
 
-    repo: Optional[str] = None
-    path: Optional[str] = None
-    commit: Optional[str] = Field(None, pattern=_SHORT_SHA)
-    url: Optional[str] = Field(None, pattern=r"^https?://")
-    arxiv: Optional[str] = None
-    note: Optional[str] = None
+    repo: str | None = None
+    path: str | None = None
+    commit: str | None = Field(None, pattern=_SHORT_SHA)
+    url: str | None = Field(None, pattern=r"^https?://")
+    arxiv: str | None = None
+    note: str | None = None
 
     @model_validator(mode="after")
     def check_where(self):
@@ -65,23 +65,23 @@ class Source(_Strict):
 class EvalSettings(_Strict):
     """Decoding settings; null means "not stated by the publisher"."""
 
-    temperature: Optional[float] = Field(None, ge=0)
-    top_p: Optional[float] = Field(None, gt=0, le=1)
-    top_k: Optional[int] = Field(None, ge=0)  # 0: no top-k cut
-    min_p: Optional[float] = Field(None, ge=0, le=1)
-    presence_penalty: Optional[float] = None
-    repetition_penalty: Optional[float] = Field(None, gt=0)
-    max_new_tokens: Optional[int] = Field(None, ge=1)
-    num_samples: Optional[int] = Field(None, ge=1)  # samples per query behind pass@1
-    num_fewshot: Optional[int] = Field(None, ge=0)
+    temperature: float | None = Field(None, ge=0)
+    top_p: float | None = Field(None, gt=0, le=1)
+    top_k: int | None = Field(None, ge=0)  # 0: no top-k cut
+    min_p: float | None = Field(None, ge=0, le=1)
+    presence_penalty: float | None = None
+    repetition_penalty: float | None = Field(None, gt=0)
+    max_new_tokens: int | None = Field(None, ge=1)
+    num_samples: int | None = Field(None, ge=1)  # samples per query behind pass@1
+    num_fewshot: int | None = Field(None, ge=0)
 
 
 class TaskSettings(EvalSettings):
     """Per-benchmark overrides of the protocol defaults."""
 
-    protocol: Optional[str] = None
-    mean_output_tokens: Optional[int] = Field(None, ge=1)  # published mean answer length: the plan's expected tokens
-    note: Optional[str] = None
+    protocol: str | None = None
+    mean_output_tokens: int | None = Field(None, ge=1)  # published mean answer length: the plan's expected tokens
+    note: str | None = None
 
     @field_validator("protocol")
     @classmethod
@@ -94,10 +94,10 @@ class Protocol(_Strict):
 
     name: str
     system_prompt_policy: Literal["none", "fixed", "template_default"]
-    system_prompt: Optional[str] = None
-    prompt_suffix: Optional[str] = None
+    system_prompt: str | None = None
+    prompt_suffix: str | None = None
     force_think: bool = False
-    enable_thinking: Optional[bool] = None
+    enable_thinking: bool | None = None
     defaults: EvalSettings
     per_task: dict[str, TaskSettings] = Field(default_factory=dict)
     source: str
@@ -134,13 +134,13 @@ class Claim(_Strict):
     task: str = Field(pattern=_TASK)
     benchmark: str
     metric: str = Field(pattern=_METRIC)
-    value: Optional[float] = Field(None, ge=0)
+    value: float | None = Field(None, ge=0)
     unit: Literal["percent", "rating"] = "percent"
     status: Status
     source: str
-    setting: Optional[str] = None
-    protocol: Optional[str] = None
-    samples: Optional[int] = Field(None, ge=1)
+    setting: str | None = None
+    protocol: str | None = None
+    samples: int | None = Field(None, ge=1)
     notes: list[str] = Field(default_factory=list)
 
     @field_validator("protocol")
@@ -161,46 +161,46 @@ class MoE(_Strict):
     routed_experts: int = Field(ge=1)
     shared_experts: int = Field(0, ge=0)
     experts_per_token: int = Field(ge=1)
-    expert_intermediate_size: Optional[int] = Field(None, ge=1)
-    dense_layers: Optional[int] = Field(None, ge=0)
+    expert_intermediate_size: int | None = Field(None, ge=1)
+    dense_layers: int | None = Field(None, ge=0)
 
 
 class Architecture(_Strict):
     model_type: str
-    class_name: Optional[str] = None
-    num_layers: Optional[int] = Field(None, ge=1)
-    hidden_size: Optional[int] = Field(None, ge=1)
-    intermediate_size: Optional[int] = Field(None, ge=1)
-    num_attention_heads: Optional[int] = Field(None, ge=1)
-    num_key_value_heads: Optional[int] = Field(None, ge=1)
-    head_dim: Optional[int] = Field(None, ge=1)
-    vocab_size: Optional[int] = Field(None, ge=1)
-    max_position_embeddings: Optional[int] = Field(None, ge=1)
-    rope_theta: Optional[float] = Field(None, gt=0)
-    tie_word_embeddings: Optional[bool] = None
-    attention: Optional[str] = None
-    moe: Optional[MoE] = None
-    config_file: Optional[str] = None
-    config_status: Optional[Status] = None
+    class_name: str | None = None
+    num_layers: int | None = Field(None, ge=1)
+    hidden_size: int | None = Field(None, ge=1)
+    intermediate_size: int | None = Field(None, ge=1)
+    num_attention_heads: int | None = Field(None, ge=1)
+    num_key_value_heads: int | None = Field(None, ge=1)
+    head_dim: int | None = Field(None, ge=1)
+    vocab_size: int | None = Field(None, ge=1)
+    max_position_embeddings: int | None = Field(None, ge=1)
+    rope_theta: float | None = Field(None, gt=0)
+    tie_word_embeddings: bool | None = None
+    attention: str | None = None
+    moe: MoE | None = None
+    config_file: str | None = None
+    config_status: Status | None = None
     notes: list[str] = Field(default_factory=list)
 
 
 class Parameters(_Strict):
-    total_b: Optional[float] = Field(None, gt=0)  # null only for hosted models that do not disclose it
-    exact: Optional[int] = Field(None, ge=1)
-    active_b: Optional[float] = Field(None, gt=0)
-    non_embedding_b: Optional[float] = Field(None, gt=0)
+    total_b: float | None = Field(None, gt=0)  # null only for hosted models that do not disclose it
+    exact: int | None = Field(None, ge=1)
+    active_b: float | None = Field(None, gt=0)
+    non_embedding_b: float | None = Field(None, gt=0)
     source: str
 
 
 class Price(_Strict):
     input_per_1m: float = Field(ge=0)
-    cached_input_per_1m: Optional[float] = Field(None, ge=0)
+    cached_input_per_1m: float | None = Field(None, ge=0)
     output_per_1m: float = Field(ge=0)
     currency: Literal["USD"] = "USD"
     source: str
     status: Status
-    as_of: Optional[str] = None
+    as_of: str | None = None
     notes: list[str] = Field(default_factory=list)
 
 
@@ -210,8 +210,8 @@ class ApiInfo(_Strict):
     model: str
     api_key_env: str = Field(pattern=r"^[A-Z_][A-Z0-9_]*$")
     prices: Price
-    context_length: Optional[int] = Field(None, ge=1)
-    max_output_tokens: Optional[int] = Field(None, ge=1)
+    context_length: int | None = Field(None, ge=1)
+    max_output_tokens: int | None = Field(None, ge=1)
     notes: list[str] = Field(default_factory=list)
 
 
@@ -219,25 +219,25 @@ class Card(_Strict):
     name: str = Field(pattern=r"^_?[a-z0-9][a-z0-9._-]*$")
     display_name: str
     kind: Literal["open-weights", "api"]
-    hub_id: Optional[str] = Field(None, pattern=_HUB_ID)
-    revision: Optional[str] = Field(None, pattern=_SHA)
-    revision_note: Optional[str] = None
-    base_model: Optional[str] = None
+    hub_id: str | None = Field(None, pattern=_HUB_ID)
+    revision: str | None = Field(None, pattern=_SHA)
+    revision_note: str | None = None
+    base_model: str | None = None
     architecture: Architecture
     parameters: Parameters
     license: str
-    license_note: Optional[str] = None
-    context_length: Optional[int] = Field(None, ge=1)
-    context_note: Optional[str] = None
-    dtype: Optional[Literal["bfloat16", "float16", "float32"]] = None
-    weights_gb: Optional[float] = Field(None, gt=0)
-    weights_status: Optional[Status] = None
+    license_note: str | None = None
+    context_length: int | None = Field(None, ge=1)
+    context_note: str | None = None
+    dtype: Literal["bfloat16", "float16", "float32"] | None = None
+    weights_gb: float | None = Field(None, gt=0)
+    weights_status: Status | None = None
     trust_remote_code: bool
-    min_transformers: Optional[str] = None
+    min_transformers: str | None = None
     protocol: Protocol
     claims: list[Claim]
-    api: Optional[ApiInfo] = None
-    training: Optional[TrainingCost] = None  # a published training-cost claim (harness/cards/training.py)
+    api: ApiInfo | None = None
+    training: TrainingCost | None = None  # a published training-cost claim (harness/cards/training.py)
     sources: dict[str, Source] = Field(default_factory=dict)
     notes: list[str] = Field(default_factory=list)
 

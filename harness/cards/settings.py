@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness.core.generation import DECODING_SETTINGS
 from harness.cards.schema import Card
+from harness.core.generation import DECODING_SETTINGS
 
 # Used by card_generation_defaults for settings a card leaves unstated (null). They are the
 # harness's own choices, never the card's: protocol_differences compares stated values only.

@@ -11,7 +11,7 @@ Kept apart from harness/cards.py (which only wires `Card.training`) so the schem
 
 from __future__ import annotations
 
-from typing import Literal, Optional
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -28,11 +28,11 @@ class _Sourced(_Strict):
 
     status: Status
     source: str
-    note: Optional[str] = None
+    note: str | None = None
 
     @model_validator(mode="after")
     def check_value(self):
-        if getattr(self, "value") is None and self.status != "UNVERIFIED":
+        if self.value is None and self.status != "UNVERIFIED":
             raise ValueError("value may be null only with status UNVERIFIED (nothing published)")
         return self
 
@@ -40,13 +40,13 @@ class _Sourced(_Strict):
 class Figure(_Sourced):
     """One published number."""
 
-    value: Optional[float] = Field(None, ge=0)
+    value: float | None = Field(None, ge=0)
 
 
 class Name(_Sourced):
     """A published name (the GPU model)."""
 
-    value: Optional[str] = None
+    value: str | None = None
 
 
 class Stage(_Strict):
@@ -55,15 +55,15 @@ class Stage(_Strict):
     name: str = Field(pattern=r"^[a-z][a-z0-9_-]*$")
     description: str
     gpu_hours: Figure
-    tokens: Optional[Figure] = None          # training tokens of the stage (null: not published)
-    context_length: Optional[Figure] = None  # sequence length the stage trained at
+    tokens: Figure | None = None          # training tokens of the stage (null: not published)
+    context_length: Figure | None = None  # sequence length the stage trained at
     notes: list[str] = Field(default_factory=list)
 
 
 class Arch(_Strict):
     """Architecture dims for the attention and MTP terms, with config.json key names."""
 
-    config: dict[str, Optional[float]]
+    config: dict[str, float | None]
     source: str
     status: Status
 
@@ -73,15 +73,15 @@ class TrainingCost(_Strict):
 
     claim: str
     gpu: Name                                 # the GPU model, e.g. H800
-    gpu_count: Optional[Figure] = None
+    gpu_count: Figure | None = None
     params_total_b: Figure
     params_active_b: Figure
-    mtp_active_b: Optional[Figure] = None      # multi-token-prediction module, activated per token (no embedding)
+    mtp_active_b: Figure | None = None      # multi-token-prediction module, activated per token (no embedding)
     price_per_gpu_hour_usd: Figure
-    total_gpu_hours: Optional[Figure] = None
-    total_cost_usd: Optional[Figure] = None
+    total_gpu_hours: Figure | None = None
+    total_cost_usd: Figure | None = None
     stages: list[Stage]
-    arch: Optional[Arch] = None
+    arch: Arch | None = None
     excludes: list[str] = Field(default_factory=list)
     notes: list[str] = Field(default_factory=list)
 

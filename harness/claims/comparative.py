@@ -28,18 +28,17 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-
-from harness.core.generation import PROTOCOL_SETTINGS
-from harness.cards.schema import Source
-from harness.cards.loader import find_card
-from harness.claims.comparability import run_reasons, sentence
 from harness.cards.comparisons import Comparison, ComparisonsFile, describe_source, load_comparisons
+from harness.cards.loader import find_card
+from harness.cards.schema import Source
 from harness.cards.settings import stated_settings
-from harness.results.runs import ALPHA, LoadedRun, load_runs, paired_test
+from harness.claims.comparability import run_reasons, sentence
+from harness.core.generation import PROTOCOL_SETTINGS
+from harness.core.spec import parse as parse_spec
 from harness.errors import ConfigError
+from harness.results.runs import ALPHA, LoadedRun, load_runs, paired_test
 from harness.results.schema import RunResult
 from harness.stats import Z95, Z_POWER80, newcombe_paired_ci, problems_needed
-from harness.core.spec import parse as parse_spec
 
 __all__ = ["check", "identify", "newcombe_paired_ci"]
 _EDGE = 1e-9
@@ -220,7 +219,7 @@ def cost_section(runs: list[LoadedRun], idents: list[Identity], cf: ComparisonsF
         if a is None or b is None:
             continue
         notes = list(pc.notes)
-        for side, got, pub in (("a", a, pc.published.a), ("b", b, pc.published.b)):
+        for _side, got, pub in (("a", a, pc.published.a), ("b", b, pc.published.b)):
             if abs(got["usd_per_1m"] - pub) > 1e-9:
                 notes.append(f"the claim used ${pub:g} for {got['display']}; its card now says ${got['usd_per_1m']:g}")
         prices.append({"id": pc.id, "text": pc.text, "per": pc.per, "a": a, "b": b, "ratio": b["usd_per_1m"] / a["usd_per_1m"],

@@ -30,8 +30,8 @@ from __future__ import annotations
 from typing import Any
 
 from harness.cards.schema import Card
-from harness.claims.comparability import run_reasons, sentence
 from harness.cards.settings import stated_settings
+from harness.claims.comparability import run_reasons, sentence
 from harness.stats import problems_needed
 
 VERDICT_MODES = ("strict", "indicative")

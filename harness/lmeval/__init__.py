@@ -25,8 +25,9 @@ import sys
 
 def main(argv: list[str] | None = None) -> None:
     """`python -m harness.lmeval [lm-eval arguments]`: lm-eval's CLI, with `--model harness` available."""
-    import harness.lmeval.model  # noqa: F401  (registers "harness" in lm-eval's model registry)
     from lm_eval.__main__ import cli_evaluate
+
+    import harness.lmeval.model  # noqa: F401  (registers "harness" in lm-eval's model registry)
 
     if argv is not None:
         sys.argv = [sys.argv[0], *argv]

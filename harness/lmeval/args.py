@@ -94,8 +94,8 @@ def parse_flag(key: str, value) -> bool:
 def resolve_device(device: str, dtype: str):
     """harness.runtime.device.resolve, except that lm-eval's CLI default ("cuda:0", sent even when the user
     named no device) falls back to auto where CUDA is absent, as lm-eval's own HF model does."""
-    from harness.runtime.device import resolve
     from harness.errors import DeviceError
+    from harness.runtime.device import resolve
 
     try:
         return resolve(device, dtype)

@@ -33,8 +33,7 @@ from lm_eval.models.utils import postprocess_generated_text
 
 from harness.core.types import Completion, Request, Sampling
 from harness.errors import ConfigError
-from harness.lmeval.args import (CONFIG_KEYS, DEFAULT_MAX_GEN_TOKS, GEN_KEYS, OWN_KEYS, TEXT_KEYS, TIMINGS_ENV, parse_batch_size,
-                                 parse_flag, positive_int, resolve_device, sampling_from_gen_kwargs)
+from harness.lmeval.args import CONFIG_KEYS, DEFAULT_MAX_GEN_TOKS, GEN_KEYS, OWN_KEYS, TEXT_KEYS, TIMINGS_ENV, parse_batch_size, parse_flag, positive_int, resolve_device, sampling_from_gen_kwargs
 
 log = logging.getLogger(__name__)
 
@@ -94,13 +93,13 @@ class HarnessLM(LM):
 
     # ---- lm-eval's model interface ---------------------------------------------------------
     @classmethod
-    def create_from_arg_string(cls, arg_string: str, additional_config: dict | None = None) -> "HarnessLM":
+    def create_from_arg_string(cls, arg_string: str, additional_config: dict | None = None) -> HarnessLM:
         from lm_eval.utils import simple_parse_args_string
 
         return cls.create_from_arg_obj(simple_parse_args_string(arg_string), additional_config)
 
     @classmethod
-    def create_from_arg_obj(cls, arg_dict: dict, additional_config: dict | None = None) -> "HarnessLM":
+    def create_from_arg_obj(cls, arg_dict: dict, additional_config: dict | None = None) -> HarnessLM:
         """model_args win over lm-eval's own flags (--device, --batch_size, --max_batch_size): the CLI sends
         its defaults (device cuda:0, batch_size 1) even when the user typed nothing, while model_args are explicit."""
         extra = {k: v for k, v in (additional_config or {}).items() if v is not None and k not in arg_dict}
@@ -166,7 +165,7 @@ class HarnessLM(LM):
             stops.append(until)
         done = self._generate(ours, requests, disable_tqdm)
         out = []
-        for inst, req, until, completion in zip(requests, ours, stops, done):
+        for inst, _req, until, completion in zip(requests, ours, stops, done):
             text = postprocess_generated_text(completion.text, until, self.think_end_token)
             self.cache_hook.add_partial("generate_until", inst.args, text)
             out.append(text)

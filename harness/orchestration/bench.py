@@ -94,9 +94,9 @@ def sweep(backend, batch_sizes, prompt_tokens, output_tokens, *, iterations: int
 
 
 def run_bench(args) -> int:
-    from harness.runtime import device as devices
-    from harness.config import make_config
     from harness.backends import load_backend
+    from harness.config import make_config
+    from harness.runtime import device as devices
 
     batch_sizes, prompt_tokens = _ints(args.batch_sizes, "--batch-sizes"), _ints(args.prompt_tokens, "--prompt-tokens")
     output_tokens = _ints(args.output_tokens, "--output-tokens")

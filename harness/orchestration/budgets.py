@@ -12,10 +12,10 @@ from pathlib import Path
 
 def run_budgets(cfg) -> list[Path]:
     """One run per budget, the model loaded once; returns the budgets folder and the run folders."""
-    from harness.runtime import device as devices
     from harness import results
-    from harness.orchestration import pipeline
     from harness.backends import load_backend
+    from harness.orchestration import pipeline
+    from harness.runtime import device as devices
 
     folder = results.create_run_dir(cfg.output_dir, results.run_dir_name(cfg.model, ["budgets"], results.new_run_id()))
     dev = devices.resolve(cfg.device, cfg.dtype)

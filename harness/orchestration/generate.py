@@ -14,13 +14,13 @@ records it, counts it and retries it on --resume, and never scores it. A stop re
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import Callable, Sequence
 
 from harness.backends.base import Backend
-from harness.core.types import Completion, Request
-from harness.core.generation import WARMUP_TOKENS
 from harness.backends.chunks import clocked, free_cache, in_batches, is_oom, start_size
+from harness.core.generation import WARMUP_TOKENS
+from harness.core.types import Completion, Request
 from harness.errors import HarnessError, OutOfMemory
 
 RETRIES = 2  # further attempts for failed requests within a run

@@ -8,26 +8,26 @@ are harness/orchestration/generate.py's; run.json and the report are harness/orc
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from harness.backends import backend_class, load_backend
 from harness.config import RunConfig
+from harness.core.spec import parse as parse_spec
 from harness.errors import Interrupted
-from harness.orchestration.generate import first_batch, generate_all, order, warm_up
 from harness.measure.cost import hourly_price
-from harness.planning.plan import Plan, make_plan
+from harness.orchestration.generate import first_batch, generate_all, order, warm_up
 from harness.planning import preflight
+from harness.planning.fitting import batch_fits
+from harness.planning.plan import Plan, make_plan
 from harness.results import rundir
 from harness.results.store import SampleWriter
 from harness.runtime import device as devices
 from harness.runtime import parallel
 from harness.runtime.batching import choose as choose_batching
-from harness.planning.fitting import batch_fits
 from harness.runtime.signals import StopSignals
 from harness.scoring.record import sample_row
-from harness.core.spec import parse as parse_spec
 
 
 @dataclass(frozen=True)

@@ -9,8 +9,8 @@ from harness.reports.console import RunProgress, resume_hint, summarize
 
 
 def run_with_progress(cfg) -> int:
-    from harness.orchestration import pipeline
     from harness.errors import Interrupted
+    from harness.orchestration import pipeline
 
     main = int(os.environ.get("RANK", "0")) == 0
     show = RunProgress(tty=sys.stderr.isatty(), quiet=cfg.quiet or not main)

@@ -12,12 +12,12 @@ from pydantic import ValidationError
 
 from harness import SCHEMA_VERSION, __version__, results
 from harness.errors import validation_message
-from harness.results.schema import RunResult, dump
 from harness.measure.cost import hourly_price, time_cost
 from harness.measure.memory import host_peak_rss_bytes
+from harness.measure.timing import perf_summary
+from harness.results.schema import RunResult, dump
 from harness.scoring.metrics import task_metrics
 from harness.stats import INTERVAL_METHOD, INTERVAL_REFERENCE
-from harness.measure.timing import perf_summary
 
 RANDOM_WARNING = "random weights: accuracy is meaningless here; speed and memory are those of the real architecture"
 

@@ -16,12 +16,12 @@ measurements are cached per CPU model, torch version and architecture shape.
 
 from __future__ import annotations
 
-from harness.core.spec import parse as parse_spec
-
 import json
 import time
 from dataclasses import replace
 from pathlib import Path
+
+from harness.core.spec import parse as parse_spec
 
 LAYERS = 2
 METHOD = "generation timed at 2 and 4 layers, scaled to full depth"  # part of the cache key: a new method re-measures

@@ -13,9 +13,9 @@ from __future__ import annotations
 import importlib.util
 from dataclasses import dataclass
 
+from harness.core.spec import parse as parse_spec
 from harness.errors import ConfigError
 from harness.planning import estimate as est
-from harness.core.spec import parse as parse_spec
 
 # Bits per weight of the GGUF types a CPU user would pick, from llama.cpp's quantize table
 # (tools/quantize: Q8_0 8.50 bpw; Q4_K_M 4.89 bpw on Llama-3-8B, a mix of Q4_K and Q6_K).

@@ -8,12 +8,12 @@ import hashlib
 from dataclasses import dataclass, field
 
 from harness import protocols, registry
-from harness.core.types import Request, Sampling
 from harness.config import RunConfig
-from harness.errors import ConfigError
-from harness.tasks.base import Item, Task
 from harness.core.generation import DEFAULT_MAX_NEW_TOKENS, RANDOM_MAX_NEW_TOKENS
 from harness.core.spec import parse as parse_spec
+from harness.core.types import Request, Sampling
+from harness.errors import ConfigError
+from harness.tasks.base import Item, Task
 
 SAMPLING_DEFAULTS = {"temperature": 0.6, "top_p": 0.95}  # DeepSeek-R1's settings, used when k > 1 and none given
 

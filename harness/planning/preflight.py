@@ -17,12 +17,12 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness.errors import ConfigError, ModelLoadError
-from harness.tasks.base import check_data_path
 from harness.core.architecture import count_parameters
+from harness.core.spec import parse as parse_spec
+from harness.errors import ConfigError, ModelLoadError
 from harness.planning import estimate as est
 from harness.planning import fitting
-from harness.core.spec import parse as parse_spec
+from harness.tasks.base import check_data_path
 
 PROMPT_TOKEN_MARGIN = 64  # template and special tokens around a question
 

@@ -3,7 +3,12 @@ computes it), and one card's model, protocol, claims and the cost of checking th
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from harness.planning import estimate as est
+
+if TYPE_CHECKING:
+    from harness.planning.preflight import Preflight
 
 
 def render(pre: Preflight) -> str:

@@ -20,12 +20,12 @@ import json
 from itertools import combinations
 from pathlib import Path
 
+from harness.claims.comparability import pair_reasons, sentence
 from harness.reports import plots
 from harness.reports.format import interval, num, p_value, pct, seconds, usd
 from harness.reports.markdown import progress
-from harness.claims.comparability import pair_reasons, sentence
-from harness.results.schema import Cost, Metric, Perf, RunResult
 from harness.results.runs import ALPHA, LoadedRun, load_runs, paired_test
+from harness.results.schema import Cost, Metric, Perf
 from harness.stats import holm, percentiles
 
 __all__ = ["compare", "holm", "load_runs", "paired_test", "pairwise", "time_share"]

@@ -6,9 +6,29 @@ clean-up). The names below are the store's public face.
 """
 
 from harness.results.store import (
-    BATCHES, CONFIG, RUN, SAMPLES, SampleWriter, all_batches, all_samples, create_run_dir, is_error_row, json_lines, key_of, load_run, merge_shards,
+    BATCHES,
+    CONFIG,
+    RUN,
+    SAMPLES,
+    SampleWriter,
+    all_batches,
+    all_samples,
+    create_run_dir,
+    is_error_row,
+    json_lines,
+    key_of,
+    load_run,
+    merge_shards,
     new_run_id,
-    read_config, read_samples, repair_torn_tail, run_dir_name, sample_key, shard_files, slug, utc_now, write_json_atomic,
+    read_config,
+    read_samples,
+    repair_torn_tail,
+    run_dir_name,
+    sample_key,
+    shard_files,
+    slug,
+    utc_now,
+    write_json_atomic,
     write_text_atomic,
 )
 

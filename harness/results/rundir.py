@@ -21,7 +21,6 @@ from pathlib import Path
 from harness.errors import ConfigError, DataError, shown
 from harness.results import store
 
-
 DATA = "data.json"
 LOCK = ".lock"
 

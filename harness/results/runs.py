@@ -8,13 +8,12 @@ per-problem mean correctness (harness.stats).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from harness.results.schema import RunResult
 from harness.stats import mcnemar, paired_bootstrap, paired_diff_ci
-
 
 ALPHA = 0.05
 

@@ -14,9 +14,9 @@ import os
 import re
 import secrets
 import tempfile
+from collections.abc import Iterable
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterable
 
 from harness.errors import ConfigError, HarnessError, shown
 from harness.results import schema

@@ -27,7 +27,7 @@ class StopSignals:
 
         print(f"\nreceived signal {signum}: stopping after the batch in flight (again to stop now)", file=sys.stderr, flush=True)
 
-    def __enter__(self) -> "StopSignals":
+    def __enter__(self) -> StopSignals:
         if threading.current_thread() is threading.main_thread():
             for s in (signal.SIGINT, signal.SIGTERM):
                 self._old[s] = signal.signal(s, self._handle)

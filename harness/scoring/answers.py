@@ -12,9 +12,9 @@ because replies can be megabytes of degenerate repetition or thousands of unclos
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator, Sequence
 from decimal import Decimal, InvalidOperation
 from fractions import Fraction
-from typing import Iterator, Sequence
 
 LETTERS = "ABCDEFGHIJ"
 
@@ -24,6 +24,14 @@ _TABLE = {c: c - 0xFEE0 for c in range(0xFF01, 0xFF5F)}
 _TABLE.update({0x3000: 0x20, 0x00A0: 0x20, 0x2009: 0x20, 0x202F: 0x20, 0x2212: 0x2D, 0xFE63: 0x2D})
 _NEEDS_TABLE = re.compile("[" + "".join(map(chr, sorted(_TABLE))) + "]")
 
+
+
+def last_match(matches: Iterator[re.Match[str]]) -> re.Match[str] | None:
+    """The last of an iterator of matches (the answer a reply ends on), or None."""
+    last = None
+    for last in matches:  # noqa: B007  (the loop only walks to the end)
+        pass
+    return last
 
 def clean(text: str) -> str:
     # translate() with a dict costs ~0.1 s per MB of CJK text; most replies need nothing
@@ -128,9 +136,7 @@ def strict_candidates(text: str) -> Iterator[str]:
     boxed = last_boxed(text)
     if boxed is not None:
         yield _unwrap_math(boxed)
-    gsm = None
-    for gsm in _GSM.finditer(text):
-        pass
+    gsm = last_match(_GSM.finditer(text))
     if gsm is not None and (c := _trim(gsm.group(1))):
         yield c
     for _, end in _marker_spans(text, _MARK):
@@ -212,9 +218,7 @@ TAIL = 4096  # fallbacks look at the end of a long reply first; the whole text o
 
 def last_number(text: str) -> str | None:
     for window in ((text[-TAIL:], text) if len(text) > TAIL else (text,)):
-        found = None
-        for found in _NUM.finditer(numeric_prep(window)):
-            pass
+        found = last_match(_NUM.finditer(numeric_prep(window)))
         # a match at the very start of the tail may be the end of a longer number
         if found and (window is text or found.start() > 64):
             return _tidy(found.group()) if number_value(found.group()) is not None else None
@@ -301,9 +305,7 @@ def strict_letter(text: str, choices: Sequence[str]) -> str | None:
         if letter:
             found.append((start, letter))
             break
-    stated = None
-    for stated in _STATED.finditer(text, max(0, len(text) - TAIL)):
-        pass
+    stated = last_match(_STATED.finditer(text, max(0, len(text) - TAIL)))
     if stated is not None:
         letter = stated.group(2)
         if (letter.isupper() or stated.group(1)) and letter.upper() in letter_range(choices):

@@ -23,9 +23,9 @@ from __future__ import annotations
 import itertools
 import logging
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Sequence
 
 from harness.scoring import answers, symbolic  # noqa: I001
 from harness.scoring.answers import number_value, read_number

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from harness.backends.base import Backend
 from harness.core.types import Completion, Request
-from harness.scoring.grader import score
-from harness.tasks.base import Item
-from harness.scoring.thinking import prompt_opens_think, split_thinking, token_split
 from harness.measure.timing import tpot
+from harness.scoring.grader import score
+from harness.scoring.thinking import prompt_opens_think, split_thinking, token_split
+from harness.tasks.base import Item
 
 
 def sample_row(request: Request, done: Completion, *, task: str, answer_type: str, item: Item, sample: int, prompt: str,

@@ -96,7 +96,8 @@ def shutdown() -> None:
 
 def verify(pred: str, gold: str) -> bool:
     """math-verify with its own alarms switched off (in the worker, or directly in tests)."""
-    from math_verify import parse, verify as mv_verify
+    from math_verify import parse
+    from math_verify import verify as mv_verify
 
     try:
         gold_parsed = parse(f"${gold}$", parsing_timeout=None)

@@ -20,7 +20,7 @@ qualification exams, grouped as STEM, Social Science, Humanities and Other.
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 from harness.errors import DataError
 from harness.tasks.base import Item, Task, load_hub_dataset

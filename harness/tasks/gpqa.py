@@ -26,7 +26,7 @@ _WRONG = ("Incorrect Answer 1", "Incorrect Answer 2", "Incorrect Answer 3")
 
 
 def item_seed(question: str, seed: int) -> int:
-    digest = hashlib.sha256(f"gpqa\x00{seed}\x00{question}".encode("utf-8")).digest()
+    digest = hashlib.sha256(f"gpqa\x00{seed}\x00{question}".encode()).digest()
     return int.from_bytes(digest[:8], "big")
 
 

@@ -14,8 +14,7 @@ import tempfile
 from pathlib import Path
 
 from harness.errors import ConfigError, DataError
-from harness.tasks.base import letter, render_choices
-from harness.tasks.base import Item, Task
+from harness.tasks.base import Item, Task, letter, render_choices
 from harness.tasks.options import check_options
 
 INCLUDE_ENV = "HARNESS_LMEVAL_INCLUDE"

@@ -3,9 +3,11 @@ dataset mirrors spell differently. Public: plugin tasks use these too."""
 
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from harness.errors import ConfigError, DataError
+
 
 def check_options(task: str, options: Mapping[str, Any], allowed: Mapping[str, Callable[[Any], Any]]) -> dict[str, Any]:
     """Convert each option with its converter; an unknown key or a bad value is a ConfigError.

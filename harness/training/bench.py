@@ -22,8 +22,8 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from harness.errors import ConfigError
 from harness.core.spec import parse as parse_spec
+from harness.errors import ConfigError
 
 SCHEMA_VERSION = "1.0"
 MAX_TOKENS_PER_STEP = 1 << 20
@@ -168,17 +168,16 @@ def measure(name: str, raw: dict, dev, dtype_name: str, seq_len: int, micro_batc
             break
     params = sum(p.numel() for p in model.parameters())
     peak = device_peak(dev.type, [dev.index] if dev.index is not None else None)
-    del model, opt
     return {"build_s": build_s, "fused_adamw": fused, "step_s": times, "step_s_median": statistics.median(times), "losses": losses, "num_parameters": params,
             "memory": {"host_peak_rss_bytes": host_peak_rss_bytes(), "device_peak": peak,
                        "note": "host peak RSS is the whole process's high-water mark (model build included)"}}
 
 
 def run_train_bench(args) -> int:
-    from harness.runtime import device as devices
     from harness.cards.loader import find_card
-    from harness.training.flops import matmul_params, train_flops_per_token
+    from harness.runtime import device as devices
     from harness.training.check import gpu_peak, load_refs, projection
+    from harness.training.flops import matmul_params, train_flops_per_token
 
     name = _check_args(args)
     raw, overrides = arch_config(name, args.layers)

@@ -19,15 +19,14 @@ For every card with a `training` section (harness/cards/training.py):
 from __future__ import annotations
 
 from importlib import resources
-from typing import Optional
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from harness.cards.loader import Card, Source, list_cards
+from harness.cards.training import Status, TrainingCost
 from harness.errors import ConfigError
 from harness.training.flops import attention_flops_per_token, matmul_params
-from harness.cards.training import Status, TrainingCost
 
 SECONDS_PER_HOUR = 3600.0
 
@@ -39,7 +38,7 @@ class _Strict(BaseModel):
 class GpuPeak(_Strict):
     match: list[str]
     bf16_dense_flops: float = Field(gt=0)
-    fp8_dense_flops: Optional[float] = Field(None, gt=0)
+    fp8_dense_flops: float | None = Field(None, gt=0)
     source: str
     status: Status
 
