@@ -24,9 +24,9 @@ from harness.backends.compiled import BUCKET, generation_kwargs
 from harness.backends.compiled import decide as decide_compile
 from harness.backends.models import load as load_model
 from harness.backends.rows import cut_at_stop, draw, new_generator
+from harness.core.architecture import kv_bytes_or_none
 from harness.core.prompt import hf_template, render
 from harness.core.types import Completion, ModelInfo, Request
-from harness.measure.roofline import kv_bytes_or_none
 
 
 class RowSampler(LogitsProcessor):

@@ -24,10 +24,10 @@ import time
 from pydantic import Field
 
 from harness.backends.base import Backend, BackendOptions, split_options
+from harness.core.architecture import kv_bytes_or_none
 from harness.core.prompt import hf_template, render
 from harness.core.types import Completion, ModelInfo, Request, Sampling
 from harness.errors import ModelLoadError
-from harness.measure.roofline import kv_bytes_or_none
 
 NO_METRICS = "vLLM returned no per-request metrics (this version or its settings do not record them)"
 
@@ -259,7 +259,7 @@ class VLLMBackend(Backend):
 
 def _layout(hf_config, dtype_bytes: int | None, quantization):
     """Weight bytes by role from the config (roofline); None for quantised weights, whose bytes the config does not give."""
-    from harness.measure.roofline import weight_layout
+    from harness.core.architecture import weight_layout
 
     if quantization or hf_config is None:
         return None

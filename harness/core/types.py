@@ -86,7 +86,7 @@ class ModelInfo:
     architecture: str | None = None
     context_length: int | None = None
     weight_bytes: int | None = None  # every weight's bytes (roofline falls back to reading all of them per step)
-    weight_layout: object | None = None  # harness.measure.roofline.WeightLayout: weight bytes by how a step reads them
+    weight_layout: object | None = None  # harness.core.architecture.WeightLayout: weight bytes by how a step reads them
     kv_bytes_per_token: int | None = None  # KV cache bytes per token of context (roofline)
     quantization: str | None = None
     notes: list[str] = field(default_factory=list)

@@ -206,7 +206,8 @@ def _roofline(dev, info, rows, perf) -> dict:
     """The decode bound for this run's real batch and context (harness/measure/roofline.py)."""
     from statistics import median
 
-    from harness.measure.roofline import WeightLayout, bandwidth_record, measure_bandwidth, published_peak, roofline
+    from harness.core.architecture import WeightLayout
+    from harness.measure.roofline import bandwidth_record, measure_bandwidth, published_peak, roofline
 
     peak = published_peak(dev.name)
     try:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import importlib.util
 from dataclasses import dataclass
 
+from harness.core.architecture import dtype_bytes, weight_layout
 from harness.core.spec import parse as parse_spec
 from harness.errors import ConfigError
 from harness.planning import estimate as est
@@ -47,8 +48,6 @@ class Reads:
 def reads(engine: str, shape: dict, memory: dict | None, dtype: str, batch: int) -> Reads | None:
     """The bytes `engine` reads per step for this model: a GGUF's tensors as stored on llama.cpp,
     parameters x the run dtype's width elsewhere. llama.cpp runs at batch 1 (its engine's limit)."""
-    from harness.measure.roofline import dtype_bytes
-
     gguf = shape.get("gguf")
     if gguf is not None and gguf.parameters:
         if engine == "llamacpp":
@@ -56,7 +55,13 @@ def reads(engine: str, shape: dict, memory: dict | None, dtype: str, batch: int)
         width = dtype_bytes(dtype)
         return Reads(gguf.parameters * width, gguf.kv_bytes_per_token(width) or 0, batch, f"{dtype} weights dequantized from the GGUF")
     if memory and memory.get("weights"):
-        return Reads(memory["weights"], memory["kv_per_token"], 1 if engine == "llamacpp" else batch, f"{memory['dtype']} weights")
+        b = 1 if engine == "llamacpp" else batch
+        config = shape.get("config")
+        try:  # the weights a step reads: looked-up embedding rows and the experts the batch chose, not every weight
+            weights = int(weight_layout(config, dtype_bytes(memory["dtype"])).read_per_step(b)) if config else memory["weights"]
+        except (KeyError, TypeError, ValueError, ZeroDivisionError):
+            weights = memory["weights"]
+        return Reads(weights, memory["kv_per_token"], b, f"{memory['dtype']} weights")
     return None
 
 
@@ -190,12 +195,19 @@ class Plan:
         hf = self.reads("transformers")
         if hf is None:
             return None
-        from harness.measure.roofline import dtype_bytes
 
         params = self.shape["params"]
+        config = self.shape.get("config")
         kv = hf.kv_per_token * LLAMACPP_KV_BYTES // dtype_bytes(self.pre.memory["dtype"])  # the same cache in f16
         now = hf.speed(1.0, self.context)
-        offers = [(name, bits, params * bits / 8) for name, bits in GGUF_OFFERS]
+
+        def step_bytes(bits: float) -> float:  # what one llama.cpp step (batch 1) reads at `bits` a weight
+            try:
+                return weight_layout(config, bits / 8).read_per_step(1) if config else params * bits / 8
+            except (KeyError, TypeError, ValueError, ZeroDivisionError):
+                return params * bits / 8
+
+        offers = [(name, bits, step_bytes(bits)) for name, bits in GGUF_OFFERS]
         ratios = [Reads(int(b), kv, 1, name).speed(1.0, self.context) / now for name, _, b in offers]
         sizes = " and ".join(f"{est.human_bytes(b)} as {name} ({bits:g} bits a weight)" for name, bits, b in offers)
         speeds = " and ".join(f"{r:.1f}x" for r in ratios)

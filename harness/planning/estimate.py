@@ -12,7 +12,7 @@ import resource
 from collections.abc import Mapping
 from pathlib import Path
 
-from harness.measure.roofline import dtype_bytes, kv_bytes_or_none
+from harness.core.architecture import dtype_bytes, kv_bytes_or_none
 
 GiB = 2**30
 ACTIVATION_MARGIN = 0.10  # of the weights: logits, MLP intermediates, allocator slack
