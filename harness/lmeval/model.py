@@ -38,6 +38,9 @@ from harness.lmeval.args import CONFIG_KEYS, DEFAULT_MAX_GEN_TOKS, GEN_KEYS, OWN
 log = logging.getLogger(__name__)
 
 
+PROMPT_ALLOWANCE = 2048  # prompt tokens assumed beside the generation budget for the memory check
+
+
 @register_model("harness")
 class HarnessLM(LM):
     """An lm-eval LM backed by any cnllm-harness backend (transformers, llama.cpp, vLLM, OpenAI-compatible, fake).
@@ -76,7 +79,12 @@ class HarnessLM(LM):
         self.think_end_token = str(think_end_token) if think_end_token not in (None, "") else None
         # passed to the chat template, as lm-eval's HF model does (Qwen3's thinking switch)
         self.template_kwargs = (("enable_thinking", parse_flag("enable_thinking", enable_thinking)),) if enable_thinking is not None else ()
-        self.dev = resolve_device(self.config.device, self.config.dtype)
+        from harness.planning.prepare import prepare_model
+
+        # the dtype `harness run` would choose and its memory refusal, at lm-eval's batch and this budget
+        batch = values.get("batch_size") if isinstance(values.get("batch_size"), int) else 1
+        self.dev = prepare_model(self.config, resolve_device(self.config.device, self.config.dtype), batch=batch,
+                                 context=budget + PROMPT_ALLOWANCE, what="lm-eval model").device
         self._device = self.dev.torch_device
         t0 = time.perf_counter()
         self.backend = load_backend(self.config, self.dev)

@@ -107,11 +107,14 @@ def run_bench(args) -> int:
         raise ConfigError(f"--cell-budget-s must be from 0 to 86400 seconds, got {budget}", "e.g. --cell-budget-s 60")
     cfg = make_config(model=args.model, backend=args.backend, device=args.device, dtype=args.dtype, tokenizer=args.tokenizer,
                       compile=getattr(args, "compile", "auto"))
-    dev = devices.resolve(cfg.device, cfg.dtype)
-    from harness.planning.preflight import check_bench
+    from harness.planning.prepare import prepare_model
     from harness.runtime.batching import choose
 
-    dev = check_bench(cfg, dev, max(batch_sizes), max(prompt_tokens) + max(output_tokens), getattr(args, "force", False))
+    ready = prepare_model(cfg, devices.resolve(cfg.device, cfg.dtype), batch=max(batch_sizes), context=max(prompt_tokens) + max(output_tokens),
+                          force=getattr(args, "force", False), what="bench")   # its largest cell
+    dev = ready.device
+    for note in ready.preflight.notes if ready.preflight else []:
+        print(f"note: {note}", file=sys.stderr)
     t0 = time.perf_counter()
     backend = load_backend(cfg, dev)
     load_s = time.perf_counter() - t0

@@ -15,16 +15,19 @@ def run_budgets(cfg) -> list[Path]:
     from harness import results
     from harness.backends import load_backend
     from harness.orchestration import pipeline
-    from harness.runtime import device as devices
+    from harness.planning.plan import make_plan
+    from harness.planning.prepare import prepare
 
+    card = pipeline.card_of(cfg)
+    widest = cfg.model_copy(update={"think_budgets": (), "think_budget": max(cfg.think_budgets)})
+    dev = prepare(widest, make_plan(widest, card), card).device   # the dtype and memory decision `run` makes, at the largest budget
     folder = results.create_run_dir(cfg.output_dir, results.run_dir_name(cfg.model, ["budgets"], results.new_run_id()))
-    dev = devices.resolve(cfg.device, cfg.dtype)
     backend = load_backend(cfg, dev)
     runs = []
     try:
         for budget in sorted(cfg.think_budgets):
             one = cfg.model_copy(update={"think_budgets": (), "think_budget": budget, "output_dir": str(folder)})
-            runs.append(pipeline.run(one, backend=backend))
+            runs.append(pipeline.run(one, backend=backend, device=dev))
     finally:
         backend.close()
     write_curve(folder, runs)

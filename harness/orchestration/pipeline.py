@@ -18,9 +18,8 @@ from harness.core.spec import parse as parse_spec
 from harness.errors import Interrupted
 from harness.measure.cost import hourly_price
 from harness.orchestration.generate import first_batch, generate_all, order, warm_up
-from harness.planning import preflight
-from harness.planning.fitting import batch_fits
 from harness.planning.plan import Plan, make_plan
+from harness.planning.prepare import prepare
 from harness.results import rundir
 from harness.results.store import SampleWriter
 from harness.runtime import device as devices
@@ -46,22 +45,20 @@ class RunContext:
     batch_fits: Callable[[int], bool] = lambda b: True  # the memory estimate at the run's context, for --batch-size auto
 
 
-def run(cfg: RunConfig, progress=None, backend=None) -> Path:
-    card = _card(cfg)
+def run(cfg: RunConfig, progress=None, backend=None, device=None) -> Path:
+    """One run, start to finish; `backend` and its prepared `device` are given by a sweep that shares one engine."""
+    card = card_of(cfg)
     plan = make_plan(cfg, card, served=_served(cfg))                          # tasks, items, protocol, sampling
     hourly_price(cfg.price_per_hour, cfg.instance)                            # a bad price fails now, not after measuring
     if cfg.backend_options and backend is None:
         backend_class(cfg)                                                    # a bad --backend-option fails before loading
     if cfg.resume:
         rundir.check_resume(cfg, plan)                                        # refuse changed settings or data before loading
-    dev = devices.resolve(cfg.device, cfg.dtype)                              # device and dtype, with reasons
-    fits = RunContext.batch_fits                                              # batch sizes that fit: unknown without a preflight
-    if backend is None:
-        pre = preflight.assess(cfg, plan, dev, card)                          # memory, time and dollars, before loading
-        _hook(progress, "plan", pre)
-        preflight.refuse_if_too_big(pre, cfg.force)
-        dev = pre.device                                                      # CPU auto: the dtype timed faster, if it fits
-        fits = batch_fits(pre.memory, pre.shape, dev.type, pre.available)
+    if backend is None:                                                       # device, dtype, memory, time and dollars
+        ready = prepare(cfg, plan, card, on_plan=lambda pre: _hook(progress, "plan", pre))  # before loading; refused if too big
+        dev, fits = ready.device, ready.batch_fits
+    else:                                                                     # a sweep's shared engine: prepared by its caller
+        dev, fits = device or devices.resolve(cfg.device, cfg.dtype), RunContext.batch_fits
     with StopSignals() as stop:                                               # a signal during loading still ends "interrupted"
         dist, opened, owned = parallel.Dist(), None, backend is None
         if parallel.launched_world() == 1:                                    # the folder exists before the slow loading,
@@ -202,7 +199,8 @@ def _served(cfg: RunConfig):
     return lambda: served_model(cfg.model, cfg.base_url, cfg.api_key_env)
 
 
-def _card(cfg: RunConfig):
+def card_of(cfg: RunConfig):
+    """The card `--card` names, or None."""
     if not cfg.card:
         return None
     from harness.cards.loader import find_card

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -281,19 +280,6 @@ def print_plan(cfg) -> int:
     except ConfigError as e:
         print(f"a run would stop here: {e}")
     return 0
-
-
-def check_bench(cfg, dev, batch: int, context: int, force: bool):
-    """`harness bench`'s memory check at its largest cell; returns the device (dtype possibly lowered)."""
-    shape = model_shape(cfg.model)
-    dev, memory, notes = fitting.run_dtype(cfg, dev, shape, batch, context)
-    for note in notes:
-        print(f"note: {note}", file=sys.stderr)
-    if memory is not None:
-        available, why = est.device_available(dev.type, dev.index)
-        pre = Preflight(cfg.model, dev, [], memory, available, why, shape["source"], [], (None, ""), notes)
-        refuse_if_too_big(pre, force, "bench")
-    return dev
 
 
 FAITHFUL_PROMPT_TOKENS = 512  # a generous prompt length when the task's data is not at hand
