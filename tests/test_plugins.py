@@ -115,3 +115,35 @@ def test_tasks_readme_shows_the_tested_plugin_verbatim():
     readme = (Path(__file__).resolve().parents[1] / "tasks" / "README.md").read_text(encoding="utf-8")
     for rel in ("pyproject.toml", "sample_plugin/sums.py", "sample_plugin/calculator.py"):
         assert f"# {rel}\n{(FIXTURE / rel).read_text(encoding='utf-8')}```" in readme, f"tasks/README.md is out of date with {rel}"
+
+
+def test_a_task_brings_its_own_scorer(tmp_path, monkeypatch, capsys):
+    """A task whose answers are not numbers, expressions or letters (free text here) scores them itself;
+    the run records its verdicts exactly as it would the built-in scorers'."""
+    import harness.tasks
+
+    (tmp_path / "echoes.py").write_text(
+        '"""Echoes: the reply is right when it repeats the question word for word (a scorer of its own)."""\n'
+        "from harness.core.types import Score\nfrom harness.tasks import Item, Task\n\n\n"
+        "class Echoes(Task):\n    name = \"echoes\"\n    answer_type = \"text\"\n\n"
+        "    def parse(self, row, index):\n        return Item(str(index), row[\"q\"], row[\"a\"])\n\n"
+        "    def score(self, answer, item, *, truncated):\n"
+        "        ok = not truncated and item.question in answer and item.target == \"echo\"\n"
+        "        return Score(answer[:20], ok, answer[:20], ok)\n")
+    data = tmp_path / "echoes.jsonl"
+    data.write_text('{"q": "say hello", "a": "echo"}\n{"q": "say bye", "a": "no"}\n')
+    script = tmp_path / "script.json"
+    script.write_text(json.dumps({"say hello": "say hello", "*": "something else"}))  # repeats only the first question
+    monkeypatch.setattr(harness.tasks, "__path__", [*harness.tasks.__path__, str(tmp_path)])
+    registry.builtin_tasks.cache_clear()
+    try:
+        code, out, err = run_cli(["run", "--model", f"fake:{script}", "--tasks", "echoes", "--data-file", f"echoes={data}",
+                                  "--protocol", "plain", "--output-dir", str(tmp_path / "out"), "--quiet"], capsys)
+        assert code == 0, err
+        (run_dir,) = (tmp_path / "out").iterdir()
+        rows = {r["id"]: r for r in map(json.loads, (run_dir / "samples.jsonl").read_text().splitlines())}
+        assert rows["0"]["correct"] is True and rows["1"]["correct"] is False
+        assert json.loads((run_dir / "run.json").read_text())["tasks"]["echoes"]["metrics"]["accuracy"]["value"] == 0.5
+    finally:
+        registry.builtin_tasks.cache_clear()
+        sys.modules.pop("harness.tasks.echoes", None)

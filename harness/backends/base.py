@@ -71,6 +71,17 @@ class Backend:
             backend.info.notes.append(f"options ignored by the {cls.name} backend: {', '.join(ignored)}")
         return backend
 
+    # ---- declared capabilities (what the orchestration may ask of this engine) ----------------------
+    supports_continuous: ClassVar[bool] = False  # generate_continuous: finished rows leave, waiting ones take their slot
+
+    def continuous_unsupported(self) -> str | None:
+        """Why continuous batching cannot serve this loaded model (None: it can); asked only when supports_continuous."""
+        return None
+
+    def generate_continuous(self, requests: list[Request], slots: int, on_done=None, should_stop=lambda: None) -> list[Completion]:
+        """Generate with `slots` sequences in flight, calling `on_done(indices, completions, segment)` as rows finish."""
+        raise NotImplementedError(f"the {self.name} engine declares no continuous batching")
+
     def generate(self, requests: list[Request]) -> list[Completion]:
         """Generate one Completion per request, in the same order."""
         raise NotImplementedError
@@ -105,7 +116,7 @@ class Backend:
     def reset_peak_memory(self) -> None:
         """Start a fresh peak-memory window (after load, before warm-up)."""
 
-    probes_batch_size = False  # True: `--batch-size auto` is measured (runtime/batch_size.py), not max_batch_size()
+    probes_batch_size: ClassVar[bool] = False  # True: `--batch-size auto` is measured (planning/batch_size.py), not max_batch_size()
 
     def max_batch_size(self) -> int:
         """Starting point for `--batch-size auto` on engines that do not probe it."""

@@ -138,7 +138,8 @@ class TransformersOptions(BackendOptions):
 class TransformersBackend(Backend):
     name = "transformers"
     Options = TransformersOptions
-    probes_batch_size = True  # --batch-size auto is measured on the loaded model (runtime/batch_size.py)
+    probes_batch_size = True  # --batch-size auto is measured on the loaded model (planning/batch_size.py)
+    supports_continuous = True
 
     def __init__(self, model, tokenizer, info: ModelInfo, device: str):
         self.model, self.tokenizer, self.info, self.device = model, tokenizer, info, device

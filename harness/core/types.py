@@ -93,3 +93,14 @@ class ModelInfo:
     engine: dict = field(default_factory=dict)  # how it generates: batching mode, compiled decoding, with reasons
     sampling: dict[str, dict] = field(default_factory=dict)  # per task: the engine's effective decoding parameters
     overridden_defaults: dict[str, object] = field(default_factory=dict)  # model/server defaults set aside
+
+
+@dataclass(frozen=True)
+class Score:
+    """Strict and lenient verdicts on one answer (harness.scoring.grader, or a task's own `score`)."""
+
+    extracted: str | None
+    correct: bool
+    extracted_lenient: str | None
+    correct_lenient: bool
+    limit_hit: tuple[str, ...] = ()  # comparisons that ran past symbolic.LIMIT_S (counted not equal)

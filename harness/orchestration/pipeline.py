@@ -111,7 +111,8 @@ def _generate_and_finish(ctx: RunContext, stop: StopSignals) -> None:
         batch_log.append([{**batch.asdict(), "rank": ctx.dist.rank, "session": ctx.state.session, "keys": [r.key for r in reqs]}])
         writer.append([sample_row(req, done, task=by_key[req.key][0].name, answer_type=by_key[req.key][0].task.answer_type,
                                   item=by_key[req.key][1], sample=by_key[req.key][2], prompt=prompts[req.key],
-                                  backend=ctx.backend, rank=ctx.dist.rank) for req, done in zip(reqs, completions)])
+                                  backend=ctx.backend, rank=ctx.dist.rank, scorer=by_key[req.key][0].task.score)
+                       for req, done in zip(reqs, completions)])
         _hook(ctx.progress, "tokens", batch.output_tokens)
 
     from harness.measure.energy import EnergyMeter

@@ -40,7 +40,7 @@ def choose(backend, queue: Sequence, *, expected_tokens: int, device_type: str, 
     """(batch size, reason, measurements or None). `queue`: the run's requests in batching order;
     `total_tokens`: the run's expected output tokens, which bounds what probing may cost."""
     start = backend.max_batch_size()
-    if not getattr(backend, "probes_batch_size", False):
+    if not backend.probes_batch_size:
         return start, f"auto: the {backend.info.backend} engine's own starting point (it batches outside the harness)", None
     ceiling = ceiling_for(device_type, len(queue))
     if ceiling <= 1:

@@ -2,7 +2,7 @@
 
 static: the queue is cut into batches of `batch_size`; a batch ends with its longest row.
 continuous: at most `batch_size` rows in flight; a row leaves when it ends and the next request
-takes its slot (engines that offer `generate_continuous`, i.e. transformers).
+takes its slot (engines that declare `supports_continuous`, i.e. transformers).
 auto: what was measured faster on this kind of device (benchmarks/ragged.py, docs/benchmarks.md);
 where nothing was measured, static, the path with the longer record.
 """
@@ -48,7 +48,6 @@ def _why_not_sampling(samplings) -> str | None:
 
 
 def _why_not_continuous(backend) -> str | None:
-    if not hasattr(backend, "generate_continuous"):
+    if not backend.supports_continuous:
         return f"the {backend.info.backend} engine has no harness-side continuous batching"
-    check = getattr(backend, "continuous_unsupported", None)
-    return check() if check else None
+    return backend.continuous_unsupported()

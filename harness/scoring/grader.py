@@ -24,9 +24,9 @@ import itertools
 import logging
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
 from fractions import Fraction
 
+from harness.core.types import Score
 from harness.scoring import answers, symbolic  # noqa: I001
 from harness.scoring.answers import number_value, read_number
 
@@ -35,15 +35,6 @@ MAX_SYMBOLIC_CHARS = 500  # final answers in MATH/AIME are far shorter; longer t
 MAX_NESTING = 20
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Score:
-    extracted: str | None
-    correct: bool
-    extracted_lenient: str | None
-    correct_lenient: bool
-    limit_hit: tuple[str, ...] = ()  # comparisons that ran past symbolic.LIMIT_S (counted not equal)
 
 
 WRONG = Score(None, False, None, False)

@@ -4,19 +4,25 @@ request (finish_reason "error") keeps its error and is left out of every metric.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from harness.backends.base import Backend
-from harness.core.types import Completion, Request
+from harness.core.types import Completion, Request, Score
 from harness.measure.timing import tpot
 from harness.scoring.grader import score
 from harness.scoring.thinking import prompt_opens_think, split_thinking, token_split
 from harness.tasks.base import Item
 
+Scorer = Callable[..., Score | None]  # (answer, item, *, truncated) -> Score, or None for the answer type's scorer
+
 
 def sample_row(request: Request, done: Completion, *, task: str, answer_type: str, item: Item, sample: int, prompt: str,
-               backend: Backend, rank: int = 0) -> dict:
+               backend: Backend, rank: int = 0, scorer: Scorer | None = None) -> dict:
+    """One samples.jsonl row; `scorer` is the task's own (Task.score), the answer type's scorer where it returns None."""
     split = split_thinking(done.text, prompt_opened=prompt_opens_think(prompt), reasoning_text=done.reasoning_text)
     truncated = (done.finish_reason == "length" and not split.closed) or not split.answer.strip()
-    s = score(split.answer, item.target, answer_type, choices=item.choices, truncated=truncated)
+    s = (scorer(split.answer, item, truncated=truncated) if scorer is not None else None) or \
+        score(split.answer, item.target, answer_type, choices=item.choices, truncated=truncated)
     tokens = token_split(split, done.text, done.output_tokens, ids=done.token_ids, decode=backend.decode,
                          reasoning_tokens=done.reasoning_tokens, engine_thinking=done.thinking_tokens, count=backend.count_tokens)
     unmeasured = dict(done.unmeasured)

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, ClassVar
 
+from harness.core.types import Score
 from harness.errors import DataError, shown
 
 MAX_LINE_CHARS = 1_000_000  # no benchmark row comes near; a bigger one is a broken file, not a question
@@ -85,6 +86,11 @@ class Task:
         """What the protocol puts in the user turn: the question, then lettered options when the
         item has choices (one layout for GPQA, ARC, C-Eval and plugins alike)."""
         return render_choices(item.question, item.choices) if item.choices else item.question
+
+    def score(self, answer: str, item: Item, *, truncated: bool) -> Score | None:
+        """This task's own verdict on a reply's answer, for a kind of answer the built-in answer types do not
+        cover (code to execute, free text, a judge model); None: the harness scores by `answer_type`."""
+        return None
 
     def describe(self) -> str:
         """The exact source: dataset, config, split or file (or "generated locally")."""
