@@ -60,7 +60,9 @@ def shown(value, limit: int = 80) -> str:
         return text if len(value) <= limit else f"{text[:-1]}…{text[-1]} ({len(value):,} characters)"
     import reprlib
 
-    r = reprlib.Repr(maxlevel=2, maxdict=4, maxlist=4, maxtuple=4, maxset=4, maxstring=limit // 2, maxother=limit // 2)
+    r = reprlib.Repr()  # keyword arguments to Repr() are Python 3.12+; attributes work on 3.10 too
+    r.maxlevel, r.maxdict, r.maxlist, r.maxtuple, r.maxset = 2, 4, 4, 4, 4
+    r.maxstring = r.maxother = limit // 2
     text = r.repr(value)
     return text if len(text) <= limit else text[:limit] + "…"
 

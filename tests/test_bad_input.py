@@ -456,3 +456,12 @@ def test_fresh_process_bad_data_file(tmp_path, files):
     line = p.stderr.strip()
     assert line.startswith(f"error: {files['latin1']} is not UTF-8 (byte ") and line.endswith(") — re-encode the file as UTF-8"), line
     assert not (tmp_path / "out").exists()
+
+
+def test_a_nested_value_in_an_error_line_is_shown_short():
+    """shown() of a non-string value (a dict or list from a YAML file) on every supported Python (reprlib.Repr
+    took keyword arguments only from 3.12: on 3.10/3.11 the error line itself crashed)."""
+    from harness.errors import shown
+
+    text = shown({"key": list(range(100)), "nested": {"a": {"b": {"c": 1}}}})
+    assert text.startswith("{") and len(text) <= 81 and "99" not in text

@@ -229,7 +229,7 @@ class WeightLayout:
         embedding table (only the looked-up rows; a tied head still reads the whole table as the logits)
         and an MoE layer's experts (only the distinct ones the batch's tokens chose)."""
         b = max(1, batch)
-        out = self.total - self.embedding_table + min(b * self.embedding_row, self.embedding_table)
+        out = float(self.total - self.embedding_table + min(b * self.embedding_row, self.embedding_table))
         if self.tied:
             out += self.embedding_table
         out -= self.moe_layers * (self.experts - self.experts_read(b)) * self.expert

@@ -12,14 +12,15 @@ Imports nothing from prompt building (harness/protocols.py builds messages and u
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
-from harness.core.types import Request
+from harness.core.types import Message, Request
 
 # messages, template kwargs -> the rendered generation prompt
-Template = Callable[[list[dict], Mapping[str, object]], str]
+Template = Callable[[list[Message], Mapping[str, object]], str]
 
 
-def plain_prompt(messages: Sequence[dict]) -> str:
+def plain_prompt(messages: Sequence[Message]) -> str:
     """The text of a chat=False prompt (a single user message); several messages are joined by
     blank lines, which is what a template-less model would see."""
     return "\n\n".join(str(m.get("content", "")) for m in messages)
@@ -43,22 +44,22 @@ def render(request: Request, template: Template | None) -> str:
     return join_prefill(text, request.prefill)
 
 
-def hf_template(tokenizer) -> Template | None:
+def hf_template(tokenizer: Any) -> Template | None:
     """A Hugging Face tokenizer's chat template (transformers, vLLM, a `tokenizer` option)."""
     if not getattr(tokenizer, "chat_template", None):
         return None
 
-    def apply(messages: list[dict], kwargs: Mapping[str, object]) -> str:
-        return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True, **kwargs)
+    def apply(messages: list[Message], kwargs: Mapping[str, object]) -> str:
+        return str(tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True, **kwargs))
 
     return apply
 
 
-def formatter_template(formatter) -> Template:
+def formatter_template(formatter: Any) -> Template:
     """llama-cpp-python's Jinja2ChatFormatter over a GGUF's embedded template (it renders with the
     same Jinja settings as transformers and passes extra kwargs to the template)."""
 
-    def apply(messages: list[dict], kwargs: Mapping[str, object]) -> str:
-        return formatter(messages=messages, **kwargs).prompt
+    def apply(messages: list[Message], kwargs: Mapping[str, object]) -> str:
+        return str(formatter(messages=messages, **kwargs).prompt)
 
     return apply

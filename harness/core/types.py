@@ -5,6 +5,7 @@ dataclasses; no torch, no engine."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from harness.core.generation import DEFAULT_MAX_NEW_TOKENS
 from harness.errors import ConfigError
@@ -13,6 +14,8 @@ from harness.errors import ConfigError
 class LogprobsUnsupported(ConfigError):
     """The engine gives no token log-probabilities for a prompt (backends/logprobs.py)."""
 
+
+Message = dict[str, Any]  # one chat message: {"role": ..., "content": ...}
 
 @dataclass(frozen=True)
 class Sampling:
@@ -42,7 +45,7 @@ class Request:
     """One generation: chat messages plus an optional assistant prefill (e.g. a forced "<think>\\n")."""
 
     key: str  # unique within a run: "<task>/<item id>/<sample index>"
-    messages: tuple[dict, ...]
+    messages: tuple[Message, ...]
     sampling: Sampling
     seed: int  # per request, so a sample is reproducible whatever batch it lands in
     prefill: str = ""
@@ -90,8 +93,8 @@ class ModelInfo:
     kv_bytes_per_token: int | None = None  # KV cache bytes per token of context (roofline)
     quantization: str | None = None
     notes: list[str] = field(default_factory=list)
-    engine: dict = field(default_factory=dict)  # how it generates: batching mode, compiled decoding, with reasons
-    sampling: dict[str, dict] = field(default_factory=dict)  # per task: the engine's effective decoding parameters
+    engine: dict[str, Any] = field(default_factory=dict)  # how it generates: batching mode, compiled decoding, with reasons
+    sampling: dict[str, dict[str, Any]] = field(default_factory=dict)  # per task: the engine's effective decoding parameters
     overridden_defaults: dict[str, object] = field(default_factory=dict)  # model/server defaults set aside
 
 
