@@ -196,7 +196,7 @@ def test_no_engine_line_off_the_cpu():
 
     cfg = SimpleNamespace(model="random:qwen2.5-0.5b-instruct", backend="auto", output_dir="results")
     pre = SimpleNamespace(device=SimpleNamespace(type="cuda", name="gpu", dtype="bfloat16"), tasks=[], memory={"weights": 1})
-    assert engines.Plan(cfg, pre, {"params": 1, "gguf": None}, 1, 10).choice() is None
+    assert engines.EngineEstimates(cfg, pre, {"params": 1, "gguf": None}, 1, 10).choice() is None
 
 
 def test_a_cpu_roofline_time_is_an_estimate_never_a_minimum(tmp_path, data, capsys, monkeypatch):

@@ -111,7 +111,7 @@ def bandwidth(dev) -> tuple[float | None, str]:
         return None, f"unavailable: {e}"
 
 
-class Plan:
+class EngineEstimates:
     """The per-engine estimate for one Preflight (`pre`: device, memory, tasks, price)."""
 
     def __init__(self, cfg, pre, shape: dict, batch: int, context: int):
@@ -217,4 +217,4 @@ class Plan:
                 f"(--outtype q8_0; llama-quantize for Q4_K_M) and run --backend llamacpp --model path/to/file.gguf")
 
 
-__all__ = ["Plan", "Reads", "candidates", "reads", "twins"]
+__all__ = ["EngineEstimates", "Reads", "candidates", "reads", "twins"]

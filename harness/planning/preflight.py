@@ -221,9 +221,9 @@ def _task_row(tp, cfg) -> dict:
 def _engines(cfg, pre: Preflight, shape, batch: int, context: int) -> list[dict]:
     """Time and dollars for each engine that could run this model here, each from the bytes that
     engine reads per token; sets `pre.engine_choice`, the line saying which engine is faster (engines.py)."""
-    from harness.planning.engines import Plan
+    from harness.planning.engines import EngineEstimates
 
-    plan = Plan(cfg, pre, shape, batch, context)
+    plan = EngineEstimates(cfg, pre, shape, batch, context)
     pre.engine_choice = plan.choice()
     return plan.rows()
 
