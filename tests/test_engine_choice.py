@@ -108,7 +108,7 @@ def test_each_engine_reads_its_own_bytes_for_a_gguf(tmp_path):
 
 def test_a_safetensors_model_reads_the_run_dtype_on_every_engine_but_llama_cpp_runs_batch_1():
     memory = {"weights": 1000, "kv_per_token": 10, "dtype": "bfloat16"}
-    assert engines.reads("transformers", {"gguf": None}, memory, "bfloat16", 4) == engines.Reads(1000, 10, 4, "bfloat16 weights read per step")
+    assert engines.reads("transformers", {"gguf": None}, memory, "bfloat16", 4) == engines.Reads(1000, 10, 4, "bfloat16 weights")
     assert engines.reads("llamacpp", {"gguf": None}, memory, "bfloat16", 4).batch == 1
     assert engines.reads("transformers", {"gguf": None}, None, "bfloat16", 4) is None
 
