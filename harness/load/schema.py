@@ -193,6 +193,7 @@ class Served(_Strict):
     ready_s: float  # start to first healthy answer
     log: str
     exit: str | None = None  # how it ended: "stopped by harness", or the code it died with
+    note: str | None = None  # a workaround harness had to apply to start it, with the reason
 
 
 class Workload(_Strict):

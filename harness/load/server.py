@@ -48,9 +48,33 @@ def engine_version(engine: str) -> str | None:
         return None
 
 
-def command(engine: str, model: str, port: int, n_ctx: int | None, n_threads: int | None) -> list[str]:
+PROBE = """
+import sys
+from llama_cpp import Llama
+m = Llama(model_path=sys.argv[1], n_ctx=64, n_batch=64, verbose=False)
+m.eval(m.tokenize(b"The quick brown fox"))
+"""
+
+
+def llama_crashes(model: str, timeout_s: float = 120.0) -> str | None:
+    """Why llama.cpp cannot run `model` here with its default (AMX, repacked) weights, or None.
+
+    One short evaluation in a child process; a crash (SIGSEGV, SIGILL) is the answer, anything else
+    (a slow load, a missing library) is left for the server itself to report."""
+    try:
+        p = subprocess.run([sys.executable, "-c", PROBE, model], capture_output=True, timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        return None
+    if p.returncode in (-signal.SIGSEGV, -signal.SIGILL, -signal.SIGBUS):
+        return (f"llama.cpp crashed ({signal.Signals(-p.returncode).name}) evaluating with its extra buffer types (AMX/repacked "
+                "weights) on this CPU: served with use_extra_bufts off (harness.load.launch)")
+    return None
+
+
+def command(engine: str, model: str, port: int, n_ctx: int | None, n_threads: int | None, no_extra_bufts: bool = False) -> list[str]:
     if engine == "llamacpp":
-        cmd = [sys.executable, "-m", "llama_cpp.server", "--model", model, "--host", "127.0.0.1", "--port", str(port),
+        launcher = ["-m", "harness.load.launch", "llama_cpp.server"] if no_extra_bufts else ["-m", "llama_cpp.server"]
+        cmd = [sys.executable, *launcher, "--model", model, "--host", "127.0.0.1", "--port", str(port),
                "--interrupt_requests", "False"]
         if n_ctx:
             cmd += ["--n_ctx", str(n_ctx)]
@@ -98,6 +122,7 @@ class ManagedServer:
         self.cmd: list[str] = []
         self.ready_s = 0.0
         self.exit: str | None = None
+        self.note: str | None = None
 
     @property
     def base_url(self) -> str:
@@ -117,9 +142,16 @@ class ManagedServer:
         atexit.unregister(self.stop)
 
     def start(self) -> None:
+        if self.engine == "llamacpp":
+            self.note = llama_crashes(self.model)
         self.port = free_port()
-        self.cmd = command(self.engine, self.model, self.port, self.n_ctx, self.n_threads)
+        self.cmd = command(self.engine, self.model, self.port, self.n_ctx, self.n_threads, no_extra_bufts=self.note is not None)
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        if self.note:  # the launcher is harness code: the child must import this harness
+            import harness
+
+            root = str(Path(harness.__file__).resolve().parents[1])
+            env["PYTHONPATH"] = os.pathsep.join([root, *[p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]])
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(self.cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                          start_new_session=True, env=env)  # its own group: one kill reaches its children
@@ -189,4 +221,4 @@ class ManagedServer:
     def describe(self) -> Served:
         return Served(engine=self.engine if self.engine == "vllm" else "llamacpp", command=self.cmd, model_path=self.model,
                       port=self.port, version=engine_version(self.engine), ready_s=self.ready_s,
-                      log=self.log_path.name, exit=self.exit)
+                      log=self.log_path.name, exit=self.exit, note=self.note)
