@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from harness.load.schema import ApiComparison, LoadCost, LoadResult
+from harness.load.schema import ApiComparison, LoadCost, LoadPrice, LoadResult
 
 
 @dataclass(frozen=True)
@@ -75,10 +75,14 @@ def load_cost(result: LoadResult, prices: Prices) -> LoadCost:
     sat = result.saturation
     if prices.per_hour is None:
         return LoadCost(price_per_hour_usd=None, price_source=prices.source, reason=prices.source)
+    per_token_s = prices.per_hour / 3600.0
+    by_load = [LoadPrice(load=s.load, output_throughput=s.output_throughput.mean, meets_slo=s.meets_slo,
+                         usd_per_1m_output_tokens=per_token_s / s.output_throughput.mean * 1e6 if s.output_throughput.mean else None)
+               for s in result.summary]
     if sat is None or sat.load is None or not sat.output_throughput:
         why = sat.reason if sat and sat.reason else "no load level produced output"
-        return LoadCost(price_per_hour_usd=prices.per_hour, price_source=prices.source, reason=f"no saturation point: {why}")
-    per_token_s = prices.per_hour / 3600.0
+        return LoadCost(price_per_hour_usd=prices.per_hour, price_source=prices.source, by_load=by_load,
+                        reason=f"no saturation point: {why} (by_load gives the cost at each load, SLO unmet)")
     usd = per_token_s / sat.output_throughput * 1e6
     good = [lv.goodput.output_goodput for lv in result.levels if lv.load == sat.load and lv.goodput and lv.goodput.output_goodput]
     usd_good = per_token_s / (sum(good) / len(good)) * 1e6 if good else None
@@ -110,7 +114,8 @@ def load_cost(result: LoadResult, prices: Prices) -> LoadCost:
     ]
     if prices.note:
         caveats.append(prices.note)
-    return LoadCost(price_per_hour_usd=prices.per_hour, price_source=prices.source, at_load=sat.load, usd_per_1m_output_tokens=usd,
+    return LoadCost(price_per_hour_usd=prices.per_hour, price_source=prices.source, by_load=by_load, at_load=sat.load,
+                    usd_per_1m_output_tokens=usd,
                     usd_per_1m_good_output_tokens=usd_good, apis=apis, verdict=verdict, caveats=caveats)
 
 

@@ -128,6 +128,10 @@ def render(result: LoadResult) -> str:
         c = result.cost
         parts.append(f"<p>cost: {('$' + _fmt(c.usd_per_1m_output_tokens) + ' per 1M output tokens') if c.usd_per_1m_output_tokens else e(c.reason or '')}"
                      f" at ${_fmt(c.price_per_hour_usd)}/h ({e(c.price_source)})</p>")
+        if c.by_load:
+            parts.append("<table><tr><th>load</th><th>output tok/s</th><th>$ per 1M output tokens</th><th>meets SLO</th></tr>" + "".join(
+                f"<tr><td>{p.load:g}</td><td>{_fmt(p.output_throughput)}</td><td>{_fmt(p.usd_per_1m_output_tokens)}</td>"
+                f"<td>{'–' if p.meets_slo is None else ('yes' if p.meets_slo else 'no')}</td></tr>" for p in c.by_load) + "</table>")
         if c.verdict:
             parts.append(f"<p><b>{e(c.verdict)}</b></p><ul>" + "".join(f"<li>{e(x)}</li>" for x in c.caveats) + "</ul>")
     for w in result.warnings:

@@ -191,6 +191,8 @@ def run_load(cfg: LoadConfig) -> tuple[Path, int]:
 
 def _finish(cfg: LoadConfig, folder: Path, result: LoadResult) -> None:
     fo.write_result(folder, result)
+    for line in _closing_lines(result):
+        _say(cfg, line)
     try:
         from harness.load.report import write_report
 
@@ -199,6 +201,35 @@ def _finish(cfg: LoadConfig, folder: Path, result: LoadResult) -> None:
     except Exception as e:  # the numbers are in load.json; a figure that fails must not lose them
         print(f"warning: report not written ({type(e).__name__}: {e})", file=sys.stderr)
     _say(cfg, f"load.json: {folder / fo.LOAD_JSON} (status {result.status}{': ' + result.status_reason if result.status_reason else ''})")
+
+
+def _closing_lines(result: LoadResult) -> list[str]:
+    out = []
+    sat = result.saturation
+    if sat is not None:
+        what = "concurrency" if sat.mode == "concurrency" else "rate"
+        out.append(f"saturation point: {what} {sat.load:g} ({sat.criterion}), {sat.output_throughput or 0:.3g} output tok/s"
+                   if sat.load is not None else f"saturation point: none ({sat.reason}; {sat.criterion})")
+    c = result.cost
+    if c is not None:
+        if c.usd_per_1m_output_tokens is not None:
+            good = f", ${c.usd_per_1m_good_output_tokens:.3g} counting only SLO-conforming output" if c.usd_per_1m_good_output_tokens else ""
+            out.append(f"cost: ${c.usd_per_1m_output_tokens:.3g} per 1M output tokens at the saturation point{good} ({c.price_source})")
+        else:
+            out.append(f"cost: {c.reason}")
+        for p in c.by_load:
+            if p.usd_per_1m_output_tokens is not None:
+                out.append(f"  at {p.load:g}: ${p.usd_per_1m_output_tokens:.3g} per 1M output tokens"
+                           f"{'' if p.meets_slo is None else (' (meets the SLO)' if p.meets_slo else ' (misses the SLO)')}")
+        if c.verdict:
+            out.append(f"verdict: {c.verdict}")
+            out += [f"  caveat: {x}" for x in c.caveats]
+    e = result.energy
+    if e.get("energy_j") is not None:
+        out.append(f"energy: {e['energy_j']:.4g} J over the measured levels, {e.get('j_per_output_token') or 0:.3g} J per output token ({e.get('energy_source')})")
+    elif e.get("energy_source"):
+        out.append(f"energy: {e['energy_source']}")
+    return out
 
 
 async def _measure(cfg: LoadConfig, result: LoadResult, base: str, mode: str, loads: list[float], slo: Slo | None,

@@ -172,9 +172,19 @@ class ApiComparison(_Strict):
     served_cheaper: bool
 
 
+class LoadPrice(_Strict):
+    """$ per 1M output tokens at one load (mean throughput over its repeats)."""
+
+    load: float
+    output_throughput: float | None
+    usd_per_1m_output_tokens: float | None
+    meets_slo: bool | None
+
+
 class LoadCost(_Strict):
     price_per_hour_usd: float | None
     price_source: str
+    by_load: list[LoadPrice] = Field(default_factory=list)
     at_load: float | None = None
     usd_per_1m_output_tokens: float | None = None
     usd_per_1m_good_output_tokens: float | None = None  # counting only the output of SLO-conforming requests
