@@ -241,26 +241,22 @@ def smollm2() -> Path:
     return path
 
 
-def llama_server(model: Path, log: Path) -> tuple[subprocess.Popen, int]:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--host", "127.0.0.1", "--port", str(port),
-                             "--interrupt_requests", "False", "--n_ctx", "1024"], stdout=open(log, "wb"), stderr=subprocess.STDOUT,
-                            start_new_session=True)
-    deadline = time.time() + 90
-    while not listening(port):
-        if proc.poll() is not None or time.time() > deadline:
-            proc.kill()
-            pytest.fail(f"llama_cpp.server did not start: {log.read_text()[-1000:]}")
-        time.sleep(0.2)
-    return proc, port
+@pytest.fixture()
+def llama_server(smollm2, tmp_path):
+    """A real llama-cpp-python server on loopback (started the way `--serve llamacpp` starts it, so
+    with the AMX workaround where this CPU needs it); yields (ManagedServer, port)."""
+    from harness.load.server import ManagedServer
+
+    srv = ManagedServer("llamacpp", str(smollm2), tmp_path / "server.log", n_ctx=1024, ready_timeout_s=120)
+    with srv:
+        yield srv, srv.port
+    assert not listening(srv.port)
 
 
-def stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait(timeout=10)
+def kill(srv) -> None:
+    if srv.proc is not None and srv.proc.poll() is None:
+        os.killpg(srv.proc.pid, signal.SIGKILL)
+        srv.proc.wait(timeout=10)
 
 
 @pytest.mark.slow
@@ -310,14 +306,12 @@ def test_serve_llamacpp_sweep_with_every_metric_and_nothing_left(smollm2, tmp_pa
 
 
 @pytest.mark.slow
-def test_task_prompts_open_loop_against_a_running_server(smollm2, tmp_path):
-    proc, port = llama_server(smollm2, tmp_path / "server.log")
-    try:
-        p = harness_load("--base-url", f"http://127.0.0.1:{port}/v1", "--model", str(smollm2), "--rate", "2", "--arrivals", "gamma:2",
-                         "--requests", "4", "--warmup", "1", "--tasks", "gsm8k", "--data-file", f"gsm8k={GSM8K}", "--prompts", "2",
-                         "--max-tokens", "16", "--output-dir", str(tmp_path))
-    finally:
-        stop(proc)
+def test_task_prompts_open_loop_against_a_running_server(smollm2, llama_server, tmp_path):
+    _, port = llama_server
+    p = harness_load("--base-url", f"http://127.0.0.1:{port}/v1", "--model", str(smollm2), "--rate", "2", "--arrivals", "gamma:2",
+                     "--requests", "4", "--warmup", "1", "--tasks", "gsm8k", "--data-file", f"gsm8k={GSM8K}", "--prompts", "2",
+                     "--max-tokens", "16", "--output-dir", str(tmp_path / "out"))
+    tmp_path = tmp_path / "out"
     assert p.returncode == 0, p.stdout + p.stderr
     d = load_json(tmp_path)
     assert d["workload"]["source"] == "gsm8k" and d["workload"]["endpoint"] == "chat"
@@ -329,25 +323,22 @@ def test_task_prompts_open_loop_against_a_running_server(smollm2, tmp_path):
 
 
 @pytest.mark.slow
-def test_a_server_that_dies_mid_test_ends_partial_with_what_was_measured(smollm2, tmp_path):
-    proc, port = llama_server(smollm2, tmp_path / "server.log")
-    try:
-        load = subprocess.Popen([sys.executable, "-m", "harness", "load", "--base-url", f"http://127.0.0.1:{port}/v1", "--model",
-                                 str(smollm2), "--concurrency", "1", "--requests", "40", "--warmup", "0", "--prompts", "2",
-                                 "--input-tokens", "16", "--output-tokens", "24", "--output-dir", str(tmp_path / "out")],
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                env={**os.environ, "PYTHONPATH": str(ROOT)}, cwd=ROOT)
-        # kill the server once a few requests are on disk
-        deadline = time.time() + 120
-        while time.time() < deadline:
-            found = list((tmp_path / "out").glob("*/requests.jsonl"))
-            if found and len(found[0].read_text().splitlines()) >= 3:
-                break
-            time.sleep(0.2)
-        stop(proc)
-        out, _ = load.communicate(timeout=120)
-    finally:
-        stop(proc)
+def test_a_server_that_dies_mid_test_ends_partial_with_what_was_measured(smollm2, llama_server, tmp_path):
+    srv, port = llama_server
+    load = subprocess.Popen([sys.executable, "-m", "harness", "load", "--base-url", f"http://127.0.0.1:{port}/v1", "--model",
+                             str(smollm2), "--concurrency", "1", "--requests", "40", "--warmup", "0", "--prompts", "2",
+                             "--input-tokens", "16", "--output-tokens", "24", "--output-dir", str(tmp_path / "out")],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)}, cwd=ROOT)
+    # kill the server once a few requests are on disk
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        found = list((tmp_path / "out").glob("*/requests.jsonl"))
+        if found and len(found[0].read_text().splitlines()) >= 3:
+            break
+        time.sleep(0.2)
+    kill(srv)
+    out, _ = load.communicate(timeout=120)
     assert load.returncode == 4, out
     d = load_json(tmp_path / "out")
     assert d["status"] == "partial" and "stopped answering" in d["status_reason"], d["status_reason"]
@@ -356,3 +347,25 @@ def test_a_server_that_dies_mid_test_ends_partial_with_what_was_measured(smollm2
     rows = records(tmp_path / "out")
     assert sum(r["ok"] for r in rows) == m["completed"]
     assert "stopped early" in out
+
+
+@pytest.mark.slow
+def test_sigterm_stops_the_test_and_its_server_keeping_every_record(smollm2, tmp_path):
+    load = subprocess.Popen([sys.executable, "-m", "harness", "load", "--serve", "llamacpp", "--model", str(smollm2), "--concurrency", "1",
+                             "--requests", "40", "--warmup", "0", "--prompts", "2", "--input-tokens", "16", "--output-tokens", "24",
+                             "--n-ctx", "1024", "--output-dir", str(tmp_path)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)}, cwd=ROOT)
+    deadline = time.time() + 180
+    while time.time() < deadline:
+        found = list(tmp_path.glob("*/requests.jsonl"))
+        if found and len(found[0].read_text().splitlines()) >= 2:
+            break
+        time.sleep(0.2)
+    load.send_signal(signal.SIGTERM)
+    out, _ = load.communicate(timeout=120)
+    assert load.returncode == 128 + signal.SIGTERM, out
+    d = load_json(tmp_path)
+    assert d["status"] == "interrupted" and d["served"]["exit"] == "stopped by harness", d
+    assert not listening(d["served"]["port"])
+    rows = records(tmp_path)
+    assert len(rows) >= 2 and all(r["ok"] for r in rows[:2])
