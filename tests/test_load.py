@@ -146,8 +146,8 @@ def test_arrivals_are_seeded_and_reject_nonsense():
 
 
 # ---- the command, against real servers on loopback ---------------------------------------------
-def harness_load(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"}
+def harness_load(*args: str, timeout: float = 300, env: dict | None = None) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", **(env or {})}
     return subprocess.run([sys.executable, "-m", "harness", "load", *args], capture_output=True, text=True, timeout=timeout, env=env, cwd=ROOT)
 
 
@@ -173,9 +173,11 @@ def test_user_errors_are_one_line_and_leave_nothing(tmp_path):
              ("--model", "x", "--base-url", "http://127.0.0.1:9/v1", "--concurrency", "1", "--rate", "1"),
              ("--model", "x", "--base-url", "http://127.0.0.1:9/v1", "--slo", "speed=3"),
              ("--model", "x", "--base-url", "http://127.0.0.1:9/v1", "--instance", "no-such-box"),
-             ("--model", str(tmp_path / "missing.gguf"), "--serve", "llamacpp")]
+             ("--model", str(tmp_path / "missing.gguf"), "--serve", "llamacpp"),
+             ("--model", "x", "--base-url", "http://127.0.0.1:9/v1"),                       # nothing listens there
+             ("--model", "x", "--base-url", "https://api.example.invalid/v1")]              # remote without a key
     for args in cases:
-        p = harness_load(*args, "--output-dir", str(tmp_path / "out"), timeout=60)
+        p = harness_load(*args, "--output-dir", str(tmp_path / "out"), timeout=60, env={"OPENAI_API_KEY": ""})
         assert p.returncode == 2, (args, p.stdout, p.stderr)
         assert p.stderr.strip().startswith("error:") and len(p.stderr.strip().splitlines()) == 1, p.stderr
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())

@@ -13,11 +13,21 @@ from pathlib import Path
 
 from harness.load.folder import REPORT
 from harness.load.schema import Level, LoadResult
-from harness.reports.plots import PALETTE, _pyplot, data_uri, to_png
+from harness.reports.plots import PALETTE, data_uri, to_png
 from harness.results.store import write_text_atomic
 
 METRICS = (("ttft_s", "TTFT"), ("tpot_s", "TPOT"), ("itl_s", "ITL"), ("e2el_s", "E2EL"))
 STATS = ("mean", "median", "p90", "p99")
+
+
+def _pyplot():  # type: ignore[no-untyped-def]
+    """matplotlib's pyplot on the Agg backend, imported only when a figure is drawn."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    return plt
 
 
 def _points(levels: list[Level], metric: str, stat: str) -> list[tuple[float, float]]:
