@@ -371,3 +371,62 @@ def test_sigterm_stops_the_test_and_its_server_keeping_every_record(smollm2, tmp
     assert not listening(d["served"]["port"])
     rows = records(tmp_path)
     assert len(rows) >= 2 and all(r["ok"] for r in rows[:2])
+
+
+# ---- levels, repeats and cost, from records (pure) -------------------------------------------------
+def _run(recs, max_in_flight, lags=()):
+    from harness.load.client import LevelRun
+
+    end = max(r.sent_s + r.e2el_s for r in recs)
+    return LevelRun(records=recs, start=0.0, end=end, max_in_flight=max_in_flight, lags=list(lags), stopped=None)
+
+
+def _recs(n, e2el, out=11, spacing=None):
+    return [RequestRecord(level=0, load=1.0, repeat=0, index=i, prompt_id="p", sent_s=(spacing or e2el) * i, ok=True,
+                          ttft_s=0.1 * e2el, e2el_s=e2el, output_tokens=out, itl_s=[0.09 * e2el / 10] * 10, input_tokens=20)
+            for i in range(n)]
+
+
+def test_repeats_give_spread_saturation_and_cost_by_load():
+    from harness.load import levels
+    from harness.load.economics import Prices
+    from harness.load.schema import LoadResult, Plan, Workload
+
+    slo = Slo(e2el_s=1.5)
+    lvls = []
+    for i, (load, rep, e2el) in enumerate([(1.0, 0, 1.0), (2.0, 0, 1.2), (1.0, 1, 1.1), (2.0, 1, 2.0)]):
+        recs = _recs(8, e2el, spacing=e2el / load)
+        lvls.append(levels.finish_level({"index": i, "mode": "concurrency", "load": load, "repeat": rep}, _run(recs, int(load)), 0.01, slo, None))
+    result = LoadResult(run_id="x", created="now", status="complete", harness_version="0", base_url="", model="m",
+                        workload=Workload(source="synthetic", endpoint="completions", prompts=1, input_tokens=20, output_tokens=11,
+                                          max_tokens=11, fixed_output_by=None, sampling={}, mean_input_tokens=20),
+                        plan=Plan(mode="concurrency", loads=[1, 2], arrivals=None, requests=8, duration_s=60, deadline_s=600,
+                                  request_timeout_s=60, repeats=2, warmup=0, seed=0, max_concurrency=None), slo=slo, levels=lvls)
+    levels.summarise(result, "concurrency", slo, Prices(per_hour=3.6, source="test"))
+    one, two = result.summary
+    thr = [lv.metrics.output_throughput for lv in lvls if lv.load == 2.0]
+    assert two.repeats == 2 and two.output_throughput.mean == pytest.approx(np.mean(thr))
+    assert two.output_throughput.std == pytest.approx(float(np.std(thr, ddof=1)))
+    assert one.meets_slo is True and two.meets_slo is False  # repeat 2 at load 2 has E2EL 2.0 > 1.5
+    assert result.saturation.load == 1.0
+    cost = result.cost
+    assert cost.usd_per_1m_output_tokens == pytest.approx(3.6 / 3600 / one.output_throughput.mean * 1e6)
+    assert [p.load for p in cost.by_load] == [1.0, 2.0] and cost.by_load[1].meets_slo is False
+
+
+def test_client_limits_are_flagged():
+    from harness.load import levels
+
+    recs = _recs(8, 1.0, spacing=0.25)
+    starved = levels.finish_level({"index": 0, "mode": "concurrency", "load": 4.0, "repeat": 0}, _run(recs, 2), 0.01, None, None)
+    assert starved.achieved.client_limited and "never had 4" in starved.achieved.warnings[0]
+    busy = levels.finish_level({"index": 0, "mode": "concurrency", "load": 4.0, "repeat": 0}, _run(recs, 4), 0.97, None, None)
+    assert busy.achieved.client_limited and any("CPU core" in w for w in busy.achieved.warnings)
+    fine = levels.finish_level({"index": 0, "mode": "concurrency", "load": 4.0, "repeat": 0}, _run(recs, 4), 0.05, None, None)
+    assert not fine.achieved.client_limited
+    assert fine.achieved.mean_concurrency == pytest.approx(8 * 1.0 / (0.25 * 7 + 1.0))  # Little's law: sum of E2EL / duration
+    late = [r.model_copy(update={"scheduled_s": 0.5 * r.index}) for r in _recs(8, 0.2, spacing=0.5)]
+    lagged = levels.finish_level({"index": 0, "mode": "rate", "load": 2.0, "repeat": 0}, _run(late, 1, lags=[0.3] * 8), 0.01, None,
+                                 arr.parse_arrivals("constant"))
+    assert lagged.achieved.client_limited and lagged.achieved.scheduled_rate == pytest.approx(2.0)
+    assert lagged.achieved.send_rate == pytest.approx(2.0)
