@@ -108,10 +108,9 @@ def check(cfg: LoadConfig) -> tuple[str, list[float], Slo | None, arr.Arrivals |
 
 def _reachable(base_url: str, api_key_env: str | None) -> None:
     """A key for a remote API, and a server that answers at all, before any folder is made."""
-    import httpx
+    from harness.backends.openai_http import import_httpx, public_url, resolve_api_key
 
-    from harness.backends.openai_http import public_url, resolve_api_key
-
+    httpx = import_httpx()  # a missing httpx is one line naming the extra to install
     if not base_url.startswith(("http://", "https://")):
         raise ConfigError(f"--base-url must start with http:// or https://, got {public_url(base_url)!r}", "e.g. --base-url http://127.0.0.1:8000/v1")
     key, _ = resolve_api_key(base_url, api_key_env)
@@ -153,6 +152,10 @@ def run_load(cfg: LoadConfig) -> tuple[Path, int]:
     prices = resolve_prices(cfg.price_per_hour, cfg.instance, cfg.card, cfg.apis)  # a bad price fails before anything starts
     if cfg.base_url:
         _reachable(cfg.base_url, cfg.api_key_env)
+    else:
+        from harness.backends.openai_http import import_httpx
+
+        import_httpx()  # the client needs it whichever server it talks to
     folder, run_id = fo.new_folder(cfg.output_dir, cfg.model)
     _say(cfg, f"load folder: {folder}")
     started = time.perf_counter()
@@ -223,10 +226,9 @@ def _finish(cfg: LoadConfig, folder: Path, result: LoadResult) -> None:
 async def _measure(cfg: LoadConfig, result: LoadResult, base: str, mode: str, loads: list[float], slo: Slo | None,
                    arrivals: arr.Arrivals | None, writer: fo.RecordWriter, folder: Path, deadline: float,
                    alive: Callable[[], str | None], prices: Any) -> None:
-    import httpx
+    from harness.backends.openai_http import import_httpx, resolve_api_key
 
-    from harness.backends.openai_http import resolve_api_key
-
+    httpx = import_httpx()
     key, _ = resolve_api_key(base, cfg.api_key_env)
     headers = {"Authorization": f"Bearer {key}"} if key else {}
     top = int(max(loads)) if mode == "concurrency" else (cfg.max_concurrency or cfg.requests)
@@ -235,7 +237,11 @@ async def _measure(cfg: LoadConfig, result: LoadResult, base: str, mode: str, lo
     endpoint = "chat" if cfg.tasks else "completions"
     url = f"{base}/{'chat/completions' if endpoint == 'chat' else 'completions'}"
     async with httpx.AsyncClient(headers=headers, limits=limits, timeout=timeout) as client:
-        prompts = await _prompts(cfg, client, url)
+        try:  # the length probes are bounded by the test's deadline too
+            prompts = await asyncio.wait_for(_prompts(cfg, client, url), max(1.0, deadline - time.perf_counter()))
+        except asyncio.TimeoutError:
+            result.status, result.status_reason = "failed", f"measuring the prompts' lengths ran past the {cfg.deadline_s:g} s deadline"
+            return
         fixed, fixed_by = pr.fixed_output(cfg.serve, cfg.model if cfg.serve else None, cfg.output_tokens)
         max_tokens = cfg.output_tokens or cfg.max_tokens or 256
         measured = [p.input_tokens for p in prompts if p.input_tokens is not None]
