@@ -171,6 +171,9 @@ def build_parser() -> argparse.ArgumentParser:
     cl.add_argument("--price-per-hour", type=float, default=None, help="with --training: your USD per GPU-hour")
     cl.add_argument("--verdicts", default="strict", choices=["strict", "indicative"],
                     help="indicative: also give a verdict on claims the runs cannot support, marked indicative")
+    from harness.load.cli import add_parser as add_load_parser  # argparse only: start-up stays light
+
+    add_load_parser(sub)
     ex = sub.add_parser("export", help="export a run (lm-eval results) or our tasks (lm-eval task YAML + data) in lm-eval's format")
     ex.add_argument("targets", nargs="+", metavar="RUN_DIR|TASK", help="a run folder (--format lm-eval) or task names (--format lm-eval-task)")
     ex.add_argument("--format", default="lm-eval", choices=["lm-eval", "lm-eval-task"])

@@ -170,11 +170,23 @@ def cmd_report(args) -> int:
 
 
 def cmd_compare(args) -> int:
+    from harness.load.folder import is_load_folder
+
+    if any(is_load_folder(d) for d in args.run_dirs):  # load folders (harness load) have their own comparison
+        from harness.load.compare import cmd_compare_loads
+
+        return cmd_compare_loads(args.run_dirs, args.output_dir)
     from harness.reports.compare import compare
 
     out = compare([Path(d) for d in args.run_dirs], Path(args.output_dir), verdicts=getattr(args, "verdicts", "strict"))
     print(f"wrote {args.output_dir}: {', '.join(sorted(out.get('files', [])))}" if isinstance(out, dict) else out)
     return 0
+
+
+def cmd_load(args) -> int:
+    from harness.load.cli import cmd_load
+
+    return cmd_load(args)
 
 
 def cmd_claims(args) -> int:

@@ -1,0 +1,224 @@
+"""A server that `harness load --serve` starts on loopback and always stops.
+
+`ManagedServer` picks a free 127.0.0.1 port, starts llama-cpp-python's or vLLM's OpenAI-compatible
+server in its own process group with its output in a log file, waits for `/v1/models` to answer
+within a bounded deadline (failing at once, with the log's tail, when the process exits first), and
+on exit (normal, exception, SIGINT/SIGTERM turned into an exception by the caller) sends SIGTERM to
+the whole group, then SIGKILL after a grace period, so nothing is left listening.
+
+llama-cpp-python's server defaults differ from a neutral benchmark: it interrupts an in-flight
+request when the next one arrives (started with `--interrupt_requests False`, so concurrent
+requests queue instead) and applies repeat_penalty 1.1 (the client sends 1.0).
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from types import TracebackType
+
+from harness.errors import ConfigError, ModelLoadError
+from harness.load.schema import Served
+
+ENGINES = ("llamacpp", "vllm")
+STOP_GRACE_S = 10.0
+
+
+def free_port() -> int:
+    """A port free on 127.0.0.1 now (the OS picks it; the server binds it a moment later)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def engine_version(engine: str) -> str | None:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("llama-cpp-python" if engine == "llamacpp" else "vllm")
+    except PackageNotFoundError:
+        return None
+
+
+PROBE = """
+import sys
+from llama_cpp import Llama
+m = Llama(model_path=sys.argv[1], n_ctx=64, n_batch=64, verbose=False)
+m.eval(m.tokenize(b"The quick brown fox"))
+"""
+
+
+def llama_crashes(model: str, timeout_s: float = 120.0) -> str | None:
+    """Why llama.cpp cannot run `model` here with its default (AMX, repacked) weights, or None.
+
+    One short evaluation in a child process; a crash (SIGSEGV, SIGILL) is the answer, anything else
+    (a slow load, a missing library) is left for the server itself to report."""
+    try:
+        p = subprocess.run([sys.executable, "-c", PROBE, model], capture_output=True, timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        return None
+    if p.returncode in (-signal.SIGSEGV, -signal.SIGILL, -signal.SIGBUS):
+        return (f"llama.cpp crashed ({signal.Signals(-p.returncode).name}) evaluating with its extra buffer types (AMX/repacked "
+                "weights) on this CPU: served with use_extra_bufts off (harness.load.launch)")
+    return None
+
+
+def command(engine: str, model: str, port: int, n_ctx: int | None, n_threads: int | None, no_extra_bufts: bool = False) -> list[str]:
+    if engine == "llamacpp":
+        launcher = ["-m", "harness.load.launch", "llama_cpp.server"] if no_extra_bufts else ["-m", "llama_cpp.server"]
+        cmd = [sys.executable, *launcher, "--model", model, "--host", "127.0.0.1", "--port", str(port),
+               "--interrupt_requests", "False"]
+        if n_ctx:
+            cmd += ["--n_ctx", str(n_ctx)]
+        if n_threads:
+            cmd += ["--n_threads", str(n_threads)]
+        return cmd
+    cmd = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", model, "--host", "127.0.0.1",
+           "--port", str(port), "--disable-log-requests"]
+    if n_ctx:
+        cmd += ["--max-model-len", str(n_ctx)]
+    return cmd
+
+
+def check_engine(engine: str, model: str) -> None:
+    """Errors a user can fix, before anything starts."""
+    if engine not in ENGINES:
+        raise ConfigError(f"--serve {engine!r} is not an engine harness can start", f"use one of {', '.join(ENGINES)}")
+    if not Path(model).exists():
+        raise ConfigError(f"--model {model!r} does not exist", "with --serve, --model is a local path (a .gguf for llamacpp)")
+    if engine == "llamacpp" and not str(model).endswith(".gguf"):
+        raise ConfigError(f"--serve llamacpp needs a .gguf file, got {model!r}", "pass a GGUF file, or --serve vllm for a model folder")
+    import importlib.util
+
+    module = "llama_cpp.server" if engine == "llamacpp" else "vllm"
+    try:
+        found = importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:
+        found = False
+    if not found:
+        extra = "llamacpp" if engine == "llamacpp" else "vllm"
+        raise ConfigError(f"--serve {engine} needs {module}, which is not installed", f"pip install 'cnllm-harness[{extra}]'")
+
+
+class ManagedServer:
+    """`with ManagedServer(...) as srv:` -> srv.base_url; the server is stopped on leaving, always."""
+
+    def __init__(self, engine: str, model: str, log_path: Path, *, ready_timeout_s: float = 300.0,
+                 n_ctx: int | None = None, n_threads: int | None = None):
+        check_engine(engine, model)
+        self.engine, self.model, self.log_path = engine, str(model), log_path
+        self.ready_timeout_s = ready_timeout_s
+        self.n_ctx, self.n_threads = n_ctx, n_threads
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.port = 0
+        self.cmd: list[str] = []
+        self.ready_s = 0.0
+        self.exit: str | None = None
+        self.note: str | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def __enter__(self) -> ManagedServer:
+        atexit.register(self.stop)  # a path out that skips __exit__ still stops it
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None) -> None:
+        self.stop()
+        atexit.unregister(self.stop)
+
+    def start(self) -> None:
+        if self.engine == "llamacpp":
+            self.note = llama_crashes(self.model)
+        self.port = free_port()
+        self.cmd = command(self.engine, self.model, self.port, self.n_ctx, self.n_threads, no_extra_bufts=self.note is not None)
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        if self.note:  # the launcher is harness code: the child must import this harness
+            import harness
+
+            root = str(Path(harness.__file__).resolve().parents[1])
+            env["PYTHONPATH"] = os.pathsep.join([root, *[p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]])
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(self.cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                         start_new_session=True, env=env)  # its own group: one kill reaches its children
+        t0 = time.perf_counter()
+        deadline = t0 + self.ready_timeout_s
+        while True:
+            code = self.proc.poll()
+            if code is not None:
+                raise ModelLoadError(f"the {self.engine} server exited with code {code} before it was ready: {self.log_tail()}",
+                                     f"see {self.log_path}")
+            if self._healthy():
+                self.ready_s = time.perf_counter() - t0
+                return
+            if time.perf_counter() > deadline:
+                raise ModelLoadError(f"the {self.engine} server was not ready within {self.ready_timeout_s:g} s: {self.log_tail()}",
+                                     f"see {self.log_path}; raise --server-timeout for a slow model")
+            time.sleep(0.25)
+
+    def _healthy(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"{self.base_url}/models", timeout=2.0) as r:
+                return bool(r.status == 200)
+        except (urllib.error.URLError, OSError, ValueError):
+            return False
+
+    def died(self) -> str | None:
+        """Why the server is gone, when it is (it exited on its own while harness still needed it)."""
+        if self.proc is None:
+            return None
+        code = self.proc.poll()
+        return None if code is None else f"the {self.engine} server exited with code {code} during the test"
+
+    def log_tail(self, chars: int = 400) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace")[-chars:]
+        except OSError:
+            return "(no log)"
+        return " ".join(text.split()) or "(empty log)"
+
+    def stop(self) -> None:
+        """SIGTERM to the process group, SIGKILL after STOP_GRACE_S; safe to call twice."""
+        proc, self.proc = self.proc, None
+        if proc is None:
+            return
+        code = proc.poll()
+        if code is not None:
+            self.exit = self.exit or f"exited with code {code}"
+        else:
+            self.exit = "stopped by harness"
+        for sig, wait in ((signal.SIGTERM, STOP_GRACE_S), (signal.SIGKILL, 5.0)):
+            try:
+                os.killpg(proc.pid, sig)  # the group: children (vLLM's engine core) too
+            except (ProcessLookupError, PermissionError):
+                break
+            try:
+                proc.wait(timeout=wait)
+                if sig == signal.SIGTERM:
+                    # the leader is gone; its children may linger in the group: reap them too
+                    try:
+                        os.killpg(proc.pid, signal.SIGKILL)
+                    except (ProcessLookupError, PermissionError):
+                        pass
+                break
+            except subprocess.TimeoutExpired:
+                continue
+
+    def describe(self) -> Served:
+        return Served(engine=self.engine if self.engine == "vllm" else "llamacpp", command=self.cmd, model_path=self.model,
+                      port=self.port, version=engine_version(self.engine), ready_s=self.ready_s,
+                      log=self.log_path.name, exit=self.exit, note=self.note)
