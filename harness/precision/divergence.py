@@ -141,14 +141,28 @@ class Reference:
         return cls(tokens, z["top_idx"], z["top_logp"], z["tail"])
 
 
-def summarize_reference(tokens: list[list[int]], logps: list[np.ndarray], k: int = TOP_K) -> Reference:
-    rows = np.concatenate(logps, axis=0)
+def _top(rows: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     k = min(k, rows.shape[1])
     idx = np.argpartition(-rows, k - 1, axis=1)[:, :k].astype(np.int32)
     top = np.take_along_axis(rows, idx, axis=1).astype(np.float32)
     # the bucket's mass from the stored float32 values, exactly as compare() computes the variant's
     tail = np.clip(1.0 - np.exp(top.astype(np.float64)).sum(axis=1), 0.0, 1.0)
-    return Reference(tokens, idx, top, tail)
+    return idx, top, tail
+
+
+def _text_stats(idx: np.ndarray, top: np.ndarray, tail: np.ndarray, toks: list[int], rows: np.ndarray):
+    """Per position of one text: KL over the top-K + bucket partition, whether the top token agrees, and -log q(next)."""
+    n = len(toks) - 1
+    if rows.shape[0] != n:
+        raise ValueError(f"the variant gave {rows.shape[0]} positions for a text of {n}, the reference's")
+    p_top = top.astype(np.float64)
+    q_top = np.take_along_axis(rows, idx.astype(np.intp), axis=1).astype(np.float32).astype(np.float64)
+    kl = (np.exp(p_top) * (p_top - q_top)).sum(axis=1)  # float32 like the stored p: the reference against itself is exactly 0
+    q_tail = np.clip(1.0 - np.exp(q_top).sum(axis=1), 1e-300, 1.0)
+    has_tail = tail > 0
+    kl = kl + np.where(has_tail, tail * (np.log(np.where(has_tail, tail, 1.0)) - np.log(q_tail)), 0.0)
+    best = idx[np.arange(n), top.argmax(axis=1)]
+    return np.maximum(kl, 0.0), rows.argmax(axis=1) == best, -rows[np.arange(n), np.asarray(toks[1:], dtype=np.intp)]
 
 
 @dataclass(frozen=True)
@@ -162,26 +176,36 @@ class Divergence:
     tail_mass_mean: float
 
 
-def compare(ref: Reference, logps: list[np.ndarray]) -> Divergence:
-    """KL(reference || variant) over the top-K + bucket partition, same-top-token rate and perplexity."""
-    rows = np.concatenate(logps, axis=0)
-    if rows.shape[0] != ref.top_idx.shape[0]:
-        raise ValueError(f"the variant gave {rows.shape[0]} positions, the reference {ref.top_idx.shape[0]}")
-    q_top = np.take_along_axis(rows, ref.top_idx.astype(np.intp), axis=1).astype(np.float32)  # float32 like the stored p
-    p_top = ref.top_logp
-    p = np.exp(p_top.astype(np.float64))
-    kl = (p * (p_top.astype(np.float64) - q_top.astype(np.float64))).sum(axis=1)
-    q_tail = np.clip(1.0 - np.exp(q_top.astype(np.float64)).sum(axis=1), 1e-300, 1.0)
-    has_tail = ref.tail > 0
-    kl = kl + np.where(has_tail, ref.tail * (np.log(np.where(has_tail, ref.tail, 1.0)) - np.log(q_tail)), 0.0)
-    kl = np.maximum(kl, 0.0)  # the partition's KL is >= 0; rounding can leave -1e-12
-    ref_top = ref.top_idx[np.arange(len(p_top)), p_top.argmax(axis=1)]
-    same = float(np.mean(rows.argmax(axis=1) == ref_top))
-    nxt = np.array([t for toks in ref.tokens for t in toks[1:]], dtype=np.intp)
-    nll = -rows[np.arange(len(nxt)), nxt]
+def _divergence(stats: list, tail: np.ndarray) -> Divergence:
+    kl, same, nll = (np.concatenate([s[i] for s in stats]) for i in range(3))
     return Divergence(kl_mean=float(kl.mean()), kl_p95=float(np.percentile(kl, 95)), kl_max=float(kl.max()),
-                      same_top_token=same, perplexity=float(np.exp(nll.mean())), positions=int(len(kl)),
-                      tail_mass_mean=float(ref.tail.mean()))
+                      same_top_token=float(same.mean()), perplexity=float(np.exp(nll.mean())), positions=int(len(kl)),
+                      tail_mass_mean=float(tail.mean()))
+
+
+def summarize_reference(tokens: list[list[int]], logps, k: int = TOP_K) -> tuple[Reference, Divergence]:
+    """The reference's top-K per position, and its own row (KL exactly 0), from one pass over its
+    log-probabilities (an iterable, one array per text: never all positions x vocabulary at once)."""
+    parts, stats = [], []
+    for toks, rows in zip(tokens, logps):
+        part = _top(rows, k)
+        parts.append(part)
+        stats.append(_text_stats(*part, toks, rows))
+    ref = Reference(tokens, np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]),
+                    np.concatenate([p[2] for p in parts]))
+    return ref, _divergence(stats, ref.tail)
+
+
+def compare(ref: Reference, logps) -> Divergence:
+    """A variant against the stored reference; `logps` yields its log-probabilities text by text, in the reference's order."""
+    stats, at = [], 0
+    for toks, rows in zip(ref.tokens, logps):
+        sl = slice(at, at + len(toks) - 1)
+        at += len(toks) - 1
+        stats.append(_text_stats(ref.top_idx[sl], ref.top_logp[sl], ref.tail[sl], toks, rows))
+    if at != ref.top_idx.shape[0] or len(stats) != len(ref.tokens):
+        raise ValueError(f"the variant covered {at} positions, the reference {ref.top_idx.shape[0]}")
+    return _divergence(stats, ref.tail)
 
 
 __all__ = ["KL_METHOD", "Divergence", "Reference", "compare", "load_texts", "summarize_reference", "tokenize", "variant_logprobs"]

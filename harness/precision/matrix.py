@@ -201,16 +201,15 @@ def ensure_divergence(spec: Spec, folder: Path, built: var.Built, vdir: Path, is
     if is_reference:
         log(f"{built.variant.name}: next-token distributions on {len(texts.texts)} fixed texts (the reference)")
         tokens = div.tokenize(built.model, built.backend, texts.texts)
-        logps = list(div.variant_logprobs(built.model, built.backend, built.dtype, tokens, spec.run_values.get("n_threads")))
-        ref = div.summarize_reference(tokens, logps)
+        ref, d = div.summarize_reference(tokens, div.variant_logprobs(built.model, built.backend, built.dtype, tokens,
+                                                                      spec.run_values.get("n_threads")))
         ref.save(ref_file)
     else:
         if not ref_file.is_file():
             return None
         ref = div.Reference.load(ref_file)
         log(f"{built.variant.name}: next-token divergence from the reference on {len(texts.texts)} fixed texts")
-        logps = list(div.variant_logprobs(built.model, built.backend, built.dtype, ref.tokens, spec.run_values.get("n_threads")))
-    d = div.compare(ref, logps)
+        d = div.compare(ref, div.variant_logprobs(built.model, built.backend, built.dtype, ref.tokens, spec.run_values.get("n_threads")))
     record = {"kl_divergence_mean": d.kl_mean, "kl_divergence_p95": d.kl_p95, "kl_divergence_max": d.kl_max,
               "same_top_token": d.same_top_token, "perplexity": d.perplexity, "positions": d.positions,
               "reference_tail_mass_mean": d.tail_mass_mean, "engine": built.backend}
