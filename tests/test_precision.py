@@ -10,8 +10,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from engine_fixtures import tiny_models  # noqa: F401  (fixture)
+
 from harness.errors import ConfigError
 from harness.precision import divergence as div
 from harness.precision import variants as var

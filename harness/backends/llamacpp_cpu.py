@@ -64,8 +64,8 @@ def extra_bufts_ok(llama_cpp, model_path: str) -> tuple[bool, str]:
     except subprocess.TimeoutExpired:
         return True, "probe timed out: left on"
     if done.returncode < 0:
-        decision = (False, f"a 48-token prefill with llama.cpp's extra CPU buffer types (AMX / repacked weights) died of signal "
-                           f"{-done.returncode} on this machine, so they are off (use_extra_bufts=false)")
+        decision = (False, (f"a 48-token prefill with llama.cpp's extra CPU buffer types (AMX / repacked weights) died of signal "
+                           f"{-done.returncode} on this machine, so they are off (use_extra_bufts=false)"))
     elif done.returncode == 0:
         decision = (True, "a 48-token prefill with llama.cpp's extra CPU buffer types worked here")
     else:

@@ -10,8 +10,16 @@ from typing import TYPE_CHECKING
 from harness.precision import divergence as div
 from harness.precision import variants as var
 from harness.precision.paired import paired_against
-from harness.precision.schema import (BuildRecord, DivergenceRecord, MatrixResult, McNemar, NonInferiorityRecord, PairedDifference,
-                                      Row, TaskCell)
+from harness.precision.schema import (
+    BuildRecord,
+    DivergenceRecord,
+    MatrixResult,
+    McNemar,
+    NonInferiorityRecord,
+    PairedDifference,
+    Row,
+    TaskCell,
+)
 from harness.results import store
 
 if TYPE_CHECKING:  # only for annotations: matrix.py imports this module
@@ -27,10 +35,10 @@ def sample_keys(samples: list[dict]) -> set[tuple]:
     return {(r.get("task"), str(r.get("id")), r.get("sample"), r.get("seed")) for r in samples}
 
 
-def assemble(spec: "Spec", folder: Path, states: list["VariantState"], device_type: str) -> MatrixResult:
+def assemble(spec: Spec, folder: Path, states: list[VariantState], device_type: str) -> MatrixResult:
     ref_state = next((s for s in states if s.variant.name == spec.reference), None)
     ref_run = store.load_run(ref_state.run_dir) if ref_state and ref_state.status == "complete" and ref_state.run_dir else None
-    ref_samples = _samples(ref_state.run_dir) if ref_run else []
+    ref_samples = _samples(ref_state.run_dir) if ref_run is not None and ref_state is not None else []
     rows, missing, keysets = [], [], []
     for st in states:
         row = _row(spec, st, st is ref_state, ref_run, ref_samples)
@@ -59,7 +67,7 @@ def assemble(spec: "Spec", folder: Path, states: list["VariantState"], device_ty
     return matrix
 
 
-def _row(spec: "Spec", st: "VariantState", is_ref: bool, ref_run, ref_samples: list[dict]) -> Row:
+def _row(spec: Spec, st: VariantState, is_ref: bool, ref_run, ref_samples: list[dict]) -> Row:
     v, b = st.variant, st.built
     row = Row(precision=v.name, is_reference=is_ref, status=st.status, reason=st.reason, kind=v.kind, engine=v.engine,
               bits_per_weight=(b.bits_per_weight if b else None) or v.nominal_bits, notes=list(b.notes) if b else [])
@@ -107,7 +115,7 @@ def _row(spec: "Spec", st: "VariantState", is_ref: bool, ref_run, ref_samples: l
     return row
 
 
-def _ref_engine(spec: "Spec") -> str:
+def _ref_engine(spec: Spec) -> str:
     return var.parse_one(spec.reference).engine if not spec.reference.endswith(".gguf") else "llamacpp"
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from importlib import resources
 from pathlib import Path
-from typing import Literal, Optional
+from typing import Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
@@ -45,11 +45,11 @@ class QuantClaim(_Strict):
     scheme: Scheme
     quantizer: str
     family: str
-    params_b_min: Optional[float] = Field(None, gt=0)
-    params_b_max: Optional[float] = Field(None, gt=0)
+    params_b_min: float | None = Field(None, gt=0)
+    params_b_max: float | None = Field(None, gt=0)
     relation: Literal[">=", "≈"]
     recovery_pct: float = Field(gt=0, le=100)
-    tolerance_pts: Optional[float] = Field(None, gt=0)
+    tolerance_pts: float | None = Field(None, gt=0)
     tasks: list[str]
     source: str
     status: Status

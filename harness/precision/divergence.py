@@ -131,7 +131,7 @@ class Reference:
         tmp.replace(path)
 
     @classmethod
-    def load(cls, path: Path) -> "Reference":
+    def load(cls, path: Path) -> Reference:
         z = np.load(path)
         lengths, flat = z["lengths"], z["flat"].tolist()
         tokens, at = [], 0
@@ -179,7 +179,7 @@ class Divergence:
 def _divergence(stats: list, tail: np.ndarray) -> Divergence:
     kl, same, nll = (np.concatenate([s[i] for s in stats]) for i in range(3))
     return Divergence(kl_mean=float(kl.mean()), kl_p95=float(np.percentile(kl, 95)), kl_max=float(kl.max()),
-                      same_top_token=float(same.mean()), perplexity=float(np.exp(nll.mean())), positions=int(len(kl)),
+                      same_top_token=float(same.mean()), perplexity=float(np.exp(nll.mean())), positions=len(kl),
                       tail_mass_mean=float(tail.mean()))
 
 

@@ -27,7 +27,7 @@ from pathlib import Path
 from harness.errors import ConfigError
 from harness.precision import divergence as div
 from harness.precision import variants as var
-from harness.precision.schema import MatrixResult
+from harness.precision.schema import MatrixResult, RowStatus
 from harness.results import store
 
 SPEC = "precision.json"
@@ -56,7 +56,7 @@ class Spec:
         store.write_json_atomic(folder / SPEC, self.__dict__)
 
     @classmethod
-    def load(cls, folder: Path) -> "Spec":
+    def load(cls, folder: Path) -> Spec:
         path = folder / SPEC
         if not path.is_file():
             raise ConfigError(f"{folder} holds no {SPEC}", "pass --resume a folder written by `harness precision`")
@@ -187,7 +187,7 @@ def ensure_run(spec: Spec, built: var.Built, vdir: Path, log) -> tuple[Path | No
     run_dir = find_run(vdir)
     if rc == 0 and run_status(run_dir) == "complete":
         return run_dir, None
-    return run_dir, f"its run failed (exit {rc}): {last}" + (f"; `harness precision --resume` continues it" if run_dir else "")
+    return run_dir, f"its run failed (exit {rc}): {last}" + ("; `harness precision --resume` continues it" if run_dir else "")
 
 
 def ensure_divergence(spec: Spec, folder: Path, built: var.Built, vdir: Path, is_reference: bool, log) -> dict | None:
@@ -226,15 +226,16 @@ class VariantState:
     run_dir: Path | None = None
     divergence: dict | None = None
     reason: str | None = None
-    status: str = "pending"
+    status: RowStatus = "pending"
 
 
 def run_matrix(spec: Spec, folder: Path, log=print) -> MatrixResult:
     """Build, run and measure every precision (the reference first), writing matrix.json after each."""
     from harness.precision.assemble import assemble, write_outputs
 
-    spec.fingerprint = spec.fingerprint or var.fingerprint(spec.model)
-    if var.fingerprint(spec.model) != spec.fingerprint:
+    now = var.fingerprint(spec.model)
+    spec.fingerprint = spec.fingerprint or now
+    if now != spec.fingerprint:
         raise ConfigError(f"the model at {spec.model} changed since this matrix began", "start a new matrix without --resume")
     spec.save(folder)
     device = str(spec.run_values.get("device") or "auto")
@@ -245,7 +246,7 @@ def run_matrix(spec: Spec, folder: Path, log=print) -> MatrixResult:
         name = st.variant.name
         vdir = variant_dir(folder, name)
         try:
-            st.built = var.build(st.variant, spec.model, spec.fingerprint, device_type, log=lambda s: log(f"{name}: {s}"))
+            st.built = var.build(st.variant, spec.model, spec.fingerprint, device_type, log=lambda s, name=name: log(f"{name}: {s}"))
         except Exception as e:  # noqa: BLE001  (a failed build is that row's reason; the others go on)
             st.status, st.reason = "failed", f"build failed: {type(e).__name__}: {str(e)[:300]}"
             log(f"{name}: {st.reason}")

@@ -58,10 +58,10 @@ def plan_lines(spec, price_per_hour: float | None = None) -> list[str]:
     params, kv = _shape(spec.model)
     runtime = est.RUNTIME_BYTES.get(dev.type, est.RUNTIME_BYTES["cuda"])
     lines = [f"precision plan: {spec.model} ({params / 1e9:.2f}B parameters)" if params else f"precision plan: {spec.model}",
-             f"  {len(work)} requests per variant ({', '.join(plan.tasks)}), at most {tokens:,} output tokens each run "
-             f"(the budget {budget} x requests: an upper bound)",
-             f"  machine: {dev.name} ({dev.type}); memory available {est.human_bytes(available)} ({avail_src}); "
-             f"bandwidth {'unknown' if gbps is None else f'{gbps:.1f} GB/s'} ({gbps_src})",
+             (f"  {len(work)} requests per variant ({', '.join(plan.tasks)}), at most {tokens:,} output tokens each run "
+             f"(the budget {budget} x requests: an upper bound)"),
+             (f"  machine: {dev.name} ({dev.type}); memory available {est.human_bytes(available)} ({avail_src}); "
+             f"bandwidth {'unknown' if gbps is None else f'{gbps:.1f} GB/s'} ({gbps_src})"),
              f"  reference: {spec.reference}"]
     lines += [f"  note: {n}" for n in var.source_notes(spec.model)]
     fp = spec.fingerprint or None

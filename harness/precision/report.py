@@ -63,8 +63,8 @@ def console_table(m: MatrixResult) -> str:
 
 
 def render_markdown(m: MatrixResult) -> str:
-    lines = [f"# Precision matrix: {m.model}", "", f"Status {m.status}; reference **{m.reference}**; non-inferiority margin "
-             f"{100 * m.margin:g} points (95% two-sided interval); device {m.device}; created {m.created_utc}.", ""]
+    lines = [f"# Precision matrix: {m.model}", "", (f"Status {m.status}; reference **{m.reference}**; non-inferiority margin "
+             f"{100 * m.margin:g} points (95% two-sided interval); device {m.device}; created {m.created_utc}."), ""]
     lines += [f"- {n}" for n in m.notes] + [""]
     for task in m.tasks:
         lines += [f"## {task}", "", "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
@@ -110,11 +110,11 @@ def _charts(m: MatrixResult) -> list[tuple[str, str | None, str]]:
 def render_html(m: MatrixResult) -> str:
     e = html.escape
     parts = ["<!doctype html><html><head><meta charset='utf-8'><title>precision matrix</title><style>",
-             "body{font-family:system-ui,sans-serif;margin:2em;max-width:1400px}table{border-collapse:collapse;font-size:13px}"
-             "td,th{border:1px solid #ccc;padding:3px 6px;text-align:left}th{background:#f3f3f3}.note{color:#555}</style></head><body>",
+             ("body{font-family:system-ui,sans-serif;margin:2em;max-width:1400px}table{border-collapse:collapse;font-size:13px}"
+             "td,th{border:1px solid #ccc;padding:3px 6px;text-align:left}th{background:#f3f3f3}.note{color:#555}</style></head><body>"),
              f"<h1>Precision matrix: {e(m.model)}</h1>",
-             f"<p>Status <b>{e(m.status)}</b>; reference <b>{e(m.reference)}</b>; non-inferiority margin {100 * m.margin:g} points "
-             f"(95% two-sided interval); device {e(str(m.device))}; created {e(m.created_utc)}.</p><ul>"]
+             (f"<p>Status <b>{e(m.status)}</b>; reference <b>{e(m.reference)}</b>; non-inferiority margin {100 * m.margin:g} points "
+             f"(95% two-sided interval); device {e(str(m.device))}; created {e(m.created_utc)}.</p><ul>")]
     parts += [f"<li>{e(n)}</li>" for n in m.notes] + ["</ul>"]
     for task in m.tasks:
         parts.append(f"<h2>{e(task)}</h2><table><tr>" + "".join(f"<th>{e(c)}</th>" for c in COLUMNS) + "</tr>")
