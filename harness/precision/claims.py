@@ -110,7 +110,8 @@ def judge(claim: QuantClaim, matrix: MatrixResult) -> ClaimJudgement:
     if row.precision not in SAME_ALGORITHM or claim.scheme == "w8a8":
         reasons.append({"code": "quantizer", "detail": f"the claim's quantizer is {claim.quantizer}; {row.precision} is "
                                                        + ("llama.cpp's GGUF quantisation" if row.engine == "llamacpp" else "another algorithm")
-                                                       + (" of the weights only (activations stay float on the matmul inputs' side)" if claim.scheme == "w8a8" else "")})
+                                                       + (" (block-wise 8-bit weights, 32 per scale), not a per-channel W8A8 scheme"
+                                                          if claim.scheme == "w8a8" else "")})
     if matrix.source_notes:
         reasons.append({"code": "reference", "detail": "the reference is not the original checkpoint: " + matrix.source_notes[0]})
     task = next((t for t in claim.tasks if t in row.tasks), None)
