@@ -75,6 +75,9 @@ def _row(spec: Spec, st: VariantState, is_ref: bool, ref_run, ref_samples: list[
         row.build = BuildRecord(artifact=b.model, derived_from=b.derived_from, cached=b.cached, build_s=b.build_s)
         row.weight_bytes = b.weight_bytes
     if st.status != "complete" or st.run_dir is None:
+        # every field present, null, so a reader sees the same shape on every row (and the reason beside it)
+        row.tasks = {str(t): TaskCell(n=0, k=0, accuracy=None) for t in spec.run_values.get("tasks") or []}
+        row.divergence = DivergenceRecord(note=f"not measured: {st.reason or st.status}")
         return row
     run = store.load_run(st.run_dir)
     samples = _samples(st.run_dir)
