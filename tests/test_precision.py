@@ -202,6 +202,7 @@ def test_failed_variant_is_kept_listed_and_resumed_alone(tiny_models, tmp_path, 
     assert first.status == "partial" and rows["q8_0"].status == "failed" and "injected" in rows["q8_0"].reason
     assert rows["f32"].status == rows["q4_0"].status == "complete"
     assert rows["torchao:int8wo"].status == "not_buildable" and rows["torchao:int8wo"].reason
+    assert rows["torchao:int8wo"].tasks["gsm8k"].accuracy is None and "not measured" in rows["torchao:int8wo"].divergence.note
     assert any(m.startswith("q8_0: failed") for m in first.missing) and any(m.startswith("torchao:int8wo") for m in first.missing)
     assert rows["f32"].divergence.kl_divergence_mean == 0.0 and rows["q4_0"].divergence.kl_divergence_mean > 0
     on_disk = json.loads((folder / "matrix.json").read_text())
@@ -221,6 +222,18 @@ def test_failed_variant_is_kept_listed_and_resumed_alone(tiny_models, tmp_path, 
     assert keys[0] == keys[1] == keys[2] and len(keys[0]) == 3 and resumed.same_items_and_seeds is True
     assert {k[3] for k in keys[0]} and all(k[3] is not None for k in keys[0])  # seeds recorded, and equal across variants
     assert (folder / "report.html").read_text().count("<img") == 2
+
+
+@needs_llama
+@pytest.mark.slow
+def test_transformers_and_llama_cpp_logprobs_agree_on_the_same_f32_weights(tiny_models):  # noqa: F811
+    texts = div.load_texts()
+    tokens = div.tokenize(str(tiny_models.gguf), "llamacpp", texts.texts[:2])
+    assert tokens == div.tokenize(str(tiny_models.qwen_dir), "transformers", texts.texts[:2])
+    ref, own = div.summarize_reference(tokens, div.variant_logprobs(str(tiny_models.gguf), "llamacpp", None, tokens, 1))
+    assert own.kl_mean == 0.0
+    hf = div.compare(ref, div.variant_logprobs(str(tiny_models.qwen_dir), "transformers", "float32", tokens))
+    assert hf.kl_mean < 1e-3 and hf.same_top_token > 0.95  # one set of weights, two engines: float32 noise only
 
 
 def test_matrix_schema_round_trips(tmp_path):
