@@ -77,7 +77,8 @@ def new_spec(values: dict, precisions: str, reference: str | None, margin: float
         raise ConfigError(f"--margin must be a fraction between 0 and 1 (0.02 = 2 points), got {margin}", "e.g. --margin 0.02")
     bad = [k for k in values if k in ("num_processes", "think_budgets", "think_budget", "base_url", "card") and values[k]]
     if bad:
-        raise ConfigError(f"harness precision does not take {', '.join(bad)}", "run those with `harness run`")
+        raise ConfigError(f"harness precision does not take {', '.join('--' + k.replace('_', '-') for k in bad)}",
+                          "run those with `harness run`")
     if kl_texts is not None and not Path(kl_texts).is_file():
         raise ConfigError(f"--kl-texts file not found: {kl_texts}", "give a .json {\"texts\": [{\"id\", \"text\"}]} or a .txt file")
     run_values = {k: v for k, v in values.items() if k not in PER_VARIANT}
