@@ -122,6 +122,13 @@ def build_parser() -> argparse.ArgumentParser:
                           epilog=RUN_EXAMPLES.replace("harness run --dry-run", "harness plan"), formatter_class=_DefaultsHelp)
     _run_flags(plan)
 
+    from harness.precision.command import PRECISION_EXAMPLES, add_flags
+
+    prec = sub.add_parser("precision", help="a precision matrix: bf16, q8_0, q4_k_m, ... on the same items, paired against a reference",
+                          epilog=PRECISION_EXAMPLES, formatter_class=_DefaultsHelp)
+    _run_flags(prec)
+    add_flags(prec)
+
     ls = sub.add_parser("list", help="list tasks, models, backends, devices, protocols, cards or prices")
     ls.add_argument("what", nargs="?", default="all", choices=["all", "tasks", "models", "backends", "devices", "protocols", "cards", "prices"])
     env = sub.add_parser("env", help="what this machine has: devices, memory bandwidth, energy counters, versions")
@@ -337,6 +344,10 @@ def main(argv: list[str] | None = None) -> int:
 def _dispatch(args, argv) -> int:
     if args.command in ("run", "plan"):
         return cmd_run(args, argv)
+    if args.command == "precision":
+        from harness.precision.command import cmd_precision
+
+        return cmd_precision(args)
     from harness import commands
 
     return getattr(commands, f"cmd_{args.command}")(args)

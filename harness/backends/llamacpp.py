@@ -106,6 +106,9 @@ class LlamaCppBackend(Backend):
             raise ModelLoadError(f"no GGUF file at {model_path}", "llama.cpp reads .gguf files: pass --model path/to/model.gguf")
         try:
             # 0 lets llama.cpp take the training context when the metadata does not say it
+            from harness.backends.llamacpp_cpu import apply as cpu_workaround
+
+            self._buffers = cpu_workaround(llama_cpp, str(path))  # AMX/repack buffers crash on some VMs: probed once
             ctx = int(n_ctx) if n_ctx else min(_training_context(llama_cpp, str(path)), DEFAULT_MAX_CTX)
             threads = int(n_threads) if n_threads else physical_cores()
             self._llm = llama_cpp.Llama(
@@ -145,6 +148,7 @@ class LlamaCppBackend(Backend):
             template_source = "none: message contents as plain text"
         self._eog_ids: list[int] | None = None  # filled on first use of min_new_tokens
         self.info = self._model_info(str(path), metadata, n_ctx_train, template_source)
+        self.info.engine["cpu_buffer_types"] = self._buffers
         # GGUF files may recommend sampling settings (general.sampling.*); every request sets its own
         self.info.overridden_defaults = {k.removeprefix("general.sampling."): v for k, v in metadata.items()
                                          if k.startswith("general.sampling.")}
