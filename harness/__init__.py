@@ -18,6 +18,6 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("claims", "planning"),                           # verdicts on claims; everything decided before loading
     ("reports",),                                     # what people read (renders, starts nothing)
     ("orchestration",),                               # runs: pipeline, generate, summary, budgets, bench
-    ("training", "lmeval", "load"),                   # training-cost checks; lm-eval interop; serving load tests
+    ("training", "lmeval", "load", "precision"),      # training-cost checks; lm-eval interop; serving load; precision matrix
     ("commands", "cli", "__main__"),                  # the command line
 )

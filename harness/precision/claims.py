@@ -22,7 +22,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
-from harness.claims.card_schema import Source, Status
+from harness.cards.schema import Source, Status
 from harness.claims.comparability import sentence
 from harness.precision.schema import ClaimJudgement, MatrixResult
 
@@ -81,7 +81,7 @@ def _model_facts(model: str) -> tuple[str, float | None]:
     p = Path(model)
     params = None
     if p.is_dir() and (p / "config.json").is_file():
-        from harness.measure.estimate import count_parameters
+        from harness.core.architecture import count_parameters
 
         params = count_parameters(json.loads((p / "config.json").read_text(encoding="utf-8")))
     elif p.is_file():

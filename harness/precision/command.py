@@ -26,12 +26,11 @@ def add_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dry-run", action="store_true", help="print which precisions fit here, their expected speed and cost; build nothing")
 
 
-def cmd_precision(args) -> int:
-    from harness.cli import run_values
+def cmd_precision(args, values: dict) -> int:
+    """`harness precision`: `values` are the run settings the user gave (cli.run_values)."""
     from harness.errors import ConfigError
     from harness.precision import matrix as mx
 
-    values = run_values(args)
     resume = values.pop("resume", None)
     if resume:
         folder = Path(resume)
@@ -43,7 +42,7 @@ def cmd_precision(args) -> int:
     else:
         if not args.precisions:
             raise ConfigError("harness precision needs --precisions", "e.g. --precisions bf16,q8_0,q4_k_m")
-        from harness.preflight import check_inputs
+        from harness.planning.preflight import check_inputs
 
         check_inputs(values, loading=False)
         margin = mx.DEFAULT_MARGIN if args.margin is None else args.margin

@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from harness.reports.compare import paired_test
+from harness.results.runs import paired_test
 from harness.stats import newcombe_paired_ci
 
 MAX_PROBLEMS = 10_000_000
@@ -99,7 +99,7 @@ def paired_against(variant_samples: list[dict], reference_samples: list[dict], t
 
 
 def _count(a: list[dict], b: list[dict], task: str, va: bool, vb: bool) -> int:
-    from harness.reports.compare import problems_by_id
+    from harness.results.runs import problems_by_id
 
     pa, pb = problems_by_id(a, task), problems_by_id(b, task)
     return sum(1 for i in pa if i in pb and pa[i][0] == pb[i][0] and pa[i][1][0] is va and pb[i][1][0] is vb)

@@ -4,10 +4,10 @@ what a run of each costs, before anything is built, downloaded or run.
 Per variant: its weight bytes (the built file's where it is cached, else parameters x llama.cpp's
 nominal bits per weight), memory needed (weights + an f16 KV cache at the run's context + the
 runtime) against what the machine has, the decode speed the memory-bandwidth bound gives (bytes read
-per token: the weights once plus the KV cache; harness.measure.estimate.roofline_speed, on the
+per token: the weights once plus the KV cache; harness.planning.estimate.roofline_speed, on the
 bandwidth `harness env` measures and caches), the run's output tokens (requests x the token budget, an
 upper bound) over that speed, and dollars at --price-per-hour. On a CPU the speed is an estimate,
-not a bound (harness/engines.py, ROOFLINE_KIND).
+not a bound (harness/planning/engines.py, ROOFLINE_KIND).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from harness.measure import estimate as est
+from harness.planning import estimate as est
 from harness.precision import variants as var
 
 
@@ -41,8 +41,8 @@ def _shape(model: str) -> tuple[int | None, int | None]:
 def plan_lines(spec, price_per_hour: float | None = None) -> list[str]:
     """The dry-run's lines for a matrix spec (harness/precision/matrix.py Spec)."""
     from harness.config import make_config
-    from harness.engines import ROOFLINE_KIND, bandwidth
-    from harness.plan import make_plan
+    from harness.planning.engines import ROOFLINE_KIND, bandwidth
+    from harness.planning.plan import make_plan
     from harness.runtime.device import resolve
 
     cfg = make_config(**{**spec.run_values, "model": spec.model})

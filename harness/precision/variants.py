@@ -240,7 +240,7 @@ def _with_size(b: Built) -> Built:
         b.weight_bytes = header.tensor_bytes
         b.bits_per_weight = 8 * header.tensor_bytes / header.parameters if header.parameters else None
     elif p.is_dir():
-        from harness.measure.estimate import count_parameters
+        from harness.core.architecture import count_parameters
 
         config = json.loads((p / "config.json").read_text())
         params = count_parameters(config)
