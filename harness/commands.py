@@ -177,6 +177,12 @@ def cmd_compare(args) -> int:
     return 0
 
 
+def cmd_diff(args) -> int:
+    from harness.diff import cmd_diff as run_diff
+
+    return run_diff(args)
+
+
 def cmd_claims(args) -> int:
     from harness.errors import ConfigError
 
