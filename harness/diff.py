@@ -129,6 +129,7 @@ class Reference:
     after prompt + shared output prefix. Loaded once, only when some pair diverges."""
 
     def __init__(self, path: str, dtype: str = "float32"):
+        """Load the tokenizer and model from the folder `path` in `dtype`."""
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -137,9 +138,11 @@ class Reference:
         self.model = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, dtype)).eval()
 
     def encode(self, text: str) -> list[int]:
+        """Token ids of `text`, no special tokens added (a rendered prompt carries its own)."""
         return list(self.tokenizer.encode(text, add_special_tokens=False))
 
     def margin(self, prompt: str, prefix: list[int], a: int, b: int, near_tie: float) -> Margin:
+        """Log-probabilities of tokens `a` and `b` and the top-2 gap after prompt + `prefix`."""
         torch = self._torch
         ids = torch.tensor([self.encode(prompt) + prefix])
         with torch.no_grad():

@@ -94,6 +94,9 @@ def _folder_facts(folder: Path) -> ModelFacts | None:
     if not isinstance(template, str) and jinja.is_file():
         template = jinja.read_text(encoding="utf-8")
     name, source = _card_name(folder), "model card"
+    if not name:  # transformers writes a GGUF's general.name here when it converts one
+        given = config.get("_model_name_or_path")
+        name, source = (given.strip(), "config.json _model_name_or_path") if isinstance(given, str) and given.strip() else (None, None)
     if not name:
         name, source = _hub_id(config.get("_name_or_path")), "config.json _name_or_path"
     arch = config.get("model_type")

