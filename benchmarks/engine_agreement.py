@@ -42,6 +42,9 @@ SHARED = REPO.parent / "shared"
 
 def harness_run(name: str, model: str, data: Path, out: Path, args, extra: list[str]) -> dict:
     """One `harness run`; returns its folder, wall time and headline numbers."""
+    done = sorted((out / name).glob("*/run.json"))
+    if args.reuse and done:  # --workdir of an earlier call: keep what finished
+        return summarise(name, done[-1], None)
     cmd = [sys.executable, "-m", "harness", "run", "--model", model, "--tasks", "gsm8k", "--data-file", f"gsm8k={data}",
            "--max-new-tokens", str(args.max_new_tokens), "--temperature", "0", "--device", "cpu", "--dtype", "bfloat16",
            "--output-dir", str(out / name), "--quiet", *extra]
@@ -52,10 +55,15 @@ def harness_run(name: str, model: str, data: Path, out: Path, args, extra: list[
     if proc.returncode != 0 or not runs:
         print(f"{name}: FAILED ({proc.returncode}): {(proc.stderr or proc.stdout).strip().splitlines()[-1:]}", file=sys.stderr, flush=True)
         return {"engine": name, "error": (proc.stderr or proc.stdout)[-2000:], "process_wall_s": wall}
-    run = json.loads(runs[-1].read_text())
-    perf, task = run.get("perf") or {}, run["tasks"]["gsm8k"]
     print(f"{name}: done in {wall:.0f} s", file=sys.stderr, flush=True)
-    return {"engine": name, "run_dir": str(runs[-1].parent), "process_wall_s": wall, "load_s": perf.get("load_s"),
+    return summarise(name, runs[-1], wall)
+
+
+def summarise(name: str, run_json: Path, wall: float | None) -> dict:
+    """The headline numbers of one finished run."""
+    run = json.loads(run_json.read_text())
+    perf, task = run.get("perf") or {}, run["tasks"]["gsm8k"]
+    return {"engine": name, "run_dir": str(run_json.parent), "process_wall_s": wall, "load_s": perf.get("load_s"),
             "generation_wall_s": perf.get("wall_s"), "output_tokens": perf.get("output_tokens"),
             "output_tokens_per_s": perf.get("output_tokens_per_s"), "ttft_p50_s": (perf.get("ttft_s") or {}).get("p50"),
             "tpot_p50_s": (perf.get("tpot_s") or {}).get("p50"), "accuracy": task["metrics"]["accuracy"]["value"],
@@ -172,10 +180,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--skip-overhead", action="store_true")
     ap.add_argument("--timeout", type=float, default=1200)
     ap.add_argument("--out", type=Path, help="write the JSON document here too")
+    ap.add_argument("--workdir", type=Path, help="keep runs here; a later call with the same folder reuses finished runs")
     args = ap.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     engines = args.engines.split(",")
-    tmp = Path(tempfile.mkdtemp(prefix="engine-agreement-"))
+    args.reuse = args.workdir is not None
+    tmp = args.workdir or Path(tempfile.mkdtemp(prefix="engine-agreement-"))
+    tmp.mkdir(parents=True, exist_ok=True)
     data = tmp / "gsm8k.jsonl"
     data.write_text("".join(args.data.read_text(encoding="utf-8").splitlines(keepends=True)[:args.prompts]), encoding="utf-8")
     load_before = os.getloadavg()
@@ -192,12 +203,17 @@ def main(argv: list[str] | None = None) -> int:
 
         t0 = time.perf_counter()
         try:
-            converted = convert_to_gguf([(Path(args.model_dir), tmp / "converted-bf16.gguf")], "bf16", timeout=1800)[0]
+            converted = tmp / "converted-bf16.gguf"
+            if not converted.is_file():
+                converted = convert_to_gguf([(Path(args.model_dir), converted)], "bf16", timeout=1800)[0]
             print(f"converted the bf16 folder to GGUF in {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
             runs["llamacpp-converted"] = harness_run("llamacpp-converted", str(converted), data, tmp, args, ["--backend", "llamacpp"])
         except Exception as exc:  # the converter is optional: record why it did not run
             runs["llamacpp-converted"] = {"engine": "llamacpp-converted", "error": f"{type(exc).__name__}: {exc}"[:500]}
-    if "openai-vllm-serve" in engines:
+    served_done = sorted((tmp / "openai-vllm-serve").glob("*/run.json"))
+    if "openai-vllm-serve" in engines and args.reuse and served_done:
+        runs["openai-vllm-serve"] = summarise("openai-vllm-serve", served_done[-1], None)
+    elif "openai-vllm-serve" in engines:
         server = None
         try:
             t0 = time.perf_counter()

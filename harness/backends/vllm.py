@@ -166,7 +166,7 @@ class VLLMBackend(Backend):
         tokenizer: str | None = None,
     ):
         on_cpu = not cuda_present()
-        engine_notes: dict[str, Any] = {"batching": "continuous", "batching_reason": "vLLM schedules every submitted request itself"}
+        engine_notes: dict[str, Any] = {"scheduler": "vLLM's own continuous batching over each submitted batch of requests"}
         if on_cpu:  # vLLM reads it when the engine is built; set before import so every process sees it
             gib, why = cpu_kv_space_gib()
             os.environ["VLLM_CPU_KVCACHE_SPACE"] = str(gib)
