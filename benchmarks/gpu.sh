@@ -54,7 +54,11 @@ if $PY -c "import vllm" 2>/dev/null; then
   $PY -c "import sys, torch; from harness.backends.models import load
 m = load(sys.argv[1], torch_dtype=torch.bfloat16, device_map='cpu'); m.model.save_pretrained(sys.argv[2]); m.tokenizer.save_pretrained(sys.argv[2])" \
     "${MODELS[0]}" "$OUT/vllm-model"
-  $PY -m harness run --backend vllm --model "${VLLM_MODEL:-$OUT/vllm-model}" "${RUN[@]}" --output-dir "$OUT/vllm" --quiet 2>&1 | tail -n 6
+  $PY -m harness run --backend vllm --model "${VLLM_MODEL:-$OUT/vllm-model}" "${RUN[@]}" --dtype bfloat16 --output-dir "$OUT/vllm" --quiet 2>&1 | tail -n 6
+  # the same folder, items and settings on transformers, then paired sample by sample (harness/diff.py)
+  $PY -m harness run --model "${VLLM_MODEL:-$OUT/vllm-model}" "${RUN[@]}" --dtype bfloat16 --output-dir "$OUT/vllm-hf" --quiet 2>&1 | tail -n 6
+  $PY -m harness diff "$(ls -d "$OUT"/vllm/*/ | tail -n 1)" "$(ls -d "$OUT"/vllm-hf/*/ | tail -n 1)" --output-dir "$OUT/vllm-diff" \
+    --reference-dtype bfloat16 2>&1 | head -n 8
 else
   echo "vllm is not installed here: skipped (pip install 'cnllm-harness[vllm]' on a CUDA box)"
 fi

@@ -14,10 +14,10 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("runtime", "tasks", "config", "results"),        # device, task data, run settings, the run folder's files
     ("registry", "protocols", "cards"),               # plugins, prompt protocols, model cards as data
     ("measure",),                                     # time, memory, energy, bandwidth, cost
-    ("backends", "scoring"),                          # engines; a reply to a score
+    ("backends", "scoring", "model_family"),          # engines; a reply to a score; what a local model is (its files)
     ("claims", "planning"),                           # verdicts on claims; everything decided before loading
     ("reports",),                                     # what people read (renders, starts nothing)
     ("orchestration",),                               # runs: pipeline, generate, summary, budgets, bench
-    ("training", "lmeval", "load", "precision"),      # training-cost checks; lm-eval interop; serving load; precision matrix
+    ("training", "lmeval", "load", "precision", "diff"),  # training costs; lm-eval interop; serving load; precision; run diffs
     ("commands", "cli", "__main__"),                  # the command line
 )

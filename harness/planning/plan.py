@@ -70,7 +70,8 @@ def load_task(name: str, options: dict) -> Task:
 
 
 def choose_protocol(cfg: RunConfig, card_protocol: str | None, served=None) -> tuple[protocols.Protocol, str]:
-    """(protocol, where it came from): --protocol, else the card, else the model's name; for an
+    """(protocol, where it came from): --protocol, else the card, else a local model's own files
+    (harness/model_family.py: metadata and chat template, never the file name), else a hub id's name; for an
     OpenAI-compatible endpoint, whose model name is whatever the server calls it, the served
     model's metadata (`served()`: its path or hub id) instead of the name, else --protocol is
     required. A plain-text (few-shot) protocol is never guessed for a chat endpoint."""
@@ -79,10 +80,18 @@ def choose_protocol(cfg: RunConfig, card_protocol: str | None, served=None) -> t
     if card_protocol:
         return protocols.resolve(card_protocol, cfg.model), "card"
     if parse_spec(cfg.model).kind != "openai":
+        from harness.model_family import model_protocol  # reads a local model's own files, never its file name
+
+        found = model_protocol(cfg.model)
+        if found:
+            return protocols.get(found[0]), f"the model's files ({found[1]})"
         return protocols.resolve(None, cfg.model), "model name"
     where = served() if served is not None else None
     if where:
-        guess = protocols.get(protocols.default_protocol(where))
+        from harness.model_family import model_protocol
+
+        local = model_protocol(where)  # a server on this machine names the path it loaded: read its files
+        guess = protocols.get(local[0] if local else protocols.default_protocol(where))
         if guess.chat and guess.name != "plain":
             return guess, f"served model metadata ({where})"
     raise ConfigError(f"cannot tell the prompt protocol of {cfg.model}: a chat endpoint's model name"
