@@ -66,7 +66,7 @@ class Backend:
         """Build for `model` from a run's options: the ones `Options` declares are validated and passed
         to the constructor; the others (meant for other engines) are noted and ignored."""
         taken, ignored = split_options(options, cls.Options.model_fields)
-        backend = cls(model, **cls.check_options(taken).model_dump(exclude_unset=True))
+        backend = cls(model, **cls.check_options(taken).model_dump(exclude_unset=True))  # type: ignore[call-arg]  # engines take (model, **options)
         if ignored:
             backend.info.notes.append(f"options ignored by the {cls.name} backend: {', '.join(ignored)}")
         return backend
@@ -127,25 +127,26 @@ class Backend:
 
     def encode(self, text: str, add_special_tokens: bool | None = None) -> list[int]:
         """Token ids of `text`; None: the tokenizer's own default, except no BOS when `text` already starts with it."""
-        self._no_logprobs()
+        raise self._no_logprobs()
 
     @property
     def prefix_token_id(self) -> int:
         """The token an empty context is conditioned on: BOS, else EOS (as lm-eval's HF model)."""
-        self._no_logprobs()
+        raise self._no_logprobs()
 
     @property
     def scoring_length(self) -> int:
         """The most tokens one scored window may hold (loglikelihood_rolling splits documents by it)."""
-        self._no_logprobs()
+        raise self._no_logprobs()
 
     def score(self, requests: list, max_length: int | None = None) -> list:
         """One batch of `logprobs.ScoreRequest` -> one `logprobs.Score` each, in order; inputs cut from the
         left to `max_length` tokens (default `scoring_length`)."""
-        self._no_logprobs()
+        raise self._no_logprobs()
 
-    def _no_logprobs(self):
-        raise LogprobsUnsupported(f"the {self.name} backend cannot score log-likelihoods: {self.logprobs_unsupported}",
+    def _no_logprobs(self) -> LogprobsUnsupported:
+        """The error every scoring hook raises on an engine without prompt log-probabilities."""
+        return LogprobsUnsupported(f"the {self.name} backend cannot score log-likelihoods: {self.logprobs_unsupported}",
                                   "run loglikelihood tasks (multiple_choice, perplexity) with backend=transformers or llamacpp on the model's weights")
 
     def close(self) -> None:

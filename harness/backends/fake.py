@@ -55,7 +55,7 @@ class FakeBackend(Backend):
     def count_tokens(self, text: str) -> int:
         return len(pieces(text))
 
-    def encode(self, text: str) -> list[int]:
+    def encode(self, text: str, add_special_tokens: bool | None = None) -> list[int]:
         ids = []
         for piece in pieces(text):
             if piece not in self.vocab:

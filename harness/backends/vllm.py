@@ -209,13 +209,13 @@ class VLLMBackend(Backend):
         Without an explicit dtype, the pipeline's resolved device dtype is used."""
         kwargs, ignored = split_options(options, cls.Options.model_fields)
         kwargs = cls.check_options(kwargs).model_dump(exclude_unset=True)
-        device = options.get("device")
+        device: Any = options.get("device")
         if "dtype" not in kwargs and getattr(device, "dtype", None) not in (None, "auto"):
             kwargs["dtype"] = device.dtype
         backend = cls(model, **kwargs)
         platform = "cuda" if cuda_present() else "cpu"
         if getattr(device, "type", platform) != platform:
-            backend.info.notes.append(f"device {device.type} ignored: vLLM runs on the platform it was built for ({platform})")
+            backend.info.notes.append(f"device {getattr(device, 'type', '?')} ignored: vLLM runs on the platform it was built for ({platform})")
         if ignored:
             backend.info.notes.append(f"options ignored by vLLM: {', '.join(ignored)}")
         return backend

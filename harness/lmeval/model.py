@@ -82,7 +82,8 @@ class HarnessLM(LM):
         from harness.planning.prepare import prepare_model
 
         # the dtype `harness run` would choose and its memory refusal, at lm-eval's batch and this budget
-        batch = values.get("batch_size") if isinstance(values.get("batch_size"), int) else 1
+        batch_size = values.get("batch_size")
+        batch = batch_size if isinstance(batch_size, int) else 1
         self.dev = prepare_model(self.config, resolve_device(self.config.device, self.config.dtype), batch=batch,
                                  context=budget + PROMPT_ALLOWANCE, what="lm-eval model").device
         self._device = self.dev.torch_device
@@ -137,12 +138,13 @@ class HarnessLM(LM):
         if not requests:
             return []
         prefix, length = self.backend.prefix_token_id, self.scoring_length
-        ours, owner = [], []
+        ours: list[ScoreRequest] = []
+        owner: list[int] = []
         for i, inst in enumerate(requests):
             for ctx, cont in rolling_windows(self.backend.encode(inst.args[0]), prefix, length):
                 ours.append(ScoreRequest(key=f"{i}/{len(ours)}", context=tuple(ctx), continuation=tuple(cont)))
                 owner.append(i)
-        per = [[] for _ in requests]
+        per: list[list] = [[] for _ in requests]
         for i, s in zip(owner, self._score(ours, [requests[i] for i in owner], "loglikelihood_rolling", disable_tqdm, rows=False)):
             per[i].append(s)
         totals = [sum(s.logprob for s in scores) for scores in per]
@@ -161,7 +163,7 @@ class HarnessLM(LM):
         seen: Counter = Counter()
         for i, inst in enumerate(requests):
             context, gen_kwargs = inst.args[0], inst.args[1]
-            sampling, until, ignored = sampling_from_gen_kwargs(gen_kwargs, self.config.max_new_tokens)
+            sampling, until, ignored = sampling_from_gen_kwargs(gen_kwargs, self.config.max_new_tokens or DEFAULT_MAX_GEN_TOKS)
             self._warn_ignored(ignored)
             where = f"{inst.doc_id}/{inst.idx}"
             repeat = seen[(inst.task_name, where)]  # lm-eval repeats a request by cloning it

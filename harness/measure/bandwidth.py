@@ -148,7 +148,7 @@ def bandwidth_record(device_key: str, measure: Callable[[], float], *, path: Pat
         record["load_per_core"] = round(load, 2)
     cache[device_key] = record
     where = f"cached in {path}" if write_cache(path, cache) else f"cache not writable: {path}"
-    why = ("asked to re-measure" if remeasure else f"the cached value was measured at load {hit['load_per_core']:.1f} per core, "
+    why = ("asked to re-measure" if remeasure else f"the cached value was measured at load {(hit or {}).get('load_per_core', 0):.1f} per core, "
            f"now {load:.1f}" if busy_then else (f"older than {max_age_days:g} days" if hit else "first measurement"))
     if load is not None and load > BUSY_LOAD:
         why += f"; the machine is busy now (load {load:.1f} per core): this may understate the memory"

@@ -31,7 +31,8 @@ def load_prices(path: str | None = None) -> dict:
     from harness.config import safe_yaml
 
     text = Path(path).read_text() if path else (resources.files("harness") / "data" / "prices.yaml").read_text()
-    table = safe_yaml(text, path or "prices.yaml") or {}
+    loaded = safe_yaml(text, path or "prices.yaml")
+    table: dict = loaded if isinstance(loaded, dict) else {}
     if table.get("apis"):
         raise ConfigError(f"{path or 'prices.yaml'} lists API prices", "API prices live in the model cards' api.prices only")
     return {"instances": table.get("instances") or {}, "apis": card_api_prices()}

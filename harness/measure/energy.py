@@ -22,6 +22,7 @@ import re
 import threading
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 RAPL_ROOT = "/sys/class/powercap"
 _PACKAGE_DIR = re.compile(r"^intel-rapl:\d+$")
@@ -108,7 +109,7 @@ class EnergyMeter:
         self._poll_interval_s = poll_interval_s
         self._reason: str | None = None
         self._rapl: _Rapl | None = None
-        self._gpu: tuple[object, list, list[str], list[int]] | None = None
+        self._gpu: tuple[Any, list, list[str], list[int]] | None = None
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -124,10 +125,12 @@ class EnergyMeter:
         return self
 
     def _start_nvml(self) -> None:
-        nvml = self._nvml
+        nvml: Any = self._nvml
         try:
             if nvml is None:
-                import pynvml as nvml
+                import pynvml
+
+                nvml = pynvml
             nvml.nvmlInit()
         except Exception as e:  # ImportError or NVMLError_LibraryNotFound/DriverNotLoaded, ...
             self._reason = f"unavailable: no NVML ({type(e).__name__})"
@@ -185,6 +188,7 @@ class EnergyMeter:
         return self._none(self._reason or "unavailable: meter was not started")
 
     def _stop_nvml(self) -> dict:
+        assert self._gpu is not None  # set by _start_nvml
         nvml, handles, labels, first = self._gpu
         self._gpu = None
         try:

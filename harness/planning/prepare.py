@@ -28,12 +28,12 @@ class Prepared:
 def prepare(cfg: Any, plan: Any, card: Any = None, *, on_plan: Callable[[preflight.Preflight], None] | None = None,
             batch: int | None = None, context: int | None = None, what: str = "run") -> Prepared:
     """Device and dtype for `plan`, its memory, time and dollars, and a refusal (unless --force) when it does not fit."""
-    dev = devices.resolve(cfg.device, cfg.dtype)
-    pre = preflight.assess(cfg, plan, dev, card, batch=batch, context=context)
+    pre = preflight.assess(cfg, plan, devices.resolve(cfg.device, cfg.dtype), card, batch=batch, context=context)
     if on_plan is not None:
         on_plan(pre)
     preflight.refuse_if_too_big(pre, cfg.force, what)
-    return Prepared(pre.device, pre, fitting.batch_fits(pre.memory, pre.shape, pre.device.type, pre.available))
+    dev: Any = pre.device
+    return Prepared(dev, pre, fitting.batch_fits(pre.memory, pre.shape, dev.type, pre.available))
 
 
 def prepare_model(cfg: Any, dev: Any, *, batch: int, context: int, force: bool = False, what: str = "model") -> Prepared:

@@ -186,7 +186,7 @@ def cpu_dtype(torch) -> tuple[str, str]:
         for _ in range(8):
             a @ b
         times[name] = time.perf_counter() - t0
-    best = min(times, key=times.get)
+    best = min(times, key=lambda name: times[name])
     reason = f"measured on this CPU: float32 {times['float32'] * 125:.2f} ms vs bfloat16 {times['bfloat16'] * 125:.2f} ms per 384^3 matmul; {best} is faster"
     write_cache(path, {"cpu": key, "torch": torch.__version__, "dtype": best, "reason": reason})
     return best, f"auto: {reason}"

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import random
 from pathlib import Path
+from typing import Any
 
 from harness.errors import ConfigError
 from harness.tasks.base import Item, Task
@@ -185,7 +186,7 @@ def generate(index: int, *, seed: int = 0, language: str = "en", steps: int = 3,
     rng = random.Random(f"synthetic:{seed}:{index}")
     lang = rng.choice(("en", "zh")) if language == "mixed" else language
     scenario = rng.choice(sorted(SCENARIOS))
-    text = SCENARIOS[scenario][lang]
+    text: dict[str, Any] = SCENARIOS[scenario][lang]
     name = rng.choice(NAMES[lang])
     start = rng.randint(max(2, max_number // 5), max_number)
     value, ops, sentences = start, [], []
@@ -269,6 +270,6 @@ class Synthetic(Task):
         return [generate(i, **self.settings) for i in range(count)]
 
     def parse(self, row: dict, index: int) -> Item:
-        meta = row.get("meta") if isinstance(row.get("meta"), dict) else {}
+        meta: dict = row["meta"] if isinstance(row.get("meta"), dict) else {}
         return Item(id=str(row.get("id", index)), question=str(row["question"]).strip(),
                     target=str(row["answer"]).strip(), meta=meta)
