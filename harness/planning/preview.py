@@ -3,15 +3,12 @@ computes it), and one card's model, protocol, claims and the cost of checking th
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Any
 
 from harness.planning import estimate as est
 
-if TYPE_CHECKING:
-    from harness.planning.preflight import Preflight
 
-
-def render(pre: Preflight) -> str:
+def render(pre: Any) -> str:  # a planning.preflight.Preflight (which imports this module)
     """The plan as text: what runs, what it needs, what it costs."""
     out = [f"plan: {pre.model} on {pre.device.type} ({pre.device.name}), {pre.device.dtype} ({pre.device.dtype_reason})"]
     for t in pre.tasks:

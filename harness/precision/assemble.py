@@ -5,7 +5,7 @@ paired comparison with the reference's run. Pure reading and arithmetic; writing
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any
 
 from harness.precision import divergence as div
 from harness.precision import variants as var
@@ -22,8 +22,7 @@ from harness.precision.schema import (
 )
 from harness.results import store
 
-if TYPE_CHECKING:  # only for annotations: matrix.py imports this module
-    from harness.precision.matrix import Spec, VariantState
+Spec = VariantState = Any  # matrix.Spec / matrix.VariantState: matrix.py imports this module, so no import back
 
 
 def _samples(run_dir: Path | None) -> list[dict]:
