@@ -11,7 +11,7 @@ Definitions mapped (docs/load.md): GuideLLM's `time_to_first_token_ms` = our TTF
 its `time_per_output_token_ms` = E2E / output tokens (first token included, no counterpart in vLLM);
 its `output_tokens_per_second` = output tokens / benchmark duration = our output_throughput.
 
-  python benchmarks/load_agreement.py --guidellm /work/venv-guidellm/bin/guidellm \
+  python benchmarks/load_agreement.py --guidellm <guidellm venv>/bin/guidellm \
       --tokenizer /tmp/smollm2-tokenizer --model SmolLM2.gguf --concurrency 1,2 --requests 12 \
       --out docs/cpu-2026-12-06-load-agreement.json
 The tokenizer folder (GuideLLM needs one to build prompts of a token length) is the GGUF's own,

@@ -25,6 +25,11 @@ NOT_OURS = {
     "--outtype": "llama.cpp's convert_hf_to_gguf.py flag (engines.py's GGUF advice, backends/gguf_convert.py)",
     "--outfile": "llama.cpp's convert_hf_to_gguf.py flag (backends/gguf_convert.py)",
     "--no-deps": "pip's flag (backends/gguf_convert.py fetches the converter's sdist)",
+    "--burstiness": "vLLM bench serve's flag, named in load/arrivals.py's docstring",
+    "--host": "llama_cpp.server's and vLLM's flag (load/server.py starts them)",
+    "--port": "llama_cpp.server's and vLLM's flag (load/server.py starts them)",
+    "--disable-log-requests": "vLLM server's flag (load/server.py)",
+    "--max-model-len": "vLLM server's flag (load/server.py)",
     "--no-binary": "pip's flag (backends/gguf_convert.py)",
 }
 SKIP_FILES = {"report_html.py"}  # CSS custom properties (--bg, --fg, ...)

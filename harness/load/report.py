@@ -59,6 +59,7 @@ def latency_figure(result: LoadResult) -> bytes | None:
         ax.set_ylabel(f"{name} (ms)")
         ax.legend(fontsize=7)
     fig.suptitle("latency versus throughput, one point per load level")
+    fig.tight_layout()
     return to_png(fig)
 
 
