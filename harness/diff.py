@@ -150,8 +150,8 @@ class Reference:
         logp = torch.log_softmax(logits, dim=-1)
         top = torch.topk(logp, 2)
         la, lb = float(logp[a]), float(logp[b])
-        return Margin(logprob_a=la, logprob_b=lb, top1=self.tokenizer.decode([int(top.indices[0])]),
-                      top2=self.tokenizer.decode([int(top.indices[1])]),
+        return Margin(logprob_a=la, logprob_b=lb, top1=str(self.tokenizer.decode([int(top.indices[0])])),
+                      top2=str(self.tokenizer.decode([int(top.indices[1])])),
                       top2_margin=float(top.values[0] - top.values[1]), near_tie=abs(la - lb) <= near_tie)
 
 
@@ -171,20 +171,21 @@ def _pair(key: str, ra: dict, rb: dict, reference: Reference | None, no_referenc
     if pair.identical:
         return pair
     if reference is None:
-        i = first_divergence(out_a, out_b)
+        i = first_divergence(out_a, out_b) or 0  # not identical, so a position exists
         pair.diverge_at, pair.unit = i, "character"
         pair.token_a, pair.token_b = out_a[i:i + 12], out_b[i:i + 12]
         pair.margin_unknown = no_reference
         return pair
     ids_a, ids_b = reference.encode(out_a), reference.encode(out_b)
-    i = first_divergence(ids_a, ids_b)
-    pair.diverge_at = i
-    if i is None:  # different text, same ids (cannot happen with a lossless tokenizer, but say so)
+    at = first_divergence(ids_a, ids_b)
+    pair.diverge_at = at
+    if at is None:  # different text, same ids (cannot happen with a lossless tokenizer, but say so)
         pair.margin_unknown = "the outputs differ only in text the tokenizer maps to the same ids"
         return pair
+    i = at
     tok = reference.tokenizer
-    pair.token_a = tok.decode([ids_a[i]]) if i < len(ids_a) else "<end>"
-    pair.token_b = tok.decode([ids_b[i]]) if i < len(ids_b) else "<end>"
+    pair.token_a = str(tok.decode([ids_a[i]])) if i < len(ids_a) else "<end>"
+    pair.token_b = str(tok.decode([ids_b[i]])) if i < len(ids_b) else "<end>"
     if i >= len(ids_a) or i >= len(ids_b):
         pair.margin_unknown = "one output ends where the other goes on (an end-of-sequence or stop, not a token choice)"
         return pair

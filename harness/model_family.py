@@ -93,9 +93,8 @@ def _folder_facts(folder: Path) -> ModelFacts | None:
     jinja = folder / "chat_template.jinja"
     if not isinstance(template, str) and jinja.is_file():
         template = jinja.read_text(encoding="utf-8")
-    name: str | None
-    source: str | None
-    name, source = _card_name(folder), "model card"
+    name: str | None = _card_name(folder)
+    source: str | None = "model card"
     if not name:  # transformers writes a GGUF's general.name here when it converts one
         given = config.get("_model_name_or_path")
         name, source = (given.strip(), "config.json _model_name_or_path") if isinstance(given, str) and given.strip() else (None, None)
