@@ -82,24 +82,30 @@ def extra_bufts_ok(llama_cpp, model_path: str) -> tuple[bool, str]:
     return decision
 
 
+def disable_extra_bufts(llama_cpp) -> None:
+    """Turn llama.cpp's extra CPU buffer types off for every model this process loads (llama-cpp-python has
+    no flag for `use_extra_bufts`, so its default-parameters function is wrapped)."""
+    low = llama_cpp.llama_cpp  # Llama.__init__ reads the defaults through this submodule
+    if getattr(low, "_harness_no_extra_bufts", False):
+        return
+    original = low.llama_model_default_params
+
+    def defaults():
+        params = original()
+        params.use_extra_bufts = False
+        return params
+
+    low.llama_model_default_params = defaults
+    llama_cpp.llama_model_default_params = defaults
+    low._harness_no_extra_bufts = True
+
+
 def apply(llama_cpp, model_path: str) -> str:
     """Turn the extra buffer types off for this process where the probe says they crash; the reason."""
     ok, why = extra_bufts_ok(llama_cpp, model_path)
-    if ok:
-        return why
-    low = llama_cpp.llama_cpp  # Llama.__init__ reads the defaults through this submodule
-    if not getattr(low, "_harness_no_extra_bufts", False):
-        original = low.llama_model_default_params
-
-        def defaults():
-            params = original()
-            params.use_extra_bufts = False
-            return params
-
-        low.llama_model_default_params = defaults
-        llama_cpp.llama_model_default_params = defaults
-        low._harness_no_extra_bufts = True
+    if not ok:
+        disable_extra_bufts(llama_cpp)
     return why
 
 
-__all__ = ["apply", "extra_bufts_ok"]
+__all__ = ["apply", "disable_extra_bufts", "extra_bufts_ok"]

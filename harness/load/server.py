@@ -48,27 +48,15 @@ def engine_version(engine: str) -> str | None:
         return None
 
 
-PROBE = """
-import sys
-from llama_cpp import Llama
-m = Llama(model_path=sys.argv[1], n_ctx=64, n_batch=64, verbose=False)
-m.eval(m.tokenize(b"The quick brown fox"))
-"""
+def llama_crashes(model: str) -> str | None:
+    """Why llama.cpp cannot run `model` here with its default (AMX, repacked) weights, or None: the same
+    probe (and cached answer) as the in-process engine's (harness.backends.llamacpp_cpu)."""
+    import llama_cpp
 
+    from harness.backends.llamacpp_cpu import extra_bufts_ok
 
-def llama_crashes(model: str, timeout_s: float = 120.0) -> str | None:
-    """Why llama.cpp cannot run `model` here with its default (AMX, repacked) weights, or None.
-
-    One short evaluation in a child process; a crash (SIGSEGV, SIGILL) is the answer, anything else
-    (a slow load, a missing library) is left for the server itself to report."""
-    try:
-        p = subprocess.run([sys.executable, "-c", PROBE, model], capture_output=True, timeout=timeout_s)
-    except subprocess.TimeoutExpired:
-        return None
-    if p.returncode in (-signal.SIGSEGV, -signal.SIGILL, -signal.SIGBUS):
-        return (f"llama.cpp crashed ({signal.Signals(-p.returncode).name}) evaluating with its extra buffer types (AMX/repacked "
-                "weights) on this CPU: served with use_extra_bufts off (harness.load.launch)")
-    return None
+    ok, why = extra_bufts_ok(llama_cpp, model)
+    return None if ok else f"{why}: served with use_extra_bufts off (harness.load.launch)"
 
 
 def command(engine: str, model: str, port: int, n_ctx: int | None, n_threads: int | None, no_extra_bufts: bool = False) -> list[str]:
