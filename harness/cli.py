@@ -345,7 +345,7 @@ def _dispatch(args, argv) -> int:
     if args.command == "precision":
         from harness.precision.command import cmd_precision
 
-        return cmd_precision(args)
+        return cmd_precision(args, run_values(args))
     from harness import commands
 
     return getattr(commands, f"cmd_{args.command}")(args)

@@ -5,7 +5,6 @@ paired comparison with the reference's run. Pure reading and arithmetic; writing
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from harness.precision import divergence as div
 from harness.precision import variants as var
@@ -20,10 +19,8 @@ from harness.precision.schema import (
     Row,
     TaskCell,
 )
+from harness.precision.state import Spec, VariantState
 from harness.results import store
-
-if TYPE_CHECKING:  # only for annotations: matrix.py imports this module
-    from harness.precision.matrix import Spec, VariantState
 
 
 def _samples(run_dir: Path | None) -> list[dict]:

@@ -26,12 +26,11 @@ def add_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dry-run", action="store_true", help="print which precisions fit here, their expected speed and cost; build nothing")
 
 
-def cmd_precision(args) -> int:
-    from harness.cli import run_values
+def cmd_precision(args, values: dict) -> int:
+    """`values`: the run settings the user gave (cli.run_values), as config keys."""
     from harness.errors import ConfigError
     from harness.precision import matrix as mx
 
-    values = run_values(args)
     resume = values.pop("resume", None)
     if resume:
         folder = Path(resume)
