@@ -14,11 +14,6 @@ from harness.errors import ConfigError
 
 # `--x` strings in the source that are not this program's flags, each for a stated reason
 NOT_OURS = {
-    "--burstiness": "vLLM bench serve's flag (load/arrivals.py maps gamma arrivals to it)",
-    "--host": "the served engines' flag (load/server.py starts them on 127.0.0.1)",
-    "--port": "the served engines' flag (load/server.py)",
-    "--disable-log-requests": "vllm serve's flag (load/server.py)",
-    "--max-model-len": "vllm serve's flag (load/server.py)",
     "--api-key": "named in cli.py as the abbreviation that must be refused",
     "--cpu": "accelerate launch's flag (launch.py)",
     "--always": "git describe's flag (lmeval/export.py)",

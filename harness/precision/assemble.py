@@ -5,7 +5,6 @@ paired comparison with the reference's run. Pure reading and arithmetic; writing
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from harness.precision import divergence as div
 from harness.precision import variants as var
@@ -20,9 +19,8 @@ from harness.precision.schema import (
     Row,
     TaskCell,
 )
+from harness.precision.state import Spec, VariantState
 from harness.results import store
-
-Spec = VariantState = Any  # matrix.Spec / matrix.VariantState: matrix.py imports this module, so no import back
 
 
 def _samples(run_dir: Path | None) -> list[dict]:

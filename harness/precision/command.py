@@ -27,7 +27,7 @@ def add_flags(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_precision(args, values: dict) -> int:
-    """`harness precision`: `values` are the run settings the user gave (cli.run_values)."""
+    """`values`: the run settings the user gave (cli.run_values), as config keys."""
     from harness.errors import ConfigError
     from harness.precision import matrix as mx
 

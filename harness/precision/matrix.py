@@ -21,46 +21,21 @@ import os
 import subprocess
 import sys
 import threading
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.errors import ConfigError
 from harness.precision import divergence as div
 from harness.precision import variants as var
-from harness.precision.schema import MatrixResult, RowStatus
+from harness.precision.schema import MatrixResult
+from harness.precision.state import SPEC, Spec, VariantState
 from harness.results import store
 
-SPEC = "precision.json"
 MATRIX = "matrix.json"
 REFERENCE = "reference.npz"
 DIVERGENCE = "divergence.json"
 DEFAULT_MARGIN = 0.02
 # run settings the matrix decides per variant, never taken from the user's flags
 PER_VARIANT = ("model", "backend", "dtype", "output_dir", "resume", "tokenizer")
-
-
-@dataclass
-class Spec:
-    """What the matrix was asked for: stored as precision.json so a resume continues the same matrix."""
-
-    model: str
-    precisions: list[str]
-    reference: str
-    margin: float
-    run_values: dict
-    kl_texts: str | None = None
-    fingerprint: str = ""
-    created_utc: str = field(default_factory=store.utc_now)
-
-    def save(self, folder: Path) -> None:
-        store.write_json_atomic(folder / SPEC, self.__dict__)
-
-    @classmethod
-    def load(cls, folder: Path) -> Spec:
-        path = folder / SPEC
-        if not path.is_file():
-            raise ConfigError(f"{folder} holds no {SPEC}", "pass --resume a folder written by `harness precision`")
-        return cls(**json.loads(path.read_text(encoding="utf-8")))
 
 
 def new_spec(values: dict, precisions: str, reference: str | None, margin: float, kl_texts: str | None) -> Spec:
@@ -220,16 +195,6 @@ def ensure_divergence(spec: Spec, folder: Path, built: var.Built, vdir: Path, is
 
 # ---- the whole matrix -----------------------------------------------------------------------------------
 
-@dataclass
-class VariantState:
-    variant: var.Variant
-    built: var.Built | None = None
-    run_dir: Path | None = None
-    divergence: dict | None = None
-    reason: str | None = None
-    status: RowStatus = "pending"
-
-
 def run_matrix(spec: Spec, folder: Path, log=print) -> MatrixResult:
     """Build, run and measure every precision (the reference first), writing matrix.json after each."""
     from harness.precision.assemble import assemble, write_outputs
@@ -284,4 +249,4 @@ def _has_cuda() -> bool:
         return False
 
 
-__all__ = ["Spec", "ensure_run", "new_spec", "open_folder", "run_matrix", "run_variant"]
+__all__ = ["SPEC", "Spec", "VariantState", "ensure_run", "new_spec", "open_folder", "run_matrix", "run_variant"]
