@@ -13,7 +13,7 @@ EXAMPLES = """examples:
 """
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("load", help="serving load test: latency and throughput under concurrent load, SLO goodput, $ per 1M tokens",
                        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     t = p.add_argument_group("target")
@@ -55,7 +55,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.add_argument("--quiet", action="store_true")
 
 
-def _numbers(text: str | None, cast: type, flag: str) -> tuple:  # type: ignore[type-arg]
+def _numbers(text: str | None, cast: type, flag: str) -> tuple:
     if not text:
         return ()
     try:
@@ -64,7 +64,7 @@ def _numbers(text: str | None, cast: type, flag: str) -> tuple:  # type: ignore[
         raise ConfigError(f"{flag} expects comma-separated numbers, got {text!r}", f"e.g. {flag} 1,4,16") from None
 
 
-def config_from_args(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+def config_from_args(args: argparse.Namespace):
     from harness.load.run import LoadConfig
 
     data_files: dict[str, str] = {}

@@ -7,6 +7,8 @@ Writes load_comparison.md and load_comparison.json into the output folder, and p
 
 from __future__ import annotations
 
+from typing import Any
+
 from pathlib import Path
 
 from harness.errors import ConfigError
@@ -21,7 +23,7 @@ FIGURES = (("output tok/s", "output_throughput", None), ("req/s", "request_throu
 
 def _figures(result: LoadResult) -> dict[tuple[str, float], dict[str, float | None]]:
     out: dict[tuple[str, float], dict[str, float | None]] = {}
-    by: dict[tuple[str, float], list] = {}  # type: ignore[type-arg]
+    by: dict[tuple[str, float], list] = {}
     for lv in result.levels:
         by.setdefault((lv.mode, lv.load), []).append(lv)
     for key, lvs in by.items():
@@ -34,7 +36,7 @@ def _figures(result: LoadResult) -> dict[tuple[str, float], dict[str, float | No
     return out
 
 
-def compare_loads(folders: list[str], output_dir: str | Path) -> dict:  # type: ignore[type-arg]
+def compare_loads(folders: list[str], output_dir: str | Path) -> dict:
     bad = [f for f in folders if not is_load_folder(f)]
     if bad:
         raise ConfigError(f"{bad[0]} is not a load folder (no load.json) while others are",
@@ -45,22 +47,22 @@ def compare_loads(folders: list[str], output_dir: str | Path) -> dict:  # type: 
     figs = [_figures(r) for r in results]
     keys = sorted({k for f in figs for k in f}, key=lambda k: (k[0], k[1]))
     labels = [f"{Path(f).name}" for f in folders]
-    rows = []
+    rows: list[dict[str, Any]] = []
     for key in keys:
         for name, _, _ in FIGURES:
             vals = [f.get(key, {}).get(name) for f in figs]
             base = vals[0]
             ratios = [None if v is None or not base else v / base for v in vals]
             rows.append({"mode": key[0], "load": key[1], "figure": name, "values": vals, "ratio_to_first": ratios})
-    sats = [{"folder": lab, "saturation": r.saturation.model_dump() if r.saturation else None,
+    sats: list[dict[str, Any]] = [{"folder": lab, "saturation": r.saturation.model_dump() if r.saturation else None,
              "usd_per_1m_output_tokens": r.cost.usd_per_1m_output_tokens if r.cost else None, "status": r.status,
              "model": r.model, "engine": r.served.engine if r.served else "external"} for lab, r in zip(labels, results)]
     out = {"folders": labels, "rows": rows, "saturation": sats}
     md = ["# Load comparison", "", "| load | figure | " + " | ".join(labels) + " | ratio to first |", "|---|---|" + "---|" * (len(labels) + 1)]
     for r in rows:
-        vals = " | ".join("–" if v is None else f"{v:.4g}" for v in r["values"])
+        shown = " | ".join("–" if v is None else f"{v:.4g}" for v in r["values"])
         ratio = ", ".join("–" if x is None else f"{x:.3g}" for x in r["ratio_to_first"][1:])
-        md.append(f"| {r['mode']} {r['load']:g} | {r['figure']} | {vals} | {ratio} |")
+        md.append(f"| {r['mode']} {r['load']:g} | {r['figure']} | {shown} | {ratio} |")
     md += ["", "| folder | model | engine | status | saturation | $ per 1M output |", "|---|---|---|---|---|---|"]
     for s in sats:
         sat = s["saturation"] or {}

@@ -110,7 +110,7 @@ def summarise(result: LoadResult, mode: str, slo: Slo | None, prices: Any) -> No
     for load, lvs in sorted(by.items()):
         att = [lv.goodput.attainment for lv in lvs if lv.goodput] if slo else None
         meets = all(lv.goodput.meets_slo for lv in lvs if lv.goodput) if slo else None
-        s = LoadSummary(mode=mode, load=load, repeats=len(lvs),  # type: ignore[arg-type]
+        s = LoadSummary(mode=mode, load=load, repeats=len(lvs),
                         output_throughput=me.spread([lv.metrics.output_throughput for lv in lvs]),
                         request_throughput=me.spread([lv.metrics.request_throughput for lv in lvs]),
                         p99_ttft_s=me.spread([lv.metrics.ttft_s.p99 for lv in lvs]),

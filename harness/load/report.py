@@ -20,7 +20,7 @@ METRICS = (("ttft_s", "TTFT"), ("tpot_s", "TPOT"), ("itl_s", "ITL"), ("e2el_s", 
 STATS = ("mean", "median", "p90", "p99")
 
 
-def _pyplot():  # type: ignore[no-untyped-def]
+def _pyplot():
     """matplotlib's pyplot on the Agg backend, imported only when a figure is drawn."""
     import matplotlib
 

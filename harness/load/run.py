@@ -165,7 +165,7 @@ def run_load(cfg: LoadConfig) -> tuple[Path, int]:
         harness_version=__version__, base_url=cfg.base_url or "", model=cfg.model,
         workload=Workload(source="synthetic", endpoint="completions", prompts=0, input_tokens=cfg.input_tokens,
                           output_tokens=cfg.output_tokens, max_tokens=0, fixed_output_by=None, sampling={}, mean_input_tokens=None),
-        plan=LoadPlan(mode=mode, loads=loads, arrivals=arrivals.describe() if arrivals else None, requests=cfg.requests,  # type: ignore[arg-type]
+        plan=LoadPlan(mode=mode, loads=loads, arrivals=arrivals.describe() if arrivals else None, requests=cfg.requests,
                   duration_s=cfg.duration_s, deadline_s=cfg.deadline_s, request_timeout_s=cfg.request_timeout_s, repeats=cfg.repeats,
                   warmup=cfg.warmup, seed=cfg.seed, max_concurrency=cfg.max_concurrency),
         slo=slo, machine=_machine(), versions=_versions(cfg.serve))
@@ -246,7 +246,7 @@ async def _measure(cfg: LoadConfig, result: LoadResult, base: str, mode: str, lo
         max_tokens = cfg.output_tokens or cfg.max_tokens or 256
         measured = [p.input_tokens for p in prompts if p.input_tokens is not None]
         result.workload = Workload(
-            source="+".join(cfg.tasks) if cfg.tasks else "synthetic", endpoint=endpoint, prompts=len(prompts),  # type: ignore[arg-type]
+            source="+".join(cfg.tasks) if cfg.tasks else "synthetic", endpoint=endpoint, prompts=len(prompts),
             input_tokens=cfg.input_tokens, output_tokens=cfg.output_tokens, max_tokens=max_tokens, fixed_output_by=fixed_by,
             sampling={k: v for k, v in pr.NEUTRAL.items()}, mean_input_tokens=sum(measured) / len(measured) if measured else None)
         _say(cfg, f"prompts: {len(prompts)} {result.workload.source} ({endpoint} endpoint), mean input "

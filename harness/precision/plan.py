@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from harness.core.architecture import count_parameters
 from harness.planning import estimate as est
 from harness.precision import variants as var
 
@@ -28,7 +29,7 @@ def _shape(model: str) -> tuple[int | None, int | None]:
         h = read_header(p)
         return h.parameters, h.kv_bytes_per_token(2)
     config = json.loads((p / "config.json").read_text(encoding="utf-8"))
-    params = est.count_parameters(config)
+    params = count_parameters(config)
     try:
         heads = int(config["num_attention_heads"])
         head_dim = int(config.get("head_dim") or int(config["hidden_size"]) // heads)
