@@ -55,7 +55,7 @@ class Task:
     harness/tasks/ (or an entry point in `harness.tasks`) is all it takes: every subclass that sets
     its own `name` is found there (harness/registry.py)."""
 
-    name: ClassVar[str]
+    name: str  # per class; an adapter task (lm_eval:<task>) sets these per instance
     title: ClassVar[str] = ""
     dataset: ClassVar[str | None] = None  # Hub dataset id
     config: ClassVar[str | None] = None
@@ -63,16 +63,16 @@ class Task:
     data_files: ClassVar[str | None] = None  # Hub dataset file to read, where the repo is not a loader
     paper: ClassVar[str] = ""
     license: ClassVar[str] = ""
-    answer_type: ClassVar[str] = "number"  # "number" | "math" | "choice"
+    answer_type: str = "number"  # "number" | "math" | "choice", or a task's own with `score`
     required_fields: ClassVar[tuple[str, ...]] = ()
     gated: ClassVar[bool] = False
     levels_field: ClassVar[str | None] = None  # meta key that holds a difficulty level, if any
     size: ClassVar[int | None] = None  # problems in the full benchmark: what a faithful run costs without the data
-    stop: ClassVar[tuple[str, ...]] = ()  # stop strings of the task's own, added to the protocol's
-    max_new_tokens: ClassVar[int | None] = None  # the task's default generation budget, if it has one
+    stop: tuple[str, ...] = ()  # stop strings of the task's own, added to the protocol's
+    max_new_tokens: int | None = None  # the task's default generation budget, if it has one
     dataset_size: int | None = None  # problems in the data before --limit, where the task knows it (set by load)
     lm_eval_config: dict | None = None  # an lm-eval task's own config, as lm-eval records it (lm_eval:<task> only)
-    version: ClassVar[float] = 1.0  # of this definition (items, targets, scoring): bump it when one changes; lm-eval's metadata.version
+    version: float | None = 1.0  # of this definition (items, targets, scoring): bump it when one changes; lm-eval's metadata.version
 
     def __init__(self, **options: Any):
         self.options = options
