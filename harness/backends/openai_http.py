@@ -16,6 +16,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from harness.backends._sampling import StopScanner
 from harness.errors import ModelLoadError
+from harness.secrets import add_secret
 
 RETRY_STATUS = {408, 409, 425, 429}
 
@@ -59,21 +60,35 @@ def public_url(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 
+# A key variable by default goes to its provider's exact host only (never `endswith`: evil-deepseek.com).
+KEY_HOSTS = {"api.openai.com": "OPENAI_API_KEY", "api.deepseek.com": "DEEPSEEK_API_KEY"}
+
+
 def resolve_api_key(base_url: str, api_key_env: str | None) -> tuple[str | None, str]:
-    """(key or None, the variable it came from). Raises when a remote API has no key."""
+    """(key or None, the variable it came from). A variable named with --api-key-env is sent to
+    the URL given; otherwise a provider's variable goes only to that provider's exact host, a
+    local server gets no key, and another remote host needs --api-key-env. The key is registered
+    as a secret (harness/secrets.py) whatever its variable is called."""
     host = (urlsplit(base_url).hostname or "").lower()
     if api_key_env:
         name = api_key_env
-    elif host.endswith("deepseek.com"):
-        name = "DEEPSEEK_API_KEY"
+    elif host in KEY_HOSTS:
+        name = KEY_HOSTS[host]
+    elif is_local(host):
+        return None, ""
     else:
-        name = "OPENAI_API_KEY"
+        raise ModelLoadError(
+            f"no API key variable for {public_url(base_url)}: OPENAI_API_KEY and DEEPSEEK_API_KEY go only to "
+            "api.openai.com and api.deepseek.com",
+            "name the variable holding this server's key with --api-key-env NAME",
+        )
     key = os.environ.get(name) or None
-    if key is None and (api_key_env or not is_local(host)):
+    if key is None:
         raise ModelLoadError(
             f"no API key for {public_url(base_url)}: environment variable {name} is empty",
             f"export {name}=... (or name another variable with --api-key-env)",
         )
+    add_secret(key)
     return key, name
 
 

@@ -10,6 +10,7 @@ and host; an flock, so a lock left by a dead process is free again and is taken 
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -20,6 +21,7 @@ from pathlib import Path
 
 from harness.errors import ConfigError, DataError, shown
 from harness.results import store
+from harness.safeio import open_in_run
 
 DATA = "data.json"
 LOCK = ".lock"
@@ -59,10 +61,16 @@ class RunLock:
             import fcntl
         except ImportError:  # pragma: no cover - no flock (Windows): run unlocked
             return
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)  # the umask decides, as for every result file
+        # never through a symlink: RUN/.lock -> ~/.bashrc must not truncate the target (harness/safeio.py)
+        fd = open_in_run(self.path, os.O_RDWR | os.O_CREAT, 0o666)  # the umask decides, as for every result file
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
+        except OSError as e:
+            if e.errno in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS):  # a file system without flock: not "in use"
+                print(f"note: {run_dir} is on a file system without file locks; nothing stops a second run using it",
+                      file=sys.stderr)
+                self._fd = fd
+                return
             holder = _holder(fd)
             os.close(fd)
             raise ConfigError(f"run folder {run_dir} is in use by {holder or 'another process'}",
