@@ -151,12 +151,12 @@ def strip_userinfo(url: str) -> str:
 class RedactingStream:
     """A text stream (stdout/stderr) whose writes pass through `redact`."""
 
-    def __init__(self, stream):
+    def __init__(self, stream: Any) -> None:
         self._stream = stream
 
     def write(self, text: str) -> int:
         self._stream.write(redact(text))
         return len(text)
 
-    def __getattr__(self, name):
+    def __getattr__(self, name: str) -> Any:
         return getattr(self._stream, name)
