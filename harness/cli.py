@@ -299,6 +299,7 @@ def cmd_run(args, argv) -> int:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     from harness.errors import HarnessError, Interrupted, one_line
+    from harness.sanitize import clean
     from harness.secrets import RedactingStream
 
     streams = sys.stdout, sys.stderr
@@ -313,7 +314,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         return _dispatch(args, argv)
     except HarnessError as e:
-        print(f"error: {one_line(str(e))}", file=sys.stderr)
+        print(f"error: {clean(one_line(str(e)))}", file=sys.stderr)  # server text may carry escape sequences
         return e.exit_code
     except Interrupted as e:
         return 128 + e.signum
@@ -324,7 +325,7 @@ def main(argv: list[str] | None = None) -> int:
         if os.environ.get("HARNESS_DEBUG"):
             raise
         msg = str(e).strip().split("\n")
-        print(f"error: unexpected {type(e).__name__}: {one_line(msg[0], 300) if msg else ''} (set HARNESS_DEBUG=1 for the traceback)",
+        print(f"error: unexpected {type(e).__name__}: {clean(one_line(msg[0], 300)) if msg else ''} (set HARNESS_DEBUG=1 for the traceback)",
               file=sys.stderr)
         return 1
     finally:

@@ -22,6 +22,7 @@ from harness.errors import ConfigError, HarnessError, shown
 from harness.results import schema
 from harness.results.schema import RunResult
 from harness.safeio import check_no_link, open_in_run, os_problem
+from harness.sanitize import clean
 from harness.secrets import redact, redact_value
 
 SAMPLES = "samples.jsonl"
@@ -83,8 +84,9 @@ def file_mode() -> int:
 
 
 def write_text_atomic(path: Path, text: str) -> None:
-    """Free text (a report) written atomically, with any known secret in it masked."""
-    _write_atomic(path, redact(text))  # a key a server echoed, or a password in a URL, never reaches a file
+    """Free text (a report) written atomically, with any known secret in it masked and escape
+    sequences and control characters a server or model name carried removed (harness/sanitize.py)."""
+    _write_atomic(path, clean(redact(text), newlines=True))  # a key a server echoed never reaches a file
 
 
 def _write_atomic(path: Path, text: str) -> None:
@@ -337,10 +339,16 @@ def all_samples(run_dir: str | Path, *, repair: bool = False) -> list[dict]:
 
 
 def all_batches(run_dir: str | Path) -> list[dict]:
+    """Every batch record once: a merge killed after writing batches.jsonl but before removing the
+    shards leaves the same records in both, and they are the same batch."""
     run_dir = Path(run_dir)
-    out = []
+    out, seen = [], set()
     for f in [run_dir / BATCHES, *shard_files(run_dir, "batches")]:
-        out.extend(read_samples(f, check=_batch_problem))
+        for row in read_samples(f, check=_batch_problem):
+            key = json.dumps(row, sort_keys=True, default=str)
+            if key not in seen:
+                seen.add(key)
+                out.append(row)
     return out
 
 
@@ -357,12 +365,10 @@ def merge_shards(run_dir: Path, order: list[str]) -> list[dict]:
     rank = {k: i for i, k in enumerate(order)}
     rows.sort(key=lambda r: rank.get(key_of(r), len(rank)))
     shards = shard_files(run_dir)
-    if shards:
-        rewrite_rows(run_dir / SAMPLES, rows)
-        for s in shards:
-            s.unlink()
+    if shards:  # every merged file is written (atomically, fsync'd) before any shard is removed
         batches = all_batches(run_dir)
-        for s in shard_files(run_dir, "batches"):
-            s.unlink()
+        rewrite_rows(run_dir / SAMPLES, rows)
         rewrite_rows(run_dir / BATCHES, batches)
+        for s in [*shards, *shard_files(run_dir, "batches")]:
+            s.unlink()
     return rows
