@@ -52,7 +52,6 @@ from pydantic import Field
 from harness.backends._sampling import StopScanner
 from harness.backends.base import Backend, BackendOptions
 from harness.backends.openai_http import (
-    RETRY_STATUS,
     Rejected,
     Retryable,
     Stopped,
@@ -63,9 +62,11 @@ from harness.backends.openai_http import (
     failed_completion,
     fix_surrogates,
     import_httpx,
+    interruptible_sleep,
     is_local,
     parse_retry_after,
     public_url,
+    raise_for_status,
     read_stream,
     resolve_api_key,
     sse_lines,
@@ -74,7 +75,7 @@ from harness.backends.openai_http import (
 from harness.core.prompt import hf_template, render
 from harness.core.spec import parse as parse_spec
 from harness.core.types import Completion, ModelInfo, Request
-from harness.errors import ConfigError, HarnessError, ModelLoadError
+from harness.errors import ConfigError, HarnessError
 from harness.runtime.signals import STOP
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
@@ -140,6 +141,7 @@ class OpenAIBackend(Backend):
         self.idle_timeout_s = float(idle_timeout_s)
         self.max_retries = int(max_retries)
         self._inflight: dict[int, Any] = {}  # thread id -> the socket it reads, to cut on a stop signal
+        self._cancel = threading.Event()  # this backend's batch was abandoned (a second signal, an error)
         self._down: str | None = None  # set when a health probe found the server unreachable: fail fast
         self._backoff = (float(backoff_base_s), float(backoff_cap_s))
         self._rng = random.Random()
@@ -241,17 +243,18 @@ class OpenAIBackend(Backend):
             self._note("prefill ignored: a chat API takes no forced assistant prefix")
         start = time.perf_counter()
         workers = max(1, min(self.max_concurrency, len(requests)))
+        self._cancel.clear()
         pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="openai")
         futures = [pool.submit(self._with_retries, r) for r in requests]
         try:
             pending = set(futures)
             while pending:
                 _, pending = wait(pending, timeout=0.25, return_when=FIRST_COMPLETED)
-                if STOP.is_set():
+                if self._stopping():
                     self._cut_inflight()
             completions = [f.result() for f in futures]
         except BaseException:
-            STOP.set()  # any worker still retrying gives up at once
+            self._cancel.set()  # any worker still retrying gives up at once
             self._cut_inflight()
             pool.shutdown(wait=False, cancel_futures=True)
             raise
@@ -260,6 +263,9 @@ class OpenAIBackend(Backend):
         for c in completions:
             c.batch_size, c.batch_wall_s = len(requests), wall
         return completions
+
+    def _stopping(self) -> bool:
+        return STOP.is_set() or self._cancel.is_set()
 
     def _cut_inflight(self) -> None:
         with self._lock:
@@ -270,7 +276,7 @@ class OpenAIBackend(Backend):
         for attempt in range(self.max_retries + 1):
             if self._down:
                 return failed_completion(self._down)
-            if STOP.is_set():
+            if self._stopping():
                 return failed_completion("stopped by a signal before an answer came (retried on --resume)")
             try:
                 return self._attempt(request)
@@ -278,7 +284,7 @@ class OpenAIBackend(Backend):
                 return failed_completion("stopped by a signal while the answer streamed (retried on --resume)")
             except Retryable as exc:
                 last = str(exc)
-                if STOP.is_set():
+                if self._stopping():
                     return failed_completion(f"stopped by a signal after: {last}")
                 if getattr(exc, "connect", False) and not self._probe():
                     return failed_completion(self._down or last)
@@ -286,7 +292,7 @@ class OpenAIBackend(Backend):
                     break
                 with self._lock:
                     delay = backoff_delay(attempt, *self._backoff, exc.retry_after, self._rng)
-                if STOP.wait(delay):  # a signal ends the sleep
+                if interruptible_sleep(delay, self._stopping):  # a signal ends the sleep
                     return failed_completion(f"stopped by a signal after: {last}")
             except HarnessError:
                 raise  # a wrong key or model: the run stops
@@ -322,7 +328,7 @@ class OpenAIBackend(Backend):
                     self._raise_for_status(response)
                 return self._consume(request, response, start, deadline)
         except httpx.TransportError as exc:  # connect/read errors, idle timeouts, broken streams
-            if STOP.is_set():
+            if self._stopping():
                 raise Stopped() from None
             err = Retryable(f"{type(exc).__name__}: {self._scrub(str(exc))}")
             err.connect = isinstance(exc, httpx.ConnectError)  # type: ignore[attr-defined]
@@ -332,26 +338,10 @@ class OpenAIBackend(Backend):
                 self._inflight.pop(me, None)
 
     def _raise_for_status(self, response) -> None:
-        status = response.status_code
-        response.read()
-        try:
-            detail = response.json().get("error", {})
-            detail = detail.get("message", detail) if isinstance(detail, dict) else detail
-        except (ValueError, AttributeError):
-            detail = response.text
-        detail = self._scrub(str(detail))[:300]
-        where = public_url(self.base_url)
-        if status in (401, 403):
-            # The body may quote the key (OpenAI echoes part of it): say nothing from it.
-            raise ModelLoadError(f"{where} refused the API key (HTTP {status})", "check the key in the environment variable named in the model notes")
-        if status == 404:
-            raise ModelLoadError(f"{where} has no chat model {self.model!r} (HTTP 404): {detail}", "check --model and --base-url")
-        if status in RETRY_STATUS or status >= 500:
-            raise Retryable(f"HTTP {status}: {detail}", parse_retry_after(response.headers.get("retry-after")))
-        raise Rejected(f"HTTP {status}: {detail}")
+        raise_for_status(response, public_url(self.base_url), self.model, self._scrub)
 
     def _consume(self, request: Request, response, start: float, deadline: float | None) -> Completion:
-        lines = sse_lines(response.iter_bytes(), deadline, self.timeout_s, STOP)
+        lines = sse_lines(response.iter_bytes(), deadline, self.timeout_s, self._stopping)
         st = read_stream(lines, StopScanner(request.sampling.stop), request.sampling.min_new_tokens, self._scrub)
         if st.deltas == 0 and not (count_field(st.usage, "completion_tokens")[0] or 0) and st.finish != "length":
             # no token at all: a server that cut this request off for the next one (llama.cpp's default

@@ -149,7 +149,7 @@ def sse_lines(chunks, deadline: float | None, timeout_s: float | None, stop=None
     second cannot outlive either; silence is the transport's idle (read) timeout."""
     buf = bytearray()
     for chunk in chunks:
-        if stop is not None and stop.is_set():
+        if stop is not None and stop():
             raise Stopped("stopped by a signal")
         if deadline is not None and time.perf_counter() > deadline:
             raise Retryable(f"no complete answer within {timeout_s:g} s (the total deadline, --backend-option timeout_s)")
@@ -210,6 +210,36 @@ def usage_counts(usage: dict, unmeasured: dict[str, str]) -> tuple[int | None, i
             unmeasured[name] = bad
         out.append(value)
     return out[0], out[1], out[2]
+
+
+def raise_for_status(response, where: str, model: str, scrub) -> None:
+    """The exception for a non-200 answer: 401/403/404 stop the run, 408/409/425/429/5xx are retried."""
+    status = response.status_code
+    response.read()
+    try:
+        detail = response.json().get("error", {})
+        detail = detail.get("message", detail) if isinstance(detail, dict) else detail
+    except (ValueError, AttributeError):
+        detail = response.text
+    detail = scrub(str(detail))[:300]
+    if status in (401, 403):
+        # The body may quote the key (OpenAI echoes part of it): say nothing from it.
+        raise ModelLoadError(f"{where} refused the API key (HTTP {status})", "check the key in the environment variable named in the model notes")
+    if status == 404:
+        raise ModelLoadError(f"{where} has no chat model {model!r} (HTTP 404): {detail}", "check --model and --base-url")
+    if status in RETRY_STATUS or status >= 500:
+        raise Retryable(f"HTTP {status}: {detail}", parse_retry_after(response.headers.get("retry-after")))
+    raise Rejected(f"HTTP {status}: {detail}")
+
+
+def interruptible_sleep(seconds: float, stopping) -> bool:
+    """Sleep, waking early (True) once `stopping()` says so (a stop signal, an abandoned batch)."""
+    end = time.monotonic() + seconds
+    while (left := end - time.monotonic()) > 0:
+        if stopping():
+            return True
+        time.sleep(min(0.1, left))
+    return bool(stopping())
 
 
 def failed_completion(why: str) -> Completion:

@@ -9,7 +9,7 @@ from dataclasses import replace
 from harness.backends.base import Backend
 from harness.core.types import Completion, Request
 from harness.measure.timing import tpot
-from harness.scoring.grader import score
+from harness.scoring.grader import WRONG, score
 from harness.scoring.symbolic import ScoringUnavailable
 from harness.scoring.thinking import prompt_opens_think, split_thinking, token_split
 from harness.tasks.base import Item
@@ -22,7 +22,7 @@ def sample_row(request: Request, done: Completion, *, task: str, answer_type: st
     try:
         s = score(split.answer, item.target, answer_type, choices=item.choices, truncated=truncated)
     except ScoringUnavailable as e:  # the grader's infrastructure failed, not the answer: an error row, retried on --resume
-        s = score("", item.target, answer_type, choices=item.choices, truncated=True)
+        s = WRONG
         done = replace(done, finish_reason="error", error=f"scoring failed: {e}")
     tokens = token_split(split, done.text, done.output_tokens, ids=done.token_ids, decode=backend.decode,
                          reasoning_tokens=done.reasoning_tokens, engine_thinking=done.thinking_tokens, count=backend.count_tokens)
