@@ -507,3 +507,14 @@ def test_basic_auth_echo_of_a_key_named_by_api_key_env_is_redacted_in_rows(tmp_p
     w.close()
     written = (tmp_path / "samples.jsonl").read_text()
     assert "planted7Qw9" not in written and echo[4:-4] not in written
+
+
+# ---- 4b. failed rows: bounds beside the metric, no verdict they could flip --------------------------
+def test_failed_rows_give_bounds_and_refuse_a_verdict_they_could_change():
+    from harness.claims.verdicts import failed_rows_swing, failure_bounds
+
+    task = {"errors": 4, "n": 8, "k": 1}
+    assert failure_bounds(0.5, task) == pytest.approx((1 / 3, 2 / 3))
+    assert failure_bounds(0.5, {"errors": 0, "n": 8, "k": 1}) is None
+    assert "could change the verdict" in failed_rows_swing(0.6, 0.5, (0.45, 0.55), task, 0.9)
+    assert failed_rows_swing(0.9, 0.5, (0.45, 0.55), task, 0.9) is None  # below either way: the verdict stands
