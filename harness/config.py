@@ -192,7 +192,7 @@ def load_config_file(path: str | Path) -> dict:
 
     p = Path(path)
     try:  # a regular file only (a FIFO would block, a device never end), bounded, UTF-8
-        data = safe_yaml(read_regular(p, "config file", "pass --config a readable YAML or JSON file"), p)
+        data = safe_yaml(read_regular(p, "config file", "check the path: pass --config a readable YAML or JSON file"), p)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""

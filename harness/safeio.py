@@ -64,7 +64,7 @@ def open_regular(path: str | Path, what: str, fix: str, *, error: type[HarnessEr
     mode = os.fstat(fd).st_mode
     if not stat.S_ISREG(mode):
         os.close(fd)
-        raise error(f"{what} {path} is {_kind(mode)}, not a regular file", fix)
+        raise error(f"cannot read {what} {path}: it is {_kind(mode)}, not a regular file", fix)
     if NONBLOCK:
         os.set_blocking(fd, True)
     return os.fdopen(fd, "rb")
