@@ -34,7 +34,8 @@ def os_problem(e: OSError) -> str:
             errno.EROFS: "the file system is read-only", errno.ENAMETOOLONG: "the path is too long",
             errno.EACCES: "permission denied", errno.ELOOP: "it is a symbolic link (not followed)",
             errno.EPIPE: "the reader went away"}.get(e.errno or 0)
-    return hint or (e.strerror or str(e))
+    text = e.strerror or str(e)
+    return f"{text}: {hint}" if hint and hint.lower() != text.lower() else text
 
 
 def _kind(mode: int) -> str:

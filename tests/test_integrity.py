@@ -251,7 +251,7 @@ def test_enospc_on_append_is_one_error_and_leaves_whole_rows(tmp_path, monkeypat
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(os, "fsync", full)
-    with pytest.raises(HarnessError, match="disk is full"):
+    with pytest.raises(HarnessError, match="No space left on device: the disk is full"):
         w.append([{"task": "t", "id": 2}])
     monkeypatch.setattr(os, "fsync", real)
     w.close()

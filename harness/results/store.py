@@ -138,7 +138,7 @@ class SampleWriter:
         self.path = path
         repair_torn_tail(path)
         # O_NOFOLLOW: a samples.jsonl planted as a symlink must not make us append to its target
-        self._f = os.fdopen(open_in_run(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, file_mode()), "ab", buffering=0)
+        self._f = open(path, "ab", buffering=0, opener=_no_follow)
 
     def append(self, rows: list[dict]) -> None:
         if not rows:
@@ -159,6 +159,11 @@ class SampleWriter:
 
     def close(self) -> None:
         self._f.close()
+
+
+def _no_follow(path: str, flags: int) -> int:
+    """An `open()` opener that never follows a symlink and opens regular files only (harness/safeio.py)."""
+    return open_in_run(path, flags, file_mode())
 
 
 def repair_torn_tail(path: Path) -> int:
