@@ -140,7 +140,12 @@ def kill_at(proc: subprocess.Popen, out: Path, rows: int | None, limit: int, tim
                     proc.wait(timeout=timeout_s)
                     return True  # the run went on; landed when it had to replace its grader mid-run
             writing = n >= limit and (list(run_dir.glob(".run.json.*.tmp")) or not (run_dir / "run.json").exists())
-            if (rows is not None and n >= rows) or (rows is None and writing) or (mode == "merge" and n >= limit):
+            merging = mode == "merge" and (list(run_dir.glob(".samples.jsonl.*.tmp")) or list(run_dir.glob(".batches.jsonl.*.tmp"))
+                                           or (count_rows(run_dir) > 0 and n > 0))  # merged file started, shards still there
+            if mode == "merge" and rows is None and n >= limit and not merging:
+                time.sleep(0.001)  # every row is in the shards: wait for the merge itself (its temp file, or its result)
+                continue
+            if (rows is not None and n >= rows) or (rows is None and writing) or merging:
                 landed = not complete(run_dir)  # read before the kill: the run had not finished
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
@@ -192,7 +197,7 @@ def special(kind: str, trials: int, tmp: Path, limit: int, data: Path, tokens: i
         totals[0] += 1
         out = tmp / f"{kind}{totals[0]}"
         mode = ("grader" if totals[0] % 2 else "scoring") if kind == "scoring" else "merge"
-        target = rng.randint(1, limit - 1) if kind == "scoring" else None
+        target = rng.randint(1, limit - 1) if kind == "scoring" else (limit if totals[0] % 2 else None)
         proc = subprocess.Popen(make(out), start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         if not kill_at(proc, out, target, limit, timeout_s=10 * clean_s + 60, mode=mode):
             print(f"{kind} attempt {totals[0]}: the kill did not land", flush=True)
@@ -200,11 +205,14 @@ def special(kind: str, trials: int, tmp: Path, limit: int, data: Path, tokens: i
         totals[1] += 1
         run_dir = the_run_dir(out)
         shards = len(list(run_dir.glob("samples.rank*.jsonl")))
+        merged = count_rows(run_dir)
+        temps = len(list(run_dir.glob(".*.jsonl.*.tmp")))  # a merged file being written when the kill came
         done, lost, dup, changed, tries = check(run_dir, ref, ref_acc, task)
         totals[2] += done
         totals[3], totals[4], totals[5] = totals[3] + lost, totals[4] + dup, totals[5] + changed
         where = {"grader": f"grader worker killed at row {target}", "scoring": f"run killed while scoring, at row {target}",
-                 "merge": f"run killed in its finish ({shards} shard file(s) left)"}[mode]
+                 "merge": f"run killed {'in the merge' if merged or temps else 'before the merge'} ({shards} shard file(s) left, "
+                          f"{temps} merge temp file(s), {merged} row(s) in samples.jsonl)"}[mode]
         print(f"{kind} attempt {totals[0]}: {where}, {tries} resume(s), complete {done}, lost {lost}, duplicated {dup}, "
               f"changed {changed}", flush=True)
     print(f"{kind}: (clean run {clean_s:.1f} s) attempted {totals[0]}, landed {totals[1]}, resumed {totals[2]}, "

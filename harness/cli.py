@@ -321,6 +321,15 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `harness ... | head`: the reader left; nothing more to say, and no traceback at exit
+        _quiet_stdout(streams[0])
+        return 141
+    except OSError as e:  # a read-only folder, a full disk, a path too long, met outside the run's own checks
+        from harness.safeio import os_problem
+
+        where = f"{e.filename}: " if getattr(e, "filename", None) else ""
+        print(f"error: {clean(one_line(where + os_problem(e), 300))} — check the path and free space, then retry", file=sys.stderr)
+        return 2
     except Exception as e:  # an unexpected failure still ends in one line; HARNESS_DEBUG=1 shows the traceback
         if os.environ.get("HARNESS_DEBUG"):
             raise
@@ -330,6 +339,18 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     finally:
         sys.stdout, sys.stderr = streams
+        try:
+            sys.stdout.flush()
+        except (BrokenPipeError, ValueError):
+            _quiet_stdout(streams[0])
+
+
+def _quiet_stdout(stream) -> None:
+    """Point stdout at /dev/null, so the interpreter's last flush into a closed pipe says nothing."""
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), stream.fileno())
+    except (OSError, ValueError):
+        pass
 
 
 def _dispatch(args, argv) -> int:

@@ -518,3 +518,26 @@ def test_failed_rows_give_bounds_and_refuse_a_verdict_they_could_change():
     assert failure_bounds(0.5, {"errors": 0, "n": 8, "k": 1}) is None
     assert "could change the verdict" in failed_rows_swing(0.6, 0.5, (0.45, 0.55), task, 0.9)
     assert failed_rows_swing(0.9, 0.5, (0.45, 0.55), task, 0.9) is None  # below either way: the verdict stands
+
+
+def test_a_closed_pipe_and_os_errors_end_in_one_line_or_silence(tmp_path, monkeypatch):
+    import subprocess
+    import sys
+
+    from harness.cli import main
+
+    r, w = os.pipe()
+    os.close(r)  # `| head` that has already exited
+    closed = os.fdopen(w, "w", buffering=1)
+    monkeypatch.setattr(sys, "stdout", closed)
+    assert main(["cards"]) == 141
+    monkeypatch.undo()
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o500)
+    if os.access(ro, os.W_OK):  # root ignores permissions
+        pytest.skip("running as root: a read-only folder is writable")
+    proc = subprocess.run([sys.executable, "-m", "harness", "run", "--model", "random:tiny", "--limit", "1", "--output-dir", str(ro / "x")],
+                          capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode != 0 and len(proc.stderr.strip().splitlines()) == 1 and proc.stderr.startswith("error:")
