@@ -60,7 +60,19 @@ def looks_like_credential(value: str) -> bool:
     return classes >= 2 and len(set(v)) >= 8
 
 
-def _env_secrets() -> set[str]:
+_env_cache: dict[tuple[tuple[str, str], ...], frozenset[str]] = {}
+
+
+def _env_secrets() -> frozenset[str]:
+    """Secrets from the environment, recomputed only when the environment changed (redact runs per value)."""
+    key = tuple(os.environ.items())
+    if key not in _env_cache:
+        _env_cache.clear()
+        _env_cache[key] = frozenset(_scan_env())
+    return _env_cache[key]
+
+
+def _scan_env() -> set[str]:
     env = os.environ
     named = {n.strip() for n in env.get(USER_VARS, "").split(",") if n.strip()}
     out = {env[n] for n in named if len(env.get(n, "")) >= MIN_RUN}
