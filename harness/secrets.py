@@ -8,7 +8,7 @@ A secret is a VALUE the harness knows it holds, never a variable's name:
 - the value of a variable whose name says it holds one (…KEY, …TOKEN, …SECRET, …PASSWORD,
   …CREDENTIAL) *and* whose value looks like a credential, and any environment value with a
   well-known credential prefix (sk-, ghp_, hf_, xox…, AKIA…). A path
-  (GOOGLE_APPLICATION_CREDENTIALS=/home/alice/…json), a URL, a number or a short common word is
+  (GOOGLE_APPLICATION_CREDENTIALS=<a path to a .json file>), a URL, a number or a short common word is
   never a secret: masking runs of it would corrupt every path and JSON key that shares them.
 
 Redaction is not of the exact value only: a server may echo a key partly (all but its last

