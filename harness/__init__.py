@@ -10,7 +10,7 @@ SCHEMA_VERSION = "1.4"
 # no two units import each other (tests/test_architecture.py enforces both; README's Layout is checked
 # against this list). Each entry: the units of one layer.
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("core", "errors", "secrets", "stats"),           # shared types and formulas; no other harness import
+    ("core", "errors", "secrets", "stats", "safeio", "sanitize"),  # shared types, formulas, safe file/text helpers
     ("runtime", "tasks", "config", "results"),        # device, task data, run settings, the run folder's files
     ("registry", "protocols", "cards"),               # plugins, prompt protocols, model cards as data
     ("measure",),                                     # time, memory, energy, bandwidth, cost

@@ -317,6 +317,7 @@ def cmd_run(args, argv) -> int:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     from harness.errors import HarnessError, Interrupted, one_line
+    from harness.sanitize import clean
     from harness.secrets import RedactingStream
 
     streams = sys.stdout, sys.stderr
@@ -331,22 +332,43 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         return _dispatch(args, argv)
     except HarnessError as e:
-        print(f"error: {one_line(str(e))}", file=sys.stderr)
+        print(f"error: {clean(one_line(str(e)))}", file=sys.stderr)  # server text may carry escape sequences
         return e.exit_code
     except Interrupted as e:
         return 128 + e.signum
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `harness ... | head`: the reader left; nothing more to say, and no traceback at exit
+        _quiet_stdout(streams[0])
+        return 141
+    except OSError as e:  # a read-only folder, a full disk, a path too long, met outside the run's own checks
+        from harness.safeio import os_problem
+
+        where = f"{e.filename}: " if getattr(e, "filename", None) else ""
+        print(f"error: {clean(one_line(where + os_problem(e), 300))} — check the path and free space, then retry", file=sys.stderr)
+        return 2
     except Exception as e:  # an unexpected failure still ends in one line; HARNESS_DEBUG=1 shows the traceback
         if os.environ.get("HARNESS_DEBUG"):
             raise
         msg = str(e).strip().split("\n")
-        print(f"error: unexpected {type(e).__name__}: {one_line(msg[0], 300) if msg else ''} (set HARNESS_DEBUG=1 for the traceback)",
+        print(f"error: unexpected {type(e).__name__}: {clean(one_line(msg[0], 300)) if msg else ''} (set HARNESS_DEBUG=1 for the traceback)",
               file=sys.stderr)
         return 1
     finally:
         sys.stdout, sys.stderr = streams
+        try:
+            sys.stdout.flush()
+        except (BrokenPipeError, ValueError):
+            _quiet_stdout(streams[0])
+
+
+def _quiet_stdout(stream) -> None:
+    """Point stdout at /dev/null, so the interpreter's last flush into a closed pipe says nothing."""
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), stream.fileno())
+    except (OSError, ValueError):
+        pass
 
 
 def _dispatch(args, argv) -> int:

@@ -108,6 +108,21 @@ class RunConfig(BaseModel):
         except ValueError as e:
             raise ValueError(f"not a valid URL ({e}); e.g. http://127.0.0.1:8000/v1") from None
 
+    @field_validator("backend_options")
+    @classmethod
+    def _no_credentials_in_option_urls(cls, v):  # --backend-option base_url=... is the same value as --base-url
+        from harness.secrets import strip_userinfo
+
+        out = {}
+        for key, value in v.items():
+            if isinstance(value, str) and "://" in value:
+                try:
+                    value = strip_userinfo(value)
+                except ValueError as e:
+                    raise ValueError(f"backend option {key}: not a valid URL ({e})") from None
+            out[key] = value
+        return out
+
     @field_validator("stop")
     @classmethod
     def _no_empty_stop(cls, v):
@@ -173,14 +188,12 @@ def load_config_file(path: str | Path) -> dict:
     """A YAML or JSON config file, loaded as data (yaml.safe_load; nothing is executed)."""
     import yaml
 
+    from harness.safeio import read_regular
+
     p = Path(path)
-    try:
-        data = safe_yaml(p.read_text(encoding="utf-8"), p)
-    except FileNotFoundError:
-        raise ConfigError(f"config file not found: {p}", "check the path given to --config") from None
-    except OSError as e:  # a directory, no permission
-        raise ConfigError(f"cannot read config file {p} ({e.strerror or e})", "pass --config a readable YAML or JSON file") from None
-    except (yaml.YAMLError, UnicodeDecodeError) as e:
+    try:  # a regular file only (a FIFO would block, a device never end), bounded, UTF-8
+        data = safe_yaml(read_regular(p, "config file", "check the path: pass --config a readable YAML or JSON file"), p)
+    except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
         problem = getattr(e, "problem", None) or str(e).splitlines()[0]

@@ -28,6 +28,16 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.slow)
 
 
+@pytest.fixture(autouse=True)
+def _no_stop_request_left_over():
+    """The process-wide stop event (runtime.signals.STOP) starts clear in every test, whatever the last one did."""
+    from harness.runtime.signals import STOP
+
+    STOP.clear()
+    yield
+    STOP.clear()
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _private_cache(tmp_path_factory):
     """Keep the dtype and bandwidth caches out of the user's home, but share them in the session."""

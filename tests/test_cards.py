@@ -194,7 +194,7 @@ def test_find_card_suggests_close_names():
     assert "r1-distill-qwen-1.5b" in str(info.value) and "did you mean" in str(info.value)
 
 
-def test_cards_dir_override(tmp_path, monkeypatch):
+def test_cards_dir_override(tmp_path, monkeypatch, capsys):
     shutil.copy(CARDS / "qwen3-8b.yaml", tmp_path / "qwen3-8b.yaml")
     (tmp_path / "broken.yaml").write_text("name: broken\n")
     monkeypatch.setenv("HARNESS_CARDS_DIR", str(tmp_path))
@@ -202,8 +202,10 @@ def test_cards_dir_override(tmp_path, monkeypatch):
     results = dict(validate_all())
     assert results[tmp_path / "qwen3-8b.yaml"] is None
     assert "broken.yaml" in str(results[tmp_path / "broken.yaml"])
-    with pytest.raises(ConfigError):
-        list_cards()  # one bad card makes listing fail loudly
+    # one bad card is one warning, not a failure of every command that lists cards (issue 24);
+    # `harness cards validate` (validate_all) still reports it in full
+    assert [c.name for c in list_cards()] == ["qwen3-8b"]
+    assert "skipping model card" in capsys.readouterr().err
     monkeypatch.setenv("HARNESS_CARDS_DIR", str(tmp_path / "missing"))
     with pytest.raises(ConfigError, match="HARNESS_CARDS_DIR"):
         list_cards()

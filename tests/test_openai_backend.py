@@ -288,7 +288,7 @@ def _proxy(upstream_base: str, failures: int):
 def test_openai_retries_injected_503_from_proxy(llama_server, monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", PLANTED)
     with _proxy(llama_server, failures=2) as (proxy, base):
-        backend = OpenAIBackend("tiny", base_url=base, max_retries=3, backoff_base_s=0.01, timeout_s=60)
+        backend = OpenAIBackend("tiny", base_url=base, api_key_env="OPENAI_API_KEY", max_retries=3, backoff_base_s=0.01, timeout_s=60)
         [c] = backend.generate([_req(max_new_tokens=6)])
     assert proxy.seen == 3  # two refused, the third forwarded
     assert c.finish_reason in ("eos", "length") and c.output_tokens >= 1 and c.e2e_s >= c.ttft_s > 0
@@ -297,7 +297,7 @@ def test_openai_retries_injected_503_from_proxy(llama_server, monkeypatch):
 
 def test_openai_wrong_key_against_real_server(llama_server, monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", "sk-wrong-key-0000")
-    backend = OpenAIBackend("tiny", base_url=llama_server, max_retries=0, timeout_s=30)
+    backend = OpenAIBackend("tiny", base_url=llama_server, api_key_env="OPENAI_API_KEY", max_retries=0, timeout_s=30)
     with pytest.raises(ModelLoadError) as err:
         backend.generate([_req()])
     assert "refused the API key" in str(err.value) and "sk-wrong" not in str(err.value)

@@ -25,10 +25,11 @@ the next request arrives. So the default concurrency is 1 for a local server (8 
 API; --max-concurrency sets it), and a response with no tokens is retried and, if it stays
 empty, recorded as an error (never scored as an answer).
 
-Retries: 429, 5xx, connection errors, timeouts and truncated streams are retried up to
-`max_retries` times with exponential backoff and full jitter, honouring Retry-After. 401/403/404
-stop the run (wrong key or model: retrying cannot help). A request that still fails comes back
-with finish_reason "error".
+Retries: 429, 5xx, idle timeouts (`idle_timeout_s` without a byte) and broken streams are retried up
+to `max_retries` times (the only retry layer: generate_all adds none) with jittered backoff, honouring
+Retry-After; `timeout_s` is a total deadline, off unless set. A refused connection triggers a health
+probe: a server that is down fails every remaining request at once. 401/403/404 stop the run. A stop
+signal ends backoff sleeps and cuts reads in flight. A failed request is an error completion.
 
 The API key is read from the environment when the backend is built and kept only in the request
 headers: it is never put in ModelInfo, a Completion, a log line, an exception or a repr.
@@ -41,8 +42,9 @@ import json
 import random
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import replace
+from typing import Any
 from urllib.parse import urlsplit
 
 from pydantic import Field
@@ -50,22 +52,31 @@ from pydantic import Field
 from harness.backends._sampling import StopScanner
 from harness.backends.base import Backend, BackendOptions
 from harness.backends.openai_http import (
-    RETRY_STATUS,
     Rejected,
     Retryable,
+    Stopped,
     Stream,
     backoff_delay,
+    count_field,
+    cut_sockets,
+    failed_completion,
+    fix_surrogates,
     import_httpx,
+    interruptible_sleep,
     is_local,
     parse_retry_after,
     public_url,
+    raise_for_status,
     read_stream,
     resolve_api_key,
+    sse_lines,
+    usage_counts,
 )
 from harness.core.prompt import hf_template, render
 from harness.core.spec import parse as parse_spec
 from harness.core.types import Completion, ModelInfo, Request
-from harness.errors import ConfigError, ModelLoadError
+from harness.errors import ConfigError, HarnessError
+from harness.runtime.signals import STOP
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 # Hosted APIs reject fields they do not define (top_k, min_tokens), and want a key.
@@ -77,7 +88,8 @@ class OpenAIOptions(BackendOptions):
     api_key_env: str | None = Field(None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", description="the NAME of the environment variable holding the API key")
     max_concurrency: int | None = Field(None, ge=1, description="requests in flight at once (default: 1 for a local server, "
                                                                   "which may cut off a request when the next arrives; 8 for a remote API)")
-    timeout_s: float = Field(600.0, gt=0, description="seconds one request may take")
+    timeout_s: float | None = Field(None, gt=0, description="total seconds one request may take (off unless set: a live stream runs on)")
+    idle_timeout_s: float = Field(120.0, gt=0, description="seconds without a byte from the server before an attempt is given up")
     max_retries: int = Field(5, ge=0, description="retries of a 429, 5xx, timeout or broken stream")
     tokenizer: str | None = Field(None, description="a local tokenizer folder, to count prompt tokens a server does not report")
 
@@ -98,8 +110,9 @@ class OpenAIBackend(Backend):
         base_url: str = DEFAULT_BASE_URL,
         api_key_env: str | None = None,
         max_concurrency: int | None = None,  # None: 1 for a local server, 8 for a remote API
-        timeout_s: float = 600.0,
+        timeout_s: float | None = None,  # total deadline per attempt: off unless set
         max_retries: int = 5,
+        idle_timeout_s: float = 120.0,  # no byte for this long: the attempt failed
         tokenizer: str | None = None,
         backoff_base_s: float = 0.5,
         backoff_cap_s: float = 60.0,
@@ -112,8 +125,8 @@ class OpenAIBackend(Backend):
         local = is_local((urlsplit(base_url).hostname or "").lower())
         if max_concurrency is None:  # a local server may have one slot and cut off the request in flight
             max_concurrency = 1 if local else 8
-        if max_concurrency < 1 or max_retries < 0 or timeout_s <= 0:
-            raise ConfigError("max_concurrency must be >= 1, max_retries >= 0, timeout_s > 0")
+        if max_concurrency < 1 or max_retries < 0 or (timeout_s is not None and timeout_s <= 0) or idle_timeout_s <= 0:
+            raise ConfigError("max_concurrency must be >= 1, max_retries >= 0, timeout_s and idle_timeout_s > 0")
         self.model = model
         self.base_url = base_url.rstrip("/")
         self._host = (urlsplit(self.base_url).hostname or "").lower()
@@ -124,13 +137,17 @@ class OpenAIBackend(Backend):
             self._headers["Authorization"] = f"Bearer {key}"
         self._secret = key  # only to scrub it from any server text we repeat
         self.max_concurrency = int(max_concurrency)
-        self.timeout_s = float(timeout_s)
+        self.timeout_s = None if timeout_s is None else float(timeout_s)
+        self.idle_timeout_s = float(idle_timeout_s)
         self.max_retries = int(max_retries)
+        self._inflight: dict[int, Any] = {}  # thread id -> the socket it reads, to cut on a stop signal
+        self._cancel = threading.Event()  # this backend's batch was abandoned (a second signal, an error)
+        self._down: str | None = None  # set when a health probe found the server unreachable: fail fast
         self._backoff = (float(backoff_base_s), float(backoff_cap_s))
         self._rng = random.Random()
         self._lock = threading.Lock()
         self._client = httpx.Client(
-            timeout=httpx.Timeout(self.timeout_s, connect=min(30.0, self.timeout_s)),
+            timeout=httpx.Timeout(self.idle_timeout_s, connect=min(30.0, self.idle_timeout_s), pool=None),
             limits=httpx.Limits(max_connections=self.max_concurrency, max_keepalive_connections=self.max_concurrency),
             transport=transport,
         )
@@ -217,79 +234,116 @@ class OpenAIBackend(Backend):
             self._note("top_k / min_p / min_new_tokens not sent: this hosted API does not accept them")
         return body
 
+    retries_inside = True  # generate_all adds no retry rounds of its own: attempts never multiply across layers
+
     def generate(self, requests: list[Request]) -> list[Completion]:
+        """One completion per request, in order; a request's failure stays that request's. A stop signal
+        cuts the requests in flight within a second, keeping finished answers; a second leaves at once."""
         if any(r.prefill for r in requests):
             self._note("prefill ignored: a chat API takes no forced assistant prefix")
         start = time.perf_counter()
         workers = max(1, min(self.max_concurrency, len(requests)))
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="openai") as pool:
-            futures = [pool.submit(self._with_retries, r) for r in requests]
-            try:
-                completions = [f.result() for f in futures]
-            except BaseException:
-                for f in futures:
-                    f.cancel()
-                raise
+        self._cancel.clear()
+        pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="openai")
+        futures = [pool.submit(self._with_retries, r) for r in requests]
+        try:
+            pending = set(futures)
+            while pending:
+                _, pending = wait(pending, timeout=0.25, return_when=FIRST_COMPLETED)
+                if self._stopping():
+                    self._cut_inflight()
+            completions = [f.result() for f in futures]
+        except BaseException:
+            self._cancel.set()  # any worker still retrying gives up at once
+            self._cut_inflight()
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        pool.shutdown(wait=True)
         wall = time.perf_counter() - start
         for c in completions:
             c.batch_size, c.batch_wall_s = len(requests), wall
         return completions
 
+    def _stopping(self) -> bool:
+        return STOP.is_set() or self._cancel.is_set()
+
+    def _cut_inflight(self) -> None:
+        with self._lock:
+            cut_sockets(list(self._inflight.values()))
+
     def _with_retries(self, request: Request) -> Completion:
-        last = ""
+        last, attempt = "", 0
         for attempt in range(self.max_retries + 1):
+            if self._down:
+                return failed_completion(self._down)
+            if self._stopping():
+                return failed_completion("stopped by a signal before an answer came (retried on --resume)")
             try:
                 return self._attempt(request)
+            except Stopped:
+                return failed_completion("stopped by a signal while the answer streamed (retried on --resume)")
             except Retryable as exc:
                 last = str(exc)
+                if self._stopping():
+                    return failed_completion(f"stopped by a signal after: {last}")
+                if getattr(exc, "connect", False) and not self._probe():
+                    return failed_completion(self._down or last)
                 if attempt == self.max_retries or isinstance(exc, Rejected):
                     break
                 with self._lock:
                     delay = backoff_delay(attempt, *self._backoff, exc.retry_after, self._rng)
-                time.sleep(delay)
-        why = f"failed after {attempt + 1} attempt(s): {last}"
-        return Completion(
-            "", None, None, "error", None, None, error=why,
-            unmeasured={f: why for f in ("input_tokens", "output_tokens", "ttft_s", "e2e_s")},
-        )
+                if interruptible_sleep(delay, self._stopping):  # a signal ends the sleep
+                    return failed_completion(f"stopped by a signal after: {last}")
+            except HarnessError:
+                raise  # a wrong key or model: the run stops
+            except Exception as exc:  # a bug or a shape nobody expected: this request's failure only
+                last = f"{type(exc).__name__}: {self._scrub(str(exc))[:200]}"
+                break
+        return failed_completion(f"failed after {attempt + 1} attempt(s): {last}")
+
+    def _probe(self) -> bool:
+        """After a refused connection: is the server there? If not, every remaining request fails at once
+        (the run ends `partial`, naming --resume) instead of each being retried for half a minute."""
+        try:
+            self._client.get(f"{self.base_url}/models", headers=self._headers, timeout=5.0)
+            return True
+        except self._httpx.TransportError as exc:
+            self._down = f"the server at {public_url(self.base_url)} is unreachable ({type(exc).__name__}); resume when it is back"
+            return False
 
     def _attempt(self, request: Request) -> Completion:
         httpx = self._httpx
         url = f"{self.base_url}/chat/completions"
         body = self.payload(request)
         start = time.perf_counter()
-        deadline = start + self.timeout_s
+        deadline = None if self.timeout_s is None else start + self.timeout_s
+        me = threading.get_ident()
         try:
             with self._client.stream("POST", url, json=body, headers=self._headers) as response:
+                stream = response.extensions.get("network_stream")  # absent with a test transport
+                if (sock := stream.get_extra_info("socket") if stream is not None else None) is not None:
+                    with self._lock:
+                        self._inflight[me] = sock
                 if response.status_code != 200:
                     self._raise_for_status(response)
                 return self._consume(request, response, start, deadline)
-        except httpx.TransportError as exc:  # connect/read errors, timeouts, broken streams
-            raise Retryable(f"{type(exc).__name__}: {self._scrub(str(exc))}") from None
+        except httpx.TransportError as exc:  # connect/read errors, idle timeouts, broken streams
+            if self._stopping():
+                raise Stopped() from None
+            err = Retryable(f"{type(exc).__name__}: {self._scrub(str(exc))}")
+            err.connect = isinstance(exc, httpx.ConnectError)  # type: ignore[attr-defined]
+            raise err from None
+        finally:
+            with self._lock:
+                self._inflight.pop(me, None)
 
     def _raise_for_status(self, response) -> None:
-        status = response.status_code
-        response.read()
-        try:
-            detail = response.json().get("error", {})
-            detail = detail.get("message", detail) if isinstance(detail, dict) else detail
-        except (ValueError, AttributeError):
-            detail = response.text
-        detail = self._scrub(str(detail))[:300]
-        where = public_url(self.base_url)
-        if status in (401, 403):
-            # The body may quote the key (OpenAI echoes part of it): say nothing from it.
-            raise ModelLoadError(f"{where} refused the API key (HTTP {status})", "check the key in the environment variable named in the model notes")
-        if status == 404:
-            raise ModelLoadError(f"{where} has no chat model {self.model!r} (HTTP 404): {detail}", "check --model and --base-url")
-        if status in RETRY_STATUS or status >= 500:
-            raise Retryable(f"HTTP {status}: {detail}", parse_retry_after(response.headers.get("retry-after")))
-        raise Rejected(f"HTTP {status}: {detail}")
+        raise_for_status(response, public_url(self.base_url), self.model, self._scrub)
 
-    def _consume(self, request: Request, response, start: float, deadline: float) -> Completion:
-        st = read_stream(response.iter_lines(), StopScanner(request.sampling.stop), request.sampling.min_new_tokens,
-                         deadline, self.timeout_s, self._scrub)
-        if st.deltas == 0 and not ((st.usage or {}).get("completion_tokens") or 0) and st.finish != "length":
+    def _consume(self, request: Request, response, start: float, deadline: float | None) -> Completion:
+        lines = sse_lines(response.iter_bytes(), deadline, self.timeout_s, self._stopping)
+        st = read_stream(lines, StopScanner(request.sampling.stop), request.sampling.min_new_tokens, self._scrub)
+        if st.deltas == 0 and not (count_field(st.usage, "completion_tokens")[0] or 0) and st.finish != "length":
             # no token at all: a server that cut this request off for the next one (llama.cpp's default
             # with parallel requests) reports a normal stop; an answer of nothing is not an answer
             raise Retryable("empty response: the server returned no tokens")
@@ -297,11 +351,10 @@ class OpenAIBackend(Backend):
 
     def _completion(self, request: Request, st: Stream, start: float) -> Completion:
         unmeasured: dict[str, str] = {}
-        reasoning_text = "".join(st.reasoning) or None
+        reasoning_text = fix_surrogates("".join(st.reasoning)) or None
         reasoning_tokens = None
-        if st.usage and not st.local_stop:
-            input_tokens, output_tokens = st.usage.get("prompt_tokens"), st.usage.get("completion_tokens")
-            reasoning_tokens = (st.usage.get("completion_tokens_details") or {}).get("reasoning_tokens")
+        if st.usage and not st.local_stop:  # every server number checked: a bad one is unmeasured, with the reason
+            input_tokens, output_tokens, reasoning_tokens = usage_counts(st.usage, unmeasured)
         else:
             output_tokens = st.deltas
             self._note("output_tokens counted as streamed deltas where the server sent no usage (one token each on llama.cpp and vLLM servers)")
@@ -323,7 +376,7 @@ class OpenAIBackend(Backend):
         else:  # a content filter's cut is not an answer the model finished
             finish = {"length": "length", "content_filter": "error"}.get(st.finish, "eos")
         return Completion(
-            text=st.scanner.text,
+            text=fix_surrogates(st.scanner.text),
             input_tokens=input_tokens,
             output_tokens=output_tokens,
             finish_reason=finish,

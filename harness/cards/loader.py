@@ -8,6 +8,7 @@ from __future__ import annotations
 import difflib
 import functools
 import os
+import sys
 from pathlib import Path
 
 import yaml
@@ -55,10 +56,9 @@ def load_card(path: str | Path) -> Card:
 @functools.lru_cache(maxsize=256)
 def _load_card(path: Path, _mtime_ns: int, _size: int) -> Card:
     fix = "see model_cards/_template.yaml for every field and its meaning"
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read model card ({exc.strerror or exc})", "check the path") from None
+    from harness.safeio import read_regular
+
+    text = read_regular(path, "model card", "remove or fix that file in the cards folder")  # no FIFO, device, non-UTF-8
     try:
         from harness.config import safe_yaml
 
@@ -101,7 +101,20 @@ def _card_files(directory: Path | None = None) -> list[Path]:
 
 def list_cards() -> list[Card]:
     """Every card (templates, whose file names start with "_", excluded), sorted by name."""
-    return [load_card(p) for p in _card_files() if not p.name.startswith("_")]
+    cards = (_loadable(p) for p in _card_files() if not p.name.startswith("_"))
+    return [c for c in cards if c is not None]
+
+
+def _loadable(path: Path) -> Card | None:
+    """A card, or None with a one-line warning: one broken file (a FIFO, bad UTF-8, bad YAML) must not
+    break commands about other cards; `harness cards validate` names its problem in full."""
+    try:
+        return load_card(path)
+    except ConfigError as exc:
+        from harness.sanitize import clean
+
+        print(f"warning: skipping model card {clean(exc.problem)[:300]}", file=sys.stderr)
+        return None
 
 
 def validate_all() -> list[tuple[Path, ConfigError | None]]:
@@ -124,7 +137,7 @@ def find_card(name: str) -> Card:
         if path.stem.lower() == want:
             return load_card(path)
     keys: list[str] = [p.stem for p in files]
-    for card in (load_card(p) for p in files):
+    for card in (c for c in (_loadable(p) for p in files) if c is not None):
         aliases = [card.hub_id, card.display_name, card.api.model if card.api else None]
         if any(a and a.lower() == want for a in aliases):
             return card

@@ -102,6 +102,34 @@ def verdict(claimed: float, measured: float, ci95: tuple[float, float] | list[fl
     return {"verdict": "consistent", "gap": gap, "note": f"the claimed {_pct(claimed)} lies inside the {interval}"}
 
 
+def failure_bounds(value: float, task: dict) -> tuple[float, float] | None:
+    """(accuracy if every failed row were wrong, if every one were right), or None without failed rows.
+    Failed rows are left out of the metric; they are a fraction e / (answered + e) of all rows."""
+    errors = int(task.get("errors") or 0)
+    answered = int(task.get("n") or 0) * int(task.get("k") or 1)
+    if errors <= 0 or answered <= 0:
+        return None
+    f = errors / (answered + errors)
+    return value * (1 - f), value * (1 - f) + f
+
+
+def failed_rows_swing(claimed: float, value: float, ci95, task: dict, max_width: float) -> str | None:
+    """Why the failed rows could change this verdict (a sentence), or None when they could not."""
+    bounds = failure_bounds(value, task)
+    if bounds is None:
+        return None
+    lo, hi = float(ci95[0]), float(ci95[1])
+    outcomes = set()
+    for b in bounds:
+        shift = b - value
+        outcomes.add(verdict(claimed, b, (min(1.0, max(0.0, lo + shift)), min(1.0, max(0.0, hi + shift))), n=max(1, int(task.get("n") or 1)),
+                             k=max(1, int(task.get("k") or 1)), max_width=max_width)["verdict"])
+    if len(outcomes) == 1:
+        return None
+    return (f"{task.get('errors')} failed row(s) could change the verdict: accuracy would be {_pct(bounds[0])} if every failed row "
+            f"were wrong and {_pct(bounds[1])} if every one were right (`harness run --resume` retries them)")
+
+
 def claims_for_run(card: Card, run_tasks: dict, *, differences_by_task: dict[str, list[str]], run_protocol: str | None = None,
                    model: dict | None = None, mode: str = "strict", max_width: float = 0.10) -> list[dict]:
     """run.json `claims` entries for every card claim whose task ran and whose metric we computed.
@@ -166,6 +194,10 @@ def claims_for_run(card: Card, run_tasks: dict, *, differences_by_task: dict[str
             stat = verdict(entry["claimed"], measured["value"], ci, n=int(task.get("n") or measured.get("n") or 1),
                            k=int(task.get("k") or 1), max_width=max_width)
             entry.update(gap=round(stat["gap"], 6))
+            swing = failed_rows_swing(entry["claimed"], measured["value"], ci, task, max_width)
+            if swing:
+                reasons = [*reasons, {"code": "failed_rows", "detail": swing}]
+                entry.update(reasons=reasons, comparable=False, indicative=True)
         if reasons and claim.value is None:
             entry["note"] += "; " + sentence(reasons)  # no number to judge: stays inconclusive
         elif reasons:

@@ -7,9 +7,8 @@ Writes load_comparison.md and load_comparison.json into the output folder, and p
 
 from __future__ import annotations
 
-from typing import Any
-
 from pathlib import Path
+from typing import Any
 
 from harness.errors import ConfigError
 from harness.load.folder import is_load_folder, read_result

@@ -2,7 +2,9 @@
 
 `run_budgets` runs the same configuration once per budget (through `harness.backends.budget`),
 writes one run folder per budget inside one budgets folder, and draws the accuracy-versus-budget
-curve there.
+curve there. The budgets folder holds the sweep's config.json, so `harness run --resume FOLDER`
+resumes the sweep as a whole: finished budgets are kept, an interrupted one is resumed, missing
+ones are run.
 """
 
 from __future__ import annotations
@@ -17,21 +19,69 @@ def run_budgets(cfg) -> list[Path]:
     from harness.orchestration import pipeline
     from harness.planning.plan import make_plan
     from harness.planning.prepare import prepare
+    from harness.results.store import write_config
 
+    if cfg.resume:
+        folder = Path(cfg.resume)
+        _check_sweep(cfg, folder)
+    else:
+        folder = results.create_run_dir(cfg.output_dir, results.run_dir_name(cfg.model, ["budgets"], results.new_run_id()))
+        write_config(folder, cfg.stored(), run_id=folder.name.rsplit("_", 1)[-1], created=results.utc_now())
+    existing = _budget_runs(folder)
     card = pipeline.card_of(cfg)
-    widest = cfg.model_copy(update={"think_budgets": (), "think_budget": max(cfg.think_budgets)})
+    widest = cfg.model_copy(update={"think_budgets": (), "think_budget": max(cfg.think_budgets), "resume": None})
     dev = prepare(widest, make_plan(widest, card), card).device   # the dtype and memory decision `run` makes, at the largest budget
-    folder = results.create_run_dir(cfg.output_dir, results.run_dir_name(cfg.model, ["budgets"], results.new_run_id()))
     backend = load_backend(cfg, dev)
     runs = []
     try:
         for budget in sorted(cfg.think_budgets):
-            one = cfg.model_copy(update={"think_budgets": (), "think_budget": budget, "output_dir": str(folder)})
+            sub = existing.get(budget)
+            if sub is not None and _complete(sub):
+                runs.append(sub)
+                continue
+            one = cfg.model_copy(update={"think_budgets": (), "think_budget": budget, "output_dir": str(folder),
+                                         "resume": str(sub) if sub is not None else None})
             runs.append(pipeline.run(one, backend=backend, device=dev))
     finally:
         backend.close()
     write_curve(folder, runs)
     return [folder, *runs]
+
+
+def _check_sweep(cfg, folder: Path) -> None:
+    from harness.errors import ConfigError
+    from harness.results.store import read_config
+
+    diff = cfg.differs_from(read_config(folder))
+    if diff:
+        raise ConfigError(f"--resume of a budget sweep with settings that differ from the stored sweep: {', '.join(diff)}",
+                          f"resume with the original settings (see {folder / 'config.json'}) or start a new sweep")
+
+
+def _budget_runs(folder: Path) -> dict[int, Path]:
+    """The run folder already made for each budget (a sweep killed mid-way), by its stored budget."""
+    from harness.errors import HarnessError
+    from harness.results.store import read_config
+
+    out: dict[int, Path] = {}
+    for sub in sorted(p for p in folder.iterdir() if p.is_dir() and not p.is_symlink()):
+        try:
+            budget = read_config(sub).get("think_budget")
+        except HarnessError:
+            continue  # not a run folder (or a broken one): a fresh run is made for its budget
+        if isinstance(budget, int) and budget not in out:
+            out[budget] = sub
+    return out
+
+
+def _complete(run_dir: Path) -> bool:
+    from harness.errors import HarnessError
+    from harness.results.store import load_run
+
+    try:
+        return load_run(run_dir).status == "complete"
+    except HarnessError:
+        return False
 
 
 def curve_points(run_dirs: list[Path]) -> list[dict]:

@@ -88,6 +88,8 @@ def generate_all(backend: Backend, requests: Sequence[Request], lengths: Sequenc
         slots = start_size(batch_size, backend, auto_start)
         return _continuous(backend, order(requests, lengths), slots, on_batch, stop_signal, progress)
     retries = RETRIES if retries is None else retries
+    if getattr(backend, "retries_inside", False):  # the backend retried each request already: attempts must not multiply
+        retries = 0
     backoff_s = BACKOFF_S if backoff_s is None else backoff_s
     batches: list[Batch] = []
     start = time.perf_counter()

@@ -26,6 +26,7 @@ from harness.reports.format import interval, num, p_value, pct, seconds, usd
 from harness.reports.markdown import progress
 from harness.results.runs import ALPHA, LoadedRun, load_runs, paired_test
 from harness.results.schema import Cost, Metric, Perf
+from harness.sanitize import csv_cell
 from harness.stats import holm, percentiles
 
 __all__ = ["compare", "holm", "load_runs", "paired_test", "pairwise", "time_share"]
@@ -205,7 +206,7 @@ def render_csv(rows: list[dict]) -> str:
     w = csv.DictWriter(buf, fieldnames=CSV_FIELDS, lineterminator="\n")
     w.writeheader()
     for r in rows:
-        w.writerow({k: "" if r[k] is None else r[k] for k in CSV_FIELDS})
+        w.writerow({k: "" if r[k] is None else csv_cell(r[k]) for k in CSV_FIELDS})  # no formula, no escape sequence
     return buf.getvalue()
 
 

@@ -12,6 +12,8 @@ import sys
 import threading
 import time
 
+from harness.sanitize import clean
+
 HEARTBEAT_S = 30.0
 
 
@@ -139,7 +141,7 @@ def summarize(run_dir):
             if c.measured is not None:
                 print(f"  measured {100 * c.measured:.1f}% (indicative only)")
     for w in run.warnings:
-        print(f"warning: {w}")
+        print(f"warning: {clean(w)}")
     md, html = write_reports(run_dir)
     print(f"reports: {md}\n         {html}")
     return run

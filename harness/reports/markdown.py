@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from harness.claims.verdicts import failure_bounds
 from harness.reports.format import interval, nbytes, num, pct, pts, usd
 from harness.results.schema import Cost, PeakMemory, Percentiles, Perf, Roofline, RunResult, as_run
 
@@ -35,12 +36,14 @@ def render_markdown(run: RunResult | dict) -> str:
         out.append(f"> **Warning:** {w}")
     if d.warnings:
         out.append("")
-    out += ["## Accuracy", "", "| task | n | k | failed | metric | value | 95% CI | method | truncated | mean output tokens |",
-            "|---|---|---|---|---|---|---|---|---|---|"]
+    out += ["## Accuracy", "", "| task | n | k | failed | metric | value | if failed rows were wrong / right | 95% CI | method | truncated | "
+            "mean output tokens |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for name, t in d.tasks.items():
         for metric, v in t.metrics.items():
-            out.append(f"| {name} | {t.n} | {t.k} | {t.errors or 0} | {metric} | {pct(v.value)} | {interval(v.ci95)} | {v.method or ''} | "
-                       f"{pct(t.truncation_rate)} | {num(t.mean_output_tokens, '{:.1f}')} |")
+            b = failure_bounds(v.value, {"errors": t.errors, "n": t.n, "k": t.k}) if v.value is not None else None
+            bounds = f"{pct(b[0])} / {pct(b[1])}" if b else "—"
+            out.append(f"| {name} | {t.n} | {t.k} | {t.errors or 0} | {metric} | {pct(v.value)} | {bounds} | {interval(v.ci95)} | "
+                       f"{v.method or ''} | {pct(t.truncation_rate)} | {num(t.mean_output_tokens, '{:.1f}')} |")
     levels = [(name, t.by_level) for name, t in d.tasks.items() if t.by_level]
     if levels:
         out += ["", "## Accuracy by difficulty level", "", "| task | level | n | accuracy | 95% CI |", "|---|---|---|---|---|"]

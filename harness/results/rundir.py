@@ -10,6 +10,7 @@ and host; an flock, so a lock left by a dead process is free again and is taken 
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -20,9 +21,11 @@ from pathlib import Path
 
 from harness.errors import ConfigError, DataError, shown
 from harness.results import store
+from harness.safeio import open_in_run
 
 DATA = "data.json"
 LOCK = ".lock"
+SETTINGS = "settings.json"  # the effective per-task settings (after cards and defaults) the run started with
 
 
 @dataclass
@@ -59,10 +62,16 @@ class RunLock:
             import fcntl
         except ImportError:  # pragma: no cover - no flock (Windows): run unlocked
             return
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)  # the umask decides, as for every result file
+        # never through a symlink: RUN/.lock -> ~/.bashrc must not truncate the target (harness/safeio.py)
+        fd = open_in_run(self.path, os.O_RDWR | os.O_CREAT, 0o666)  # the umask decides, as for every result file
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
+        except OSError as e:
+            if e.errno in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS):  # a file system without flock: not "in use"
+                print(f"note: {run_dir} is on a file system without file locks; nothing stops a second run using it",
+                      file=sys.stderr)
+                self._fd = fd
+                return
             holder = _holder(fd)
             os.close(fd)
             raise ConfigError(f"run folder {run_dir} is in use by {holder or 'another process'}",
@@ -122,6 +131,7 @@ def open_run_dir(cfg, plan, dist) -> tuple[Path, RunState]:
         lock = RunLock(run_dir)
         store.write_config(run_dir, cfg.stored(), run_id=run_id, created=created)
         store.write_json_atomic(run_dir / DATA, data_manifest(plan))
+        store.write_json_atomic(run_dir / SETTINGS, effective_settings(plan))
         (run_dir / RunState.samples_file(dist)).touch()  # a run killed before its first sample is still a run folder
     dist.barrier()
     run_dir = Path(cfg.output_dir).resolve() / name
@@ -156,6 +166,7 @@ def check_resume(cfg, plan) -> None:
     if diff:
         raise ConfigError(f"--resume with settings that differ from the stored run: {', '.join(diff)}",
                           f"resume with the original settings (see {run_dir / store.CONFIG}) or start a new run")
+    _check_settings(run_dir, plan)
     path = run_dir / DATA
     if not path.exists():
         return  # a folder from before data.json: nothing to compare with (it is written now)
@@ -175,6 +186,41 @@ def check_resume(cfg, plan) -> None:
         if extra:
             raise DataError(f"task {task}: item {shown(extra[0])} was not in the data when the run started",
                             "restore the data the run started with, or start a new run")
+
+
+def effective_settings(plan) -> dict:
+    """What each task actually ran with, after flags, cards and task defaults: the decoding settings,
+    samples per item, and the prompt protocol. A resume must produce the same, or it would mix
+    samples of two settings under one label."""
+    import dataclasses
+
+    protocol = getattr(plan, "protocol", None)
+    return {"protocol": getattr(protocol, "name", None),
+            "tasks": {name: {"k": tp.k, "sampling": dataclasses.asdict(tp.sampling)} for name, tp in plan.tasks.items()}}
+
+
+def _check_settings(run_dir: Path, plan) -> None:
+    path = run_dir / SETTINGS
+    if not path.exists():
+        return  # a folder from before settings.json
+    try:
+        before = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError:
+        raise ConfigError(f"{path} is corrupt", "start a new run: the settings this run used cannot be checked") from None
+    now = json.loads(json.dumps(effective_settings(plan)))  # tuples as lists, as stored
+    if before == now:
+        return
+    diffs = [f"protocol {before.get('protocol')} -> {now['protocol']}"] if before.get("protocol") != now["protocol"] else []
+    for task, was in (before.get("tasks") or {}).items():
+        cur = now["tasks"].get(task) or {}
+        for key in sorted(set(was.get("sampling", {})) | set(cur.get("sampling", {}))):
+            a, b = was.get("sampling", {}).get(key), cur.get("sampling", {}).get(key)
+            if a != b:
+                diffs.append(f"{task} {key} {a} -> {b}")
+        if was.get("k") != cur.get("k"):
+            diffs.append(f"{task} samples per item {was.get('k')} -> {cur.get('k')}")
+    raise ConfigError(f"--resume would run with different effective settings than the run started with: {'; '.join(diffs[:4]) or 'tasks changed'}"
+                      " (a card or a default changed since)", f"restore what changed (see {path}) or start a new run")
 
 
 def data_manifest(plan) -> dict:

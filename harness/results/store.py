@@ -21,7 +21,9 @@ from pathlib import Path
 from harness.errors import ConfigError, HarnessError, shown
 from harness.results import schema
 from harness.results.schema import RunResult
-from harness.secrets import redact
+from harness.safeio import check_no_link, open_in_run, os_problem
+from harness.sanitize import clean
+from harness.secrets import redact, redact_value
 
 SAMPLES = "samples.jsonl"
 BATCHES = "batches.jsonl"
@@ -57,19 +59,20 @@ def create_run_dir(output_dir: str | Path, name: str) -> Path:
         probe = tempfile.NamedTemporaryFile(dir=base, prefix=".probe", delete=True)
         probe.close()
     except OSError as e:
-        raise ConfigError(f"output directory {shown(str(base))} is not writable ({e.strerror or e})", "pass --output-dir to a folder you can write") from None
+        raise ConfigError(f"output directory {shown(str(base))} is not writable ({os_problem(e)})", "pass --output-dir to a folder you can write") from None
     path = (base / name).resolve()
     if base.resolve() not in path.parents:
         raise ConfigError(f"run folder {name!r} would escape {base}", "this is a bug: please report it")
     try:
         path.mkdir(parents=False, exist_ok=False)
     except OSError as e:  # a name too long for the file system, say
-        raise ConfigError(f"cannot create a run folder in {shown(str(base))} ({e.strerror or e})", "pass a shorter --output-dir") from None
+        raise ConfigError(f"cannot create a run folder in {shown(str(base))} ({os_problem(e)})", "pass a shorter --output-dir") from None
     return path
 
 
 def write_json_atomic(path: Path, data: dict) -> None:
-    write_text_atomic(path, json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False, default=_jsonable) + "\n")
+    """`data` redacted value by value (never the serialised text: a mask must not cut a key), then written atomically."""
+    _write_atomic(path, json.dumps(redact_value(data), indent=2, ensure_ascii=False, allow_nan=False, default=_jsonable) + "\n")
 
 
 def file_mode() -> int:
@@ -81,7 +84,12 @@ def file_mode() -> int:
 
 
 def write_text_atomic(path: Path, text: str) -> None:
-    text = redact(text)  # a key a server echoed, or a password in a URL, never reaches a file
+    """Free text (a report) written atomically, with any known secret in it masked and escape
+    sequences and control characters a server or model name carried removed (harness/sanitize.py)."""
+    _write_atomic(path, clean(redact(text), newlines=True))  # a key a server echoed never reaches a file
+
+
+def _write_atomic(path: Path, text: str) -> None:
     tmp = None
     try:  # creating the temp file can fail too (a full disk, a full quota)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -95,7 +103,7 @@ def write_text_atomic(path: Path, text: str) -> None:
     except OSError as e:
         if tmp:
             Path(tmp).unlink(missing_ok=True)
-        raise HarnessError(f"could not write {path} ({e.strerror or e})", "free disk space or check permissions, then --resume") from None
+        raise HarnessError(f"could not write {path} ({os_problem(e)})", "free disk space or check permissions, then --resume") from None
     _fsync_dir(path.parent)
 
 
@@ -129,12 +137,13 @@ class SampleWriter:
     def __init__(self, path: Path):
         self.path = path
         repair_torn_tail(path)
-        self._f = open(path, "ab", buffering=0)
+        # O_NOFOLLOW: a samples.jsonl planted as a symlink must not make us append to its target
+        self._f = open(path, "ab", buffering=0, opener=_no_follow)
 
     def append(self, rows: list[dict]) -> None:
         if not rows:
             return
-        data = redact("".join(_line(r) for r in rows)).encode("utf-8")
+        data = "".join(_line(r) for r in rows).encode("utf-8")
         start = os.fstat(self._f.fileno()).st_size
         try:
             view = memoryview(data)
@@ -146,17 +155,23 @@ class SampleWriter:
                 os.ftruncate(self._f.fileno(), start)
             except OSError:
                 pass  # a torn last line is still dropped on read and on --resume
-            raise HarnessError(f"could not append to {self.path} ({e.strerror or e})", "free disk space, then continue with --resume") from None
+            raise HarnessError(f"could not append to {self.path} ({os_problem(e)})", "free disk space, then continue with --resume") from None
 
     def close(self) -> None:
         self._f.close()
 
 
+def _no_follow(path: str, flags: int) -> int:
+    """An `open()` opener that never follows a symlink and opens regular files only (harness/safeio.py)."""
+    return open_in_run(path, flags, file_mode())
+
+
 def repair_torn_tail(path: Path) -> int:
     """Drop an incomplete last line left by a crash mid-write. Returns the bytes removed."""
+    check_no_link(path)
     if not path.exists() or path.stat().st_size == 0:
         return 0
-    with open(path, "rb+") as f:
+    with os.fdopen(open_in_run(path, os.O_RDWR), "rb+") as f:
         data = f.read()
         if data.endswith(b"\n"):
             last = data.rstrip(b"\n").rsplit(b"\n", 1)[-1]
@@ -175,8 +190,9 @@ def repair_torn_tail(path: Path) -> int:
 
 def _line(row: dict) -> str:
     # ensure_ascii=False keeps text readable; U+2028/U+2029/U+0085 stay inside the JSON string and
-    # readers split on "\n" only, so they can never cut a row in two.
-    return json.dumps(row, ensure_ascii=False, allow_nan=False, default=_jsonable) + "\n"
+    # readers split on "\n" only, so they can never cut a row in two. Values are redacted before
+    # serialisation, so a mask never cuts the JSON structure.
+    return json.dumps(redact_value(row), ensure_ascii=False, allow_nan=False, default=_jsonable) + "\n"
 
 
 def json_lines(text: str) -> list[str]:
@@ -189,10 +205,20 @@ def read_samples(path: Path, check=None) -> list[dict]:
     """All complete rows; a torn last line is ignored (a torn line elsewhere is an error). Each row
     must look like a sample (an object with a task and an id), or the error names file:line."""
     check = check or sample_problem
+    check_no_link(path)
     if not path.exists():
         return []
     rows = []
-    lines = json_lines(path.read_text(encoding="utf-8"))
+    with os.fdopen(open_in_run(path, os.O_RDONLY), "rb") as f:
+        raw = f.read()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        cut = raw.rstrip(b"\n").rfind(b"\n") + 1  # where the last line starts
+        if e.start < cut:
+            raise HarnessError(f"{path} is not UTF-8 (byte {e.start})", "restore the file, or start a new run") from None
+        text = raw[:cut].decode("utf-8")  # a last line torn inside a multi-byte character: dropped like any torn line
+    lines = json_lines(text)
     while lines and not lines[-1].strip():
         lines.pop()
     for n, line in enumerate(lines, 1):
@@ -237,13 +263,14 @@ def is_error_row(row: dict) -> bool:
 
 
 def rewrite_rows(path: Path, rows: list[dict]) -> None:
-    write_text_atomic(path, "".join(_line(r) for r in rows))
+    _write_atomic(path, "".join(_line(r) for r in rows))
 
 
 def load_run(run_dir: str | Path) -> RunResult:
     """A run folder's run.json, validated against the schema (any 1.x file up to this version). An
     empty or unreadable one names the recovery: --resume rebuilds it from the samples."""
     path = Path(run_dir) / RUN
+    check_no_link(path)
     if not path.exists():
         raise ConfigError(f"no run.json in {run_dir}", "pass a folder written by `harness run`")
     fix = f"rebuild it from the samples with `harness run --resume {run_dir}`"
@@ -271,7 +298,9 @@ def config_digest(stored: dict) -> str:
 
 
 def write_config(run_dir: Path, stored: dict, *, run_id: str, created: str) -> None:
-    """config.json: the settings, plus a digest of them, so an edit between runs is refused."""
+    """config.json: the settings, plus a digest of them, so an edit between runs is refused. The
+    digest is of the values as written (redacted first), so the file always matches it."""
+    stored = redact_value(stored)
     write_json_atomic(Path(run_dir) / CONFIG, {**stored, "_run_id": run_id, "_created_utc": created, "_sha256": config_digest(stored)})
 
 
@@ -279,6 +308,7 @@ def read_config(run_dir: str | Path) -> dict:
     path = Path(run_dir) / CONFIG
     if not Path(run_dir).is_dir():
         raise ConfigError(f"run folder not found: {shown(run_dir)}", "pass a folder written by `harness run`")
+    check_no_link(path)
     if not path.exists():
         raise ConfigError(f"{shown(run_dir)} has no {CONFIG}: not a run folder", "pass a folder written by `harness run`")
     try:
@@ -314,10 +344,16 @@ def all_samples(run_dir: str | Path, *, repair: bool = False) -> list[dict]:
 
 
 def all_batches(run_dir: str | Path) -> list[dict]:
+    """Every batch record once: a merge killed after writing batches.jsonl but before removing the
+    shards leaves the same records in both, and they are the same batch."""
     run_dir = Path(run_dir)
-    out = []
+    out, seen = [], set()
     for f in [run_dir / BATCHES, *shard_files(run_dir, "batches")]:
-        out.extend(read_samples(f, check=_batch_problem))
+        for row in read_samples(f, check=_batch_problem):
+            key = json.dumps(row, sort_keys=True, default=str)
+            if key not in seen:
+                seen.add(key)
+                out.append(row)
     return out
 
 
@@ -334,12 +370,10 @@ def merge_shards(run_dir: Path, order: list[str]) -> list[dict]:
     rank = {k: i for i, k in enumerate(order)}
     rows.sort(key=lambda r: rank.get(key_of(r), len(rank)))
     shards = shard_files(run_dir)
-    if shards:
-        rewrite_rows(run_dir / SAMPLES, rows)
-        for s in shards:
-            s.unlink()
+    if shards:  # every merged file is written (atomically, fsync'd) before any shard is removed
         batches = all_batches(run_dir)
-        for s in shard_files(run_dir, "batches"):
-            s.unlink()
+        rewrite_rows(run_dir / SAMPLES, rows)
         rewrite_rows(run_dir / BATCHES, batches)
+        for s in [*shards, *shard_files(run_dir, "batches")]:
+            s.unlink()
     return rows

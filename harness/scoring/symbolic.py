@@ -32,6 +32,11 @@ _lock = threading.Lock()
 _worker: subprocess.Popen | None = None
 
 
+class ScoringUnavailable(RuntimeError):
+    """The comparison worker died twice in a row (killed by a signal, out of memory): no verdict.
+    The sample becomes an error row, retried on --resume, never a wrong answer."""
+
+
 @dataclass(frozen=True)
 class Verdict:
     equal: bool
@@ -42,15 +47,18 @@ def compare(pred: str, gold: str, limit_s: float | None = None) -> Verdict:
     """Whether math-verify finds `pred` equal to `gold` (both without `$`), within the limit."""
     limit = LIMIT_S if limit_s is None else limit_s
     with _lock:  # one comparison at a time: the worker answers in order
-        try:
-            worker = _start()
-            worker.stdin.write(json.dumps([pred, gold]) + "\n")
-            worker.stdin.flush()
-            line = _read_line(worker, limit)
-        except OSError:
-            log.warning("symbolic comparison worker failed; counted not equal", exc_info=True)
-            _stop()
-            return Verdict(False)
+        for attempt in range(2):  # a worker killed from outside is replaced once; twice is no verdict
+            try:
+                worker = _start()
+                worker.stdin.write(json.dumps([pred, gold]) + "\n")
+                worker.stdin.flush()
+                line = _read_line(worker, limit)
+                break
+            except OSError as e:
+                _stop()
+                if attempt:
+                    raise ScoringUnavailable(f"the symbolic comparison worker failed twice ({e})") from None
+                log.warning("symbolic comparison worker failed; starting a new one")
         if line is None:  # past the limit: kill the worker stuck in sympy, start afresh next time
             _stop()
             return Verdict(False, limit_hit=True)
@@ -75,8 +83,10 @@ def _start() -> subprocess.Popen:
     global _worker
     if _worker is None or _worker.poll() is not None:
         env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+        # its own session: a Ctrl-C to the terminal's process group stops the run, not the grader mid-comparison
         _worker = subprocess.Popen([sys.executable, "-m", "harness.scoring.symbolic"], stdin=subprocess.PIPE,
-                                   stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, bufsize=1, env=env)
+                                   stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, bufsize=1, env=env,
+                                   start_new_session=True)
     return _worker
 
 

@@ -153,9 +153,14 @@ def read_jsonl(path: Path) -> Iterator[tuple[str, dict]]:
 
 
 def _rows(path: Path) -> Iterator[tuple[str, dict]]:
+    from harness.safeio import open_regular, read_line_bounded
+
     offset = 0
-    with open(path, "rb") as f:
-        for n, raw in enumerate(f, 1):  # binary lines: split at b"\n" only
+    limit = MAX_LINE_CHARS * 4 + 2  # UTF-8 bytes of the longest allowed line: a 400 MB line is refused after these
+    with open_regular(path, "data file", "check the path given to --data-file", error=DataError) as f:
+        for n, raw in enumerate(iter(lambda: read_line_bounded(f, limit), b""), 1):  # binary lines: split at b"\n" only
+            if raw is None:
+                raise DataError(f"{path}:{n}: a line over {MAX_LINE_CHARS:,} characters", "shorten or drop that row")
             try:
                 line = raw.decode("utf-8")
             except UnicodeDecodeError as e:
