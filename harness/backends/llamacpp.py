@@ -26,6 +26,7 @@ from pydantic import Field
 
 from harness.backends._sampling import StopScanner, effective_top_k, engine_seed
 from harness.backends.base import Backend, BackendOptions, split_options
+from harness.core.fingerprint import from_gguf_metadata
 from harness.core.prompt import formatter_template, hf_template, render
 from harness.core.types import Completion, ModelInfo, Request
 from harness.errors import ModelLoadError
@@ -145,6 +146,7 @@ class LlamaCppBackend(Backend):
             template_source = "none: message contents as plain text"
         self._eog_ids: list[int] | None = None  # filled on first use of min_new_tokens
         self.info = self._model_info(str(path), metadata, n_ctx_train, template_source)
+        self.info.fingerprint = from_gguf_metadata(metadata, int(self._llm.n_vocab()))
         # GGUF files may recommend sampling settings (general.sampling.*); every request sets its own
         self.info.overridden_defaults = {k.removeprefix("general.sampling."): v for k, v in metadata.items()
                                          if k.startswith("general.sampling.")}

@@ -113,6 +113,7 @@ class Stream:
     finish: str | None = None  # the server's finish_reason
     local_stop: bool = False  # a stop string matched here
     done: bool = False  # [DONE] arrived
+    model: str | None = None  # the model the server said answered (the chunks' `model`)
 
 
 
@@ -136,6 +137,8 @@ def read_stream(lines, scanner: StopScanner, min_new_tokens: int, deadline: floa
         if chunk.get("error"):
             raise Retryable(f"server error in stream: {scrub(json.dumps(chunk['error']))[:300]}")
         st.usage = chunk.get("usage") or st.usage
+        if isinstance(chunk.get("model"), str) and chunk["model"]:
+            st.model = chunk["model"][:200]
         for choice in chunk.get("choices") or ():
             delta = choice.get("delta") or {}
             thought = delta.get("reasoning_content") or delta.get("reasoning") or ""
