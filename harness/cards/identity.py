@@ -117,7 +117,9 @@ def model_identity(card: Card, model: dict[str, Any]) -> Identity:
     name = str(model.get("name_or_path") or "")
     spec = parse_spec(name)
     expected = card.hub_id or (card.api.model if card.api else card.name)
-    if model.get("backend") == "openai" or spec.kind == "openai":
+    # the card's API model name (deepseek-reasoner) is served, never loaded, whichever engine a record names
+    api_name = spec.kind == "hub" and card.api is not None and _norm(name) == _norm(card.api.model)
+    if model.get("backend") == "openai" or spec.kind == "openai" or api_name:
         served = spec.name if spec.kind == "openai" else name
         reported = [str(r) for r in model.get("reported_models") or []]
         if not names_card(served, card):

@@ -127,7 +127,8 @@ def run_differences(task: dict, model: dict, *, want: dict | None = None, metric
     if model.get("backend") == "fake":
         diffs.append(Difference("scripted", "scripted fake backend: the answers are not a model's"))
     if card is not None:
-        diffs += model_differences(card, model)
+        if model:  # an empty record (a unit call that gives no model) has nothing to identify
+            diffs += model_differences(card, model)
         diffs += data_differences(task, name)
     rate = task.get("truncation_rate")
     budget, want_budget = settings.get("max_new_tokens"), want.get("max_new_tokens")
