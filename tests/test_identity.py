@@ -227,3 +227,17 @@ def test_pair_differences_cover_every_decoding_setting_and_the_budget():
     other = {"selection": "other", "n": 10, "sha256": "a", "how": "all", "detail": "not it"}
     official = {"selection": "official", "n": 10, "sha256": "b", "how": "all", "detail": "it"}
     assert [d.code for d in pair_differences(_run({}, data=other), _run({}, data=official), "math500") if d.material] == ["data"]
+
+
+# ---- a card's note that matters is protocol ----------------------------------------------------
+
+def test_gpqa_scored_with_another_prompt_refuses_a_boxed_answer_run(card):
+    task = {"n": 198, "k": 64, "truncation_rate": 0.0, "metrics": {"accuracy": {"value": 0.34, "ci95": [0.30, 0.38]}},
+            "settings": {"protocol": "r1", "temperature": 0.6, "top_p": 0.95, "max_new_tokens": 32768, "num_samples": 64}}
+    model = {"name_or_path": R1, "backend": "openai", "reported_models": [R1]}
+    (entry,) = [c for c in claims_for_run(card, {"gpqa_diamond": task}, differences_by_task={}, model=model) if c["task"] == "gpqa_diamond"]
+    assert entry["verdict"] == "not_comparable" and [r["code"] for r in entry["reasons"]] == ["protocol"]
+    assert "simple-evals" in entry["reasons"][0]["detail"]
+    # the same run on MATH-500, where the card's protocol is r1, keeps its verdict
+    (m,) = [c for c in claims_for_run(card, {"math500": {**task, "n": 500}}, differences_by_task={}, model=model) if c["task"] == "math500"]
+    assert m["verdict"] != "not_comparable"

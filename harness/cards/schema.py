@@ -80,6 +80,9 @@ class TaskSettings(EvalSettings):
     """Per-benchmark overrides of the protocol defaults."""
 
     protocol: str | None = None
+    # The publisher scored this task with a prompt the harness has no protocol for (e.g. "simple-evals"
+    # for GPQA): a run with any other protocol is not_comparable on it (harness/claims/comparability.py).
+    prompt: str | None = None
     mean_output_tokens: int | None = Field(None, ge=1)  # published mean answer length: the plan's expected tokens
     note: str | None = None
 

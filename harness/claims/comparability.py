@@ -138,7 +138,10 @@ def run_differences(task: dict, model: dict, *, want: dict | None = None, metric
     elif rate and budget is not None and want_budget is not None and budget < want_budget:
         diffs.append(Difference("truncation", f"max_new_tokens {budget} is below the claim's {want_budget} and "
                                               f"{100 * rate:.1f}% of traces were cut"))
-    if want.get("protocol") and settings.get("protocol") and settings["protocol"] != want["protocol"] and "protocol" not in immaterial:
+    if want.get("prompt") and settings.get("protocol") != want["prompt"] and "protocol" not in immaterial:
+        diffs.append(Difference("protocol", f"the claim was scored with the {want['prompt']} prompt (the card's protocol for this task); "
+                                            f"this run used protocol {settings.get('protocol')!r}"))
+    elif want.get("protocol") and settings.get("protocol") and settings["protocol"] != want["protocol"] and "protocol" not in immaterial:
         diffs.append(Difference("protocol", f"prompt protocol {settings['protocol']!r} instead of the claim's {want['protocol']!r}"))
     if "sampling" not in immaterial:
         changed = []
