@@ -241,3 +241,28 @@ def test_gpqa_scored_with_another_prompt_refuses_a_boxed_answer_run(card):
     # the same run on MATH-500, where the card's protocol is r1, keeps its verdict
     (m,) = [c for c in claims_for_run(card, {"math500": {**task, "n": 500}}, differences_by_task={}, model=model) if c["task"] == "math500"]
     assert m["verdict"] != "not_comparable"
+
+
+# ---- dated prices and aliases -----------------------------------------------------------------
+
+def test_every_api_price_is_dated_and_an_alias_that_moved_warns():
+    from harness.cards.loader import list_cards
+
+    for c in list_cards():
+        if c.api is not None:
+            assert c.api.prices.as_of and c.api.prices.source, c.name
+    r1 = find_card("deepseek-r1")
+    ident = model_identity(r1, {"name_or_path": "deepseek-reasoner", "backend": "openai", "reported_models": ["deepseek-reasoner"]})
+    assert ident.status == "asserted" and any("is an alias" in c and "DeepSeek-R1-0528" in c for c in ident.caveats)
+    pinned = model_identity(find_card("o1-1217"), {"name_or_path": "o1-2024-12-17", "backend": "openai"})
+    assert pinned.status == "asserted" and not any("alias" in c for c in pinned.caveats)
+
+
+def test_a_price_without_a_date_is_refused(tmp_path):
+    from harness.cards.loader import load_card
+
+    text = (ROOT / "model_cards" / "o1-mini.yaml").read_text()
+    bad = tmp_path / "o1-mini.yaml"
+    bad.write_text(text.replace("as_of: 'undated: stored copy", "as_of: 'sometime, stored copy", 1))
+    with pytest.raises(ConfigError, match="as_of"):
+        load_card(bad)

@@ -130,7 +130,7 @@ def model_identity(card: Card, model: dict[str, Any]) -> Identity:
                                                   f"not the card's {expected} (requested as {served!r})"])
         said = f" (the server reported {', '.join(repr(r) for r in reported)})" if reported else " (the server reported no model name)"
         return Identity("asserted", evidence=f"served as {served!r}",
-                        caveats=[f"model {served!r} is asserted by the server, not verified{said}"])
+                        caveats=[f"model {served!r} is asserted by the server, not verified{said}", *alias_warnings(card, served, reported)])
     snapshot = _SNAPSHOT.search(name)
     if spec.kind == "hub" or snapshot:
         repo = f"{snapshot.group(1)}/{snapshot.group(2)}" if snapshot else spec.name
@@ -164,3 +164,19 @@ def _by_fingerprint(card: Card, model: dict[str, Any], name: str, expected: str)
     return Identity("verified", evidence=f"fingerprint ({len(compared)} architecture values{tokenizer}, parameter count)",
                     caveats=[f"identified by fingerprint ({', '.join(compared)}), not by Hub id: another fine-tune of the same "
                              "architecture with the same tokenizer would match too"])
+
+
+def alias_warnings(card: Card, served: str, reported: list[str]) -> list[str]:
+    """Warnings when `served` is the card's API alias and a source records that its target changed
+    after the date the alias served the card's model (the claims' date)."""
+    api = card.api
+    if api is None or api.model_alias is None or _norm(served) != _norm(api.model):
+        return []
+    alias = api.model_alias
+    later = [c for c in alias.changes if c.date > alias.as_of]
+    if not later:
+        return []
+    since = "; ".join(f"{c.target} from {c.date} [{c.status}: {c.source}]" for c in later)
+    said = ", ".join(repr(r) for r in reported) or "no model name"
+    return [f"API model {api.model!r} is an alias: it served {card.display_name} on {alias.as_of} (the claims' date) and has "
+            f"served other models since ({since}); the server reported {said}: this run may measure a newer model than the claims"]

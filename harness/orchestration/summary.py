@@ -263,3 +263,7 @@ def _claims(data, plan, info, mode: str) -> None:
     data["claims"] = claims_for_run(plan.card, data["tasks"], differences_by_task=diffs, run_protocol=plan.protocol.name,
                                     model=data["model"], mode=mode)
     data["card"] = plan.card.name if hasattr(plan.card, "name") else str(plan.card)
+    from harness.cards.identity import alias_warnings
+
+    if info.backend == "openai":
+        data["warnings"].extend(alias_warnings(plan.card, info.name_or_path, list(info.reported_models)))
