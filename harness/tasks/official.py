@@ -95,6 +95,10 @@ def official_set(task: str) -> OfficialSet | None:
     return OfficialSet(task, int(row["size"]), row.get("sha256"), frozenset(row["items"]), row["source"])
 
 
+def _set(record: DataRecord, selection: Selection, detail: str) -> None:
+    record["selection"], record["detail"] = selection, detail
+
+
 def data_identity(task: str, pairs: list[tuple[str, str]], *, how: str = "all", seed: int | None = None,
                   sampled: bool = False, narrowed: str | None = None, population: list[tuple[str, str]] | None = None) -> DataRecord:
     """Classify the (question, target) `pairs` a run measured against `task`'s official set.
@@ -107,32 +111,32 @@ def data_identity(task: str, pairs: list[tuple[str, str]], *, how: str = "all", 
     record: DataRecord = {"n": len(hashes), "sha256": set_hash(hashes), "how": how, "seed": seed}
     off = official_set(task)
     if off is None:
-        record.update(selection="unknown", n_official=None, n_matched=0, official_sha256=None, source=None,
-                      detail=f"the harness records no official set for {task}: the data's identity is not checked")
+        record["n_official"], record["n_matched"], record["official_sha256"], record["source"] = None, 0, None, None
+        _set(record, "unknown", f"the harness records no official set for {task}: the data's identity is not checked")
         return record
     matched = sum(h in off.items for h in set(hashes))
-    record.update(n_official=off.size, n_matched=matched, official_sha256=off.sha256, source=off.source)
+    record["n_official"], record["n_matched"], record["official_sha256"], record["source"] = off.size, matched, off.sha256, off.source
     unmatched = len(set(hashes)) - matched
     if narrowed:
-        record.update(selection="subset", detail=f"{len(hashes)} of {off.size} problems: {narrowed}")
+        _set(record, "subset", f"{len(hashes)} of {off.size} problems: {narrowed}")
         return record
     if unmatched and (off.complete or unmatched > off.size - len(off.items)):
-        record.update(selection="other", detail=f"{unmatched} of the {len(hashes)} problems are not in the official {task} set "
+        _set(record, "other", f"{unmatched} of the {len(hashes)} problems are not in the official {task} set "
                                                 f"({off.size} problems, {off.source})")
         return record
     if unmatched:  # only part of the official set is recorded and these items lie outside it
-        record.update(selection="unknown", detail=f"{unmatched} of the {len(hashes)} problems lie outside the part of the official "
+        _set(record, "unknown", f"{unmatched} of the {len(hashes)} problems lie outside the part of the official "
                                                   f"{task} set the harness records ({len(off.items)} of {off.size}): not checked")
         return record
     if len(set(hashes)) == len(hashes) == off.size and (off.sha256 is None or record["sha256"] == off.sha256):
-        record.update(selection="official", detail=f"the official {task} set ({off.size} problems, {off.source})")
+        _set(record, "official", f"the official {task} set ({off.size} problems, {off.source})")
         return record
     if sampled:
         base = data_identity(task, population, how="all") if population is not None else None
         if base is not None and base["selection"] == "official":
-            record.update(selection="sample", detail=f"{len(hashes)} of {off.size} problems, a uniform sample (seed {seed})")
+            _set(record, "sample", f"{len(hashes)} of {off.size} problems, a uniform sample (seed {seed})")
             return record
-        record.update(selection="subset", detail=f"{len(hashes)} of {off.size} problems, sampled from data that is not the whole official set")
+        _set(record, "subset", f"{len(hashes)} of {off.size} problems, sampled from data that is not the whole official set")
         return record
-    record.update(selection="subset", detail=f"{len(hashes)} of {off.size} problems ({how})")
+    _set(record, "subset", f"{len(hashes)} of {off.size} problems ({how})")
     return record
