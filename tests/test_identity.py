@@ -266,3 +266,17 @@ def test_a_price_without_a_date_is_refused(tmp_path):
     bad.write_text(text.replace("as_of: 'undated: stored copy", "as_of: 'sometime, stored copy", 1))
     with pytest.raises(ConfigError, match="as_of"):
         load_card(bad)
+
+
+# ---- comparative claims --------------------------------------------------------------------------
+
+def test_a_run_of_another_model_tagged_with_a_card_gets_no_comparative_verdict(tmp_path):
+    from test_claims import BAD, GOOD, MATH, make_run, only
+
+    from harness.claims.comparative import check
+
+    good = make_run(tmp_path, "a", GOOD, model="gpt-4o-mini", backend="openai", card="r1-distill-qwen-32b")
+    doc = check([good, make_run(tmp_path, "b", BAD, model="o1-mini-2024-09-12", backend="openai")])
+    row = only(doc, MATH)
+    assert row["verdict"] == "not_comparable" and "model" in {r["code"] for r in row["reasons"]}
+    assert any("gpt-4o-mini" in r["detail"] for r in row["reasons"])
