@@ -1,7 +1,7 @@
 """Every statistic the harness reports: intervals, paired tests, estimators, percentiles.
 
 Every function here is pure (same inputs, same outputs; bootstraps take an explicit seed) and
-imports only numpy and the standard library. Task-aware code (harness.scoring.metrics,
+imports only numpy, the standard library and harness.core.poisson. Task-aware code (harness.scoring.metrics,
 harness.claims, harness.reports.compare) builds on these and computes no statistic itself.
 tests/test_stats.py checks them against scipy where scipy has the same test.
 
@@ -22,6 +22,8 @@ from collections import Counter
 from collections.abc import Sequence
 
 import numpy as np
+
+from harness.core.poisson import poisson_lower
 
 # Below this many discordant pairs McNemar uses the exact binomial test: the chi-square
 # approximation is poor for small counts (the usual rule of thumb, e.g. statsmodels' docs).
@@ -162,50 +164,6 @@ def cluster_wilson(values: Sequence[float], samples: Sequence[int] | None = None
 # & DasGupta (2001) correct x = 1, 2 (n <= 50) and 1..3 (n <= 100) the same way; docs/intervals.md
 # has the measured coverage.
 EDGE_COUNTS = 4.0
-
-
-def _gamma_p(a: float, x: float) -> float:
-    """Regularised lower incomplete gamma P(a, x) (Numerical Recipes 6.2: series below a + 1, continued fraction above)."""
-    if x <= 0:
-        return 0.0
-    log_front = a * math.log(x) - x - math.lgamma(a)
-    if x < a + 1:
-        term = total = 1.0 / a
-        ap = a
-        for _ in range(1000):
-            ap += 1
-            term *= x / ap
-            total += term
-            if abs(term) < abs(total) * 1e-15:
-                break
-        return min(1.0, total * math.exp(log_front))
-    tiny = 1e-300
-    b, c, d = x + 1 - a, 1 / tiny, 1 / (x + 1 - a)
-    h = d
-    for i in range(1, 1000):
-        an = -i * (i - a)
-        b += 2
-        d = an * d + b
-        d = tiny if abs(d) < tiny else d
-        c = b + an / c
-        c = tiny if abs(c) < tiny else c
-        d = 1 / d
-        h *= d * c
-        if abs(d * c - 1) < 1e-15:
-            break
-    return max(0.0, 1.0 - h * math.exp(log_front))
-
-
-def poisson_lower(x: float, q: float = 0.025) -> float:
-    """Exact lower confidence limit of a Poisson mean after x > 0 events (x may be fractional, an
-    effective count): the lambda with P(X >= x; lambda) = P(x, lambda) = q."""
-    if x <= 0:
-        return 0.0
-    lo, hi = 0.0, x + 20 * math.sqrt(x) + 20
-    for _ in range(200):
-        mid = (lo + hi) / 2
-        lo, hi = (lo, mid) if _gamma_p(x, mid) > q else (mid, hi)
-    return (lo + hi) / 2
 
 
 def edge_guarded(p: float, n: float, ci: tuple[float, float]) -> tuple[float, float]:

@@ -280,3 +280,16 @@ def test_a_run_of_another_model_tagged_with_a_card_gets_no_comparative_verdict(t
     row = only(doc, MATH)
     assert row["verdict"] == "not_comparable" and "model" in {r["code"] for r in row["reasons"]}
     assert any("gpt-4o-mini" in r["detail"] for r in row["reasons"])
+
+
+def test_poisson_lower_matches_scipy_and_edges_are_covered():
+    stats = pytest.importorskip("scipy.stats")
+    from harness.core.poisson import poisson_lower
+    from harness.stats import mean_ci
+
+    for x in (0.4, 1, 2, 3, 3.7, 10):
+        assert poisson_lower(x) == pytest.approx(stats.gamma.ppf(0.025, x), rel=1e-6)
+    # the cell: n = 10, p = 0.0144 covered only 0.865 before the edge bound
+    n, p = 10, 0.0144
+    cov = sum(stats.binom.pmf(x, n, p) for x in range(n + 1) if mean_ci([[1]] * x + [[0]] * (n - x))[1][0] <= p)
+    assert cov >= 0.93
