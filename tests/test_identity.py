@@ -153,6 +153,7 @@ def test_data_not_in_the_official_set_is_other_and_unknown_tasks_are_unknown():
     rec = data_identity("math500", [(f"Problem {i}", str(i)) for i in range(500)])
     assert rec["selection"] == "other" and "500 of the 500 problems are not in the official math500 set" in rec["detail"]
     assert data_identity("aime24", [("q", "1")])["selection"] == "unknown"
+    assert data_identity("aime24", [("q", "1")], how="--limit 1: the first 1 rows")["selection"] == "subset"  # first rows, any task
 
 
 def test_reasons_for_data_and_subsets():
