@@ -4,7 +4,7 @@ The package root stays import-light: `harness --help` must answer without import
 """
 
 __version__ = "0.1.0"
-SCHEMA_VERSION = "1.4"
+SCHEMA_VERSION = "1.5"
 
 # The layers, bottom first. A package (or top-level module) imports only from its own layer or below, and
 # no two units import each other (tests/test_architecture.py enforces both; README's Layout is checked

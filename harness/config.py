@@ -29,6 +29,7 @@ class RunConfig(BaseModel):
     data_files: dict[str, str] = Field(default_factory=dict)
     task_options: dict[str, dict] = Field(default_factory=dict)
     limit: int | None = Field(default=None, gt=0)
+    sample: int | None = Field(default=None, gt=0)  # a seeded uniform sample of N problems per task (seed: `seed`)
     batch_size: int | Literal["auto"] = 8
     batching: Literal["auto", "static", "continuous"] = "auto"  # harness/runtime/batching.py
     compile: Literal["auto", "on", "off"] = "auto"  # compiled decoding on CUDA (harness/backends/compiled.py)
@@ -138,6 +139,12 @@ class RunConfig(BaseModel):
                 raise ValueError(f"{what} names task(s) not in --tasks: {', '.join(sorted(unknown))}")
         return self
 
+    @model_validator(mode="after")
+    def _limit_or_sample(self):
+        if self.limit is not None and self.sample is not None:
+            raise ValueError("--limit and --sample both choose which problems run: give one")
+        return self
+
     def stored(self) -> dict:
         """What goes into config.json: everything but secrets (there are none: keys stay in the environment)."""
         return self.model_dump(mode="json")
@@ -159,6 +166,8 @@ def make_config(**values) -> RunConfig:
         msg = describe_error(err, RunConfig)[1]
         if err["type"] == "extra_forbidden":
             raise ConfigError(f"unknown config key {where!r}", _closest_key(where)) from None
+        if not where and "--sample" in msg:
+            raise ConfigError(msg, "drop --limit (the first N rows, a quick look) or --sample (a uniform sample that can get a verdict)") from None
         if not where:  # a rule across settings (see the model validator)
             raise ConfigError(msg, "add those tasks to --tasks, or drop the setting that names them") from None
         raise ConfigError(f"invalid value for {where}: {msg}", f"fix --{where.split('.')[0].replace('_', '-')}") from None

@@ -47,6 +47,8 @@ def _same(a, b):
     assert [c.output_tokens for c in a] == [c.output_tokens for c in b]
     assert [c.finish_reason for c in a] == [c.finish_reason for c in b]
     assert [c.input_tokens for c in a] == [c.input_tokens for c in b]
+    # every batching path hands over the generated ids, so the thinking/answer split is exact on each
+    assert [c.token_ids for c in a] == [c.token_ids for c in b] and all(c.token_ids for c in a)
 
 
 @pytest.mark.parametrize("slots", [2, 4])

@@ -88,6 +88,12 @@ def test_v3_reproduces_the_published_dollars_and_a_hand_checkable_mfu():
     assert m["mfu_fp8"] == pytest.approx(m["mfu_bf16"] * 989 / 1979)
     assert m["dense_only_mfu_bf16"] == pytest.approx(3.2856e24 / 9.48470e24, rel=1e-3)  # 34.6%
     assert m["verdict"] == v3["verdict"] == "plausible"
+    # The stated mix (FP8 linear layers, BF16 attention and head), by hand: head 6 * 129280 * 7168 * D twice (MTP has its own).
+    head = 6 * 129280 * 7168 * 14.8e12 * 2
+    attention = 6 * 62 * 128 * 320 * 4096 * 14.8e12
+    seconds = (flops - attention - head) / 1979e12 + (attention + head) / 989e12
+    assert m["effective"]["peak"] == pytest.approx(flops / seconds)
+    assert m["effective"]["mfu"] == pytest.approx(seconds / (2.664e6 * 3600)) == pytest.approx(0.290, abs=2e-3)
 
 
 def test_user_price_scales_the_dollars_and_bad_prices_fail():
@@ -100,11 +106,16 @@ def test_user_price_scales_the_dollars_and_bad_prices_fail():
 
 def test_verdict_band_and_rules():
     band = mfu_band(load_refs())
-    assert all(e["status"] != "UNVERIFIED" for e in band["entries"]) and band["unverified"]
+    assert all(e["status"] != "UNVERIFIED" and e["kind"] == "full_training" and e["precision"] == "bf16" for e in band["entries"])
+    assert band["unverified"] and band["benchmarks"]  # listed, never in the band
     assert band["low"] == min(e["mfu"] for e in band["entries"]) and band["high"] == max(e["mfu"] for e in band["entries"])
     assert verdict(band["high"] + 0.01, band["high"] + 0.2, band)[0] == "implausibly high"
-    assert verdict(0.01, band["low"] - 0.01, band)[0] == "implausibly low"
+    assert verdict(1.03, 1.12, band)[0] == "implausible"  # above 100% of every peak
+    low = verdict(0.01, band["low"] - 0.01, band)
+    assert low[0] == "plausible" and "below the published band" in low[1]  # slower costs more: not refuted
     assert verdict(0.01, band["low"] + 0.01, band)[0] == "plausible"
+    fp8 = mfu_band(load_refs(), "fp8")
+    assert fp8["note"] and "BF16 band is used" in fp8["note"]
 
 
 def _with_hours(card, hours: float):
@@ -114,7 +125,8 @@ def _with_hours(card, hours: float):
     return card.model_copy(update={"training": t.model_copy(update={"stages": stages})})
 
 
-@pytest.mark.parametrize("factor,expected", [(0.1, "implausibly high"), (20.0, "implausibly low")])
+@pytest.mark.parametrize("factor,expected", [(0.1, "implausible"), (0.4, "implausibly high"), (0.6, "implausibly high"),
+                                             (0.7, "plausible"), (20.0, "plausible")])
 def test_the_same_tokens_in_far_fewer_or_more_gpu_hours_change_the_verdict(factor, expected):
     refs = load_refs()
     card = _with_hours(find_card("deepseek-v3"), 2_664_000 * factor)

@@ -200,7 +200,8 @@ def _completion(backend, r: _Row, reason: str, slots: int) -> Completion:
     text = backend.tokenizer.decode(ids, skip_special_tokens=False)
     if reason == "stop":
         text = cut_at_stop(text, r.req.sampling.stop)
-    return Completion(text=text, input_tokens=r.input_tokens, output_tokens=len(r.ids), finish_reason=reason,
+    # the generated ids, EOS included, as static batching gives them: the thinking/answer split counts exactly
+    return Completion(text=text, input_tokens=r.input_tokens, output_tokens=len(r.ids), finish_reason=reason, token_ids=list(r.ids),
                       ttft_s=r.marks[0], e2e_s=r.marks[-1], batch_size=slots, batch_wall_s=r.marks[-1])
 
 

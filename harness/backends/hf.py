@@ -25,6 +25,7 @@ from harness.backends.compiled import decide as decide_compile
 from harness.backends.models import load as load_model
 from harness.backends.rows import cut_at_stop, draw, new_generator
 from harness.core.architecture import kv_bytes_or_none
+from harness.core.fingerprint import from_hf_config
 from harness.core.prompt import hf_template, render
 from harness.core.types import Completion, ModelInfo, Request
 
@@ -173,6 +174,7 @@ class TransformersBackend(Backend):
             weight_layout=_layout(m),
             kv_bytes_per_token=kv_bytes_or_none(cfg, next(m.parameters()).element_size()),  # transformers caches full K/V, MLA too
             quantization="gguf (dequantized)" if loaded.source == "gguf" else None)
+        info.fingerprint = from_hf_config({**m.config.to_dict(), **cfg.to_dict()})
         if loaded.source == "random":
             info.notes.append("random weights: accuracy is meaningless; speed and memory are those of the architecture")
         first_device = str(next(m.parameters()).device)

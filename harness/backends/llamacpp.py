@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import codecs
 import os
+import struct
 import time
 from pathlib import Path
 
@@ -26,9 +27,11 @@ from pydantic import Field
 
 from harness.backends._sampling import StopScanner, effective_top_k, engine_seed
 from harness.backends.base import Backend, BackendOptions, split_options
+from harness.core.fingerprint import from_gguf_metadata
 from harness.core.prompt import formatter_template, hf_template, render
 from harness.core.types import Completion, ModelInfo, Request
 from harness.errors import ModelLoadError
+from harness.measure.gguf_layout import gguf_weight_layout
 
 DEFAULT_MAX_CTX = 32768  # cap on the default context: the KV cache for 128k would not fit a laptop
 KV_CACHE_BYTES_PER_VALUE = 2  # llama.cpp keeps its KV cache in f16 unless told otherwise
@@ -149,6 +152,11 @@ class LlamaCppBackend(Backend):
         self._eog_ids: list[int] | None = None  # filled on first use of min_new_tokens
         self.info = self._model_info(str(path), metadata, n_ctx_train, template_source)
         self.info.engine["cpu_buffer_types"] = self._buffers
+        self.info.fingerprint = from_gguf_metadata(metadata, int(self._llm.n_vocab()))
+        try:  # bytes a step reads, from the file's tensor table: one embedding row per sequence, only routed experts
+            self.info.weight_layout = gguf_weight_layout(path)
+        except (OSError, ValueError, struct.error) as e:
+            self.info.notes.append(f"roofline: the GGUF tensor table could not be read ({e}); every weight counted as read each step")
         # GGUF files may recommend sampling settings (general.sampling.*); every request sets its own
         self.info.overridden_defaults = {k.removeprefix("general.sampling."): v for k, v in metadata.items()
                                          if k.startswith("general.sampling.")}

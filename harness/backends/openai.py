@@ -351,6 +351,10 @@ class OpenAIBackend(Backend):
 
     def _completion(self, request: Request, st: Stream, start: float) -> Completion:
         unmeasured: dict[str, str] = {}
+        if st.model:  # the server's own word on what answered: a served name is only its assertion
+            with self._lock:
+                if st.model not in self.info.reported_models:
+                    self.info.reported_models.append(self._scrub(st.model))
         reasoning_text = fix_surrogates("".join(st.reasoning)) or None
         reasoning_tokens = None
         if st.usage and not st.local_stop:  # every server number checked: a bad one is unmeasured, with the reason

@@ -131,6 +131,7 @@ class Stream:
     finish: str | None = None  # the server's finish_reason
     local_stop: bool = False  # a stop string matched here
     done: bool = False  # [DONE] arrived
+    model: str | None = None  # the model the server said answered (the chunks' `model`)
 
 
 
@@ -278,6 +279,8 @@ def read_stream(lines, scanner: StopScanner, min_new_tokens: int, scrub) -> Stre
             raise Retryable(f"server error in stream: {scrub(json.dumps(chunk['error']))[:300]}")
         usage = chunk.get("usage")
         st.usage = usage if isinstance(usage, dict) else st.usage
+        if isinstance(chunk.get("model"), str) and chunk["model"]:
+            st.model = chunk["model"][:200]
         choices = chunk.get("choices") or []
         if not isinstance(choices, list):
             raise Retryable(f"malformed stream chunk (choices is a {type(choices).__name__})")

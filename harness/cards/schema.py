@@ -31,6 +31,8 @@ _SHA = r"^[0-9a-f]{40}$"
 _SHORT_SHA = r"^[0-9a-f]{7,40}$"
 _HUB_ID = r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$"
 _TASK = r"^[a-z][a-z0-9_]*$"
+_DATE = r"^\d{4}-\d{2}(-\d{2})?$"
+_AS_OF = r"^(\d{4}-\d{2}(-\d{2})?( .+)?|undated: .+)$"
 # pass@1, pass@8, cons@64, maj@64, rm@8, or a named score.
 _METRIC = r"^(?:(?:pass|cons|maj|rm)@[1-9][0-9]*|accuracy|exact_match|f1|prompt_strict|lc_win_rate|rating|percentile|resolved|score)$"
 
@@ -80,6 +82,9 @@ class TaskSettings(EvalSettings):
     """Per-benchmark overrides of the protocol defaults."""
 
     protocol: str | None = None
+    # The publisher scored this task with a prompt the harness has no protocol for (e.g. "simple-evals"
+    # for GPQA): a run with any other protocol is not_comparable on it (harness/claims/comparability.py).
+    prompt: str | None = None
     mean_output_tokens: int | None = Field(None, ge=1)  # published mean answer length: the plan's expected tokens
     note: str | None = None
 
@@ -200,14 +205,37 @@ class Price(_Strict):
     currency: Literal["USD"] = "USD"
     source: str
     status: Status
-    as_of: str | None = None
+    # When the prices applied: a date (YYYY-MM or YYYY-MM-DD, optionally followed by words), or
+    # "undated: <why>" where no source dates them. Never null: a price without a date compares today's
+    # price with last year's claim.
+    as_of: str = Field(pattern=_AS_OF)
     notes: list[str] = Field(default_factory=list)
+
+
+class AliasChange(_Strict):
+    """The API model name began serving another model on `date`."""
+
+    date: str = Field(pattern=_DATE)
+    target: str
+    source: str
+    status: Status
+
+
+class ApiAlias(_Strict):
+    """An API model name that is an alias (its target can change): when it served the card's model,
+    and every later change a source records (harness/cards/identity.py warns on them)."""
+
+    as_of: str = Field(pattern=_DATE)  # the date the alias served this card's model (the claims' date)
+    source: str
+    changes: list[AliasChange] = Field(default_factory=list)
 
 
 class ApiInfo(_Strict):
     provider: str
     base_url: str = Field(pattern=r"^https?://")
     model: str
+    # Whether `model` is a dated snapshot (fixed) or an alias whose target can change, with its history.
+    model_alias: ApiAlias | None = None
     api_key_env: str = Field(pattern=r"^[A-Z_][A-Z0-9_]*$")
     prices: Price
     context_length: int | None = Field(None, ge=1)

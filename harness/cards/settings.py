@@ -24,6 +24,7 @@ def stated_settings(card: Card, task: str) -> dict[str, Any]:
     if override is not None:
         merged.update({k: v for k, v in override.model_dump().items() if v is not None})
     merged["protocol"] = (override.protocol if override is not None and override.protocol else card.protocol.name)
+    merged["prompt"] = override.prompt if override is not None else None
     return merged
 
 
@@ -85,7 +86,9 @@ def protocol_differences(card: Card, task: str, used: dict, *, random_weights: b
     if rev and card.revision and not (card.revision.startswith(rev) or rev.startswith(card.revision)):
         diffs.append(f"revision {used['revision']} instead of the card's pinned {card.revision}")
 
-    if used.get("protocol") and used["protocol"] != stated["protocol"]:
+    if stated.get("prompt") and used.get("protocol") != stated["prompt"]:
+        diffs.append(f"the card's claims on {task} were scored with the {stated['prompt']} prompt, not protocol {used.get('protocol')!r}")
+    elif used.get("protocol") and used["protocol"] != stated["protocol"]:
         diffs.append(f"prompt protocol {used['protocol']!r} instead of the card's {stated['protocol']!r}")
     if "force_think" in used and used["force_think"] is not None and bool(used["force_think"]) != card.protocol.force_think:
         diffs.append("the reply was " + ("" if used["force_think"] else "not ") + "forced to start with <think>, unlike the card's protocol")

@@ -68,6 +68,17 @@ class Arch(_Strict):
     status: Status
 
 
+class Precision(_Strict):
+    """The number formats a training run's matrix multiplies used: the body's linear layers (`matmul`),
+    attention's score and value products (`attention`) and the output head (`head`)."""
+
+    matmul: Literal["bf16", "fp8"]
+    attention: Literal["bf16", "fp8"] = "bf16"
+    head: Literal["bf16", "fp8"] = "bf16"
+    status: Status
+    source: str
+
+
 class TrainingCost(_Strict):
     """A published training-cost claim: figures per stage, the assumed price and the claimed total."""
 
@@ -82,6 +93,7 @@ class TrainingCost(_Strict):
     total_cost_usd: Figure | None = None
     stages: list[Stage]
     arch: Arch | None = None
+    precision: Precision | None = None  # the stated precision mix: sets the effective peak (harness/training/check.py)
     excludes: list[str] = Field(default_factory=list)
     notes: list[str] = Field(default_factory=list)
 

@@ -169,7 +169,7 @@ def comparability(c: Comparison, ra: LoadedRun, rb: LoadedRun, ia: Identity, ib:
         block = run.data.tasks.get(c.task)
         task = {**(block.model_dump(mode="json") if block else {}), "settings": _settings(run, c.task)}
         r, cv = run_reasons(task, run.data.model.model_dump(mode="json"), want=want, metric="accuracy",
-                            immaterial=card.protocol.immaterial if card is not None else ())
+                            immaterial=card.protocol.immaterial if card is not None else (), card=card, name=c.task)
         reasons += [{"code": x["code"], "detail": f"{tag}: {x['detail']}"} for x in r]
         caveats_ += [f"{tag}: {x}" for x in cv]
     return reasons, caveats_

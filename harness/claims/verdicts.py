@@ -32,7 +32,7 @@ from typing import Any
 from harness.cards.schema import Card
 from harness.cards.settings import stated_settings
 from harness.claims.comparability import run_reasons, sentence
-from harness.stats import problems_needed
+from harness.stats import finite_population_interval, problems_needed
 
 VERDICT_MODES = ("strict", "indicative")
 _EDGE = 1e-9  # float slack so a claim printed on an interval edge counts as on it
@@ -163,7 +163,8 @@ def claims_for_run(card: Card, run_tasks: dict, *, differences_by_task: dict[str
             diffs.append(f"the claim averages {claim.samples} samples per problem; this run drew {task['k']}")
         want = {**stated, "protocol": claim.protocol or stated["protocol"], "dtype": card.dtype}
         task_view = {**task, "settings": {"protocol": used_protocol, **(task.get("settings") or {})}}
-        reasons, caveats = run_reasons(task_view, model or {}, want=want, metric=metric, immaterial=card.protocol.immaterial)
+        reasons, caveats = run_reasons(task_view, model or {}, want=want, metric=metric, immaterial=card.protocol.immaterial,
+                                       card=card, name=claim.task)
         ci = measured.get("ci95")
         entry = {
             "task": claim.task,
@@ -207,6 +208,12 @@ def claims_for_run(card: Card, run_tasks: dict, *, differences_by_task: dict[str
                 entry["note"] += f"; indicative only (--verdicts indicative): {stat['note']}"
         elif stat is not None:
             entry.update(verdict=stat["verdict"], note=stat["note"])
+        data = task.get("data") or {}
+        if data.get("selection") == "sample" and ci is not None and data.get("n_official"):
+            lo, hi = finite_population_interval(measured["value"], (ci[0], ci[1]), n=int(data["n"]), population=int(data["n_official"]))
+            entry["note"] += (f"; {data['n']} of {data['n_official']} problems, a uniform sample (seed {data.get('seed')}): the whole set "
+                              f"would have measured [{_pct(lo)}, {_pct(hi)}] (finite-population interval); the verdict uses the "
+                              "interval on the sampled problems, which also carries the set's own sampling error")
         if caveats:
             entry["note"] += "; caveat: " + "; ".join(caveats)
         if claim.setting and not claim.protocol:  # a claim with its own protocol already says so above

@@ -96,6 +96,10 @@ class ModelInfo:
     engine: dict[str, Any] = field(default_factory=dict)  # how it generates: batching mode, compiled decoding, with reasons
     sampling: dict[str, dict[str, Any]] = field(default_factory=dict)  # per task: the engine's effective decoding parameters
     overridden_defaults: dict[str, object] = field(default_factory=dict)  # model/server defaults set aside
+    # Architecture values read from the loaded weights (model_type, num_layers, hidden_size, intermediate_size,
+    # num_attention_heads, num_key_value_heads, vocab_size, bos_token_id, eos_token_id): a local model's identity.
+    fingerprint: dict[str, object] = field(default_factory=dict)
+    reported_models: list[str] = field(default_factory=list)  # what a server said it served, in its responses
 
 
 @dataclass(frozen=True)

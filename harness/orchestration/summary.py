@@ -60,6 +60,8 @@ def finish_run(ctx, gathered: list[dict], status: str) -> RunResult:
             tasks[name] = {**task_metrics(task_rows, tp.k), "errors": errors, "source": tp.data_file or tp.task.describe(),
                            "answer_type": tp.task.answer_type, "settings": {k: v for k, v in tp.settings.items() if k != "seed"},
                            "version": tp.task.version, "dataset_size": tp.task.dataset_size}
+            if getattr(tp, "data", None):
+                tasks[name]["data"] = dict(tp.data)
             if tp.task.lm_eval_config:  # the lm-eval task's own config, for `harness export --format lm-eval`
                 tasks[name]["lm_eval_config"] = tp.task.lm_eval_config
     if status == "complete" and failed:
@@ -157,7 +159,9 @@ def _model(info) -> dict:
             "context_length": info.context_length, "quantization": info.quantization, "notes": list(info.notes),
             "engine": dict(getattr(info, "engine", None) or {}),
             "sampling": dict(getattr(info, "sampling", {}) or {}),
-            "overridden_defaults": dict(getattr(info, "overridden_defaults", {}) or {})}
+            "overridden_defaults": dict(getattr(info, "overridden_defaults", {}) or {}),
+            "fingerprint": dict(getattr(info, "fingerprint", None) or {}) or None,
+            "reported_models": list(getattr(info, "reported_models", None) or [])}
 
 
 def _scoring(rows) -> dict:
@@ -260,3 +264,7 @@ def _claims(data, plan, info, mode: str) -> None:
     data["claims"] = claims_for_run(plan.card, data["tasks"], differences_by_task=diffs, run_protocol=plan.protocol.name,
                                     model=data["model"], mode=mode)
     data["card"] = plan.card.name if hasattr(plan.card, "name") else str(plan.card)
+    from harness.cards.identity import alias_warnings
+
+    if info.backend == "openai":
+        data["warnings"].extend(alias_warnings(plan.card, info.name_or_path, list(info.reported_models)))

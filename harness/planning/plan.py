@@ -5,6 +5,7 @@ of requests with their per-sample seeds. Pure: no torch, no clock."""
 from __future__ import annotations
 
 import hashlib
+import random
 from dataclasses import dataclass, field
 
 from harness import protocols, registry
@@ -14,6 +15,7 @@ from harness.core.spec import parse as parse_spec
 from harness.core.types import Request, Sampling
 from harness.errors import ConfigError
 from harness.tasks.base import Item, Task
+from harness.tasks.official import DataRecord, data_identity
 
 SAMPLING_DEFAULTS = {"temperature": 0.6, "top_p": 0.95}  # DeepSeek-R1's settings, used when k > 1 and none given
 
@@ -29,6 +31,7 @@ class TaskPlan:
     settings: dict  # what was used, for protocol differences and run.json
     differences: list[str] = field(default_factory=list)
     sources: dict[str, str] = field(default_factory=dict)  # setting -> where its value came from
+    data: DataRecord | None = None  # which problems ran, against the official set (harness/tasks/official.py)
 
 
 @dataclass
@@ -107,6 +110,7 @@ def make_plan(cfg: RunConfig, card=None, served=None) -> Plan:
         task = load_task(name, cfg.task_options.get(name, {}))
         data_file = cfg.data_files.get(name)
         items = task.load(data_file, cfg.limit)
+        items, data = choose_items(cfg, name, task, items, data_file)
         d, why = card_settings(card, name) if card else ({}, {})
         pick = _Picker(why)
         k = pick("num_samples", (cfg.num_samples, "flag"), (d.get("num_samples"), "card"), (1, "default"))
@@ -124,12 +128,35 @@ def make_plan(cfg: RunConfig, card=None, served=None) -> Plan:
         settings = {"protocol": protocol.name, "temperature": temperature, "top_p": top_p, "top_k": top_k, "max_new_tokens": max_new,
                     "min_p": sampling.min_p, "presence_penalty": sampling.presence_penalty, "repetition_penalty": sampling.repetition_penalty,
                     "num_samples": k, "seed": cfg.seed, "force_think": protocol.force_think, "system_prompt": protocol.system_prompt,
-                    "limit": cfg.limit, "n": len(items)}
+                    "limit": cfg.limit, "n": len(items), "n_total": data.get("n_official") or task.size}
+        if cfg.sample is not None:
+            settings["sample"], settings["sample_seed"] = cfg.sample, cfg.seed
         if d.get("mean_output_tokens"):
             settings["mean_output_tokens"] = d["mean_output_tokens"]
             pick.sources["mean_output_tokens"] = f"card {card.name}"
-        plans[name] = TaskPlan(name, task, items, k, sampling, data_file, settings, sources=pick.sources)
+        plans[name] = TaskPlan(name, task, items, k, sampling, data_file, settings, sources=pick.sources, data=data)
     return Plan(protocol, plans, card, protocol_source)
+
+
+def choose_items(cfg: RunConfig, name: str, task: Task, items: list[Item], data_file: str | None) -> tuple[list[Item], DataRecord]:
+    """The problems to run (all, the first --limit rows, or a seeded uniform --sample) and what they
+    are against the task's official set. A sample keeps the data's order; its seed is `cfg.seed`."""
+    population = [(it.question, it.target) for it in items]
+    sampled = cfg.sample is not None and cfg.sample < len(items)
+    if sampled:
+        chosen = sorted(random.Random(cfg.seed).sample(range(len(items)), cfg.sample))
+        items = [items[i] for i in chosen]
+        how = f"--sample {cfg.sample} (seed {cfg.seed}) of {len(population)}"
+    elif task.unchecked or (cfg.limit is not None and cfg.limit <= len(items)):
+        how = f"--limit {cfg.limit}: the first {len(items)} rows"
+    else:
+        how = f"all of {data_file}" if data_file else "all of " + task.describe()
+    options = cfg.task_options.get(name, {})
+    narrowing = [f"{k}={options[k]}" for k in task.narrowing_options if k in options]
+    narrowed = f"task option {', '.join(narrowing)} narrows or changes the set" if narrowing else None
+    data = data_identity(name, [(it.question, it.target) for it in items], how=how, seed=cfg.seed if sampled else None,
+                         sampled=sampled, narrowed=narrowed, population=population if sampled else None)
+    return items, data
 
 
 

@@ -75,12 +75,35 @@ def render_card(card, cost) -> str:
     return "\n".join(out)
 
 
+IDENTITY_RULES = (
+    "**Which model and which data a verdict is about.** A claim is the card's model on the whole benchmark, so a verdict "
+    "needs evidence of both (`harness/cards/identity.py`, `harness/tasks/official.py`). The model: the card's Hub id, at the "
+    "card's pinned revision when the run records one; a local folder or GGUF file whose fingerprint (model type, layers, widths, "
+    "heads, vocabulary, trained context, tied embeddings, the tokenizer's bos/eos ids) and parameter count match the card's "
+    "config (a quantised file of the card's model keeps its verdict with a caveat; a fingerprint cannot tell apart two "
+    "fine-tunes of one architecture that share a tokenizer, and the verdict says so); or a served `openai:` model whose name "
+    "is the card's and which the server does not contradict in its responses: \"asserted by the server, not verified\", "
+    "a caveat. Anything else (another model, a sibling checkpoint such as Qwen2.5-Math-1.5B-Instruct run against the "
+    "R1-Distill-Qwen-1.5B card) is `not_comparable` with reason `model`.",
+    "",
+    "**Subsets.** Each benchmark task knows its official set as hashes only: its size and an order-independent sha256 over "
+    "its normalised problems, with the source. Data that is not the official set nor part of it is `not_comparable` with "
+    "reason `data`; the same problems in another order are the official set. Part of it says \"N of M problems\" everywhere, "
+    "and gets a verdict only as a seeded uniform sample (`--sample N`, seed recorded, interval over the N problems plus the "
+    "finite-population interval for the whole set in the note). The first N rows (`--limit N`: benchmark files are often "
+    "ordered), a hand-picked file and a task option that narrows the set (a C-Eval subject, another CMATH file) are "
+    "`not_comparable` with reason `subset`. A card that states another prompt for a task (GPQA-Diamond: `prompt: "
+    "simple-evals`) refuses a verdict on it to a run under any other protocol.",
+)
+
+
 def claims_table(cards) -> str:
     """docs/claims.md: every claim of every card, generated (`harness cards --markdown`); a test keeps it current."""
     out = ["# Published claims in the model cards", "",
            "Generated from model_cards/*.yaml by `harness cards --markdown > docs/claims.md`; do not edit by hand.",
            "`harness cards NAME` shows one card with the protocol and what checking it costs on your machine;",
            "a run with `--card NAME` gives a verdict on each claim (see the README's \"Check a claim\").", "",
+           *IDENTITY_RULES, "",
            "| card | model | task | benchmark | metric | value | samples | status | source |",
            "|---|---|---|---|---|---|---|---|---|"]
     for card in cards:

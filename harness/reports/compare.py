@@ -109,9 +109,11 @@ def pairwise(runs: list[LoadedRun], verdicts: str = "strict") -> list[dict]:
         pair["p_holm"] = adj
         if pair["p_value"] >= ALPHA or pair["diff"] == 0:
             stat = "noise"
+        elif adj >= ALPHA:  # "better" only at the multiplicity-adjusted level
+            stat = f"noise after Holm correction for {len(pairs)} tests (unadjusted p < {ALPHA})"
         else:
             better = pair["a"] if pair["diff"] > 0 else pair["b"]
-            stat = f"{better} better" + ("" if adj < ALPHA else f" (not after Holm correction for {len(pairs)} tests)")
+            stat = f"{better} better"
         pair["verdict"], pair["indicative_verdict"] = stat, None
         if pair["reasons"]:
             pair["verdict"], pair["note"] = "not_comparable", sentence(pair["reasons"])

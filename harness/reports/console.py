@@ -128,6 +128,8 @@ def summarize(run_dir):
         print(f"{name}: accuracy {pct(acc.value)} {interval(acc.ci95)} "
               f"over {t.n} problems x {t.k}{extra}; truncated {pct(t.truncation_rate, 0)}"
               + (f"; {t.errors} failed samples left out" if t.errors else ""))
+        if t.data is not None and t.data.selection != "official":
+            print(f"  data ({t.data.selection}): {t.data.detail}")
     perf = run.perf
     tps = perf.output_tokens_per_s
     print(f"perf: {perf.wall_s:.2f} s generating, {tps:.1f} output tok/s" if tps else f"perf: {perf.wall_s:.2f} s generating")
@@ -137,9 +139,11 @@ def summarize(run_dir):
         claimed = "no published value" if c.claimed is None else f"{100 * c.claimed:.1f}%"
         print(f"claim {c.task} {c.metric} {claimed}: {verdict_label(c)}")
         if c.reasons:
-            print(f"  not comparable: {'; '.join(r.detail for r in c.reasons)}")
+            print(f"  not comparable: {'; '.join(f'[{r.code}] {r.detail}' for r in c.reasons)}")
             if c.measured is not None:
                 print(f"  measured {100 * c.measured:.1f}% (indicative only)")
+        for caveat in c.caveats:
+            print(f"  caveat: {caveat}")
     for w in run.warnings:
         print(f"warning: {clean(w)}")
     md, html = write_reports(run_dir)

@@ -157,5 +157,8 @@ def render_html(run: RunResult | dict, samples: list[dict], *, max_samples: int 
            ("levels", "By level"), ("samples", "Samples")]
     nav = [(k, label) for k, label in nav if (k != "claims" or run.claims) and (k != "levels" or levels)]
     differences = sorted({x for c in run.claims for x in c.protocol_differences})
+    differences += sorted({f"caveat: {x}" for c in run.claims for x in c.caveats})
+    differences += [f"data, {name} ({t.data.selection}): {t.data.detail}" for name, t in run.tasks.items()
+                    if t.data is not None and t.data.selection != "official"]
     return render_page("report.html.j2", run=run, nav=nav, perf_fields=PERF_FIELDS, latency_figures=latency, length_figures=lengths,
                        budget=budget, levels=levels, samples=rows, samples_caption=caption, claim_differences=differences)

@@ -50,6 +50,9 @@ def render_markdown(run: RunResult | dict) -> str:
         for name, by in levels:
             for level, v in by.items():
                 out.append(f"| {name} | {level} | {v.n} | {pct(v.accuracy)} | {interval(v.ci95)} |")
+    subsets = [(name, t.data) for name, t in d.tasks.items() if t.data is not None and t.data.selection != "official"]
+    if subsets:
+        out += ["", "## Data", ""] + [f"- {name} ({data.selection}): {data.detail}" for name, data in subsets]
     if d.claims:
         from harness.claims.verdicts import verdict_label
 

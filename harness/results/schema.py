@@ -14,7 +14,8 @@ batching mode, plugin providers); 1.2 added the model's per-task engine `samplin
 and `lm_eval_config`, and `versions.git_hash` (for `harness export --format lm-eval`), the model's
 `engine` (batching and compiled decoding, with reasons) and the device's `dtype_measurements`;
 older files read unchanged. 1.4 added claim comparability, `verdicts_mode`, `intervals`, metric `n_eff`,
-and the roofline's batch fields.
+and the roofline's batch fields. 1.5 added the model's `fingerprint` and `reported_models`, task `data` (the
+problems against the official set) and the reason codes model, data and subset.
 """
 
 from __future__ import annotations
@@ -72,6 +73,7 @@ class TaskResult(_Model):
     version: float | str | None = Field(None, description="the task definition's version (an lm-eval task's metadata.version)")
     dataset_size: int | None = Field(None, description="problems in the task's data before --limit, where the task records it")
     lm_eval_config: dict[str, Any] | None = Field(None, description="for lm_eval:<task>: the task's config as lm-eval records it")
+    data: DataIdentity | None = Field(None, description="which problems ran, against the official set (1.5)")
 
 
 class Percentiles(_Model):
@@ -189,6 +191,28 @@ class ModelRecord(_Model):
         "how the engine generated: batching (static or continuous) and batching_reason, compiled decoding and compile_reason, "
         "compile warm-up seconds and shapes, llama.cpp n_ctx/n_threads; with --batch-size auto: batch_size, batch_size_reason and "
         "batch_size_measurements (the probes' prefill, step and rate per batch)"))
+    fingerprint: dict[str, Any] | None = Field(None, description=(
+        "architecture values read from the loaded weights (model_type, layers, hidden size, heads, vocabulary, bos/eos ids): "
+        "what identifies a local folder or GGUF file against a card (harness/cards/identity.py)"))
+    reported_models: list[str] = Field(default_factory=list, description=(
+        "openai: the model names the server reported in its responses (a served name is the server's assertion)"))
+
+
+class DataIdentity(_Model):
+    """`tasks.<task>.data`: the problems a run measured, against the task's official set (harness/tasks/official.py)."""
+
+    selection: Literal["official", "sample", "subset", "other", "unknown"] = Field(description=(
+        "official: the whole official set (any order); sample: a seeded uniform --sample of it; subset: other problems of it "
+        "(--limit, a hand-picked file, a narrowing task option); other: problems not in it; unknown: no official set recorded"))
+    n: int = Field(description="problems run")
+    n_official: int | None = Field(None, description="problems in the official set")
+    n_matched: int = Field(0, description="problems run that are in the official set")
+    sha256: str = Field(description="order-independent hash of the run's normalised problems")
+    official_sha256: str | None = None
+    source: str | None = Field(None, description="where the official set is published")
+    how: str = Field(description="how the problems were chosen")
+    seed: int | None = Field(None, description="--sample's seed")
+    detail: str = ""
 
 
 class DeviceRecord(_Model):
@@ -219,7 +243,7 @@ class ProtocolRecord(_Model):
 
 class Reason(_Model):
     """One failed comparability condition."""
-    code: str = Field(description="random_weights, truncation, protocol, sampling, samples or scripted")
+    code: str = Field(description="model, data, subset, random_weights, truncation, protocol, sampling, budget, samples or scripted")
     detail: str = Field(description="the sentence a reader sees")
 
 

@@ -16,6 +16,8 @@ from collections.abc import Iterator, Sequence
 from decimal import Decimal, InvalidOperation
 from fractions import Fraction
 
+from harness.scoring import notation
+
 LETTERS = "ABCDEFGHIJ"
 
 # Full-width ASCII (Chinese input methods type digits and colons this way), ideographic and
@@ -80,8 +82,8 @@ def _match_braces(text: str, start: int) -> dict[int, int]:
 
 # ---- "the answer is ..." markers ----------------------------------------------------------------
 _MARK = re.compile(
-    r"\banswer\b(?:\*\*|\s)*(?:(?:is|should\s+be|would\s+be|will\s+be)\b(?:\s*:)?|[:=])"
-    r"|答案(?:应该|应)?\s*(?:是|为|為|:|=)|(?:^|\n)[ \t*#]*答\s*:",
+    r"\banswer\b(?:\*\*|\s)*(?:(?:is|should\s+be|would\s+be|will\s+be)\b(?:\s*:)?|is(?=n't)|[:=])"
+    r"|答案(?:应该|应)?\s*(?:是|为|為|:|=)|答案(?=并?不是)|(?:^|\n)[ \t*#]*答\s*:",
     re.IGNORECASE)
 _CHOICE_MARK = re.compile(
     r"\b(?:option|choice)\s+(?:is|would\s+be)\b(?:\s*:)?"
@@ -130,6 +132,16 @@ def _trim(phrase: str) -> str:
     return s.strip().strip("*_").strip().rstrip(".。,，").replace("\\$", "").replace("$", "").strip()
 
 
+def _marked(text: str, end: int) -> str:
+    """The answer a marker ending at `end` introduces; a negated one ("not 12, but 15") gives what it
+    affirms instead, or nothing ("the answer is not 12." states no answer)."""
+    introduced = _introduced(text, end)
+    if notation.negated(introduced):
+        instead = notation.after_negation(introduced)
+        return _trim(instead) if instead else ""
+    return _trim(introduced)
+
+
 def strict_candidates(text: str) -> Iterator[str]:
     """Explicitly marked final answers, best first: the last boxed, the last `####`, then the
     answer markers from last to first (a reply may end "I hope the answer is right")."""
@@ -140,7 +152,7 @@ def strict_candidates(text: str) -> Iterator[str]:
     if gsm is not None and (c := _trim(gsm.group(1))):
         yield c
     for _, end in _marker_spans(text, _MARK):
-        if c := _trim(_introduced(text, end)):
+        if c := _marked(text, end):
             yield c
 
 
@@ -173,6 +185,7 @@ def numeric_prep(s: str) -> str:
     fraction is a mixed number and becomes "N a/b" (never the glued "Na/b")."""
     s = s.replace("{,}", ",").replace("\\$", "").replace("$", "")
     s = _LATEX_SPACE.sub("", s)
+    s = notation.repeating_decimals(s)
     if "又" in s or "分之" in s:
         s = _ZH_MIXED_FEN.sub(r"\1 \3/\2", _ZH_MIXED.sub(r"\1 \2/\3", s))
         s = _ZH_FEN.sub(r"\2/\1", s)
@@ -206,7 +219,7 @@ _SYMBOLIC = re.compile(r"\\[A-Za-z]|\^")
 def read_number(candidate: str) -> str | None:
     """The number a marked answer states: after the last "=", the first number token ("18 eggs",
     "x = 18"). None when that part is an expression (`\\sqrt{2}`, `10^3`), not a number."""
-    part = _EQUALS.split(numeric_prep(candidate))[-1]
+    part = _EQUALS.split(numeric_prep(notation.zh_numerals(candidate)))[-1]
     if _SYMBOLIC.search(_WRAPPERS.sub("", part)):
         return None
     m = _NUM.search(part)
@@ -217,6 +230,8 @@ TAIL = 4096  # fallbacks look at the end of a long reply first; the whole text o
 
 
 def last_number(text: str) -> str | None:
+    if not any(ch.isdigit() for ch in text[-TAIL:]):  # an answer written only in Chinese numerals
+        text = notation.zh_numerals(text)
     for window in ((text[-TAIL:], text) if len(text) > TAIL else (text,)):
         found = last_match(_NUM.finditer(numeric_prep(window)))
         # a match at the very start of the tail may be the end of a longer number
@@ -282,8 +297,18 @@ def is_hedge(reading: str) -> bool:
 
 
 def option_by_text(s: str, choices: Sequence[str]) -> str | None:
+    """The option whose text the answer is ("Paris" for "B) Paris"), or whose value it states ("0.5" for
+    "$\\frac{1}{2}$", "12" for "12 cm"); None unless exactly one option matches."""
     key = _norm_text(s)
     hits = [LETTERS[i] for i, c in enumerate(choices[:len(LETTERS)]) if key and _norm_text(c) == key]
+    if hits:
+        return hits[0] if len(hits) == 1 else None
+    mine = read_number(s) if key and len(key) <= 200 and not re.search(r"[A-Za-z]{3,}", re.sub(r"\\[A-Za-z]+", "", key)) else None
+    if mine is None:
+        return None
+    value = number_value(mine)
+    values = [read_number(c) if len(c) <= 200 else None for c in choices[:len(LETTERS)]]
+    hits = [LETTERS[i] for i, v in enumerate(values) if v is not None and number_value(v) == value]
     return hits[0] if len(hits) == 1 else None
 
 
@@ -301,7 +326,7 @@ def strict_letter(text: str, choices: Sequence[str]) -> str | None:
         return read_letter(boxed, choices, lower_ok=True) or _unwrap_math(boxed)
     found: list[tuple[int, str]] = []
     for start, end in _marker_spans(text, _MARK, _CHOICE_MARK):
-        letter = read_letter(_trim(_introduced(text, end)), choices, lower_ok=True)
+        letter = read_letter(_marked(text, end), choices, lower_ok=True)
         if letter:
             found.append((start, letter))
             break

@@ -27,7 +27,7 @@ from collections.abc import Sequence
 from fractions import Fraction
 
 from harness.core.types import Score
-from harness.scoring import answers, symbolic  # noqa: I001
+from harness.scoring import answers, notation, symbolic  # noqa: I001
 from harness.scoring.answers import number_value, read_number
 
 ANSWER_TYPES = ("number", "math", "choice")
@@ -158,6 +158,12 @@ def _math_equal(pred: str, gold: str, hits: list[str]) -> bool:
     na, nb = exact_number(a), exact_number(b)
     if na is not None and nb is not None and na == nb:
         return True
+    ia, ib = notation.inequality_interval(_strip_math(pred)), notation.inequality_interval(_strip_math(gold))
+    if ia is not None or ib is not None:  # an interval written as inequalities ("2 \le x < 5" for "[2,5)")
+        pred, gold = ia or pred, ib or gold
+        a, b = normalise_math(pred), normalise_math(gold)
+        if a == b:
+            return True
     if too_costly(a) or too_costly(b):
         return False
     verdict = symbolic.compare(_strip_math(pred), _strip_math(gold))

@@ -69,6 +69,9 @@ class Task:
     levels_field: ClassVar[str | None] = None  # meta key that holds a difficulty level, if any
     size: ClassVar[int | None] = None  # problems in the full benchmark: what a faithful run costs without the data
     stop: tuple[str, ...] = ()  # stop strings of the task's own, added to the protocol's
+    # Task options that narrow or change the problem set (a C-Eval subject, another CMATH file): a run
+    # with one measures something else than a claim on the whole benchmark (harness/tasks/official.py).
+    narrowing_options: ClassVar[tuple[str, ...]] = ()
     max_new_tokens: int | None = None  # the task's default generation budget, if it has one
     dataset_size: int | None = None  # problems in the data before --limit, where the task knows it (set by load)
     lm_eval_config: dict | None = None  # an lm-eval task's own config, as lm-eval records it (lm_eval:<task> only)

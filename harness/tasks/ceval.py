@@ -72,6 +72,7 @@ class CEval(Task):
     answer_type = "choice"
     required_fields = ("id", "question", "A", "B", "C", "D", "answer")
     levels_field = "category"
+    narrowing_options = ("subject",)
 
     def __init__(self, **options):
         opts = check_options(self.name, options, {"subject": parse_subjects})

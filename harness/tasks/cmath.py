@@ -41,6 +41,7 @@ class CMath(Task):
     answer_type = "number"
     required_fields = ("question", "answer")
     levels_field = "grade"
+    narrowing_options = ("file",)
 
     def __init__(self, **options):
         opts = check_options(self.name, options, {"file": _file})

@@ -9,16 +9,25 @@ For every card with a `training` section (harness/cards/training.py):
       MFU = model FLOPs / (GPU-hours x 3600 x the GPU's dense peak FLOP/s)
   (harness/training/flops.py states the approximation), against both the BF16 and the FP8 dense peak of the
   GPU (harness/data/training_refs.yaml, with sources);
-- a verdict against the band of MFU achieved in published large-scale training (the same file):
-  the true utilisation lies between the FP8-peak figure (all matmuls in FP8) and the BF16-peak one
-  (none), so the claim is `implausibly high` when even the FP8-peak MFU is above the band,
-  `implausibly low` when even the BF16-peak MFU is below it, and `plausible` otherwise.
+- an effective peak for the precision mix the card states (`training.precision`: e.g. DeepSeek-V3's FP8
+  linear layers with BF16 attention and output head): each part of the model FLOPs runs at its own
+  format's peak, so the stage needs F_fp8 / peak_fp8 + F_bf16 / peak_bf16 seconds at 100% and the
+  effective peak is F / that; MFU against it is the share of the GPU-hours the arithmetic alone needs;
+- a verdict that can fail: `implausible` when the MFU is above 100% of the relevant peak (the
+  effective one, or without a stated mix even the FP8 one: the GPUs cannot do the claimed work in the
+  claimed hours); `implausibly high` when it is above the top of the band of MFU reached in published
+  *full training runs* (harness/data/training_refs.yaml, per precision, primary or secondary sources;
+  throughput benchmarks are listed but never in the band); `plausible` otherwise. Without a stated mix
+  the true utilisation lies between the FP8-peak and the BF16-peak figures and the lower one is judged.
+  An MFU below the band is reported, not refuted: a slower run (MoE all-to-all, a smaller cluster)
+  costs more, and a cost claim that is too high is not what this check is for.
 `projection` turns a measured FLOP rate into device-hours and dollars for a card's pre-training.
 """
 
 from __future__ import annotations
 
 from importlib import resources
+from typing import Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -46,6 +55,8 @@ class GpuPeak(_Strict):
 class MfuRef(_Strict):
     run: str
     mfu: float = Field(gt=0, lt=1)
+    precision: Literal["bf16", "fp8"] = "bf16"
+    kind: Literal["full_training", "benchmark"] = "full_training"
     source: str
     status: Status
 
@@ -74,24 +85,57 @@ def gpu_peak(name: str | None, refs: Refs) -> tuple[str, GpuPeak] | None:
     return None
 
 
-def mfu_band(refs: Refs) -> dict:
-    """The range of published MFU over entries with a stored source (UNVERIFIED ones are listed apart)."""
-    used = [r for r in refs.mfu_published if r.status != "UNVERIFIED"]
+def mfu_band(refs: Refs, precision: str = "bf16") -> dict:
+    """The range of MFU reached in published full training runs at `precision`, over entries with a stored
+    source (UNVERIFIED ones and benchmarks are listed apart). A precision with no such entry uses BF16's, saying so."""
+    def full(p: str) -> list[MfuRef]:
+        return [r for r in refs.mfu_published if r.status != "UNVERIFIED" and r.kind == "full_training" and r.precision == p]
+
+    used, note = full(precision), None
+    if not used and precision != "bf16":
+        used, note = full("bf16"), f"no sourced full training run at {precision} in the references: the BF16 band is used"
     if not used:
-        raise ConfigError("harness/data/training_refs.yaml has no sourced MFU figure", "add one with status verified or secondary")
-    return {"low": min(r.mfu for r in used), "high": max(r.mfu for r in used),
+        raise ConfigError("harness/data/training_refs.yaml has no sourced full-training MFU figure",
+                          "add one with kind full_training and status verified or secondary")
+    return {"low": min(r.mfu for r in used), "high": max(r.mfu for r in used), "precision": precision, "note": note,
             "entries": [r.model_dump() for r in used],
+            "benchmarks": [r.model_dump() for r in refs.mfu_published if r.kind == "benchmark"],
             "unverified": [r.model_dump() for r in refs.mfu_published if r.status == "UNVERIFIED"]}
 
 
 def verdict(mfu_low: float, mfu_high: float, band: dict) -> tuple[str, str]:
-    """(verdict, why) for an implied MFU known to lie in [mfu_low, mfu_high]."""
+    """(verdict, why) for an implied MFU known to lie in [mfu_low, mfu_high] (equal when the precision mix is stated)."""
     lo, hi = band["low"], band["high"]
+    what = f"the implied MFU {mfu_low:.1%}" if mfu_low == mfu_high else f"even the lowest implied MFU {mfu_low:.1%}"
+    if mfu_low > 1.0:
+        return "implausible", f"{what} is above 100% of the peak: the GPUs cannot do the claimed work in the claimed hours"
     if mfu_low > hi:
-        return "implausibly high", f"even the lowest implied MFU {mfu_low:.1%} is above the best published {hi:.1%}"
+        return "implausibly high", f"{what} is above the best published full training run ({hi:.1%})"
+    shown = f"{mfu_low:.1%}" if mfu_low == mfu_high else f"{mfu_low:.1%}-{mfu_high:.1%}"
     if mfu_high < lo:
-        return "implausibly low", f"even the highest implied MFU {mfu_high:.1%} is below the lowest published {lo:.1%}"
-    return "plausible", f"the implied MFU range {mfu_low:.1%}-{mfu_high:.1%} overlaps the published band {lo:.1%}-{hi:.1%}"
+        return "plausible", (f"the implied MFU {shown} is below the published band {lo:.1%}-{hi:.1%}: a slower run costs more, "
+                             "which this check does not refute")
+    return "plausible", f"the implied MFU {shown} is within reach of the published band {lo:.1%}-{hi:.1%}"
+
+
+def effective_peak(fl: dict, precision, g: GpuPeak) -> dict | None:
+    """The effective peak of a stage's FLOPs under a stated precision mix (None without a mix or an FP8 peak).
+
+    The output head's share is 6 x vocab x hidden per token (twice with an MTP module, which has its own head)."""
+    if precision is None:
+        return None
+    peaks = {"bf16": g.bf16_dense_flops, "fp8": g.fp8_dense_flops}
+    if any(peaks[x] is None for x in (precision.matmul, precision.attention, precision.head)):
+        return None
+    cfg = fl.get("config") or {}
+    heads = 2 if fl["mtp"] else 1
+    head = 6.0 * float(cfg.get("vocab_size") or 0) * float(cfg.get("hidden_size") or 0) * fl["tokens"] * heads
+    attention = fl["attention"] or 0.0
+    body = fl["total"] - attention - head
+    parts = {"matmul": (body, precision.matmul), "attention": (attention, precision.attention), "head": (head, precision.head)}
+    seconds = sum(f / peaks[p] for f, p in parts.values())
+    return {"flops_by_part": {k: {"flops": f, "precision": p} for k, (f, p) in parts.items()},
+            "peak": fl["total"] / seconds if seconds else None, "source": precision.source, "status": precision.status}
 
 
 def _fig(f) -> dict | None:
@@ -113,6 +157,7 @@ def stage_flops(t: TrainingCost, tokens: float, context: float | None) -> dict:
     if t.mtp_active_b is not None and t.mtp_active_b.value is not None:
         out["mtp"] = 6.0 * t.mtp_active_b.value * 1e9 * tokens
     out["total"] = out["dense"] + (out["attention"] or 0.0) + (out["mtp"] or 0.0)
+    out["config"] = dict(cfg or {})
     return out
 
 
@@ -121,6 +166,10 @@ def check_card(card: Card, refs: Refs, band: dict, price: float | None = None) -
     t = card.training
     assumed = t.price_per_gpu_hour_usd.value
     peak = gpu_peak(t.gpu.value, refs)
+
+    def band_for(precision: str) -> dict:
+        return band if band.get("precision", "bf16") == precision else mfu_band(refs, precision)
+
     stages = []
     for s in t.stages:
         hours = s.gpu_hours.value
@@ -138,10 +187,16 @@ def check_card(card: Card, refs: Refs, band: dict, price: float | None = None) -
             capacity = hours * SECONDS_PER_HOUR
             bf16 = fl["total"] / (capacity * g.bf16_dense_flops)
             fp8 = fl["total"] / (capacity * g.fp8_dense_flops) if g.fp8_dense_flops else None
-            v, reason = verdict(fp8 if fp8 is not None else bf16, bf16, band)
-            row["mfu"] = {"flops": fl, "gpu": peak[0], "bf16_peak": g.bf16_dense_flops, "fp8_peak": g.fp8_dense_flops,
-                          "peak_source": g.source, "peak_status": g.status, "mfu_bf16": bf16, "mfu_fp8": fp8,
-                          "dense_only_mfu_bf16": fl["dense"] / (capacity * g.bf16_dense_flops), "verdict": v, "why": reason}
+            eff = effective_peak(fl, t.precision, g)
+            if eff is not None and eff["peak"]:
+                eff["mfu"] = fl["total"] / (capacity * eff["peak"])
+                v, reason = verdict(eff["mfu"], eff["mfu"], band_for(t.precision.matmul))
+                reason = f"against the effective peak of the stated mix ({eff['peak'] / 1e12:,.0f} TFLOP/s): {reason}"
+            else:
+                v, reason = verdict(fp8 if fp8 is not None else bf16, bf16, band)
+            row["mfu"] = {"flops": {k: x for k, x in fl.items() if k != "config"}, "gpu": peak[0], "bf16_peak": g.bf16_dense_flops,
+                          "fp8_peak": g.fp8_dense_flops, "peak_source": g.source, "peak_status": g.status, "mfu_bf16": bf16, "mfu_fp8": fp8,
+                          "effective": eff, "dense_only_mfu_bf16": fl["dense"] / (capacity * g.bf16_dense_flops), "verdict": v, "why": reason}
         else:
             row["unchecked"] = "; ".join(why)
         stages.append(row)
@@ -227,6 +282,11 @@ def _mfu_lines(m: dict) -> list[str]:
     fp8_mfu = f", {m['mfu_fp8']:.1%} of the FP8 peak" if m["mfu_fp8"] is not None else ""
     out.append(f"    implied MFU = FLOPs / (GPU-hours x 3600 x peak) = {m['mfu_bf16']:.1%} of the BF16 peak{fp8_mfu} "
                f"(6ND alone: {m['dense_only_mfu_bf16']:.1%} of BF16)")
+    eff = m.get("effective")
+    if eff and eff.get("peak"):
+        parts = ", ".join(f"{k} {v['flops']:.3g} in {v['precision'].upper()}" for k, v in eff["flops_by_part"].items())
+        out.append(f"    stated precision mix: {parts} -> effective peak {eff['peak'] / 1e12:,.0f} TFLOP/s "
+                   f"[{eff['status']}: {eff['source']}]; implied MFU {eff['mfu']:.1%} of it")
     out.append(f"    verdict: {m['verdict'].upper()} — {m['why']}")
     return out
 
@@ -234,8 +294,13 @@ def _mfu_lines(m: dict) -> list[str]:
 def render_text(doc: dict) -> str:
     b = doc["band"]
     out = ["Training-cost claims: arithmetic on published figures", "",
-           f"Published large-scale MFU band: {b['low']:.1%}-{b['high']:.1%} from"]
+           f"Published full-training MFU band ({b.get('precision', 'bf16').upper()}): {b['low']:.1%}-{b['high']:.1%} from"]
     out += [f"  {e['mfu']:.1%} {e['run']} [{e['status']}: {e['source']}]" for e in b["entries"]]
+    if b.get("note"):
+        out.append(f"  note: {b['note']}")
+    if b.get("benchmarks"):
+        out.append("  not in the band (throughput benchmarks, not full training runs): "
+                   + "; ".join(f"{e['run']} {e['mfu']:.1%}" for e in b["benchmarks"]))
     if b["unverified"]:
         out.append("  not in the band (UNVERIFIED, no stored source): " + "; ".join(f"{e['run']} {e['mfu']:.1%}" for e in b["unverified"]))
     for c in doc["cards"]:

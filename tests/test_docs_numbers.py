@@ -1,0 +1,48 @@
+"""Numbers in docs/ that come from a raw file or a computation are checked against it, so a doc
+cannot drift from what produced it: the fine-grid interval coverage (docs/intervals.md against
+docs/cpu-2026-12-06-interval-coverage-fine.json) and the DeepSeek-V3 training-cost arithmetic
+(docs/training-cost.md against harness claims --training on the card)."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = ROOT / "docs"
+FINE = DOCS / "cpu-2026-12-06-interval-coverage-fine.json"
+
+
+def test_fine_grid_coverage_table_matches_its_raw_file():
+    cells = json.loads(FINE.read_text())["cells"]
+    text = (DOCS / "intervals.md").read_text(encoding="utf-8")
+    section = text[text.index("## Coverage near 0 and 1"):]
+    rows = {int(m.group(1)): m.group(2) for m in re.finditer(r"^\| (\d+) \| (.+) \|$", section, re.MULTILINE)}
+    ns = sorted({c["n"] for c in cells})
+    assert set(rows) == {c["k"] for c in cells}
+    for k, line in rows.items():
+        shown = [float(x) for x in re.findall(r"(\d\.\d{3}) \(p=", line)]
+        want = [min(c["coverage"] for c in cells if c["k"] == k and c["n"] == n) for n in ns]
+        assert shown == pytest.approx(want, abs=5e-4), k
+    worst = min(cells, key=lambda c: c["coverage"])
+    assert f"lowest coverage {worst['coverage']:.3f}" in section
+    assert f"{len(cells)} cells" in section
+
+
+def test_training_cost_doc_numbers_match_the_arithmetic():
+    from harness.cards.loader import find_card
+    from harness.training.check import check_training
+
+    doc = check_training(cards=[find_card("deepseek-v3")])
+    v3, top = doc["cards"][0], doc["band"]["high"]
+    m = next(s for s in v3["stages"] if s["name"] == "pre-training")["mfu"]
+    eff = m["effective"]
+    hours = 2.664e6
+    text = (DOCS / "training-cost.md").read_text(encoding="utf-8")
+    for shown in (f"{100 * m['mfu_bf16']:.1f}%", f"{100 * m['mfu_fp8']:.1f}%", f"{100 * eff['mfu']:.1f}% of it",
+                  f"{eff['peak'] / 1e12:,.0f} TFLOP/s", f"about {hours * eff['mfu'] / top / 1e6:.2f}M", f"above {100 * top:.1f}%",
+                  f"about {hours * eff['mfu'] / 1e6:.2f}M"):
+        assert shown in text, f"docs/training-cost.md no longer shows {shown!r}"
