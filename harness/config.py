@@ -163,7 +163,7 @@ def make_config(**values) -> RunConfig:
     except ValidationError as e:
         err = e.errors()[0]
         where = ".".join(str(x) for x in err["loc"])
-        msg = describe_error(err, RunConfig)[1]
+        msg = describe_error(dict(err), RunConfig)[1]
         if err["type"] == "extra_forbidden":
             raise ConfigError(f"unknown config key {where!r}", _closest_key(where)) from None
         if not where and "--sample" in msg:
@@ -227,6 +227,8 @@ def safe_yaml(text: str, where) -> object:
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     depth = 0
     for event in yaml.parse(text, Loader=loader):
+        # the parser marks where every event starts (only hand-built events lack a mark)
+        assert event.start_mark is not None
         if isinstance(event, yaml.AliasEvent):
             raise ConfigError(f"{where}: line {event.start_mark.line + 1}: YAML aliases (*{str(event.anchor)[:40]}) are not accepted",
                               "write the repeated value out in full")

@@ -269,7 +269,7 @@ def newcombe_paired_ci(n11: int, n10: int, n01: int, n00: int, z: float = Z95) -
     l1, u1 = wilson(n11 + n10, n, z)
     l2, u2 = wilson(n11 + n01, n, z)
     margins = (n11 + n10) * (n01 + n00) * (n11 + n01) * (n10 + n00)
-    num = n11 * n00 - n10 * n01
+    num: float = n11 * n00 - n10 * n01
     num = num - n / 2 if num > n / 2 else (0 if num >= 0 else num)
     phi = num / math.sqrt(margins) if margins else 0.0
     d = p1 - p2

@@ -378,7 +378,8 @@ class OpenAIBackend(Backend):
         if st.local_stop:
             finish = "stop"
         else:  # a content filter's cut is not an answer the model finished
-            finish = {"length": "length", "content_filter": "error"}.get(st.finish, "eos")
+            finishes: dict[str | None, str] = {"length": "length", "content_filter": "error"}
+            finish = finishes.get(st.finish, "eos")
         return Completion(
             text=fix_surrogates(st.scanner.text),
             input_tokens=input_tokens,

@@ -14,7 +14,7 @@ harness/cards/loader.py; what a card implies for a run is harness/cards/settings
 from __future__ import annotations
 
 import re
-from typing import Literal
+from typing import Literal, overload
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -41,6 +41,10 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+@overload
+def _check_protocol(name: str) -> str: ...
+@overload
+def _check_protocol(name: None) -> None: ...
 def _check_protocol(name: str | None) -> str | None:
     if name is not None and name not in PROTOCOL_NAMES:
         raise ValueError(f"unknown protocol {name!r}; choose one of {', '.join(PROTOCOL_NAMES)}")

@@ -27,6 +27,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 from harness.cards.comparisons import Comparison, ComparisonsFile, describe_source, load_comparisons
 from harness.cards.loader import find_card
@@ -108,6 +109,7 @@ def judge(c: Comparison, res: dict, ci: tuple[float, float] | None) -> tuple[str
         need = problems_needed(width=2 * Z95 * pub_gap / (Z95 + Z_POWER80), n=n, ci=ci) if pub_gap > 0 else None
         more = f"; roughly {need} shared problems would detect the published gap of {100 * pub_gap:.1f} pts with 80% power" if need and need > n else ""
         return "inconclusive", f"not significant (p >= {ALPHA}) on {n} shared problems{more}"
+    assert c.margin_pts is not None  # Comparison's validator requires margin_pts for an 'a ≈ b' claim
     m = c.margin_pts / 100
     if ci is None:
         return "inconclusive", f"no interval for the difference on {n} shared problems"
@@ -228,9 +230,9 @@ def cost_section(runs: list[LoadedRun], idents: list[Identity], cf: ComparisonsF
     rows = []
     for run, ident in zip(runs, idents):
         cost = run.data.cost
-        measured = cost.usd_per_1m_output_tokens if cost else None
-        if measured is None:
+        if cost is None or cost.usd_per_1m_output_tokens is None:
             continue
+        measured = cost.usd_per_1m_output_tokens
         apis = dict(beside)
         own = api_price(ident.card, "output", cf.sources) if ident.card else None
         if own is not None:
@@ -265,7 +267,7 @@ def check(run_dirs: list[Path], comparisons: str | Path | None = None, verdicts:
             why = "; ".join(f"no run of {m} on {c.task}" for m in missing) or f"the runs of {c.a} and {c.b} share no {c.task} problem"
             unchecked.append({"id": c.id, "text": c.text, "needs": f"runs of {c.a} and {c.b} on {c.task}", "why": why})
     cost = cost_section(runs, idents, cf)
-    run_rows = [{"run": r.label, "run_dir": str(r.path), "card": i.card, "display": i.display, "matched_by": i.how,
+    run_rows: list[dict[str, Any]] = [{"run": r.label, "run_dir": str(r.path), "card": i.card, "display": i.display, "matched_by": i.how,
                  "tasks": sorted(r.data.tasks), "flags": list(i.flags)} for r, i in zip(runs, idents)]
     if not checked and not cost["runs"]:
         named = "; ".join(f"{r['run_dir']}: {r['card'] or 'no card'} on {', '.join(r['tasks']) or 'no task'}" for r in run_rows)

@@ -163,7 +163,7 @@ def claims_for_run(card: Card, run_tasks: dict, *, differences_by_task: dict[str
             diffs.append(f"the claim averages {claim.samples} samples per problem; this run drew {task['k']}")
         want = {**stated, "protocol": claim.protocol or stated["protocol"], "dtype": card.dtype}
         task_view = {**task, "settings": {"protocol": used_protocol, **(task.get("settings") or {})}}
-        reasons, caveats = run_reasons(task_view, model or {}, want=want, metric=metric, immaterial=card.protocol.immaterial,
+        reasons, caveats = run_reasons(task_view, model or {}, want=want, metric=metric, immaterial=tuple(card.protocol.immaterial),
                                        card=card, name=claim.task)
         ci = measured.get("ci95")
         entry = {

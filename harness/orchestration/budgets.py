@@ -85,6 +85,7 @@ def _complete(run_dir: Path) -> bool:
 
 
 def curve_points(run_dirs: list[Path]) -> list[dict]:
+    from harness.errors import DataError
     from harness.results.store import load_run
 
     points = []
@@ -92,9 +93,12 @@ def curve_points(run_dirs: list[Path]) -> list[dict]:
         run = load_run(d)
         for task, t in run.tasks.items():
             acc = t.metrics["accuracy"]
+            if acc.value is None or acc.ci95 is None:  # no answered sample: nothing to plot
+                raise DataError(f"{d}: {task} has no accuracy with an interval", "see its report.md: no sample of that task was answered")
             points.append({"run_dir": d.name, "task": task, "budget": run.config["think_budget"], "accuracy": acc.value,
                            "ci95": list(acc.ci95), "mean_output_tokens": t.mean_output_tokens, "truncation_rate": t.truncation_rate,
-                           "usd_per_correct": run.cost.usd_per_correct if run.cost else None, "wall_s": run.perf.wall_s})
+                           "usd_per_correct": run.cost.usd_per_correct if run.cost else None,
+                           "wall_s": run.perf.wall_s if run.perf else None})
     return points
 
 

@@ -200,8 +200,8 @@ def _energy(gathered, dev, output_tokens, correct) -> dict:
 
 
 def _memory(gathered) -> dict:
-    devs = [(g.get("memory") or {}).get("device") for g in gathered]
-    devs = [d for d in devs if d]
+    found = [(g.get("memory") or {}).get("device") for g in gathered]
+    devs = [d for d in found if d]
     device = {k: max(d.get(k) or 0 for d in devs) for k in ("allocated", "reserved")} if devs else None
     return {"device": device, "host": host_peak_rss_bytes(), "per_process_device": devs or None}
 

@@ -47,8 +47,8 @@ def time_share(samples: list[dict], task: str) -> float:
     """
     for weight in (lambda r: r["batch_wall_s"] / r["batch_size"] if r.get("batch_wall_s") is not None and r.get("batch_size") else None,
                    lambda r: r.get("output_tokens"), lambda r: 1):
-        w = [(r["task"], weight(r)) for r in samples]
-        if w and all(x is not None for _, x in w) and sum(x for _, x in w) > 0:
+        w = [(r["task"], x) for r in samples if (x := weight(r)) is not None]
+        if w and len(w) == len(samples) and sum(x for _, x in w) > 0:
             return sum(x for t, x in w if t == task) / sum(x for _, x in w)
     return 0.0
 
@@ -160,9 +160,9 @@ def pareto_plots(rows: list[dict], output_dir: Path) -> tuple[dict[str, dict], l
 
 def render_markdown(rows: list[dict], pairs: list[dict], figures: dict[str, dict], notes: list[str], runs: list[LoadedRun]) -> str:
     out = [f"# Comparison of {len(runs)} runs", "", "| run | model | device | dtype | backend | folder |", "|---|---|---|---|---|---|"]
-    for r in runs:
-        m, dev = r.data.model, r.data.device
-        out.append(f"| {r.label} | {m.name_or_path} | {dev.name} | {m.dtype} | {m.backend} | {r.path} |")
+    for run in runs:
+        m, dev = run.data.model, run.data.device
+        out.append(f"| {run.label} | {m.name_or_path} | {dev.name} | {m.dtype} | {m.backend} | {run.path} |")
     out += ["", "## Results", "", "| run | task | n | k | accuracy | 95% CI | $/correct | $/1M out tok | p50 e2e | mean out tok | "
             "tok/s | J/correct |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:

@@ -48,8 +48,8 @@ def render_markdown(run: RunResult | dict) -> str:
     if levels:
         out += ["", "## Accuracy by difficulty level", "", "| task | level | n | accuracy | 95% CI |", "|---|---|---|---|---|"]
         for name, by in levels:
-            for level, v in by.items():
-                out.append(f"| {name} | {level} | {v.n} | {pct(v.accuracy)} | {interval(v.ci95)} |")
+            for level, lv in by.items():
+                out.append(f"| {name} | {level} | {lv.n} | {pct(lv.accuracy)} | {interval(lv.ci95)} |")
     subsets = [(name, t.data) for name, t in d.tasks.items() if t.data is not None and t.data.selection != "official"]
     if subsets:
         out += ["", "## Data", ""] + [f"- {name} ({data.selection}): {data.detail}" for name, data in subsets]
@@ -64,7 +64,7 @@ def render_markdown(run: RunResult | dict) -> str:
         why = [c for c in d.claims if c.reasons]
         if why:
             out += ["", "Not comparable (no verdict; the measured value and interval are indicative only):", ""]
-            out += [f"- {c.task} {c.metric}: " + "; ".join(f"`{r.code}` {r.detail}" for r in c.reasons) for c in why]
+            out += [f"- {c.task} {c.metric}: " + "; ".join(f"`{r.code}` {r.detail}" for r in c.reasons or ()) for c in why]
         if any(c.indicative_verdict for c in d.claims):
             out += ["", "**Indicative verdicts** (`--verdicts indicative`): computed although the run cannot support them; "
                     "for exploration only, not a finding."]
@@ -126,7 +126,7 @@ def progress(description: str, total: int | None = None, *, show: bool | None = 
         task = bar.add_task(description, total=total)
 
         def advance(n: int = 1, description: str | None = None) -> None:
-            bar.update(task, advance=n, **({"description": description} if description else {}))
+            bar.update(task, advance=n, description=description or None)  # None (or ""): the description stays
 
         yield advance
 

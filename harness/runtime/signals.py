@@ -14,7 +14,7 @@ STOP = threading.Event()
 
 
 class StopSignals:
-    def __init__(self):
+    def __init__(self) -> None:
         self._got: int | None = None
         self._old: dict = {}
 

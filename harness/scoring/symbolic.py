@@ -50,6 +50,7 @@ def compare(pred: str, gold: str, limit_s: float | None = None) -> Verdict:
         for attempt in range(2):  # a worker killed from outside is replaced once; twice is no verdict
             try:
                 worker = _start()
+                assert worker.stdin is not None  # _start opens the worker with stdin=PIPE
                 worker.stdin.write(json.dumps([pred, gold]) + "\n")
                 worker.stdin.flush()
                 line = _read_line(worker, limit)
@@ -67,6 +68,7 @@ def compare(pred: str, gold: str, limit_s: float | None = None) -> Verdict:
 
 def _read_line(worker: subprocess.Popen, limit: float) -> str | None:
     deadline = time.monotonic() + limit
+    assert worker.stdout is not None  # _start opens the worker with stdout=PIPE
     with selectors.DefaultSelector() as sel:
         sel.register(worker.stdout, selectors.EVENT_READ)
         while True:

@@ -21,6 +21,7 @@ qualification exams, grouped as STEM, Social Science, Humanities and Other.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from harness.errors import DataError
 from harness.tasks.base import Item, Task, load_hub_dataset
@@ -74,7 +75,7 @@ class CEval(Task):
     levels_field = "category"
     narrowing_options = ("subject",)
 
-    def __init__(self, **options):
+    def __init__(self, **options: Any) -> None:
         opts = check_options(self.name, options, {"subject": parse_subjects})
         super().__init__(**opts)
         self.subjects: tuple[str, ...] = opts.get("subject", SUBJECTS)

@@ -12,6 +12,7 @@ import os
 import re
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from harness.errors import ConfigError, DataError
 from harness.tasks.base import Item, Task, letter, render_choices
@@ -78,7 +79,7 @@ class LMEvalTask(Task):
         return items
 
     # ---- loading ------------------------------------------------------------------------------
-    def _lm_eval_task(self, data_file):
+    def _lm_eval_task(self, data_file: str | Path | None) -> Any:  # an lm-eval Task (lm_eval is untyped)
         manager = self._manager()
         if self.lm_eval_task not in manager.all_subtasks:  # a group or tag: refuse before any dataset loads
             raise ConfigError(f"lm_eval:{self.lm_eval_task} is a group or tag of lm-eval tasks, not one task",

@@ -27,15 +27,15 @@ For every card with a `training` section (harness/cards/training.py):
 from __future__ import annotations
 
 from importlib import resources
-from typing import Literal
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from harness.cards.loader import Card, Source, list_cards
-from harness.cards.training import Status, TrainingCost
+from harness.cards.training import Figure, Name, Precision, Status, TrainingCost
 from harness.errors import ConfigError
-from harness.training.flops import attention_flops_per_token, matmul_params
+from harness.training.flops import attention_flops_per_token, matmul_params, need
 
 SECONDS_PER_HOUR = 3600.0
 
@@ -85,7 +85,7 @@ def gpu_peak(name: str | None, refs: Refs) -> tuple[str, GpuPeak] | None:
     return None
 
 
-def mfu_band(refs: Refs, precision: str = "bf16") -> dict:
+def mfu_band(refs: Refs, precision: str = "bf16") -> dict[str, Any]:
     """The range of MFU reached in published full training runs at `precision`, over entries with a stored
     source (UNVERIFIED ones and benchmarks are listed apart). A precision with no such entry uses BF16's, saying so."""
     def full(p: str) -> list[MfuRef]:
@@ -103,7 +103,7 @@ def mfu_band(refs: Refs, precision: str = "bf16") -> dict:
             "unverified": [r.model_dump() for r in refs.mfu_published if r.status == "UNVERIFIED"]}
 
 
-def verdict(mfu_low: float, mfu_high: float, band: dict) -> tuple[str, str]:
+def verdict(mfu_low: float, mfu_high: float, band: dict[str, Any]) -> tuple[str, str]:
     """(verdict, why) for an implied MFU known to lie in [mfu_low, mfu_high] (equal when the precision mix is stated)."""
     lo, hi = band["low"], band["high"]
     what = f"the implied MFU {mfu_low:.1%}" if mfu_low == mfu_high else f"even the lowest implied MFU {mfu_low:.1%}"
@@ -118,7 +118,7 @@ def verdict(mfu_low: float, mfu_high: float, band: dict) -> tuple[str, str]:
     return "plausible", f"the implied MFU {shown} is within reach of the published band {lo:.1%}-{hi:.1%}"
 
 
-def effective_peak(fl: dict, precision, g: GpuPeak) -> dict | None:
+def effective_peak(fl: dict[str, Any], precision: Precision | None, g: GpuPeak) -> dict[str, Any] | None:
     """The effective peak of a stage's FLOPs under a stated precision mix (None without a mix or an FP8 peak).
 
     The output head's share is 6 x vocab x hidden per token (twice with an MTP module, which has its own head)."""
@@ -138,18 +138,20 @@ def effective_peak(fl: dict, precision, g: GpuPeak) -> dict | None:
             "peak": fl["total"] / seconds if seconds else None, "source": precision.source, "status": precision.status}
 
 
-def _fig(f) -> dict | None:
+def _fig(f: Figure | Name | None) -> dict[str, Any] | None:
     return None if f is None else {"value": f.value, "status": f.status, "source": f.source, "note": f.note}
 
 
-def stage_flops(t: TrainingCost, tokens: float, context: float | None) -> dict:
+def stage_flops(t: TrainingCost, tokens: float, context: float | None) -> dict[str, Any]:
     """Model FLOPs of training on `tokens` at `context`: the 6ND term, attention and MTP, each shown."""
+    if t.params_active_b.value is None:
+        raise ValueError("the training claim publishes no active-parameter count (params_active_b is null)")
     n = t.params_active_b.value * 1e9
-    out = {"params_active": n, "tokens": tokens, "dense": 6.0 * n * tokens, "attention": None, "mtp": None, "missing": []}
+    out: dict[str, Any] = {"params_active": n, "tokens": tokens, "dense": 6.0 * n * tokens, "attention": None, "mtp": None, "missing": []}
     cfg = t.arch.config if t.arch else None
     mtp_layers = int((cfg or {}).get("num_nextn_predict_layers") or 0)
     if cfg is not None and context:
-        layers = int(cfg["num_hidden_layers"]) + mtp_layers  # an MTP module has its own attention layer
+        layers = need(cfg, "num_hidden_layers") + mtp_layers  # an MTP module has its own attention layer
         out["attention"] = attention_flops_per_token(cfg, int(context), layers=layers) * tokens
         out["attention_layers"] = layers
     else:
@@ -161,34 +163,37 @@ def stage_flops(t: TrainingCost, tokens: float, context: float | None) -> dict:
     return out
 
 
-def check_card(card: Card, refs: Refs, band: dict, price: float | None = None) -> dict:
+def check_card(card: Card, refs: Refs, band: dict[str, Any], price: float | None = None) -> dict[str, Any]:
     """Dollars, implied MFU per stage and the verdict for one card's training claim."""
     t = card.training
+    if t is None:
+        raise ValueError(f"card {card.name!r} has no training section")  # callers pass only cards with one
+    active = t.params_active_b.value
     assumed = t.price_per_gpu_hour_usd.value
     peak = gpu_peak(t.gpu.value, refs)
 
-    def band_for(precision: str) -> dict:
+    def band_for(precision: str) -> dict[str, Any]:
         return band if band.get("precision", "bf16") == precision else mfu_band(refs, precision)
 
-    stages = []
+    stages: list[dict[str, Any]] = []
     for s in t.stages:
         hours = s.gpu_hours.value
-        row = {"name": s.name, "description": s.description, "gpu_hours": _fig(s.gpu_hours), "tokens": _fig(s.tokens),
-               "context_length": _fig(s.context_length), "notes": list(s.notes),
-               "usd_assumed": None if hours is None or assumed is None else hours * assumed,
-               "usd_at_price": None if hours is None or price is None else hours * price, "mfu": None}
+        row: dict[str, Any] = {"name": s.name, "description": s.description, "gpu_hours": _fig(s.gpu_hours), "tokens": _fig(s.tokens),
+                               "context_length": _fig(s.context_length), "notes": list(s.notes),
+                               "usd_assumed": None if hours is None or assumed is None else hours * assumed,
+                               "usd_at_price": None if hours is None or price is None else hours * price, "mfu": None}
         tokens = s.tokens.value if s.tokens else None
         why = [w for w, bad in (("no published GPU-hours", hours is None), ("no published token count", tokens is None),
                                 ("no published GPU model" if t.gpu.value is None else f"no reference peak for GPU {t.gpu.value!r}",
-                                 peak is None)) if bad]
-        if not why:
+                                 peak is None), ("no published active-parameter count", active is None)) if bad]
+        if hours is not None and tokens is not None and peak is not None and active is not None:  # i.e. not why
             fl = stage_flops(t, tokens, s.context_length.value if s.context_length else None)
             g = peak[1]
             capacity = hours * SECONDS_PER_HOUR
             bf16 = fl["total"] / (capacity * g.bf16_dense_flops)
             fp8 = fl["total"] / (capacity * g.fp8_dense_flops) if g.fp8_dense_flops else None
             eff = effective_peak(fl, t.precision, g)
-            if eff is not None and eff["peak"]:
+            if eff is not None and eff["peak"] and t.precision is not None:  # eff is None without a stated mix
                 eff["mfu"] = fl["total"] / (capacity * eff["peak"])
                 v, reason = verdict(eff["mfu"], eff["mfu"], band_for(t.precision.matmul))
                 reason = f"against the effective peak of the stated mix ({eff['peak'] / 1e12:,.0f} TFLOP/s): {reason}"
@@ -205,11 +210,11 @@ def check_card(card: Card, refs: Refs, band: dict, price: float | None = None) -
     total_hours = claimed_hours if claimed_hours is not None else (sum(known) if known else None)
     total_usd = None if total_hours is None or assumed is None else total_hours * assumed
     claimed_usd = t.total_cost_usd.value if t.total_cost_usd else None
-    cross = None
-    if t.arch is not None:
+    cross: dict[str, Any] | None = None
+    if t.arch is not None and active is not None:
         derived = matmul_params(t.arch.config)["total"]
-        cross = {"active_matmul_params_from_arch": derived, "published_active": t.params_active_b.value * 1e9,
-                 "ratio": derived / (t.params_active_b.value * 1e9), "arch_source": t.arch.source, "arch_status": t.arch.status}
+        cross = {"active_matmul_params_from_arch": derived, "published_active": active * 1e9,
+                 "ratio": derived / (active * 1e9), "arch_source": t.arch.source, "arch_status": t.arch.status}
     checked = [s for s in stages if s["mfu"]]
     return {"card": card.name, "display": card.display_name, "claim": t.claim, "gpu": _fig(t.gpu), "gpu_count": _fig(t.gpu_count),
             "params_total_b": _fig(t.params_total_b), "params_active_b": _fig(t.params_active_b), "mtp_active_b": _fig(t.mtp_active_b),
@@ -223,7 +228,7 @@ def check_card(card: Card, refs: Refs, band: dict, price: float | None = None) -
             "sources": {k: v.model_dump(exclude_none=True) for k, v in card.sources.items()}}
 
 
-def check_training(price: float | None = None, cards: list[Card] | None = None) -> dict:
+def check_training(price: float | None = None, cards: list[Card] | None = None) -> dict[str, Any]:
     """Every card's training claim, checked; the band and peaks used, with their sources."""
     if price is not None and not (0 < price <= 1000):
         raise ConfigError(f"--price-per-hour must be in (0, 1000] USD per GPU-hour, got {price}", "e.g. --price-per-hour 2.5")
@@ -236,12 +241,12 @@ def check_training(price: float | None = None, cards: list[Card] | None = None) 
             "price_per_gpu_hour": price, "cards": [check_card(c, refs, band, price) for c in with_training]}
 
 
-def projection(card: Card, achieved_flops_per_s: float, price: float | None, stage: str = "pre-training") -> dict | None:
+def projection(card: Card, achieved_flops_per_s: float, price: float | None, stage: str = "pre-training") -> dict[str, Any] | None:
     """Device-hours (and dollars) this device would need for a card's stage at a measured FLOP rate."""
     t = card.training
     s = next((x for x in (t.stages if t else []) if x.name == stage), None)
-    if s is None or s.tokens is None or s.tokens.value is None or achieved_flops_per_s <= 0:
-        return None
+    if t is None or s is None or s.tokens is None or s.tokens.value is None or achieved_flops_per_s <= 0:
+        return None  # (s is None whenever t is)
     fl = stage_flops(t, s.tokens.value, s.context_length.value if s.context_length else None)
     hours = fl["total"] / achieved_flops_per_s / SECONDS_PER_HOUR
     assumed = t.price_per_gpu_hour_usd.value
