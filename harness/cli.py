@@ -89,7 +89,8 @@ class _Parser(argparse.ArgumentParser):
         super().__init__(*args, **{"allow_abbrev": False, **kwargs})
 
     def error(self, message: str):
-        self.print_usage(sys.stderr)
+        """One line on stderr (no usage block: docs/bad-input.md promises one line), exit 2. Every
+        subparser is a _Parser too (add_subparsers passes parser_class), so this holds for all."""
         from harness.errors import one_line
 
         self.exit(2, f"error: {one_line(message)} — see `{self.prog} --help`\n")
@@ -121,6 +122,12 @@ def build_parser() -> argparse.ArgumentParser:
     plan = sub.add_parser("plan", help="what a run would do, need and cost; loads nothing (= run --dry-run)",
                           epilog=RUN_EXAMPLES.replace("harness run --dry-run", "harness plan"), formatter_class=_DefaultsHelp)
     _run_flags(plan)
+    plan.add_argument("--json", action="store_true", help="print the plan as JSON for scripts (time.expected_s, time.range_s, cost.usd, device.name, ...)")
+    plan.add_argument("--target", metavar="DEVICE", help="plan for a device this machine need not have, from its published memory, "
+                      "bandwidth and compute: h100-sxm, h100-pcie, h200, a100-80gb, a100-40gb, a10g, l4, rtx-4090, ascend-910b "
+                      "(default: this machine)")
+    plan.add_argument("--calibrate", action="store_true", help="measure this machine first (about a minute: imports, a smoke run, "
+                      "generation of random models in each dtype, the CPU dtype of this architecture) and cache it")
 
     ls = sub.add_parser("list", help="list tasks, models, backends, devices, protocols, cards or prices")
     ls.add_argument("what", nargs="?", default="all", choices=["all", "tasks", "models", "backends", "devices", "protocols", "cards", "prices"])
@@ -271,7 +278,8 @@ def cmd_run(args, argv) -> int:
     if planning:
         from harness.planning.preflight import print_plan
 
-        return print_plan(make_config(**values))
+        return print_plan(make_config(**values), as_json=getattr(args, "json", False), target=getattr(args, "target", None),
+                          calibrate=getattr(args, "calibrate", False))
     if values.get("num_processes", 1) > 1 and int(os.environ.get("WORLD_SIZE", "1")) == 1:
         from harness.runtime.launch import relaunch
 

@@ -162,6 +162,16 @@ class Preflight:
     notes: list[str] = field(default_factory=list)
     shape: dict | None = None  # model_shape(): config, parameters, file size
     engine_choice: str | None = None  # on a CPU: which engine decodes faster here, and why
+    target: object | None = None  # targets.Target when planning for a device this machine is not
+    local_name: str | None = None  # this machine's device name (its start-up is measured here)
+    prompt_mean: float = 128.0  # mean prompt tokens per request (estimated from characters)
+    price_applies: bool = True  # the price rents the device the time is for
+    warnings: list[str] = field(default_factory=list)  # waste the run would incur, said before it spends
+
+    @property
+    def time(self) -> dict | None:
+        """The chosen engine's whole-run time (timing.TimeEstimate as a dict), or None."""
+        return self.engines[0].get("time") if self.engines else None
 
     @property
     def requests(self) -> int:
@@ -172,19 +182,34 @@ class Preflight:
         return self.memory is None or est.fits(self.memory, self.available)
 
 
-def _prompt_tokens(plan) -> int:
+def _prompt_chars(plan) -> list[int]:
     from harness import protocols
 
-    longest = 0
+    out = []
     for tp in plan.tasks.values():
         for item in tp.items:
             messages, prefill = protocols.build(plan.protocol, tp.task, item)
-            longest = max(longest, sum(len(str(m.get("content", ""))) for m in messages) + len(prefill or ""))
-    return longest // 3 + PROMPT_TOKEN_MARGIN  # about 3-4 characters a token in English, fewer in Chinese
+            out += [sum(len(str(m.get("content", ""))) for m in messages) + len(prefill or "")] * tp.k
+    return out
 
 
-def assess(cfg, plan, dev, card=None, *, batch: int | None = None, context: int | None = None) -> Preflight:
-    """The plan's cost on `dev`. `batch`/`context` override the run's (bench passes its largest cell)."""
+def _prompt_tokens(plan) -> int:
+    return max(_prompt_chars(plan), default=0) // 3 + PROMPT_TOKEN_MARGIN  # about 3-4 characters a token in English, fewer in Chinese
+
+
+CHARS_PER_TOKEN = 3.5  # the mean for the time model: English text through a BPE tokenizer (Chinese is fewer)
+TEMPLATE_TOKENS = 20  # a chat template's special tokens and role names
+
+
+def _prompt_mean(plan) -> float:
+    chars = _prompt_chars(plan)
+    return sum(chars) / len(chars) / CHARS_PER_TOKEN + (TEMPLATE_TOKENS if plan.protocol.chat else 0) if chars else 128.0
+
+
+def assess(cfg, plan, dev, card=None, *, batch: int | None = None, context: int | None = None, target=None,
+           measure: bool = False) -> Preflight:
+    """The plan's cost on `dev` (or on `target`, a targets.Target this machine is not). `batch`/`context`
+    override the run's (bench passes its largest cell); `measure`: time the CPU dtype now if not cached."""
     shape = model_shape(cfg.model, card)
     tasks = [_task_row(tp, cfg) for tp in plan.tasks.values()]
     if batch is None:
@@ -192,12 +217,21 @@ def assess(cfg, plan, dev, card=None, *, batch: int | None = None, context: int 
         batch = 1 if cfg.batch_size == "auto" else max(1, min(int(cfg.batch_size), total or 1))
     if context is None:
         context = _prompt_tokens(plan) + max((t["max_new_tokens"] for t in tasks), default=0)
-    dev, memory, notes = fitting.run_dtype(cfg, dev, shape, batch, context)
-    available, why = est.device_available(dev.type, dev.index)
-    from harness.measure.cost import hourly_price
+    local_name = dev.name
+    if target is not None:
+        from harness.planning.targets import target_choice
 
-    pre = Preflight(cfg.model, dev, tasks, memory, available, why, shape["source"], [], hourly_price(cfg.price_per_hour, cfg.instance), notes,
-                    shape=shape)
+        dev = target_choice(target, cfg.dtype)
+        memory, notes = (est.memory_estimate(shape["config"] or {}, shape["params"], dev.dtype, batch, context, "cuda")
+                         if shape["params"] else None), []
+        available, why = int(target.memory_gb * 1e9), f"{target.name}: {target.memory_gb:g} GB ({target.source})"
+    else:
+        dev, memory, notes = fitting.run_dtype(cfg, dev, shape, batch, context, measure=measure)
+        available, why = est.device_available(dev.type, dev.index)
+    pre = Preflight(cfg.model, dev, tasks, memory, available, why, shape["source"], [], _price(cfg, dev), notes,
+                    shape=shape, target=target, local_name=local_name, prompt_mean=_prompt_mean(plan))
+    pre.price_applies = not pre.price[1].startswith("not applied")
+    pre.warnings = waste_warnings(cfg, plan)
     pre.engines = _engines(cfg, pre, shape, batch, context)
     if cfg.batch_size == "auto" and memory is not None:
         from harness.planning.batch_size import ceiling_for, memory_limit
@@ -206,6 +240,38 @@ def assess(cfg, plan, dev, card=None, *, batch: int | None = None, context: int 
         pre.notes.append(f"batch size auto: measured when the model is loaded (transformers), at batch 1, 2, 4, ... up to {limit}, "
                          f"the largest that fits memory at {context} tokens; the memory line is for batch {batch}")
     return pre
+
+
+def _price(cfg, dev) -> tuple[float | None, str]:
+    """(USD per hour, source) for the device the time is computed for: an --instance that rents
+    another device is not applied to this time, and the source says so."""
+    from harness.measure.cost import hourly_price, load_prices
+    from harness.planning.targets import prices_device
+
+    price, source = hourly_price(cfg.price_per_hour, cfg.instance)
+    if cfg.instance and cfg.price_per_hour is None and price is not None:
+        entry = load_prices()["instances"].get(cfg.instance.removesuffix("/gpu"), {})
+        if not prices_device(entry.get("gpu"), dev.name, dev.type):
+            return None, (f"not applied: --instance {cfg.instance} rents {entry.get('gpu') or 'another machine'}, but the time is "
+                          f"for {dev.name}; add --target for that device (see `harness plan --help`) to price its time")
+        source += f"; prices the {dev.name} time computed here"
+    return price, source
+
+
+def waste_warnings(cfg, plan) -> list[str]:
+    """What the run summary would flag afterwards as wasted, said before anything is spent."""
+    out = []
+    for tp in plan.tasks.values():
+        if tp.k > 1 and tp.sampling.temperature == 0:
+            out.append(f"{tp.name}: {tp.k} samples per problem under greedy decoding (temperature 0) are identical: "
+                       f"{tp.k - 1} of every {tp.k} generations are wasted; set --temperature > 0 or --num-samples 1")
+    if cfg.think_budgets and not plan.protocol.force_think and "think" not in plan.protocol.name and plan.protocol.name != "r1":
+        out.append(f"--think-budgets with protocol {plan.protocol.name}, which has no thinking section: the budgets cannot apply "
+                   "(use a reasoning model's protocol, e.g. --protocol r1)")
+    if cfg.think_budgets and len(cfg.think_budgets) > 1:
+        out.append(f"--think-budgets {','.join(map(str, cfg.think_budgets))}: {len(cfg.think_budgets)} runs, one per budget; "
+                   "the time and cost below are for ONE of them, the largest budget")
+    return out
 
 
 def _task_row(tp, cfg) -> dict:
@@ -255,10 +321,13 @@ def card_model(values: dict) -> dict:
     return values
 
 
-def plan_for(cfg, *, batch: int | None = None, context: int | None = None) -> tuple[object, Preflight]:
-    """(Plan, Preflight) for a config: tasks loaded and the device chosen, no model loaded."""
+def plan_for(cfg, *, batch: int | None = None, context: int | None = None, target: str | None = None,
+             measure: bool = False) -> tuple[object, Preflight]:
+    """(Plan, Preflight) for a config: tasks loaded and the device chosen, no model loaded. On a
+    CPU-only machine the device is chosen without importing torch, so a plan takes well under 2 s."""
     from harness.planning.plan import make_plan
-    from harness.runtime import device as devices
+    from harness.planning.targets import cpu_choice
+    from harness.planning.targets import target as find_target
 
     card = None
     if cfg.card:
@@ -266,20 +335,38 @@ def plan_for(cfg, *, batch: int | None = None, context: int | None = None) -> tu
 
         card = find_card(cfg.card)
     plan = make_plan(cfg, card)
-    dev = devices.resolve(cfg.device, cfg.dtype)
-    return plan, assess(cfg, plan, dev, card, batch=batch, context=context)
+    tgt = find_target(target) if target else None
+    dev = cpu_choice(cfg.device, cfg.dtype)
+    if dev is None:
+        from harness.runtime import device as devices
+
+        dev = devices.resolve(cfg.device, cfg.dtype)
+    return plan, assess(cfg, plan, dev, card, batch=batch, context=context, target=tgt, measure=measure)
 
 
-def print_plan(cfg) -> int:
-    """`harness plan` / `harness run --dry-run`: print the plan and stop; writes nothing."""
-    from harness.planning.preview import render
+def print_plan(cfg, *, as_json: bool = False, target: str | None = None, calibrate: bool = False) -> int:
+    """`harness plan` / `harness run --dry-run`: print the plan and stop; writes nothing but the
+    measurement caches (`calibrate`: this machine's time profile and CPU dtype, measured now)."""
+    from harness.planning.preview import plan_json, render
 
-    _, pre = plan_for(cfg)
-    print(render(pre))
+    if calibrate:
+        from harness.planning import timing
+        from harness.runtime.device import cpu_name
+
+        prof = timing.calibrate(cpu_name(), say=lambda m: print(m, file=sys.stderr, flush=True))
+        print(f"calibrated: profile of {prof.machine} cached", file=sys.stderr)
+    _, pre = plan_for(cfg, target=target, measure=calibrate)
+    stop = None
     try:
         refuse_if_too_big(pre, cfg.force)
     except ConfigError as e:
-        print(f"a run would stop here: {e}")
+        stop = str(e)
+    if as_json:
+        print(json.dumps(plan_json(pre, stop), indent=1, default=str))
+        return 0
+    print(render(pre))
+    if stop:
+        print(f"a run would stop here: {stop}")
     return 0
 
 
