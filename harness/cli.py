@@ -43,7 +43,7 @@ RUN_FLAGS = {  # flag -> (config key, type, help)
     "--base-url": ("base_url", str, "OpenAI-compatible server URL"),
     "--api-key-env": ("api_key_env", str, "name of the environment variable holding the API key"),
     "--n-ctx": ("n_ctx", int, "llama.cpp context size in tokens (vLLM: max model length); default: the model's, capped at 32768"),
-    "--n-threads": ("n_threads", int, "llama.cpp threads (default: one per physical core)"),
+    "--n-threads": ("n_threads", int, "llama.cpp threads (default: one per physical core, as backends/llamacpp.py counts them)"),
     "--max-concurrency": ("max_concurrency", int, "parallel API requests"),
     "--tensor-parallel-size": ("tensor_parallel_size", int, "vLLM tensor parallelism"),
     "--num-processes": ("num_processes", int, "data-parallel processes through accelerate"),
@@ -140,20 +140,20 @@ def build_parser() -> argparse.ArgumentParser:
     cards.add_argument("--dir", help="cards folder (default: model_cards/)")
 
     bench = sub.add_parser("bench", help="performance sweep: batch sizes x prompt lengths x output lengths", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    bench.add_argument("--model", default="random:tiny")
-    bench.add_argument("--backend", default="auto")
-    bench.add_argument("--batch-sizes", default="1,4")
-    bench.add_argument("--prompt-tokens", default="128")
-    bench.add_argument("--output-tokens", default="64")
-    bench.add_argument("--iterations", type=int, default=3)
-    bench.add_argument("--warmup", type=int, default=1)
+    bench.add_argument("--model", default="random:tiny", help="the model, as for `harness run`")
+    bench.add_argument("--backend", default="auto", help="transformers | vllm | llamacpp | openai (auto: from --model)")
+    bench.add_argument("--batch-sizes", default="1,4", help="comma-separated batch sizes, one cell each")
+    bench.add_argument("--prompt-tokens", default="128", help="comma-separated prompt lengths in tokens")
+    bench.add_argument("--output-tokens", default="64", help="comma-separated output lengths in tokens")
+    bench.add_argument("--iterations", type=int, default=3, help="timed repeats per cell (their spread is reported)")
+    bench.add_argument("--warmup", type=int, default=1, help="untimed warm-up generations per cell")
     bench.add_argument("--cell-budget-s", type=float, default=60.0,
                        help="a cell stops repeating (after at least one timed iteration) once its iterations took this long")
-    bench.add_argument("--device", default="auto")
-    bench.add_argument("--dtype", default="auto")
+    bench.add_argument("--device", default="auto", help="auto | cpu | cuda[:N] | mps | xpu | npu")
+    bench.add_argument("--dtype", default="auto", help="auto | bfloat16 | float16 | float32")
     bench.add_argument("--batching", default="auto", help="auto | static | continuous (see `harness run --help`)")
     bench.add_argument("--compile", default="auto", help="auto | on | off: compiled decoding (transformers on CUDA)")
-    bench.add_argument("--tokenizer")
+    bench.add_argument("--tokenizer", help="tokenizer folder (default: the model's own)")
     bench.add_argument("--output", help="write the JSON here (default: printed)")
     bench.add_argument("--force", action="store_true", help="start even when the memory estimate exceeds what is available")
     bench.add_argument("--train", action="store_true", help="time training steps (forward + backward + AdamW) of a random: model instead")
@@ -257,6 +257,30 @@ def run_values(args: argparse.Namespace) -> dict:
     return values
 
 
+def _finished(values: dict) -> bool:
+    """`--resume` of a run that is already complete: say so and touch nothing (True). `--output-dir`
+    with `--resume` is refused: a resumed run stays in its own folder."""
+    import json
+    from pathlib import Path
+
+    from harness.errors import ConfigError
+
+    if values.get("output_dir"):
+        raise ConfigError("--output-dir cannot be used with --resume: a resumed run continues in its own folder",
+                          f"drop --output-dir (the run stays in {values['resume']})")
+    path = Path(str(values["resume"])) / "run.json"
+    try:
+        run = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return False  # an interrupted run (or no run.json yet): rundir.check_resume says what is wrong, if anything
+    samples = run.get("samples") or {}
+    if run.get("status") == "complete" and samples.get("done") == samples.get("planned") and not samples.get("errors"):
+        print(f"run {values['resume']} is already complete ({samples.get('done')} of {samples.get('planned')} samples): "
+              "nothing to resume; its files are left untouched (`harness report` rewrites its reports)")
+        return True
+    return False
+
+
 def _scalar(text: str):
     for cast in (int, float):
         try:
@@ -280,6 +304,9 @@ def cmd_run(args, argv) -> int:
 
         return print_plan(make_config(**values), as_json=getattr(args, "json", False), target=getattr(args, "target", None),
                           calibrate=getattr(args, "calibrate", False))
+    if values.get("resume"):
+        if _finished(values):
+            return 0
     if values.get("num_processes", 1) > 1 and int(os.environ.get("WORLD_SIZE", "1")) == 1:
         from harness.runtime.launch import relaunch
 
@@ -295,9 +322,16 @@ def cmd_run(args, argv) -> int:
     if cfg.think_budgets:
         from harness.orchestration.budgets import run_budgets
 
-        dirs = run_budgets(cfg)
-        for d in dirs:
-            print(d)
+        from harness.planning.preflight import plan_for
+        from harness.planning.preview import render
+        from harness.reports.console import summarize
+
+        if not cfg.quiet:
+            print(render(plan_for(cfg)[1]))  # the same plan a single run prints, its warnings included
+        folder, *runs = run_budgets(cfg)
+        for d in runs:
+            summarize(d)  # status, accuracy, warnings and report paths of each budget's run
+        print(f"budgets folder: {folder}\n         {folder / 'budgets.md'}\n         {folder / 'budget_curve.png'}")
         return 0
     from harness.orchestration.progress import run_with_progress
 

@@ -152,6 +152,16 @@ class Plan:
                               f"{r.what} read per step): {ROOFLINE_KIND.get(pre.device.type, UPPER_BOUND)}")
             seconds = tokens / speed if speed else None
             whole = self.whole_run(name, seconds)
+            runs = len(cfg.think_budgets or ()) or 1
+            if whole is not None and runs > 1:  # --think-budgets: one generation per budget, the model loaded once
+                gen = sum(whole.phases.get(k, 0.0) for k in ("warmup", "prefill", "decode"))
+                extra = (runs - 1) * gen
+                whole.expected_s += extra
+                whole.range_s = (whole.range_s[0] + extra * whole.range_s[0] / max(whole.expected_s - extra, 1e-9),
+                                 whole.range_s[1] + extra * whole.range_s[1] / max(whole.expected_s - extra, 1e-9))
+                whole.phases = {k: (v * runs if k in ("warmup", "prefill", "decode") else v) for k, v in whole.phases.items()}
+                whole.notes.append(f"{runs} runs, one per thinking budget, each planned at the full token cap (a budget caps thinking, "
+                                   "so smaller budgets take less)")
             if whole is not None:
                 seconds, bound = whole.expected_s, False
                 speed = tokens / (whole.phases.get("decode", 0) + whole.phases.get("prefill", 0)) if tokens and whole.phases.get("decode") else speed

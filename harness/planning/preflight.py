@@ -38,6 +38,7 @@ def check_inputs(values: dict, *, loading: bool = True) -> None:
     from harness import registry
 
     model = str(values.get("model") or "")
+    _check_cheap(values, model, loading)
     if model and is_local_path(model) and not Path(model).expanduser().exists():
         raise ModelLoadError(f"model path not found: {model}", "check the path, or pass a Hub id like Qwen/Qwen2.5-0.5B-Instruct")
     if parse_spec(model).is_random:
@@ -59,6 +60,30 @@ def check_inputs(values: dict, *, loading: bool = True) -> None:
         from harness.cards.loader import find_card
 
         find_card(str(values["card"]))
+
+
+def _check_cheap(values: dict, model: str, loading: bool) -> None:
+    """Preconditions that cost nothing, checked before the plan and before any import: a model name
+    that is a random: model without its prefix, a --tokenizer path that does not exist, an output
+    folder that cannot be written, an unknown --target."""
+    from harness.backends.models import random_names
+
+    spec = parse_spec(model) if model else None
+    if model and spec is not None and not spec.is_random and ":" not in model and "/" not in model and not Path(model).expanduser().exists():
+        if model in random_names() or f"{model}-instruct" in random_names():
+            raise ModelLoadError(f"model {model!r} not found", f"did you mean --model random:{model}? (random weights; see `harness list models`)")
+    tok = values.get("tokenizer")
+    if tok and (str(tok).startswith(("/", ".", "~")) or Path(str(tok)).expanduser().exists() is False and str(tok).count("/") != 1):
+        if not Path(str(tok)).expanduser().is_dir():
+            raise ModelLoadError(f"--tokenizer {tok}: not found (no such folder)", "pass a folder with tokenizer.json, or a Hub id like Qwen/Qwen2.5-0.5B-Instruct")
+    out = values.get("output_dir")
+    if loading and out and not values.get("resume"):
+        existing = Path(str(out)).expanduser()
+        while not existing.exists() and existing != existing.parent:
+            existing = existing.parent
+        if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+            raise ConfigError(f"output directory {out!r} is not writable ({existing} is {'not a folder' if not existing.is_dir() else 'read-only'})",
+                              "pass --output-dir to a folder you can write")
 
 
 def _offline() -> bool:
@@ -269,8 +294,8 @@ def waste_warnings(cfg, plan) -> list[str]:
         out.append(f"--think-budgets with protocol {plan.protocol.name}, which has no thinking section: the budgets cannot apply "
                    "(use a reasoning model's protocol, e.g. --protocol r1)")
     if cfg.think_budgets and len(cfg.think_budgets) > 1:
-        out.append(f"--think-budgets {','.join(map(str, cfg.think_budgets))}: {len(cfg.think_budgets)} runs, one per budget; "
-                   "the time and cost below are for ONE of them, the largest budget")
+        out.append(f"--think-budgets {','.join(map(str, cfg.think_budgets))}: {len(cfg.think_budgets)} runs, one per budget "
+                   "(the model loads once); the time and cost below cover all of them")
     return out
 
 

@@ -74,9 +74,13 @@ class RunLock:
         os.pwrite(fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname()}).encode(), 0)
         self._fd = fd
 
-    def release(self) -> None:
+    def release(self, *, remove: bool = False) -> None:
+        """Unlock; `remove`: the run finished, so the lock file goes too (a finished folder holds results only)."""
         if self._fd is not None:
-            os.ftruncate(self._fd, 0)  # an empty lock file names no holder: the next run takes it quietly
+            if remove:
+                self.path.unlink(missing_ok=True)
+            else:
+                os.ftruncate(self._fd, 0)  # an empty lock file names no holder: the next run takes it quietly
             os.close(self._fd)
             self._fd = None
 
@@ -128,10 +132,11 @@ def open_run_dir(cfg, plan, dist) -> tuple[Path, RunState]:
     return run_dir, RunState(run_id, created, set(), True, session, made_base=made_base, lock=lock)
 
 
-def close_run_dir(run_dir: Path, state: RunState, *, failed: bool) -> None:
-    """Release the lock; a new run that failed before measuring anything leaves no folder behind."""
+def close_run_dir(run_dir: Path, state: RunState, *, failed: bool, finished: bool = False) -> None:
+    """Release the lock (a `finished` run's lock file is removed); a new run that failed before
+    measuring anything leaves no folder behind."""
     if state.lock is not None:
-        state.lock.release()
+        state.lock.release(remove=finished)
     if failed and state.new and is_empty(run_dir):
         import shutil
 
