@@ -321,7 +321,6 @@ def cmd_run(args, argv) -> int:
     cfg = make_config(**values)
     if cfg.think_budgets:
         from harness.orchestration.budgets import run_budgets
-
         from harness.planning.preflight import plan_for
         from harness.planning.preview import render
         from harness.reports.console import summarize

@@ -23,12 +23,11 @@ from harness.backends.base import Backend, BackendOptions
 from harness.backends.compiled import BUCKET, generation_kwargs
 from harness.backends.compiled import decide as decide_compile
 from harness.backends.models import load as load_model
-from harness.runtime import tokens
 from harness.backends.rows import cut_at_stop, draw, new_generator
 from harness.core.prompt import hf_template, render
-from harness.runtime import tokens
 from harness.core.types import Completion, ModelInfo, Request
 from harness.measure.roofline import kv_bytes_or_none
+from harness.runtime import tokens as token_meter
 
 
 class RowSampler(LogitsProcessor):
@@ -90,7 +89,7 @@ class StepClock(StoppingCriteria):
             self.sync()
             mark = time.perf_counter()
         self.marks.append(mark)
-        tokens.tick(int(input_ids.shape[0]))  # a token per row this step (rows already done still count: the batch pays for them)
+        token_meter.tick(int(input_ids.shape[0]))  # a token per row this step (rows already done still count: the batch pays for them)
         if self.stop_criteria is None:
             return torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
         stop = self.stop_criteria(input_ids, scores)

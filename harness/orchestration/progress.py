@@ -46,15 +46,15 @@ def _record(run, run_dir) -> None:
     closing), as a user's clock sees it. A record that cannot be written costs only a less
     informed plan later."""
     from harness.planning import timing
+    from harness.planning.preflight import model_shape
 
     def write() -> None:
         try:
-            timing.record_run(run, run_dir, timing.process_seconds())
+            timing.record_run(run, run_dir, timing.process_seconds(), model_shape(run.model.name_or_path))
         except Exception:  # noqa: BLE001
             if os.environ.get("HARNESS_DEBUG"):
                 raise
 
-    timing.speed_index()  # taken now, while the machine is as busy as it was for the run
     _PENDING.append(write)
 
 

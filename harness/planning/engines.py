@@ -124,6 +124,10 @@ class Plan:
         return reads(engine, self.shape, self.pre.memory, self.pre.device.dtype, self.batch)
 
     def previous(self, engine: str) -> dict | None:
+        from pathlib import Path
+
+        if not any(Path(self.cfg.output_dir).glob("*/run.json")):  # no earlier run: no need to read every card for twins
+            return None
         return est.previous_speed(self.cfg.output_dir, twins(self.cfg.model), self.pre.device.name, engine)
 
     def gbps(self) -> tuple[float | None, str]:
@@ -192,7 +196,9 @@ class Plan:
             return None
         target = getattr(self.pre, "target", None)
         if target is not None:
-            return timing.estimate_target(job, target, self.pre.local_name or self.pre.device.name)
+            from harness.planning.targets import estimate_target
+
+            return estimate_target(job, target, self.pre.local_name or self.pre.device.name)
         if self.pre.device.type == "cpu" and engine == "transformers":
             return timing.estimate_cpu(job, self.pre.device.name)
         return None

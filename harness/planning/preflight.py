@@ -38,7 +38,9 @@ def check_inputs(values: dict, *, loading: bool = True) -> None:
     from harness import registry
 
     model = str(values.get("model") or "")
-    _check_cheap(values, model, loading)
+    from harness.planning.checks import check_cheap
+
+    check_cheap(values, model, loading)
     if model and is_local_path(model) and not Path(model).expanduser().exists():
         raise ModelLoadError(f"model path not found: {model}", "check the path, or pass a Hub id like Qwen/Qwen2.5-0.5B-Instruct")
     if parse_spec(model).is_random:
@@ -60,30 +62,6 @@ def check_inputs(values: dict, *, loading: bool = True) -> None:
         from harness.cards.loader import find_card
 
         find_card(str(values["card"]))
-
-
-def _check_cheap(values: dict, model: str, loading: bool) -> None:
-    """Preconditions that cost nothing, checked before the plan and before any import: a model name
-    that is a random: model without its prefix, a --tokenizer path that does not exist, an output
-    folder that cannot be written, an unknown --target."""
-    from harness.backends.models import random_names
-
-    spec = parse_spec(model) if model else None
-    if model and spec is not None and not spec.is_random and ":" not in model and "/" not in model and not Path(model).expanduser().exists():
-        if model in random_names() or f"{model}-instruct" in random_names():
-            raise ModelLoadError(f"model {model!r} not found", f"did you mean --model random:{model}? (random weights; see `harness list models`)")
-    tok = values.get("tokenizer")
-    if tok and (str(tok).startswith(("/", ".", "~")) or Path(str(tok)).expanduser().exists() is False and str(tok).count("/") != 1):
-        if not Path(str(tok)).expanduser().is_dir():
-            raise ModelLoadError(f"--tokenizer {tok}: not found (no such folder)", "pass a folder with tokenizer.json, or a Hub id like Qwen/Qwen2.5-0.5B-Instruct")
-    out = values.get("output_dir")
-    if loading and out and not values.get("resume"):
-        existing = Path(str(out)).expanduser()
-        while not existing.exists() and existing != existing.parent:
-            existing = existing.parent
-        if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
-            raise ConfigError(f"output directory {out!r} is not writable ({existing} is {'not a folder' if not existing.is_dir() else 'read-only'})",
-                              "pass --output-dir to a folder you can write")
 
 
 def _offline() -> bool:
@@ -253,8 +231,11 @@ def assess(cfg, plan, dev, card=None, *, batch: int | None = None, context: int 
     else:
         dev, memory, notes = fitting.run_dtype(cfg, dev, shape, batch, context, measure=measure)
         available, why = est.device_available(dev.type, dev.index)
-    pre = Preflight(cfg.model, dev, tasks, memory, available, why, shape["source"], [], _price(cfg, dev), notes,
+    from harness.planning.checks import price_for, waste_warnings
+
+    pre = Preflight(cfg.model, dev, tasks, memory, available, why, shape["source"], [], price_for(cfg, dev), notes,
                     shape=shape, target=target, local_name=local_name, prompt_mean=_prompt_mean(plan))
+
     pre.price_applies = not pre.price[1].startswith("not applied")
     pre.warnings = waste_warnings(cfg, plan)
     pre.engines = _engines(cfg, pre, shape, batch, context)
@@ -265,38 +246,6 @@ def assess(cfg, plan, dev, card=None, *, batch: int | None = None, context: int 
         pre.notes.append(f"batch size auto: measured when the model is loaded (transformers), at batch 1, 2, 4, ... up to {limit}, "
                          f"the largest that fits memory at {context} tokens; the memory line is for batch {batch}")
     return pre
-
-
-def _price(cfg, dev) -> tuple[float | None, str]:
-    """(USD per hour, source) for the device the time is computed for: an --instance that rents
-    another device is not applied to this time, and the source says so."""
-    from harness.measure.cost import hourly_price, load_prices
-    from harness.planning.targets import prices_device
-
-    price, source = hourly_price(cfg.price_per_hour, cfg.instance)
-    if cfg.instance and cfg.price_per_hour is None and price is not None:
-        entry = load_prices()["instances"].get(cfg.instance.removesuffix("/gpu"), {})
-        if not prices_device(entry.get("gpu"), dev.name, dev.type):
-            return None, (f"not applied: --instance {cfg.instance} rents {entry.get('gpu') or 'another machine'}, but the time is "
-                          f"for {dev.name}; add --target for that device (see `harness plan --help`) to price its time")
-        source += f"; prices the {dev.name} time computed here"
-    return price, source
-
-
-def waste_warnings(cfg, plan) -> list[str]:
-    """What the run summary would flag afterwards as wasted, said before anything is spent."""
-    out = []
-    for tp in plan.tasks.values():
-        if tp.k > 1 and tp.sampling.temperature == 0:
-            out.append(f"{tp.name}: {tp.k} samples per problem under greedy decoding (temperature 0) are identical: "
-                       f"{tp.k - 1} of every {tp.k} generations are wasted; set --temperature > 0 or --num-samples 1")
-    if cfg.think_budgets and not plan.protocol.force_think and "think" not in plan.protocol.name and plan.protocol.name != "r1":
-        out.append(f"--think-budgets with protocol {plan.protocol.name}, which has no thinking section: the budgets cannot apply "
-                   "(use a reasoning model's protocol, e.g. --protocol r1)")
-    if cfg.think_budgets and len(cfg.think_budgets) > 1:
-        out.append(f"--think-budgets {','.join(map(str, cfg.think_budgets))}: {len(cfg.think_budgets)} runs, one per budget "
-                   "(the model loads once); the time and cost below cover all of them")
-    return out
 
 
 def _task_row(tp, cfg) -> dict:
@@ -375,10 +324,10 @@ def print_plan(cfg, *, as_json: bool = False, target: str | None = None, calibra
     from harness.planning.preview import plan_json, render
 
     if calibrate:
-        from harness.planning import timing
+        from harness.planning.calibrate import calibrate as measure_machine
         from harness.runtime.device import cpu_name
 
-        prof = timing.calibrate(cpu_name(), say=lambda m: print(m, file=sys.stderr, flush=True))
+        prof = measure_machine(cpu_name(), say=lambda m: print(m, file=sys.stderr, flush=True))
         print(f"calibrated: profile of {prof.machine} cached", file=sys.stderr)
     _, pre = plan_for(cfg, target=target, measure=calibrate)
     stop = None

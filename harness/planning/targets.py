@@ -113,4 +113,47 @@ def target_choice(t: Target, dtype: str):
                         "auto: bfloat16 (the target runs it natively)" if dtype == "auto" else "requested", 1, "")
 
 
-__all__ = ["TARGETS", "Target", "accelerator_hint", "cpu_choice", "prices_device", "target", "target_choice"]
+# A target device's decoding efficiency is not measured here: these are the stated assumptions.
+TARGET_BW_EFFICIENCY = (0.35, 0.55, 0.8)  # low, expected, high fraction of published bandwidth
+TARGET_FLOP_EFFICIENCY = 0.5
+TARGET_LAYER_OVERHEAD_S = (5e-5, 1.2e-4, 3e-4)  # per layer and step: kernel launches of eager decoding
+TARGET_LOAD_GBPS = 2.0  # weights read from local NVMe
+
+
+def estimate_target(j, t: Target, device_name_here: str):
+    """The run's time on a device this machine is not (`t`: a targets.Target): decoding at the
+    published bandwidth and compute at a stated efficiency range (not measured), the load from
+    local NVMe, start-up as measured on this machine."""
+    import math
+
+    from harness.planning.timing import TimeEstimate, load_profile
+
+    p, psource = load_profile(device_name_here)
+    startup = p.startup_s if p else 10.0
+    batch = max(1, min(j.batch, j.requests))
+    batches = math.ceil(j.requests / batch)
+    out = []
+    if t.bandwidth_gbps is None:
+        return TimeEstimate(float("nan"), (float("nan"), float("nan")), {}, {"decode": t.source}, None,
+                            [f"{t.name}: no published memory bandwidth, so no decoding time"])
+    for eff, overhead in zip(TARGET_BW_EFFICIENCY, reversed(TARGET_LAYER_OVERHEAD_S)):  # slowest first
+        bw, fl = t.bandwidth_gbps * 1e9 * eff, (t.bf16_tflops or 100) * 1e12 * TARGET_FLOP_EFFICIENCY
+        ctx = j.prompt_tokens + j.new_tokens / 2
+        step = j.layers * overhead + max((j.weight_bytes + j.kv_per_token * ctx * batch) / bw, batch * j.flops_per_token / fl)
+        decode = batches * j.new_tokens * step
+        prefill = batches * (j.layers * overhead + batch * j.prompt_tokens * j.flops_per_token / fl)
+        load = j.weight_bytes / (TARGET_LOAD_GBPS * 1e9)
+        out.append({"startup": startup, "load": load, "warmup": 0.0, "prefill": prefill, "decode": decode})
+    lo, mid, hi = (sum(x.values()) for x in (out[2], out[1], out[0]))
+    assumed = (f"{t.name} ({t.source}) at {TARGET_BW_EFFICIENCY[1]:.0%} of its published bandwidth "
+               f"(range {TARGET_BW_EFFICIENCY[0]:.0%}-{TARGET_BW_EFFICIENCY[2]:.0%}, assumed: not measured on that device) and "
+               f"{TARGET_LAYER_OVERHEAD_S[1] * 1e6:.0f} us per layer and step of kernel launches")
+    roof = math.ceil(j.requests / batch) * j.new_tokens * (j.weight_bytes + j.kv_per_token * (j.prompt_tokens + j.new_tokens / 2) * batch) / (
+        t.bandwidth_gbps * 1e9)
+    return TimeEstimate(mid, (lo, hi), {k: round(v, 3) for k, v in out[1].items()},
+                        {"startup": f"this machine's start-up ({psource})" if p else "assumed 10 s", "load": f"weights from NVMe at {TARGET_LOAD_GBPS:g} GB/s (assumed)",
+                         "prefill": assumed, "decode": assumed, "warmup": "not counted"}, roof,
+                        [f"planned for {t.name}, not measured on it: run there once to replace the assumptions"])
+
+
+__all__ = ["estimate_target", "TARGETS", "Target", "accelerator_hint", "cpu_choice", "prices_device", "target", "target_choice"]

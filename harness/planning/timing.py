@@ -7,13 +7,15 @@ per-layer overhead plus its FLOPs; a random model's load costs a fixed part plus
 The constants are measured, never assumed, on a CPU:
 
 - a *profile* of this machine: `harness plan --calibrate` times real generations of random models
-  (`calibrate`) and fits the constants per dtype; before that, the profile stored with the package
+  (planning/calibrate.py) and fits the constants per dtype; before that, the profile stored with the package
   (measured on the reference 2-core VM, named in the plan) stands in, scaled to this CPU now;
 - *earlier runs* on this machine (`record_run` stores each finished run's phase times in the cache):
   their measured/predicted ratio per phase corrects the profile, from runs of the same architecture,
   dtype and batch size when there are any, else from any run here;
-- a sub-second *speed index* taken when planning and when recording (`speed_index`): the same small
-  NumPy workload, so a machine busier now than when it was measured is planned slower.
+- the machine's *load average* now against the one the profile and each earlier run were measured
+  at (`busy`): a machine busier now than when it was measured is planned slower. (A sub-second NumPy
+  `speed_index` was tried first: on the shared 2-core VM its repeats varied 5x at load 8 per core,
+  so the 1-minute load average, smoother, scales the plan instead.)
 
 For a `--target` device (planning for hardware this machine is not), decoding is the device's
 published bandwidth and compute at a stated efficiency range, start-up is this machine's, and the
@@ -28,7 +30,7 @@ import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, TypedDict
+from typing import Any
 
 from harness.runtime.cache import cache_dir, read_cache, write_cache
 
@@ -38,19 +40,6 @@ MAX_RECORDS = 60
 WARMUP_TOKENS = 8  # orchestration/generate.warm_up's max_new_tokens
 STORED_PROFILE = Path(__file__).resolve().parents[1] / "data" / "cpu_time_profile.json"
 COLD_RANGE = (0.5, 2.0)  # ratio range of a plan with no run measured on this machine
-# A target device's decoding efficiency is not measured here: these are the stated assumptions.
-TARGET_BW_EFFICIENCY = (0.35, 0.55, 0.8)  # low, expected, high fraction of published bandwidth
-TARGET_FLOP_EFFICIENCY = 0.5
-TARGET_LAYER_OVERHEAD_S = (5e-5, 1.2e-4, 3e-4)  # per layer and step: kernel launches of eager decoding
-TARGET_LOAD_GBPS = 2.0  # weights read from local NVMe
-
-
-class Phases(TypedDict):
-    startup: float
-    load: float
-    warmup: float
-    prefill: float
-    decode: float
 
 
 @dataclass(frozen=True)
@@ -182,16 +171,17 @@ def save_profile(p: Profile) -> Path:
 
 # ---- records of earlier runs ---------------------------------------------------------------------------
 
-def record_run(run: Any, run_dir: Path, total_s: float) -> None:
+def record_run(run: Any, run_dir: Path, total_s: float, shape: dict) -> None:
     """Store a finished run's phase times (from run.json's perf) and the job that took them, for the
-    plans after it. `total_s`: the process's wall time from its start to the reports written."""
-    job = job_from_run(run, run_dir)
+    plans after it. `total_s`: the process's wall time from its start to its exit; `shape`: the
+    model's (preflight.model_shape)."""
+    job = job_from_run(run, shape)
     perf = run.perf
     if job is None or not perf.wall_s or run.status != "complete":
         return
     warm = getattr(perf.warmup, "s", 0.0) or 0.0
     load = float(perf.load_s or 0.0)
-    entry = {"job": asdict(job), "device": run.device.name, "speed_index_s": speed_index(), "load_per_core": _load(), "total_s": total_s,
+    entry = {"job": asdict(job), "device": run.device.name, "load_per_core": _load(), "total_s": total_s,
              "load_s": load, "warmup_s": float(warm or 0.0), "gen_s": float(perf.wall_s), "run": str(run_dir),
              "utc": run.created_utc}
     path = cache_dir() / RECORDS_CACHE
@@ -200,14 +190,9 @@ def record_run(run: Any, run_dir: Path, total_s: float) -> None:
     write_cache(path, {"runs": [*rows, entry]})
 
 
-def job_from_run(run: Any, run_dir: Path) -> Job | None:
-    """The Job a finished run did, from its run.json and samples (mean prompt and output lengths)."""
-    from harness.planning.preflight import model_shape
-
-    try:
-        shape = model_shape(run.model.name_or_path)
-    except Exception:  # noqa: BLE001  (a run we cannot describe is simply not recorded)
-        return None
+def job_from_run(run: Any, shape: dict) -> Job | None:
+    """The Job a finished run did, from its run.json (mean prompt and output lengths per sample) and
+    its model's shape (preflight.model_shape)."""
     cfg = run.config if isinstance(run.config, dict) else {}
     samples = run.samples.done if run.samples else 0
     if not samples or not shape.get("params"):
@@ -226,7 +211,7 @@ def job_for(shape: dict, dtype: str, batch: int, requests: int, prompt: float, n
     config, params = shape.get("config") or {}, shape.get("params")
     if not params:
         return None
-    text = config.get("text_config") if isinstance(config.get("text_config"), dict) else config
+    text: dict = config["text_config"] if isinstance(config.get("text_config"), dict) else config
     width = dtype_bytes(dtype)
     gguf = shape.get("gguf")
     weights = gguf.tensor_bytes if engine == "llamacpp" and gguf is not None else params * width
@@ -271,7 +256,7 @@ def busy(load_per_core: float | None, *, running: bool) -> float:
     return max(1.0, lpc)
 
 
-def physics(j: Job, p: Profile, rates: Rates) -> Phases:
+def physics(j: Job, p: Profile, rates: Rates) -> dict[str, float]:
     """Phase times of `j` by `p`'s constants, at the speed the profile was measured at."""
     batch = max(1, min(j.batch, j.requests))
     batches = math.ceil(j.requests / batch)
@@ -387,162 +372,6 @@ def roofline_s(j: Job) -> float | None:
     return steps * per_step / (float(gbps) * 1e9)
 
 
-def estimate_target(j: Job, t: Any, device_name_here: str) -> TimeEstimate:
-    """The run's time on a device this machine is not (`t`: a targets.Target): decoding at the
-    published bandwidth and compute at a stated efficiency range (not measured), the load from
-    local NVMe, start-up as measured on this machine."""
-    p, psource = load_profile(device_name_here)
-    startup = p.startup_s if p else 10.0
-    batch = max(1, min(j.batch, j.requests))
-    batches = math.ceil(j.requests / batch)
-    out = []
-    if t.bandwidth_gbps is None:
-        return TimeEstimate(float("nan"), (float("nan"), float("nan")), {}, {"decode": t.source}, None,
-                            [f"{t.name}: no published memory bandwidth, so no decoding time"])
-    for eff, overhead in zip(TARGET_BW_EFFICIENCY, TARGET_LAYER_OVERHEAD_S):
-        bw, fl = t.bandwidth_gbps * 1e9 * eff, (t.bf16_tflops or 100) * 1e12 * TARGET_FLOP_EFFICIENCY
-        ctx = j.prompt_tokens + j.new_tokens / 2
-        step = j.layers * overhead + max((j.weight_bytes + j.kv_per_token * ctx * batch) / bw, batch * j.flops_per_token / fl)
-        decode = batches * j.new_tokens * step
-        prefill = batches * (j.layers * overhead + batch * j.prompt_tokens * j.flops_per_token / fl)
-        load = j.weight_bytes / (TARGET_LOAD_GBPS * 1e9)
-        out.append({"startup": startup, "load": load, "warmup": 0.0, "prefill": prefill, "decode": decode})
-    lo, mid, hi = (sum(x.values()) for x in (out[2], out[1], out[0]))
-    assumed = (f"{t.name} ({t.source}) at {TARGET_BW_EFFICIENCY[1]:.0%} of its published bandwidth "
-               f"(range {TARGET_BW_EFFICIENCY[0]:.0%}-{TARGET_BW_EFFICIENCY[2]:.0%}, assumed: not measured on that device) and "
-               f"{TARGET_LAYER_OVERHEAD_S[1] * 1e6:.0f} us per layer and step of kernel launches")
-    roof = math.ceil(j.requests / batch) * j.new_tokens * (j.weight_bytes + j.kv_per_token * (j.prompt_tokens + j.new_tokens / 2) * batch) / (
-        t.bandwidth_gbps * 1e9)
-    return TimeEstimate(mid, (lo, hi), {k: round(v, 3) for k, v in out[1].items()},
-                        {"startup": f"this machine's start-up ({psource})" if p else "assumed 10 s", "load": f"weights from NVMe at {TARGET_LOAD_GBPS:g} GB/s (assumed)",
-                         "prefill": assumed, "decode": assumed, "warmup": "not counted"}, roof,
-                        [f"planned for {t.name}, not measured on it: run there once to replace the assumptions"])
-
-
-# ---- calibration ------------------------------------------------------------------------------------------
-
-CAL_PROMPT, CAL_NEW = 24, 6
-
-
-def calibrate(device_name: str, dtypes: tuple[str, ...] = ("bfloat16", "float32"), say=print) -> Profile:
-    """Measure this CPU: imports in a fresh interpreter, a random model's load, and generation of random
-    models at two depths and two batch sizes in each dtype; fit the constants and cache them."""
-    import subprocess
-    import sys
-
-    import torch
-    from transformers import AutoModelForCausalLM, GenerationConfig
-
-    from harness.backends.models import arch_dict, hf_config, random_config
-
-    load0 = _load()
-    say("calibrating: imports in a fresh interpreter ...")
-    t0 = time.perf_counter()
-    subprocess.run([sys.executable, "-c", "import torch, transformers, transformers.generation"], check=False, timeout=300)
-    imports = time.perf_counter() - t0
-    index = speed_index()
-    points: dict[str, list[tuple[list[float], float, list[float], float]]] = {d: [] for d in dtypes}
-    load_pts = []
-    archs = [("tiny", random_config("tiny"), 2), ("qwen2.5-0.5b-instruct", random_config("qwen2.5-0.5b-instruct"), 1),
-             ("qwen2.5-0.5b-instruct", random_config("qwen2.5-0.5b-instruct"), 3)]
-    for name, raw, layers in archs:
-        say(f"calibrating: {name} at {layers} layer(s) ...")
-        from harness.core.architecture import count_parameters
-
-        cut = arch_dict(raw, layers)
-        params = count_parameters(cut) or 0
-        torch.manual_seed(0)
-        t0 = time.perf_counter()
-        model = AutoModelForCausalLM.from_config(hf_config(cut), dtype=torch.float32).eval()
-        load_pts.append((params, time.perf_counter() - t0))
-        vocab = min(hf_config(cut).get_text_config().vocab_size, 700)
-        for dtype in dtypes:
-            model = model.to(getattr(torch, dtype))
-            j = job_for({"config": cut, "params": params}, dtype, 1, 1, CAL_PROMPT, CAL_NEW, 0, True, "transformers")
-            assert j is not None
-            for batch in (1, 4):
-                ids = torch.randint(3, vocab, (batch, CAL_PROMPT))
-
-                def gen(n: int) -> float:
-                    cfg = GenerationConfig(max_new_tokens=n, min_new_tokens=n, do_sample=False, pad_token_id=0, eos_token_id=None)
-                    t = time.perf_counter()
-                    with torch.inference_mode():
-                        model.generate(ids, attention_mask=torch.ones_like(ids), generation_config=cfg)
-                    return time.perf_counter() - t
-
-                gen(2)  # warm
-                one = min(gen(1), gen(1))
-                full = gen(CAL_NEW + 1)
-                step = max((full - one) / CAL_NEW, 1e-6)
-                ctx = CAL_PROMPT + CAL_NEW / 2
-                read = j.weight_bytes + j.kv_per_token * ctx * batch
-                points[dtype].append(([j.layers, read, batch * j.flops_per_token], step,
-                                      [1.0, j.layers, batch * CAL_PROMPT * j.flops_per_token], one))
-        del model
-    rates = {}
-    for dtype, rows in points.items():
-        s = _nnls([r[0] for r in rows], [r[1] for r in rows])
-        q = _nnls([r[2] for r in rows], [r[3] for r in rows])
-        rates[dtype] = Rates(s[0], 1 / s[1] if s[1] > 0 else 1e12, 1 / s[2] if s[2] > 0 else 1e15, q[0], q[1],
-                             1 / q[2] if q[2] > 0 else 1e15)
-    lp = _nnls([[1.0, n] for n, _ in load_pts], [t for _, t in load_pts])
-    prof = Profile(device_name, time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "harness plan --calibrate", index,
-                   startup_s=imports, load_fixed_s=lp[0], load_param_s=lp[1], load_disk_bps=1e9, rates=rates, load_per_core=(load0 + _load()) / 2)
-    _whole_run(prof, say)
-    save_profile(prof)
-    return prof
-
-
-def _whole_run(prof: Profile, say) -> None:
-    """What only a real run measures (the tokenizer's load, planning, scoring, reports): a smoke run of
-    random:tiny in a fresh process; its start-up and the fixed part of its load go into the profile."""
-    import subprocess
-    import sys
-    import tempfile
-
-    from harness.results.store import load_run
-
-    say("calibrating: a whole run of random:tiny in a fresh process ...")
-    with tempfile.TemporaryDirectory() as tmp:
-        t0 = time.perf_counter()
-        done = subprocess.run([sys.executable, "-m", "harness", "run", "--model", "random:tiny", "--limit", "2", "--max-new-tokens", "4",
-                               "--quiet", "--dtype", "float32", "--output-dir", tmp], capture_output=True, text=True, timeout=600, check=False)
-        total = time.perf_counter() - t0
-        runs = list(Path(tmp).glob("*/run.json"))
-        if done.returncode != 0 or not runs:
-            say(f"calibrating: the smoke run failed ({done.stderr.strip()[-200:]}); start-up stays at the import time")
-            return
-        run = load_run(runs[0].parent)
-    warm = getattr(run.perf.warmup, "s", 0.0) or 0.0
-    prof.startup_s = max(prof.startup_s, total - float(run.perf.load_s or 0) - float(warm or 0) - float(run.perf.wall_s or 0))
-    prof.load_fixed_s = max(prof.load_fixed_s, float(run.perf.load_s or 0) - (run.model.num_parameters or 0) * prof.load_param_s)
-
-
-def _nnls(rows: list[list[float]], ys: list[float]) -> list[float]:
-    """Non-negative least squares on relative error, by trying every subset of columns (few columns)."""
-    import itertools
-
-    import numpy as np
-
-    a = np.array(rows, dtype=float)
-    y = np.array(ys, dtype=float)
-    w = 1.0 / np.maximum(y, 1e-9)
-    best, best_err = [0.0] * a.shape[1], float("inf")
-    for k in range(1, a.shape[1] + 1):
-        for cols in itertools.combinations(range(a.shape[1]), k):
-            sub = a[:, cols] * w[:, None]
-            coef, *_ = np.linalg.lstsq(sub, y * w, rcond=None)
-            if (coef < 0).any():
-                continue
-            err = float(np.sum((sub @ coef - y * w) ** 2))
-            if err < best_err:
-                full = [0.0] * a.shape[1]
-                for c, v in zip(cols, coef):
-                    full[c] = float(v)
-                best, best_err = full, err
-    return best
-
-
 def process_seconds() -> float:
     """Wall seconds since this process started (from /proc; 0 where unknown)."""
     try:
@@ -554,5 +383,5 @@ def process_seconds() -> float:
         return 0.0
 
 
-__all__ = ["Job", "Profile", "Rates", "TimeEstimate", "calibrate", "estimate_cpu", "estimate_target", "job_for", "load_profile",
+__all__ = ["Job", "Profile", "Rates", "TimeEstimate", "estimate_cpu", "job_for", "load_profile",
            "process_seconds", "record_run", "speed_index"]

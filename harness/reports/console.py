@@ -11,6 +11,7 @@ import shlex
 import sys
 import threading
 import time
+from collections.abc import Callable
 
 HEARTBEAT_S = 30.0
 
@@ -31,7 +32,7 @@ class RunProgress:
         self.total = self.done = self.tokens_done = 0
         self.live_tokens = 0  # ticked per decoding step or streamed delta (runtime/tokens.py), warm-up excluded
         self.expected_tokens = 0  # the plan's expected output tokens: the ETA's denominator
-        self._unlisten = None
+        self._unlisten: Callable[[], None] | None = None
         self.t0: float | None = None
         self._bar = self._task = None
         self._stop = threading.Event()
