@@ -23,7 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
-SHARED = Path(os.environ.get("HARNESS_SHARED", "/work/shared"))
+SHARED = Path(os.environ.get("HARNESS_SHARED") or Path(__file__).resolve().parents[2] / "shared")  # the project's ../shared
 
 
 def jobs(quick: bool, data: Path | None) -> list[tuple[str, list[str]]]:

@@ -304,9 +304,11 @@ def cmd_run(args, argv) -> int:
 
         return print_plan(make_config(**values), as_json=getattr(args, "json", False), target=getattr(args, "target", None),
                           calibrate=getattr(args, "calibrate", False))
-    if values.get("resume"):
+    if values.get("resume") and not set(values) - {"resume", "quiet", "force", "output_dir"}:  # settings given: check_resume compares them
         if _finished(values):
             return 0
+    if values.get("resume") and values.get("output_dir"):
+        _finished({"resume": values["resume"], "output_dir": values["output_dir"]})  # refuses the pair
     if values.get("num_processes", 1) > 1 and int(os.environ.get("WORLD_SIZE", "1")) == 1:
         from harness.runtime.launch import relaunch
 

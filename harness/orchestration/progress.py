@@ -55,6 +55,7 @@ def _record(run, run_dir) -> None:
             if os.environ.get("HARNESS_DEBUG"):
                 raise
 
+    write()  # now, so a caller that does not exit (a test, a notebook) has it; again at exit with the tear-down counted
     _PENDING.append(write)
 
 

@@ -31,7 +31,7 @@ def check_cheap(values: dict, model: str, loading: bool) -> None:
         while not existing.exists() and existing != existing.parent:
             existing = existing.parent
         if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
-            raise ConfigError(f"output directory {out!r} is not writable ({existing} is {'not a folder' if not existing.is_dir() else 'read-only'})",
+            raise ConfigError(f"output directory {out!r} is not writable ({existing} is {'not a directory' if not existing.is_dir() else 'read-only'})",
                               "pass --output-dir to a folder you can write")
 
 

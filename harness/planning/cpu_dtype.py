@@ -141,9 +141,9 @@ def decide(arch: dict, measure=None, load: float | None = None) -> tuple[str, st
         return hit
     measured = (measure or measure_generation)(arch)
     dtypes = measured["dtypes"]
-    detail = ", ".join(f"{k} {v['tokens_per_s']:.1f} tok/s (repeats {min(v['spread_tokens_per_s']):.1f}-{max(v['spread_tokens_per_s']):.1f})"
-                       for k, v in dtypes.items())
-    f32, b16 = dtypes["float32"]["spread_tokens_per_s"], dtypes["bfloat16"]["spread_tokens_per_s"]
+    spread = {k: v.get("spread_tokens_per_s") or [v["tokens_per_s"]] for k, v in dtypes.items()}  # one timing: no spread known
+    detail = ", ".join(f"{k} {v['tokens_per_s']:.1f} tok/s (repeats {min(spread[k]):.1f}-{max(spread[k]):.1f})" for k, v in dtypes.items())
+    f32, b16 = spread["float32"], spread["bfloat16"]
     if min(f32) > max(b16):
         best, verdict = "float32", "float32 is faster beyond the noise"
     elif min(b16) > max(f32):

@@ -126,9 +126,9 @@ class Plan:
     def previous(self, engine: str) -> dict | None:
         from pathlib import Path
 
-        if not any(Path(self.cfg.output_dir).glob("*/run.json")):  # no earlier run: no need to read every card for twins
-            return None
-        return est.previous_speed(self.cfg.output_dir, twins(self.cfg.model), self.pre.device.name, engine)
+        # no earlier run: no need to read every card for the model's random-weights twin
+        names = twins(self.cfg.model) if any(Path(self.cfg.output_dir).glob("*/run.json")) else [self.cfg.model]
+        return est.previous_speed(self.cfg.output_dir, names, self.pre.device.name, engine)
 
     def gbps(self) -> tuple[float | None, str]:
         if self._gbps is None:

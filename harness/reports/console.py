@@ -159,7 +159,8 @@ def summarize(run_dir):
               + (f"; {t.errors} failed samples left out" if t.errors else ""))
     perf = run.perf
     tps = perf.output_tokens_per_s
-    print(f"perf: {perf.wall_s:.2f} s generating, {tps:.1f} output tok/s" if tps else f"perf: {perf.wall_s:.2f} s generating")
+    print(f"perf: {perf.wall_s:.2f} s generating, {tps:.1f} output tok/s ({perf.output_tokens:,} tokens / {perf.wall_s:.2f} s)"
+          if tps and perf.output_tokens else f"perf: {perf.wall_s:.2f} s generating")
     from harness.claims.verdicts import verdict_label
 
     for c in run.claims:
