@@ -35,7 +35,8 @@ def render(pre: Preflight) -> str:
     for e in pre.engines:
         when = est.human_seconds(e["seconds"])
         bound = "at least " if e["seconds"] is not None and e.get("speed_is_upper_bound") else ""
-        speed = f"{e['tokens_per_s']:.3g} tok/s" if e["tokens_per_s"] else "speed unknown"
+        tps = e["tokens_per_s"]
+        speed = (f"{tps:,.0f} tok/s" if tps >= 100 else f"{tps:.3g} tok/s") if tps else "speed unknown"
         usd = f"${e['usd']:,.2f}" if e["usd"] is not None else "$ unknown"
         if e["usd"] is not None and e.get("usd_range"):
             usd += f" (${e['usd_range'][0]:,.2f}-${e['usd_range'][1]:,.2f})"
