@@ -268,13 +268,18 @@ def _finished(values: dict) -> bool:
     if values.get("output_dir"):
         raise ConfigError("--output-dir cannot be used with --resume: a resumed run continues in its own folder",
                           f"drop --output-dir (the run stays in {values['resume']})")
-    path = Path(str(values["resume"])) / "run.json"
+    folder = Path(str(values["resume"]))
     try:
-        run = json.loads(path.read_text())
+        run = json.loads((folder / "run.json").read_text())
+        lock = (folder / ".lock").read_text() if (folder / ".lock").exists() else ""
+        rows = [json.loads(line) for f in sorted(folder.glob("samples*.jsonl")) for line in f.read_text().splitlines() if line.strip()]
     except (OSError, ValueError):
-        return False  # an interrupted run (or no run.json yet): rundir.check_resume says what is wrong, if anything
+        return False  # an interrupted or damaged run: the resume says what is wrong, if anything
+    if not isinstance(run, dict) or lock.strip() or not all(isinstance(r, dict) for r in rows):
+        return False  # a lock naming a holder (a run that never closed) or a damaged row: the full resume handles it
     samples = run.get("samples") or {}
-    if run.get("status") == "complete" and samples.get("done") == samples.get("planned") and not samples.get("errors"):
+    if (run.get("status") == "complete" and samples.get("done") == samples.get("planned") == len(rows)
+            and not samples.get("errors")):
         print(f"run {values['resume']} is already complete ({samples.get('done')} of {samples.get('planned')} samples): "
               "nothing to resume; its files are left untouched (`harness report` rewrites its reports)")
         return True

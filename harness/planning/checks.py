@@ -15,10 +15,10 @@ def check_cheap(values: dict, model: str, loading: bool) -> None:
     """Preconditions that cost nothing, checked before the plan and before any import: a model name
     that is a random: model without its prefix, a --tokenizer path that does not exist, an output
     folder that cannot be written, an unknown --target."""
-    from harness.backends.models import random_names
-
     spec = parse_spec(model) if model else None
     if model and spec is not None and not spec.is_random and ":" not in model and "/" not in model and not Path(model).expanduser().exists():
+        from harness.backends.models import random_names
+
         if model in random_names() or f"{model}-instruct" in random_names():
             raise ModelLoadError(f"model {model!r} not found", f"did you mean --model random:{model}? (random weights; see `harness list models`)")
     tok = values.get("tokenizer")

@@ -55,6 +55,9 @@ def refine(dev, cfg, arch: dict | None = None, *, measure: bool = False):
             return replace(dev, dtype="bfloat16", dtype_reason=f"auto: bfloat16, the memory-cheaper dtype; generation not timed: {why_stand_in}, and {too_big}")
     hit = cached(arch)
     if hit is None and not measure:
+        by_profile = _from_profile(arch, dev.name)
+        if by_profile is not None:
+            return replace(dev, dtype=by_profile[0], dtype_reason=by_profile[1])
         return replace(dev, dtype="bfloat16", dtype_reason=(
             "auto: bfloat16, the memory-cheaper dtype: which dtype generates faster on this CPU is not measured yet "
             f"(it would time {REPEATS} interleaved generations of {NEW_TOKENS} tokens in float32 and bfloat16 at {LAYERS} and "
@@ -63,6 +66,36 @@ def refine(dev, cfg, arch: dict | None = None, *, measure: bool = False):
     if why_stand_in:
         reason += f" ({why_stand_in}: timed on {STAND_IN}'s architecture instead)"
     return replace(dev, dtype=dtype, dtype_reason=reason, dtype_measurements=measured)
+
+
+PROFILE_MARGIN = 1.5  # the profile's predicted speed-up that counts as beyond its error (its fits are within ~2x)
+
+
+def _from_profile(arch: dict, device_name: str) -> tuple[str, str] | None:
+    """Without a probe of this architecture: the dtype this machine's measured profile (planning/timing.py,
+    fitted on real generations of random models in both dtypes) predicts faster by more than
+    PROFILE_MARGIN, else bfloat16, the memory-cheaper one; None without a profile with both dtypes."""
+    from harness.core.architecture import count_parameters
+    from harness.planning import timing
+
+    prof, source = timing.load_profile(device_name)
+    params = count_parameters(arch)
+    if prof is None or not params or not {"float32", "bfloat16"} <= set(prof.rates):
+        return None
+    per = {}
+    for dtype in ("float32", "bfloat16"):
+        job = timing.job_for({"config": arch, "params": params}, dtype, 1, 1, PROMPT_TOKENS, NEW_TOKENS, 0, True, "transformers")
+        if job is None:
+            return None
+        phases = timing.physics(job, prof, prof.rates[dtype])
+        per[dtype] = phases["prefill"] + phases["decode"]
+    ratio = per["bfloat16"] / per["float32"]
+    pick = "float32" if ratio > PROFILE_MARGIN else "bfloat16"
+    why = ("float32 predicted faster by more than that" if pick == "float32" else
+           "no difference beyond that, so bfloat16, the memory-cheaper dtype")
+    return pick, (f"auto: {pick}: this architecture not timed yet; this machine's measured profile ({source}) predicts "
+                  f"float32 {NEW_TOKENS / per['float32']:.2g} vs bfloat16 {NEW_TOKENS / per['bfloat16']:.2g} tok/s at batch 1 "
+                  f"({ratio:.2f}x; a decision needs {PROFILE_MARGIN}x): {why}; `harness plan --calibrate` times it (about a minute)")
 
 
 PROBE_MEMORY_SHARE = 0.25  # of the memory available: the probe model in float32, at its deeper depth
