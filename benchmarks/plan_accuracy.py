@@ -47,6 +47,7 @@ def one(name: str, args: list[str], tmp: Path, env: dict) -> dict:
     if plan.returncode != 0:
         return {"job": name, "args": args, "error": f"plan: {plan.stderr.strip()[-200:]}"}
     p = json.loads(plan.stdout)
+    load_before = os.getloadavg()[0] / (os.cpu_count() or 1)
     t0 = time.perf_counter()
     run = subprocess.run(["harness", "run", *args, "--output-dir", str(tmp / name.replace(" ", "_")), "--quiet"], capture_output=True, text=True,
                          env=env, timeout=3600)
@@ -56,7 +57,8 @@ def one(name: str, args: list[str], tmp: Path, env: dict) -> dict:
     exp = p["time"]["expected_s"]
     return {"job": name, "args": args, "planned_s": exp, "range_s": p["time"]["range_s"], "actual_s": actual, "ratio": actual / exp,
             "within_0.5x_2x": 0.5 <= actual / exp <= 2.0, "phases_s": p["time"]["phases_s"], "sources": p["time"]["sources"],
-            "load_per_core_before": os.getloadavg()[0] / (os.cpu_count() or 1), "dtype": p["device"]["dtype"]}
+            "load_per_core_before": load_before, "load_per_core_after": os.getloadavg()[0] / (os.cpu_count() or 1),
+            "dtype": p["device"]["dtype"]}
 
 
 def main() -> int:
