@@ -182,7 +182,7 @@ def record_run(run: Any, run_dir: Path, total_s: float, shape: dict) -> None:
         return
     warm = getattr(perf.warmup, "s", 0.0) or 0.0
     load = float(perf.load_s or 0.0)
-    entry = {"job": asdict(job), "device": run.device.name, "load_per_core": _load(), "total_s": total_s,
+    entry = {"job": asdict(job), "device": run.device.name, "load_per_core": _load(), "load_runnable": current_load(), "total_s": total_s,
              "load_s": load, "warmup_s": float(warm or 0.0), "gen_s": float(perf.wall_s), "run": str(run_dir),
              "utc": run.created_utc}
     path = cache_dir() / RECORDS_CACHE
@@ -249,12 +249,50 @@ def _load() -> float:
     return round(load_per_core() or 0.0, 2)
 
 
-def busy(load_per_core: float | None, *, running: bool) -> float:
-    """How many times slower than on an idle machine a CPU-bound run goes at this load average per
-    core: a run's own threads count in the load taken while it ran (`running`), not in one taken
-    before it starts, so those get one more per core."""
+CONTENTION_EXPONENT = 1.5  # slowdown = (load per core) ** this: measured on the shared 2-core VM, 2026-12-06:
+# random:tiny's run 115.7 s at load 8.3 per core vs 6.3 s idle (18x: exponent 1.36), the 0.5B gsm8k run 612.6 s
+# at 8.6 vs 21.1 s idle (29x: 1.57). Small torch ops and spinning threads make contention cost more than its share.
+
+
+GEN_PHASES = ("warmup", "prefill", "decode")  # multi-threaded torch: contention costs them CONTENTION_EXPONENT;
+# start-up and load are mostly one thread of Python and I/O, slowed about in proportion (exponent 1)
+
+
+def busy(load_per_core: float | None, *, running: bool, exponent: float = CONTENTION_EXPONENT) -> float:
+    """How many times slower than on an idle machine work goes at this load per core: a run's own
+    threads count in a load taken while it ran (`running`), not in one taken before it starts, so
+    those get one more per core."""
     lpc = float(load_per_core or 0.0) + (0.0 if running else 1.0)
-    return max(1.0, lpc)
+    return max(1.0, lpc) ** exponent
+
+
+def _exp(phase: str) -> float:
+    return CONTENTION_EXPONENT if phase in GEN_PHASES else 1.0
+
+
+def _scale(now: float | None, then: float | None, then_running: bool, phase: str) -> float:
+    return busy(now, running=False, exponent=_exp(phase)) / busy(then, running=then_running, exponent=_exp(phase))
+
+
+def record_load(r: dict) -> tuple[float | None, bool]:
+    """(load per core, whether it counts the run's own threads) of an earlier run's record."""
+    if "load_runnable" in r:
+        return r["load_runnable"], False
+    return r.get("load_per_core"), True
+
+
+def current_load() -> float:
+    """Other work per core right now: the kernel's runnable count (/proc/loadavg's 4th field) averaged
+    over 20 samples in 0.2 s, less this process. The 1-minute load average lags by a minute, which
+    the contention exponent would amplify; falls back to it where /proc is absent."""
+    samples = []
+    for _ in range(20):
+        try:
+            samples.append(int(Path("/proc/loadavg").read_text().split()[3].split("/")[0]))
+        except (OSError, ValueError, IndexError):
+            return _load()
+        time.sleep(0.01)
+    return max(0.0, sum(samples) / len(samples) - 1) / (os.cpu_count() or 1)
 
 
 def physics(j: Job, p: Profile, rates: Rates) -> dict[str, float]:
@@ -289,17 +327,16 @@ def estimate_cpu(j: Job, device_name: str, load_now: float | None = None) -> Tim
     rates = _rates(p, j.dtype) if p else None
     if p is None or rates is None:
         return None
-    now = busy(_load() if load_now is None else load_now, running=False)
-    scale = now / busy(p.load_per_core, running=True)
-    base = {k: v * scale for k, v in physics(j, p, rates).items()}
-    sources = {k: f"{psource}, scaled by the machine's load now ({scale:.2f}x the profile's: load average {now:.1f} per core with "
-                  f"this run, {busy(p.load_per_core, running=True):.1f} then)" for k in base}
+    now = current_load() if load_now is None else load_now
+    base = {k: v * _scale(now, p.load_per_core, True, k) for k, v in physics(j, p, rates).items()}
+    sources = {k: f"{psource}, scaled to the load now ({_scale(now, p.load_per_core, True, k):.2f}x the profile's: "
+                  f"{now:.1f} other runnable threads per core now, load average {p.load_per_core:.1f} per core then)" for k in base}
     ratios: dict[str, list[float]] = {"startup": [], "load": [], "gen": []}
     level = {"startup": 0, "load": 0, "gen": 0}
     picked: dict[str, list[dict]] = {"startup": [], "load": [], "gen": []}
     records = load_records(device_name)
     for r in reversed(records):
-        if "load_per_core" not in r:
+        if "load_runnable" not in r:  # recorded with the lagging 1-minute load average only: not comparable, skipped
             continue
         try:
             oj = Job(**r["job"])
@@ -308,8 +345,9 @@ def estimate_cpu(j: Job, device_name: str, load_now: float | None = None) -> Tim
         orates = _rates(p, oj.dtype)
         if orates is None:
             continue
-        then = busy(r.get("load_per_core"), running=True) / busy(p.load_per_core, running=True)
-        pred = {k: v * then for k, v in physics(oj, p, orates).items()}
+        rl, rrun = record_load(r)
+        pred = {k: v * busy(rl, running=rrun, exponent=_exp(k)) / busy(p.load_per_core, running=True, exponent=_exp(k))
+                for k, v in physics(oj, p, orates).items()}
         gen_pred = pred["warmup"] + pred["prefill"] + pred["decode"]
         startup = r["total_s"] - r["load_s"] - r["warmup_s"] - r["gen_s"]
         sim = _similar(r, j)
