@@ -258,32 +258,14 @@ def run_values(args: argparse.Namespace) -> dict:
 
 
 def _finished(values: dict) -> bool:
-    """`--resume` of a run that is already complete: say so and touch nothing (True). `--output-dir`
-    with `--resume` is refused: a resumed run stays in its own folder."""
-    import json
-    from pathlib import Path
+    """`--resume` of a run that is already complete: say so and touch nothing (True); `--output-dir`
+    with `--resume` is refused (results/rundir.finished_run)."""
+    from harness.results.rundir import finished_run
 
-    from harness.errors import ConfigError
-
-    if values.get("output_dir"):
-        raise ConfigError("--output-dir cannot be used with --resume: a resumed run continues in its own folder",
-                          f"drop --output-dir (the run stays in {values['resume']})")
-    folder = Path(str(values["resume"]))
-    try:
-        run = json.loads((folder / "run.json").read_text())
-        lock = (folder / ".lock").read_text() if (folder / ".lock").exists() else ""
-        rows = [json.loads(line) for f in sorted(folder.glob("samples*.jsonl")) for line in f.read_text().splitlines() if line.strip()]
-    except (OSError, ValueError):
-        return False  # an interrupted or damaged run: the resume says what is wrong, if anything
-    if not isinstance(run, dict) or lock.strip() or not all(isinstance(r, dict) for r in rows):
-        return False  # a lock naming a holder (a run that never closed) or a damaged row: the full resume handles it
-    samples = run.get("samples") or {}
-    if (run.get("status") == "complete" and samples.get("done") == samples.get("planned") == len(rows)
-            and not samples.get("errors")):
-        print(f"run {values['resume']} is already complete ({samples.get('done')} of {samples.get('planned')} samples): "
-              "nothing to resume; its files are left untouched (`harness report` rewrites its reports)")
-        return True
-    return False
+    message = finished_run(str(values["resume"]), values.get("output_dir"))
+    if message:
+        print(message)
+    return message is not None
 
 
 def _scalar(text: str):

@@ -231,3 +231,26 @@ def _readable_run(run_dir: Path, notes: list[str]):
     except ConfigError as e:
         notes.append(f"{e.problem}: rebuilt from samples.jsonl and config.json")
         return None
+
+
+def finished_run(resume: str, output_dir: str | None = None) -> str | None:
+    """What `--resume` of an intact, complete run folder says instead of running again (None when the
+    run is not finished or the folder is damaged: the full resume handles those). `--output-dir` with
+    `--resume` is refused: a resumed run continues in its own folder."""
+    if output_dir:
+        raise ConfigError("--output-dir cannot be used with --resume: a resumed run continues in its own folder",
+                          f"drop --output-dir (the run stays in {resume})")
+    folder = Path(resume)
+    try:
+        run = json.loads((folder / "run.json").read_text())
+        lock = (folder / LOCK).read_text() if (folder / LOCK).exists() else ""
+        rows = [json.loads(line) for f in sorted(folder.glob("samples*.jsonl")) for line in f.read_text().splitlines() if line.strip()]
+    except (OSError, ValueError):
+        return None
+    if not isinstance(run, dict) or lock.strip() or not all(isinstance(r, dict) for r in rows):
+        return None  # a lock naming a holder (a run that never closed) or a damaged row
+    samples = run.get("samples") or {}
+    if run.get("status") == "complete" and samples.get("done") == samples.get("planned") == len(rows) and not samples.get("errors"):
+        return (f"run {resume} is already complete ({samples.get('done')} of {samples.get('planned')} samples): nothing to resume; "
+                "its files are left untouched (`harness report` rewrites its reports)")
+    return None
