@@ -319,22 +319,25 @@ def estimate_cpu(j: Job, device_name: str, load_now: float | None = None) -> Tim
         part = sum(base[k] for k in keys)
         rs = sorted(ratios[phase])
         if rs:
-            mid = rs[len(rs) // 2]
+            # the median run, shrunk toward the profile as if the profile were one more run (geometric mean with
+            # weight n/(n+1)): on a shared machine one run's burst of other tenants' work is evidence, not the truth
+            mid = math.exp(math.log(rs[len(rs) // 2]) * len(rs) / (len(rs) + 1))
+            rs = sorted([*rs, 1.0]) if len(rs) < 3 else rs
             # the runs' own spread, widened for what moves between a plan and its run: on the shared 2-core VM
             # the load average moved by half within minutes (docs/benchmarks.md, 2026-12-06)
             lo, hi = min(rs) * LOAD_DRIFT[0], max(rs) * LOAD_DRIFT[1]
             for k in keys:
                 base[k] *= mid
-                sources[k] = (f"{len(rs)} earlier run{'s' if len(rs) > 1 else ''} here {names.get(level[phase], '')} "
-                              f"(measured/profile {', '.join(f'{x:.2f}' for x in rs)}; newest {picked[phase][0]['run']}), "
+                sources[k] = (f"{len(picked[phase])} earlier run{'s' if len(picked[phase]) > 1 else ''} here {names.get(level[phase], '')} "
+                              f"(measured/profile {', '.join(f'{x:.2f}' for x in ratios[phase])}, x{mid:.2f} after shrinking toward "
+                              f"the profile; newest {picked[phase][0]['run']}), "
                               f"on {psource}")
             part *= mid
         else:
-            lo, hi = COLD_RANGE[0], COLD_RANGE[1]
-            lo, hi = lo * (1 if part else 0), hi
+            mid, (lo, hi) = 1.0, COLD_RANGE
         expected += part
-        low += part * (lo / (rs[len(rs) // 2] if rs else 1.0))
-        high += part * (hi / (rs[len(rs) // 2] if rs else 1.0))
+        low += part * lo / mid
+        high += part * hi / mid
     roof = roofline_s(j)
     notes = []
     if roof is not None and expected < roof:
