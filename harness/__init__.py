@@ -19,5 +19,5 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("reports",),                                     # what people read (renders, starts nothing)
     ("orchestration",),                               # runs: pipeline, generate, summary, budgets, bench
     ("training", "lmeval", "load", "precision", "diff"),  # training costs; lm-eval interop; serving load; precision; run diffs
-    ("commands", "cli", "__main__"),                  # the command line
+    ("commands", "cli", "flags", "__main__"),         # the command line
 )

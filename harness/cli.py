@@ -11,55 +11,7 @@ import os
 import sys
 
 from harness import __version__
-
-RUN_FLAGS = {  # flag -> (config key, type, help)
-    "--model": ("model", str, "random:<name>, a Hub id, a local folder, a .gguf file, or openai:<name>"),
-    "--backend": ("backend", str, "transformers | vllm | llamacpp | openai | fake (default: from --model)"),
-    "--revision": ("revision", str, "Hub branch, tag or commit; the resolved sha is recorded"),
-    "--tokenizer": ("tokenizer", str, "tokenizer folder (e.g. the real one for a random: model)"),
-    "--card": ("card", str, "model card name: run with the card's protocol and check its claims"),
-    "--tasks": ("tasks", str, "comma-separated tasks; lm_eval:<task> runs an lm-eval task"),
-    "--limit": ("limit", int, "at most this many problems per task: the first N (a quick look; claims are then not_comparable)"),
-    "--sample": ("sample", int, "a seeded uniform sample of N problems per task (seed: --seed); claims get a verdict on it"),
-    "--batch-size": ("batch_size", str, "N or auto (transformers: the fastest batch measured on the run's first requests; halves on out-of-memory); with continuous batching: sequences in flight"),
-    "--batching": ("batching", str, "auto | static | continuous (rows leave when done, waiting requests take their slots)"),
-    "--compile": ("compile", str, "auto | on | off: static KV cache + torch.compile for decoding (transformers on CUDA)"),
-    "--max-new-tokens": ("max_new_tokens", int, "token budget per answer, thinking included (default: the card's, else the task's, else 1024; 64 for random: models)"),
-    "--num-samples": ("num_samples", int, "samples per problem (k): accuracy, pass@k, maj@k (default: the card's where it has a claim on the task, else 1)"),
-    "--temperature": ("temperature", float, "0 = greedy (default: the card's; else 0.6 when k > 1, 0 otherwise)"),
-    "--top-p": ("top_p", float, "nucleus sampling (default: the card's; else 0.95 when sampling, 1 when greedy)"),
-    "--top-k": ("top_k", int, "0 = off (default: the card's, else 0)"),
-    "--protocol": ("protocol", str, "prompt protocol: r1, qwen, qwen3-think, qwen3-nothink, fewshot, plain (default: by model)"),
-    "--think-budgets": ("think_budgets", str, "comma-separated caps on thinking tokens, one run each"),
-    "--answer-tokens": ("answer_tokens", int, "with --think-budgets: tokens for the answer after a capped trace"),
-    "--device": ("device", str, "auto | cpu | cuda[:N] | mps | xpu | npu"),
-    "--dtype": ("dtype", str, "auto | bfloat16 | float16 | float32"),
-    "--device-map": ("device_map", str, "accelerate device_map (e.g. auto) for multi-GPU or offload"),
-    "--seed": ("seed", int, "base seed; each sample's seed derives from it"),
-    "--warmup": ("warmup", int, "warm-up generations before timing"),
-    "--output-dir": ("output_dir", str, "where run folders go"),
-    "--resume": ("resume", str, "continue an interrupted run folder"),
-    "--price-per-hour": ("price_per_hour", float, "USD per hour of this machine, for cost"),
-    "--instance": ("instance", str, "a named instance from the price table (see `harness list prices`)"),
-    "--base-url": ("base_url", str, "OpenAI-compatible server URL"),
-    "--api-key-env": ("api_key_env", str, "name of the environment variable holding the API key"),
-    "--n-ctx": ("n_ctx", int, "llama.cpp context size in tokens (vLLM: max model length); default: the model's, capped at 32768"),
-    "--n-threads": ("n_threads", int, "llama.cpp threads (default: one per physical core)"),
-    "--max-concurrency": ("max_concurrency", int, "parallel API requests"),
-    "--tensor-parallel-size": ("tensor_parallel_size", int, "vLLM tensor parallelism"),
-    "--num-processes": ("num_processes", int, "data-parallel processes through accelerate"),
-    "--verdicts": ("verdicts", str, "strict (default): no verdict on a claim the run cannot support (not_comparable); "
-                                    "indicative: compute it anyway, marked indicative"),
-}
-SWITCHES = {"--allow-pickle": "allow_pickle", "--trust-remote-code": "trust_remote_code", "--quiet": "quiet",
-            "--force": "force"}
-SWITCH_HELP = {"--allow-pickle": "load pickle (.bin/.pt) weights, which can run code", "--trust-remote-code": "run the model repository's own code",
-               "--quiet": "no progress output", "--force": "start even when the memory estimate exceeds what is available"}
-RUN_EXAMPLES = """examples:
-  harness run --model random:tiny --limit 8                      # a one-minute smoke run on any CPU
-  harness run --dry-run --card r1-distill-qwen-7b --tasks math500    # the plan (time, memory, dollars); nothing runs
-  harness run --model Qwen/Qwen2.5-0.5B-Instruct --tasks gsm8k --limit 200 --batch-size auto --instance laptop
-"""
+from harness.flags import PAIR_EXAMPLES, RUN_EXAMPLES, RUN_FLAGS, SWITCH_HELP, SWITCHES
 
 
 class _DefaultsHelp(argparse.RawDescriptionHelpFormatter):
@@ -90,7 +42,8 @@ class _Parser(argparse.ArgumentParser):
         super().__init__(*args, **{"allow_abbrev": False, **kwargs})
 
     def error(self, message: str):
-        self.print_usage(sys.stderr)
+        """One line on stderr (no usage block: docs/bad-input.md promises one line), exit 2. Every
+        subparser is a _Parser too (add_subparsers passes parser_class), so this holds for all."""
         from harness.errors import one_line
 
         self.exit(2, f"error: {one_line(message)} — see `{self.prog} --help`\n")
@@ -122,6 +75,12 @@ def build_parser() -> argparse.ArgumentParser:
     plan = sub.add_parser("plan", help="what a run would do, need and cost; loads nothing (= run --dry-run)",
                           epilog=RUN_EXAMPLES.replace("harness run --dry-run", "harness plan"), formatter_class=_DefaultsHelp)
     _run_flags(plan)
+    plan.add_argument("--json", action="store_true", help="print the plan as JSON for scripts (time.expected_s, time.range_s, cost.usd, device.name, ...)")
+    plan.add_argument("--target", metavar="DEVICE", help="plan for a device this machine need not have, from its published memory, "
+                      "bandwidth and compute: h100-sxm, h100-pcie, h200, a100-80gb, a100-40gb, a10g, l4, rtx-4090, ascend-910b "
+                      "(default: this machine)")
+    plan.add_argument("--calibrate", action="store_true", help="measure this machine first (about a minute: imports, a smoke run, "
+                      "generation of random models in each dtype, the CPU dtype of this architecture) and cache it")
 
     from harness.precision.command import PRECISION_EXAMPLES, add_flags
 
@@ -141,20 +100,20 @@ def build_parser() -> argparse.ArgumentParser:
     cards.add_argument("--dir", help="cards folder (default: model_cards/)")
 
     bench = sub.add_parser("bench", help="performance sweep: batch sizes x prompt lengths x output lengths", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    bench.add_argument("--model", default="random:tiny")
-    bench.add_argument("--backend", default="auto")
-    bench.add_argument("--batch-sizes", default="1,4")
-    bench.add_argument("--prompt-tokens", default="128")
-    bench.add_argument("--output-tokens", default="64")
-    bench.add_argument("--iterations", type=int, default=3)
-    bench.add_argument("--warmup", type=int, default=1)
+    bench.add_argument("--model", default="random:tiny", help="the model, as for `harness run`")
+    bench.add_argument("--backend", default="auto", help="transformers | vllm | llamacpp | openai (auto: from --model)")
+    bench.add_argument("--batch-sizes", default="1,4", help="comma-separated batch sizes, one cell each")
+    bench.add_argument("--prompt-tokens", default="128", help="comma-separated prompt lengths in tokens")
+    bench.add_argument("--output-tokens", default="64", help="comma-separated output lengths in tokens")
+    bench.add_argument("--iterations", type=int, default=3, help="timed repeats per cell (their spread is reported)")
+    bench.add_argument("--warmup", type=int, default=1, help="untimed warm-up generations per cell")
     bench.add_argument("--cell-budget-s", type=float, default=60.0,
                        help="a cell stops repeating (after at least one timed iteration) once its iterations took this long")
-    bench.add_argument("--device", default="auto")
-    bench.add_argument("--dtype", default="auto")
+    bench.add_argument("--device", default="auto", help="auto | cpu | cuda[:N] | mps | xpu | npu")
+    bench.add_argument("--dtype", default="auto", help="auto | bfloat16 | float16 | float32")
     bench.add_argument("--batching", default="auto", help="auto | static | continuous (see `harness run --help`)")
     bench.add_argument("--compile", default="auto", help="auto | on | off: compiled decoding (transformers on CUDA)")
-    bench.add_argument("--tokenizer")
+    bench.add_argument("--tokenizer", help="tokenizer folder (default: the model's own)")
     bench.add_argument("--output", help="write the JSON here (default: printed)")
     bench.add_argument("--force", action="store_true", help="start even when the memory estimate exceeds what is available")
     bench.add_argument("--train", action="store_true", help="time training steps (forward + backward + AdamW) of a random: model instead")
@@ -200,10 +159,6 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--limit", type=int, help="lm-eval-task: only the first N problems")
     ex.add_argument("--max-new-tokens", type=int, help="lm-eval-task: the token budget written as max_gen_toks")
     return p
-
-
-PAIR_EXAMPLES = {"--data-file": "gsm8k=data/gsm8k.jsonl", "--max-memory": "0=20GiB", "--task-option": "synthetic.steps=4",
-                 "--backend-option": "n_ctx=4096"}
 
 
 def _split_pairs(values: list[str], flag: str, sep: str = "=") -> dict[str, str]:
@@ -269,6 +224,17 @@ def run_values(args: argparse.Namespace) -> dict:
     return values
 
 
+def _finished(values: dict) -> bool:
+    """`--resume` of a run that is already complete: say so and touch nothing (True); `--output-dir`
+    with `--resume` is refused (results/rundir.finished_run)."""
+    from harness.results.rundir import finished_run
+
+    message = finished_run(str(values["resume"]), values.get("output_dir"))
+    if message:
+        print(message)
+    return message is not None
+
+
 def _scalar(text: str):
     for cast in (int, float):
         try:
@@ -279,7 +245,8 @@ def _scalar(text: str):
 
 
 def cmd_run(args, argv) -> int:
-    from harness.planning.preflight import card_model, check_inputs
+    from harness.planning.card_run import card_model
+    from harness.planning.preflight import check_inputs
 
     values = run_values(args)
     planning = args.command == "plan" or getattr(args, "dry_run", False)
@@ -290,7 +257,13 @@ def cmd_run(args, argv) -> int:
     if planning:
         from harness.planning.preflight import print_plan
 
-        return print_plan(make_config(**values))
+        return print_plan(make_config(**values), as_json=getattr(args, "json", False), target=getattr(args, "target", None),
+                          calibrate=getattr(args, "calibrate", False))
+    if values.get("resume") and not set(values) - {"resume", "quiet", "force", "output_dir"}:  # settings given: check_resume compares them
+        if _finished(values):
+            return 0
+    if values.get("resume") and values.get("output_dir"):
+        _finished({"resume": values["resume"], "output_dir": values["output_dir"]})  # refuses the pair
     if values.get("num_processes", 1) > 1 and int(os.environ.get("WORLD_SIZE", "1")) == 1:
         from harness.runtime.launch import relaunch
 
@@ -305,10 +278,16 @@ def cmd_run(args, argv) -> int:
     cfg = make_config(**values)
     if cfg.think_budgets:
         from harness.orchestration.budgets import run_budgets
+        from harness.planning.preflight import plan_for
+        from harness.planning.preview import render
+        from harness.reports.console import summarize
 
-        dirs = run_budgets(cfg)
-        for d in dirs:
-            print(d)
+        if not cfg.quiet:
+            print(render(plan_for(cfg)[1]))  # the same plan a single run prints, its warnings included
+        folder, *runs = run_budgets(cfg)
+        for d in runs:
+            summarize(d)  # status, accuracy, warnings and report paths of each budget's run
+        print(f"budgets folder: {folder}\n         {folder / 'budgets.md'}\n         {folder / 'budget_curve.png'}")
         return 0
     from harness.orchestration.progress import run_with_progress
 

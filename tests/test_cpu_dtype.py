@@ -49,13 +49,15 @@ def test_refine_applies_only_to_cpu_auto_transformers(monkeypatch, tmp_path):
     measure, calls = _fake({"float32": 1.0, "bfloat16": 2.0})
     monkeypatch.setattr(cpu_dtype, "measure_generation", measure)
     dev = resolve("cpu", "auto")
-    got = cpu_dtype.refine(dev, make_config(model="random:tiny"))
+    unmeasured = cpu_dtype.refine(dev, make_config(model="random:tiny"))  # nothing is timed unless asked
+    assert unmeasured.dtype_measurements is None and "not timed yet" in unmeasured.dtype_reason and calls == []
+    got = cpu_dtype.refine(dev, make_config(model="random:tiny"), measure=True)
     assert got.dtype == "bfloat16" and got.dtype_measurements["dtypes"]["bfloat16"]["tokens_per_s"] == 2.0
     assert cpu_dtype.refine(resolve("cpu", "float32"), make_config(model="random:tiny", dtype="float32")).dtype == "float32"
     assert cpu_dtype.refine(dev, make_config(model="fake:echo")) is dev
     assert cpu_dtype.refine(dev, make_config(model="random:tiny", backend="llamacpp")) is dev
     assert calls == [64]
-    folderless = cpu_dtype.refine(dev, make_config(model=str(tmp_path / "x.gguf")))  # no config at hand: a stand-in is timed
+    folderless = cpu_dtype.refine(dev, make_config(model=str(tmp_path / "x.gguf")), measure=True)  # no config at hand: a stand-in is timed
     assert folderless.dtype == "bfloat16" and "no config of" in folderless.dtype_reason
     assert "timed on qwen2.5-0.5b-instruct's architecture instead" in folderless.dtype_reason
     assert calls == [64, random_config("qwen2.5-0.5b-instruct")["hidden_size"]]
@@ -69,11 +71,17 @@ def test_the_real_measurement_times_both_dtypes():
 
 
 def test_depths_scale_to_the_full_model(monkeypatch):
-    costs = {2: {"float32": 3.0, "bfloat16": 2.0}, 4: {"float32": 4.0, "bfloat16": 4.0}}  # bf16 layers cost more
+    costs = {2: {"float32": [3.0] * 3, "bfloat16": [2.0] * 3}, 4: {"float32": [4.0] * 3, "bfloat16": [4.0] * 3}}  # bf16 layers cost more
     monkeypatch.setattr(cpu_dtype, "_time_depth", lambda arch, depth, torch: costs[depth])
     m = cpu_dtype.measure_generation({**random_config("tiny"), "num_hidden_layers": 24})
     assert m["layers_timed"] == "2+4"
     assert m["dtypes"]["float32"]["s"] == 3.0 + 22 * 0.5 and m["dtypes"]["bfloat16"]["s"] == 2.0 + 22 * 1.0
+    # a deeper model timed faster than the shallow one (noise) never makes a per-layer cost of zero
+    noisy = {2: {"float32": [3.0] * 3, "bfloat16": [2.0] * 3}, 4: {"float32": [2.5] * 3, "bfloat16": [4.0] * 3}}
+    monkeypatch.setattr(cpu_dtype, "_time_depth", lambda arch, depth, torch: noisy[depth])
+    n = cpu_dtype.measure_generation({**random_config("tiny"), "num_hidden_layers": 24})
+    assert n["dtypes"]["float32"]["s"] == 3.0 + 22 * 1.5 and "noise" in n["note"]
+    monkeypatch.setattr(cpu_dtype, "_time_depth", lambda arch, depth, torch: costs[depth])
     assert cpu_dtype.decide({**random_config("tiny"), "num_hidden_layers": 24}, lambda a: m)[0] == "float32"
 
 
@@ -95,6 +103,7 @@ def test_plan_run_and_bench_use_the_same_measured_dtype(monkeypatch, tmp_path, c
     monkeypatch.setenv("HARNESS_CACHE", str(tmp_path / "cache"))
     measure, calls = _fake({"float32": 1.0, "bfloat16": 3.0})
     monkeypatch.setattr(cpu_dtype, "measure_generation", measure)
+    cpu_dtype.decide(random_config("tiny"))  # as `harness plan --calibrate` would: measured once, cached
     data = tmp_path / "d.jsonl"
     data.write_text('{"id": "a", "question": "1+1?", "answer": "1+1=2\\n#### 2"}\n')
     args = ["--model", "random:tiny", "--tasks", "gsm8k", "--data-file", f"gsm8k={data}", "--device", "cpu", "--max-new-tokens", "2"]
@@ -130,7 +139,7 @@ def test_a_big_architecture_is_timed_on_the_stand_in(monkeypatch, tmp_path):
     measure, calls = _fake({"float32": 1.0, "bfloat16": 2.0})
     monkeypatch.setattr(cpu_dtype, "measure_generation", measure)
     monkeypatch.setattr(estimate, "device_available", lambda kind, index: (8 * 2**30, "test"))
-    got = cpu_dtype.refine(resolve("cpu", "auto"), make_config(model="random:qwen2.5-7b"))
+    got = cpu_dtype.refine(resolve("cpu", "auto"), make_config(model="random:qwen2.5-7b"), measure=True)
     assert got.dtype == "bfloat16" and "more than 25%" in got.dtype_reason and "architecture instead" in got.dtype_reason
     assert calls == [random_config("qwen2.5-0.5b-instruct")["hidden_size"]]
 
@@ -143,7 +152,7 @@ def test_a_measured_float32_that_does_not_fit_drops_to_bfloat16_with_both_reason
     monkeypatch.setattr(cpu_dtype, "_probe_too_big", lambda arch: None)
     cfg = make_config(model="random:qwen2.5-0.5b-instruct", device="cpu")
     shape = preflight.model_shape(cfg.model)
-    assert fitting.run_dtype(cfg, resolve("cpu", "auto"), shape, 1, 128)[0].dtype == "float32"
+    assert fitting.run_dtype(cfg, resolve("cpu", "auto"), shape, 1, 128, measure=True)[0].dtype == "float32"
     f32 = estimate.memory_estimate(shape["config"], shape["params"], "float32", 1, 128, "cpu")["total"]
     monkeypatch.setattr(estimate, "device_available", lambda kind, index: (int(f32 * 0.8), "test"))
     dev, memory, notes = fitting.run_dtype(cfg, resolve("cpu", "auto"), shape, 1, 128)

@@ -164,7 +164,7 @@ def test_url_credentials_are_stripped_on_every_entry_point(monkeypatch):
 
 
 def test_a_card_cannot_choose_which_secret_goes_where():
-    from harness.planning.preflight import _check_card_endpoint
+    from harness.planning.card_run import check_card_endpoint as _check_card_endpoint
 
     with pytest.raises(ConfigError, match="GITHUB_TOKEN"):
         _check_card_endpoint("evil", "https://collector.example/v1", "GITHUB_TOKEN", {})

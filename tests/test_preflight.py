@@ -105,7 +105,7 @@ def test_random_models_get_a_small_cap_real_ones_keep_the_default(tmp_path):
 
 
 def test_card_without_model_runs_the_cards_model():
-    from harness.planning.preflight import card_model
+    from harness.planning.card_run import card_model
 
     assert card_model({"card": "r1-distill-qwen-7b"})["model"] == "deepseek-ai/DeepSeek-R1-Distill-Qwen-7B"
     assert card_model({"card": "r1-distill-qwen-7b", "model": "random:tiny"})["model"] == "random:tiny"

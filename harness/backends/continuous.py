@@ -26,6 +26,7 @@ import torch
 
 from harness.core.types import Completion, Request
 from harness.errors import Interrupted
+from harness.runtime import tokens as token_meter
 
 # A segment: rows finished since the previous report, with the time spent since then and the part
 # of it spent in prefill forwards (for run.json's prefill and decode rates, summed over the run).
@@ -117,6 +118,7 @@ def run(backend, requests: Sequence[Request], slots: int, on_done: OnDone | None
             if fresh:
                 seg["prefill_s"] += now - t0
             ended = []
+            token_meter.tick(len(stepping))
             for i, (r, t) in enumerate(zip(stepping, tokens)):
                 r.ids.append(int(t))
                 r.marks.append(now - r.start)

@@ -28,6 +28,7 @@ from harness.core.architecture import kv_bytes_or_none
 from harness.core.fingerprint import from_hf_config
 from harness.core.prompt import hf_template, render
 from harness.core.types import Completion, ModelInfo, Request
+from harness.runtime import tokens as token_meter
 
 
 class RowSampler(LogitsProcessor):
@@ -89,6 +90,7 @@ class StepClock(StoppingCriteria):
             self.sync()
             mark = time.perf_counter()
         self.marks.append(mark)
+        token_meter.tick(int(input_ids.shape[0]))  # a token per row this step (rows already done still count: the batch pays for them)
         if self.stop_criteria is None:
             return torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
         stop = self.stop_criteria(input_ids, scores)

@@ -32,6 +32,7 @@ from harness.core.prompt import formatter_template, hf_template, render
 from harness.core.types import Completion, ModelInfo, Request
 from harness.errors import ModelLoadError
 from harness.measure.gguf_layout import gguf_weight_layout
+from harness.runtime import tokens as tokens_meter
 
 DEFAULT_MAX_CTX = 32768  # cap on the default context: the KV cache for 128k would not fit a laptop
 KV_CACHE_BYTES_PER_VALUE = 2  # llama.cpp keeps its KV cache in f16 unless told otherwise
@@ -39,7 +40,7 @@ KV_CACHE_BYTES_PER_VALUE = 2  # llama.cpp keeps its KV cache in f16 unless told 
 
 class LlamaCppOptions(BackendOptions):
     n_ctx: int | None = Field(None, gt=0, description="context window (default: the model's training context, capped)")
-    n_threads: int | None = Field(None, gt=0, description="CPU threads for decoding (default: llama.cpp's own choice)")
+    n_threads: int | None = Field(None, gt=0, description="CPU threads for decoding (default: one per physical core)")
     n_gpu_layers: int | None = Field(None, ge=-1, description="layers offloaded to the GPU (-1: all; default all on a GPU device)")
     tokenizer: str | None = Field(None, description="a Hugging Face tokenizer folder for the chat template (default: the GGUF's own)")
 
@@ -311,6 +312,7 @@ class LlamaCppBackend(Backend):
                 last = time.perf_counter()
                 first = first or last
                 generated += 1
+                tokens_meter.tick(1)
                 ids.append(int(token))
                 if self._llama_cpp.llama_vocab_is_eog(self._vocab, token):
                     finish = "eos"

@@ -19,6 +19,7 @@ from urllib.parse import urlsplit, urlunsplit
 from harness.backends._sampling import StopScanner
 from harness.core.types import Completion
 from harness.errors import ModelLoadError
+from harness.runtime import tokens as tokens_meter
 from harness.secrets import add_secret
 
 RETRY_STATUS = {408, 409, 425, 429}
@@ -295,6 +296,7 @@ def read_stream(lines, scanner: StopScanner, min_new_tokens: int, scrub) -> Stre
                 st.last = time.perf_counter()
                 st.first = st.first or st.last
                 st.deltas += 1
+                tokens_meter.tick(1)
             if thought:
                 st.reasoning.append(thought)
             if content and st.scanner.feed(content, check=st.deltas >= min_new_tokens):

@@ -85,6 +85,8 @@ def sweep(backend, batch_sizes, prompt_tokens, output_tokens, *, iterations: int
         cells.append({"batch_size": bs, "prompt_tokens": pt, "prompt_tokens_actual": sum(ins) / len(ins), "output_tokens": ot,
                       "iterations": len(walls), "iterations_requested": iterations, "warmup": warmup, "wall_s": percentiles(walls), "ttft_s": percentiles(ttfts),
                       "tpot_s": percentiles(tpots), "output_tokens_per_s": sum(outs) / sum(walls),
+                      # the spread: each iteration's own rate (the same definition: output tokens / wall seconds)
+                      "output_tokens_per_s_each": [o / w for o, w in zip(outs, walls) if w > 0],
                       "memory": backend.memory()})
     base = {(c["prompt_tokens"], c["output_tokens"]): c["output_tokens_per_s"] for c in cells if c["batch_size"] == min(batch_sizes)}
     for c in cells:
@@ -150,15 +152,25 @@ def run_bench(args) -> int:
     return 0
 
 
+def _fixed(v: float | None, scale: float = 1.0) -> str:
+    """A number in plain notation (9,660, not 9.66e+03), three significant digits below 100."""
+    if v is None:
+        return "—"
+    x = v * scale
+    return f"{x:,.0f}" if abs(x) >= 100 else f"{x:.3g}"
+
+
 def _table(cells) -> None:
     from rich.console import Console
     from rich.table import Table
 
     t = Table(title="harness bench")
-    for col in ("batch", "prompt", "output", "wall p50 s", "TTFT p50 ms", "TPOT p50 ms", "tok/s", "x smallest batch"):
+    for col in ("batch", "prompt", "output", "wall p50 s", "TTFT p50 ms", "TPOT p50 ms", "tok/s", "tok/s min-max (n)", "x smallest batch"):
         t.add_column(col, justify="right")
     for c in cells:
-        f = lambda v, s=1.0, p=3: "—" if v is None else f"{v * s:.{p}g}"  # noqa: E731
-        t.add_row(str(c["batch_size"]), str(c["prompt_tokens"]), str(c["output_tokens"]), f(c["wall_s"]["p50"]),
-                  f(c["ttft_s"]["p50"], 1e3), f(c["tpot_s"]["p50"], 1e3), f(c["output_tokens_per_s"], 1, 4), f(c["speedup_vs_smallest_batch"]))
+        each = c.get("output_tokens_per_s_each") or []
+        spread = f"{min(each):,.1f}-{max(each):,.1f} ({len(each)})" if each else "—"
+        t.add_row(str(c["batch_size"]), str(c["prompt_tokens"]), str(c["output_tokens"]), _fixed(c["wall_s"]["p50"]),
+                  _fixed(c["ttft_s"]["p50"], 1e3), _fixed(c["tpot_s"]["p50"], 1e3), _fixed(c["output_tokens_per_s"]), spread,
+                  _fixed(c["speedup_vs_smallest_batch"]))
     Console(stderr=True).print(t)

@@ -84,7 +84,7 @@ def run(cfg: RunConfig, progress=None, backend=None, device=None) -> Path:
         finally:
             if backend is not None and owned:
                 backend.close()
-    rundir.close_run_dir(*opened, failed=False)
+    rundir.close_run_dir(*opened, failed=False, finished=True)
     return opened[0]
 
 

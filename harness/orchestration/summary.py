@@ -71,9 +71,13 @@ def finish_run(ctx, gathered: list[dict], status: str) -> RunResult:
     perf.update(_energy(gathered, dev, perf.get("output_tokens"), correct))
     perf["peak_memory_bytes"] = _memory(gathered)
     perf["processes"] = world
-    if world > 1:  # the job's throughput: all processes' tokens over the slowest process's wall time
-        perf["per_process_output_tokens_per_s"] = perf["output_tokens_per_s"]
-        perf["output_tokens_per_s"] = perf["output_tokens"] / wall_s if perf.get("output_tokens") and wall_s else None
+    # One definition everywhere (console, run.json, report, bench): output tokens over the generation's wall
+    # seconds. The batches' own rate (generate calls only) stays in decode/prefill_tokens_per_s.
+    perf["output_tokens_per_s"] = perf["output_tokens"] / wall_s if perf.get("output_tokens") and wall_s else None
+    if world > 1:  # the job's: all processes' tokens over the slowest wall; per process: the mean of each one's own
+        own = [sum(r.get("output_tokens") or 0 for r in answered if r.get("rank", 0) == i) / g["wall_s"]
+               for i, g in enumerate(gathered) if g.get("wall_s")]
+        perf["per_process_output_tokens_per_s"] = sum(own) / len(own) if own else None
         perf["per_process"] = [{"rank": i, "wall_s": g["wall_s"], "load_s": g["load_s"], "energy_j": g.get("energy_j"),
                                 "device_memory": (g.get("memory") or {}).get("device")} for i, g in enumerate(gathered)]
     perf["roofline"] = _roofline(dev, info, answered, perf)

@@ -103,12 +103,18 @@ def twins(model: str) -> list[str]:
 
 
 def bandwidth(dev) -> tuple[float | None, str]:
-    from harness.measure.roofline import cached_bandwidth, measure_bandwidth
+    """The device's memory bandwidth as measured before (cached); a plan measures nothing itself.
+    A --target device: its published figure."""
+    from harness.planning.targets import TARGETS
+    from harness.runtime.cache import cache_dir, read_cache
 
-    try:
-        return cached_bandwidth(f"{dev.type}:{dev.name}", lambda: measure_bandwidth(dev.torch_device))
-    except Exception as e:  # noqa: BLE001  (no bandwidth: the plan says the time is unknown)
-        return None, f"unavailable: {e}"
+    for t in TARGETS.values():
+        if t.name == dev.name and t.bandwidth_gbps:
+            return t.bandwidth_gbps, f"published: {t.source}"
+    hit = read_cache(cache_dir() / "bandwidth.json").get(f"{dev.type}:{dev.name}")
+    if isinstance(hit, dict) and hit.get("gbps"):
+        return float(hit["gbps"]), f"measured {hit.get('measured_utc', '')} (cached in {cache_dir() / 'bandwidth.json'})"
+    return None, "not measured yet (`harness env` measures it)"
 
 
 class EngineEstimates:
@@ -123,7 +129,11 @@ class EngineEstimates:
         return reads(engine, self.shape, self.pre.memory, self.pre.device.dtype, self.batch)
 
     def previous(self, engine: str) -> dict | None:
-        return est.previous_speed(self.cfg.output_dir, twins(self.cfg.model), self.pre.device.name, engine)
+        from pathlib import Path
+
+        # no earlier run: no need to read every card for the model's random-weights twin
+        names = twins(self.cfg.model) if any(Path(self.cfg.output_dir).glob("*/run.json")) else [self.cfg.model]
+        return est.previous_speed(self.cfg.output_dir, names, self.pre.device.name, engine)
 
     def gbps(self) -> tuple[float | None, str]:
         if self._gbps is None:
@@ -150,11 +160,65 @@ class EngineEstimates:
                     source = (f"bandwidth roofline at batch {r.batch} ({gbps:.0f} GB/s, {bw_source}; {est.human_bytes(r.weights)} of "
                               f"{r.what} read per step): {ROOFLINE_KIND.get(pre.device.type, UPPER_BOUND)}")
             seconds = tokens / speed if speed else None
+            whole = self.whole_run(name, seconds)
+            runs = len(cfg.think_budgets or ()) or 1
+            if whole is not None and runs > 1:  # --think-budgets: one generation per budget, the model loaded once
+                gen = sum(whole.phases.get(k, 0.0) for k in ("warmup", "prefill", "decode"))
+                extra = (runs - 1) * gen
+                whole.expected_s += extra
+                whole.range_s = (whole.range_s[0] + extra * whole.range_s[0] / max(whole.expected_s - extra, 1e-9),
+                                 whole.range_s[1] + extra * whole.range_s[1] / max(whole.expected_s - extra, 1e-9))
+                whole.phases = {k: (v * runs if k in ("warmup", "prefill", "decode") else v) for k, v in whole.phases.items()}
+                whole.notes.append(f"{runs} runs, one per thinking budget, each planned at the full token cap (a budget caps thinking, "
+                                   "so smaller budgets take less)")
+            if whole is not None:
+                seconds, bound = whole.expected_s, False
+                speed = tokens / (whole.phases.get("decode", 0) + whole.phases.get("prefill", 0)) if tokens and whole.phases.get("decode") else speed
+                source = "; ".join(f"{k}: {v}" for k, v in whole.sources.items() if k in ("decode", "startup"))
+            usd, usd_range = None, None
+            if seconds is not None and price is not None and self.priced:
+                usd = seconds / 3600 * price
+                usd_range = [x / 3600 * price for x in whole.range_s] if whole is not None else None
             out.append({"engine": name, "tokens_per_s": speed, "speed_source": source, "seconds": seconds,
                         "speed_is_upper_bound": bound,  # then the time is a minimum
-                        "weight_bytes": r.weights if r else None,
-                        "usd": seconds / 3600 * price if seconds is not None and price is not None else None})
+                        "weight_bytes": r.weights if r else None, "time": whole.asdict() if whole is not None else None,
+                        "usd": usd, "usd_range": usd_range})
         return out
+
+    @property
+    def priced(self) -> bool:
+        """The price is for the device the time is for (an --instance renting another device is not applied)."""
+        return getattr(self.pre, "price_applies", True)
+
+    def whole_run(self, engine: str, decode_s: float | None):
+        """The whole run's time (start-up, load, warm-up, prefill, decode) from planning/timing.py: on a
+        --target device from its published figures, on this CPU with transformers from the measured
+        profile and earlier runs; other engines: their decode time plus this machine's start-up and load."""
+        from harness.planning import timing
+
+        job = self.job(engine)
+        if job is None:
+            return None
+        target = getattr(self.pre, "target", None)
+        if target is not None:
+            from harness.planning.targets import estimate_target
+
+            return estimate_target(job, target, self.pre.local_name or self.pre.device.name)
+        if self.pre.device.type == "cpu" and engine == "transformers":
+            return timing.estimate_cpu(job, self.pre.device.name)
+        return None
+
+    def job(self, engine: str):
+        from harness.planning import timing
+
+        pre, tasks = self.pre, self.pre.tasks
+        requests = sum(t["requests"] for t in tasks)
+        if not requests or not self.shape.get("params"):
+            return None
+        new = sum(t["requests"] * t["expected_tokens"] for t in tasks) / requests
+        batch = self.batch if engine != "llamacpp" else 1
+        return timing.job_for(self.shape, pre.device.dtype, batch, requests, getattr(pre, "prompt_mean", 128.0), new,
+                              int(self.cfg.warmup if self.cfg.warmup is not None else 1), parse_spec(self.cfg.model).is_random, engine)
 
     def choice(self) -> str | None:
         """One line: on a CPU, which engine decodes this model faster and why; None where the

@@ -2,7 +2,7 @@
 
 `run_dtype` is the one dtype decision for plan, run and bench: on CPU with `--dtype auto` and the
 transformers engine, the dtype a short generation of the architecture ran faster in
-(runtime/cpu_dtype.py); then `fit_dtype`'s memory check, which drops an automatic float32 that
+(planning/cpu_dtype.py; nothing is timed unless asked: then bfloat16); then `fit_dtype`'s memory check, which drops an automatic float32 that
 would not fit to bfloat16 and says why. `batch_fits` answers, for `--batch-size auto`, whether a
 batch fits at the run's context by the same estimate (measure/estimate.py).
 """
@@ -14,11 +14,12 @@ from dataclasses import replace
 from harness.planning import estimate as est
 
 
-def run_dtype(cfg, dev, shape: dict, batch: int, context: int) -> tuple[object, dict | None, list[str]]:
-    """(device, memory estimate, notes) with the dtype a run uses."""
+def run_dtype(cfg, dev, shape: dict, batch: int, context: int, *, measure: bool = False) -> tuple[object, dict | None, list[str]]:
+    """(device, memory estimate, notes) with the dtype a run uses; `measure`: time the CPU dtype
+    now when no measurement is cached (`harness plan --calibrate`)."""
     from harness.planning.cpu_dtype import refine
 
-    return fit_dtype(cfg, refine(dev, cfg, shape.get("config")), shape, batch, context)
+    return fit_dtype(cfg, refine(dev, cfg, shape.get("config"), measure=measure), shape, batch, context)
 
 
 def fit_dtype(cfg, dev, shape: dict, batch: int, context: int) -> tuple[object, dict | None, list[str]]:

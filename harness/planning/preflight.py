@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,6 +38,9 @@ def check_inputs(values: dict, *, loading: bool = True) -> None:
     from harness import registry
 
     model = str(values.get("model") or "")
+    from harness.planning.checks import check_cheap
+
+    check_cheap(values, model, loading)
     if model and is_local_path(model) and not Path(model).expanduser().exists():
         raise ModelLoadError(f"model path not found: {model}", "check the path, or pass a Hub id like Qwen/Qwen2.5-0.5B-Instruct")
     if parse_spec(model).is_random:
@@ -161,6 +165,16 @@ class Preflight:
     notes: list[str] = field(default_factory=list)
     shape: dict | None = None  # model_shape(): config, parameters, file size
     engine_choice: str | None = None  # on a CPU: which engine decodes faster here, and why
+    target: object | None = None  # targets.Target when planning for a device this machine is not
+    local_name: str | None = None  # this machine's device name (its start-up is measured here)
+    prompt_mean: float = 128.0  # mean prompt tokens per request (estimated from characters)
+    price_applies: bool = True  # the price rents the device the time is for
+    warnings: list[str] = field(default_factory=list)  # waste the run would incur, said before it spends
+
+    @property
+    def time(self) -> dict | None:
+        """The chosen engine's whole-run time (timing.TimeEstimate as a dict), or None."""
+        return self.engines[0].get("time") if self.engines else None
 
     @property
     def requests(self) -> int:
@@ -171,19 +185,34 @@ class Preflight:
         return self.memory is None or est.fits(self.memory, self.available)
 
 
-def _prompt_tokens(plan) -> int:
+def _prompt_chars(plan) -> list[int]:
     from harness import protocols
 
-    longest = 0
+    out = []
     for tp in plan.tasks.values():
         for item in tp.items:
             messages, prefill = protocols.build(plan.protocol, tp.task, item)
-            longest = max(longest, sum(len(str(m.get("content", ""))) for m in messages) + len(prefill or ""))
-    return longest // 3 + PROMPT_TOKEN_MARGIN  # about 3-4 characters a token in English, fewer in Chinese
+            out += [sum(len(str(m.get("content", ""))) for m in messages) + len(prefill or "")] * tp.k
+    return out
 
 
-def assess(cfg, plan, dev, card=None, *, batch: int | None = None, context: int | None = None) -> Preflight:
-    """The plan's cost on `dev`. `batch`/`context` override the run's (bench passes its largest cell)."""
+def _prompt_tokens(plan) -> int:
+    return max(_prompt_chars(plan), default=0) // 3 + PROMPT_TOKEN_MARGIN  # about 3-4 characters a token in English, fewer in Chinese
+
+
+CHARS_PER_TOKEN = 3.5  # the mean for the time model: English text through a BPE tokenizer (Chinese is fewer)
+TEMPLATE_TOKENS = 20  # a chat template's special tokens and role names
+
+
+def _prompt_mean(plan) -> float:
+    chars = _prompt_chars(plan)
+    return sum(chars) / len(chars) / CHARS_PER_TOKEN + (TEMPLATE_TOKENS if plan.protocol.chat else 0) if chars else 128.0
+
+
+def assess(cfg, plan, dev, card=None, *, batch: int | None = None, context: int | None = None, target=None,
+           measure: bool = False) -> Preflight:
+    """The plan's cost on `dev` (or on `target`, a targets.Target this machine is not). `batch`/`context`
+    override the run's (bench passes its largest cell); `measure`: time the CPU dtype now if not cached."""
     shape = model_shape(cfg.model, card)
     tasks = [_task_row(tp, cfg) for tp in plan.tasks.values()]
     if batch is None:
@@ -191,12 +220,24 @@ def assess(cfg, plan, dev, card=None, *, batch: int | None = None, context: int 
         batch = 1 if cfg.batch_size == "auto" else max(1, min(int(cfg.batch_size), total or 1))
     if context is None:
         context = _prompt_tokens(plan) + max((t["max_new_tokens"] for t in tasks), default=0)
-    dev, memory, notes = fitting.run_dtype(cfg, dev, shape, batch, context)
-    available, why = est.device_available(dev.type, dev.index)
-    from harness.measure.cost import hourly_price
+    local_name = dev.name
+    if target is not None:
+        from harness.planning.targets import target_choice
 
-    pre = Preflight(cfg.model, dev, tasks, memory, available, why, shape["source"], [], hourly_price(cfg.price_per_hour, cfg.instance), notes,
-                    shape=shape)
+        dev = target_choice(target, cfg.dtype)
+        memory, notes = (est.memory_estimate(shape["config"] or {}, shape["params"], dev.dtype, batch, context, "cuda")
+                         if shape["params"] else None), []
+        available, why = int(target.memory_gb * 1e9), f"{target.name}: {target.memory_gb:g} GB ({target.source})"
+    else:
+        dev, memory, notes = fitting.run_dtype(cfg, dev, shape, batch, context, measure=measure)
+        available, why = est.device_available(dev.type, dev.index)
+    from harness.planning.checks import price_for, waste_warnings
+
+    pre = Preflight(cfg.model, dev, tasks, memory, available, why, shape["source"], [], price_for(cfg, dev), notes,
+                    shape=shape, target=target, local_name=local_name, prompt_mean=_prompt_mean(plan))
+
+    pre.price_applies = not pre.price[1].startswith("not applied")
+    pre.warnings = waste_warnings(cfg, plan)
     pre.engines = _engines(cfg, pre, shape, batch, context)
     if cfg.batch_size == "auto" and memory is not None:
         from harness.planning.batch_size import ceiling_for, memory_limit
@@ -240,45 +281,13 @@ def refuse_if_too_big(pre: Preflight, force: bool, what: str = "run") -> None:
         "a smaller --batch-size or --max-new-tokens; --force tries anyway")
 
 
-def card_model(values: dict) -> dict:
-    """`--card NAME` without `--model` runs the card's own model (an API card: its endpoint)."""
-    if not values.get("card") or values.get("model"):
-        return values
-    from harness.cards.loader import find_card
-
-    card = find_card(str(values["card"]))
-    if card.hub_id:
-        return {**values, "model": card.hub_id, **({"revision": card.revision} if card.revision and not values.get("revision") else {})}
-    if card.api is not None:
-        _check_card_endpoint(card.name, card.api.base_url, card.api.api_key_env, values)
-        return {"base_url": card.api.base_url, "api_key_env": card.api.api_key_env, **values, "model": f"openai:{card.api.model}"}
-    return values
-
-
-def _check_card_endpoint(name: str, base_url: str, key_env: str, values: dict) -> None:
-    """A card is data anyone may hand over (HARNESS_CARDS_DIR): it may not send a key over plain http
-    to a remote host, nor name an arbitrary variable (GITHUB_TOKEN) as its key, unless the user
-    confirms by giving --base-url / --api-key-env. A provider's variable goes to its own host only."""
-    from urllib.parse import urlsplit
-
-    from harness.backends.openai_http import KEY_HOSTS, is_local
-
-    host = (urlsplit(base_url).hostname or "").lower()
-    if not values.get("base_url") and base_url.startswith("http://") and not is_local(host):
-        raise ConfigError(f"model card {name} sends requests over plain http to the remote host {host}",
-                          f"pass --base-url {base_url} yourself to confirm, or fix the card to use https")
-    if values.get("api_key_env"):
-        return
-    owner = {v: k for k, v in KEY_HOSTS.items()}.get(key_env)
-    if (owner and owner != host) or (host in KEY_HOSTS and KEY_HOSTS[host] != key_env) or not key_env.endswith("_API_KEY"):
-        raise ConfigError(f"model card {name} names {key_env} as the key for {host}; a card may not choose which secret is sent where",
-                          f"pass --api-key-env {key_env} yourself to confirm")
-
-
-def plan_for(cfg, *, batch: int | None = None, context: int | None = None) -> tuple[object, Preflight]:
-    """(Plan, Preflight) for a config: tasks loaded and the device chosen, no model loaded."""
+def plan_for(cfg, *, batch: int | None = None, context: int | None = None, target: str | None = None,
+             measure: bool = False) -> tuple[object, Preflight]:
+    """(Plan, Preflight) for a config: tasks loaded and the device chosen, no model loaded. On a
+    CPU-only machine the device is chosen without importing torch, so a plan takes well under 2 s."""
     from harness.planning.plan import make_plan
-    from harness.runtime import device as devices
+    from harness.planning.targets import cpu_choice
+    from harness.planning.targets import target as find_target
 
     card = None
     if cfg.card:
@@ -286,20 +295,38 @@ def plan_for(cfg, *, batch: int | None = None, context: int | None = None) -> tu
 
         card = find_card(cfg.card)
     plan = make_plan(cfg, card)
-    dev = devices.resolve(cfg.device, cfg.dtype)
-    return plan, assess(cfg, plan, dev, card, batch=batch, context=context)
+    tgt = find_target(target) if target else None
+    dev = cpu_choice(cfg.device, cfg.dtype)
+    if dev is None:
+        from harness.runtime import device as devices
+
+        dev = devices.resolve(cfg.device, cfg.dtype)
+    return plan, assess(cfg, plan, dev, card, batch=batch, context=context, target=tgt, measure=measure)
 
 
-def print_plan(cfg) -> int:
-    """`harness plan` / `harness run --dry-run`: print the plan and stop; writes nothing."""
-    from harness.planning.preview import render
+def print_plan(cfg, *, as_json: bool = False, target: str | None = None, calibrate: bool = False) -> int:
+    """`harness plan` / `harness run --dry-run`: print the plan and stop; writes nothing but the
+    measurement caches (`calibrate`: this machine's time profile and CPU dtype, measured now)."""
+    from harness.planning.preview import plan_json, render
 
-    _, pre = plan_for(cfg)
-    print(render(pre))
+    if calibrate:
+        from harness.planning.calibrate import calibrate as measure_machine
+        from harness.runtime.device import cpu_name
+
+        prof = measure_machine(cpu_name(), say=lambda m: print(m, file=sys.stderr, flush=True))
+        print(f"calibrated: profile of {prof.machine} cached", file=sys.stderr)
+    _, pre = plan_for(cfg, target=target, measure=calibrate)
+    stop = None
     try:
         refuse_if_too_big(pre, cfg.force)
     except ConfigError as e:
-        print(f"a run would stop here: {e}")
+        stop = str(e)
+    if as_json:
+        print(json.dumps(plan_json(pre, stop), indent=1, default=str))
+        return 0
+    print(render(pre))
+    if stop:
+        print(f"a run would stop here: {stop}")
     return 0
 
 

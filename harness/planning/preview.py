@@ -32,14 +32,66 @@ def render(pre: Any) -> str:  # a planning.preflight.Preflight (which imports th
     for e in pre.engines:
         when = est.human_seconds(e["seconds"])
         bound = "at least " if e["seconds"] is not None and e.get("speed_is_upper_bound") else ""
-        speed = f"{e['tokens_per_s']:.3g} tok/s" if e["tokens_per_s"] else "speed unknown"
+        tps = e["tokens_per_s"]
+        speed = (f"{tps:,.0f} tok/s" if tps >= 100 else f"{tps:.3g} tok/s") if tps else "speed unknown"
         usd = f"${e['usd']:,.2f}" if e["usd"] is not None else "$ unknown"
-        out.append(f"  time ({e['engine']}): {bound}{when} at {speed} ({e['speed_source']}); cost {usd}")
+        if e["usd"] is not None and e.get("usd_range"):
+            usd += f" (${e['usd_range'][0]:,.2f}-${e['usd_range'][1]:,.2f})"
+        t = e.get("time")
+        if t is None:
+            out.append(f"  time ({e['engine']}): {bound}{when} at {speed} ({e['speed_source']}); cost {usd}")
+            continue
+        lo, hi = t["range_s"]
+        parts = ", ".join(f"{k} {est.human_seconds(v)}" for k, v in t["phases_s"].items() if v)
+        out.append(f"  time ({e['engine']}): about {when} (range {est.human_seconds(lo)} to {est.human_seconds(hi)}), the whole run: "
+                   f"{parts}; decoding at about {speed}; cost {usd}")
+        for phase, src in _grouped(t["sources"]):
+            out.append(f"    {phase}: {src}")
+        out += [f"    note: {n}" for n in t.get("notes", [])]
     if pre.engine_choice:
         out.append(f"  engine: {pre.engine_choice}")
     out.append(f"  price: {price_source}")
     out += [f"  note: {n}" for n in pre.notes]
+    out += [f"  warning: {w}" for w in pre.warnings]
     return "\n".join(out)
+
+
+def _grouped(sources: dict[str, str]) -> list[tuple[str, str]]:
+    """Phases sharing a source on one line: [("warmup, prefill, decode", source), ...]."""
+    seen: dict[str, list[str]] = {}
+    for phase, src in sources.items():
+        seen.setdefault(src, []).append(phase)
+    return [(", ".join(phases), src) for src, phases in seen.items()]
+
+
+def plan_json(pre: Any, stop: str | None = None) -> dict:  # pre: a planning.preflight.Preflight
+    """The plan for scripts (`harness plan --json`): time (expected_s, range_s, phases, sources), cost
+    (usd, null without a price that applies), device, memory, requests and tokens, warnings."""
+    e = pre.engines[0] if pre.engines else {}
+    t = e.get("time") or {"expected_s": e.get("seconds"), "range_s": [e.get("seconds"), e.get("seconds")] if e.get("seconds") else None,
+                          "phases_s": {"decode": e.get("seconds")}, "sources": {"decode": e.get("speed_source")}, "roofline_s": None}
+    price, price_source = pre.price
+    target = pre.target
+    return {
+        "model": pre.model,
+        "engine": e.get("engine"),
+        "device": {"name": pre.device.name, "type": pre.device.type, "dtype": pre.device.dtype, "dtype_reason": pre.device.dtype_reason,
+                   "target": getattr(target, "key", None), "source": getattr(target, "source", "this machine")},
+        "requests": pre.requests,
+        "output_tokens": {"max": sum(x["requests"] * x["max_new_tokens"] for x in pre.tasks),
+                          "expected": sum(x["requests"] * x["expected_tokens"] for x in pre.tasks)},
+        "prompt_tokens_mean": round(pre.prompt_mean, 1),
+        "tasks": [{k: v for k, v in x.items() if k != "sources"} | {"sources": x["sources"]} for x in pre.tasks],
+        "time": {**t, "tokens_per_s": e.get("tokens_per_s")},
+        "cost": {"usd": e.get("usd"), "usd_range": e.get("usd_range"), "price_per_hour": price if pre.price_applies else None,
+                 "price_source": price_source},
+        "memory": {"bytes": pre.memory, "available": pre.available, "available_source": pre.available_source, "fits": pre.fits},
+        "engines": [{k: v for k, v in x.items() if k != "time"} for x in pre.engines],
+        "engine_choice": pre.engine_choice,
+        "notes": pre.notes,
+        "warnings": pre.warnings,
+        "refused": stop,
+    }
 
 
 def render_card(card, cost) -> str:

@@ -11,6 +11,7 @@ import shlex
 import sys
 import threading
 import time
+from collections.abc import Callable
 
 from harness.sanitize import clean
 
@@ -31,6 +32,9 @@ class RunProgress:
         self.interval = interval if interval is not None else float(os.environ.get("HARNESS_HEARTBEAT_S") or HEARTBEAT_S)
         self.folder_path = None
         self.total = self.done = self.tokens_done = 0
+        self.live_tokens = 0  # ticked per decoding step or streamed delta (runtime/tokens.py), warm-up excluded
+        self.expected_tokens = 0  # the plan's expected output tokens: the ETA's denominator
+        self._unlisten: Callable[[], None] | None = None
         self.t0: float | None = None
         self._bar = self._task = None
         self._stop = threading.Event()
@@ -39,6 +43,7 @@ class RunProgress:
 
     # ---- phases -----------------------------------------------------------------------------------
     def plan(self, pre) -> None:
+        self.expected_tokens = sum(t["requests"] * t["expected_tokens"] for t in pre.tasks)
         if not self.quiet:
             from harness.planning.preview import render
 
@@ -57,6 +62,9 @@ class RunProgress:
 
     def start(self, total: int) -> None:
         self.total, self.t0 = total, time.perf_counter()
+        from harness.runtime import tokens
+
+        self._unlisten = tokens.listen(self._tick)
         if self.quiet:
             return
         if self.tty:
@@ -81,26 +89,49 @@ class RunProgress:
         with self._lock:
             self.tokens_done += int(n or 0)
 
+    def _tick(self, n: int) -> None:
+        with self._lock:
+            self.live_tokens += n
+        if self._bar is not None and self.live_tokens % 16 < n:  # refresh about every 16 tokens, never every step
+            self._bar.update(self._task, rate=self._rate())
+
     def close(self) -> None:
         self._stop.set()
+        if self._unlisten is not None:
+            self._unlisten()
+            self._unlisten = None
         if self._bar is not None:
             self._bar.stop()
             self._bar = None
 
     # ---- text ---------------------------------------------------------------------------------------
+    def _tokens(self) -> int:
+        """Tokens generated so far: the live step/stream count, or finished samples' tokens where an
+        engine does not tick."""
+        return max(self.live_tokens, self.tokens_done)
+
     def _rate(self) -> str:
         elapsed = time.perf_counter() - (self.t0 or time.perf_counter())
-        toks = self.tokens_done
-        return f"{toks / elapsed:.1f} tok/s" if elapsed > 0 and toks else ""
+        toks = self._tokens()
+        return f"{toks:,} tok, {toks / elapsed:.1f} tok/s" if elapsed > 0 and toks else ""
+
+    def eta(self) -> str:
+        """Remaining time from tokens (expected output tokens left over the token rate so far), else
+        from finished samples; '?' before either has moved."""
+        from harness.planning.estimate import human_seconds
+
+        elapsed = time.perf_counter() - (self.t0 or time.perf_counter())
+        toks = self._tokens()
+        if toks and self.expected_tokens and elapsed > 0:
+            return human_seconds(max(0, self.expected_tokens - toks) / (toks / elapsed))
+        if self.done and self.total:
+            return human_seconds(elapsed / self.done * (self.total - self.done))
+        return "?"
 
     def line(self) -> str:
         elapsed = time.perf_counter() - (self.t0 or time.perf_counter())
-        eta = "?"
-        if self.done and self.total:
-            from harness.planning.estimate import human_seconds
-
-            eta = human_seconds(elapsed / self.done * (self.total - self.done))
-        return f"progress: {self.done}/{self.total} samples, {self._rate() or '0 tok/s'}, elapsed {elapsed:.0f} s, ETA {eta}"
+        return (f"progress: {self.done}/{self.total} samples, {self._rate() or '0 tok, 0 tok/s'}, elapsed {elapsed:.0f} s, "
+                f"ETA {self.eta()}")
 
     def _heartbeat(self) -> None:
         while not self._stop.wait(self.interval):
@@ -132,7 +163,8 @@ def summarize(run_dir):
             print(f"  data ({t.data.selection}): {t.data.detail}")
     perf = run.perf
     tps = perf.output_tokens_per_s
-    print(f"perf: {perf.wall_s:.2f} s generating, {tps:.1f} output tok/s" if tps else f"perf: {perf.wall_s:.2f} s generating")
+    print(f"perf: {perf.wall_s:.2f} s generating, {tps:.1f} output tok/s ({perf.output_tokens:,} tokens / {perf.wall_s:.2f} s)"
+          if tps and perf.output_tokens else f"perf: {perf.wall_s:.2f} s generating")
     from harness.claims.verdicts import verdict_label
 
     for c in run.claims:

@@ -83,9 +83,13 @@ class RunLock:
         os.pwrite(fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname()}).encode(), 0)
         self._fd = fd
 
-    def release(self) -> None:
+    def release(self, *, remove: bool = False) -> None:
+        """Unlock; `remove`: the run finished, so the lock file goes too (a finished folder holds results only)."""
         if self._fd is not None:
-            os.ftruncate(self._fd, 0)  # an empty lock file names no holder: the next run takes it quietly
+            if remove:
+                self.path.unlink(missing_ok=True)
+            else:
+                os.ftruncate(self._fd, 0)  # an empty lock file names no holder: the next run takes it quietly
             os.close(self._fd)
             self._fd = None
 
@@ -138,10 +142,11 @@ def open_run_dir(cfg, plan, dist) -> tuple[Path, RunState]:
     return run_dir, RunState(run_id, created, set(), True, session, made_base=made_base, lock=lock)
 
 
-def close_run_dir(run_dir: Path, state: RunState, *, failed: bool) -> None:
-    """Release the lock; a new run that failed before measuring anything leaves no folder behind."""
+def close_run_dir(run_dir: Path, state: RunState, *, failed: bool, finished: bool = False) -> None:
+    """Release the lock (a `finished` run's lock file is removed); a new run that failed before
+    measuring anything leaves no folder behind."""
     if state.lock is not None:
-        state.lock.release()
+        state.lock.release(remove=finished)
     if failed and state.new and is_empty(run_dir):
         import shutil
 
@@ -272,3 +277,26 @@ def _readable_run(run_dir: Path, notes: list[str]):
     except ConfigError as e:
         notes.append(f"{e.problem}: rebuilt from samples.jsonl and config.json")
         return None
+
+
+def finished_run(resume: str, output_dir: str | None = None) -> str | None:
+    """What `--resume` of an intact, complete run folder says instead of running again (None when the
+    run is not finished or the folder is damaged: the full resume handles those). `--output-dir` with
+    `--resume` is refused: a resumed run continues in its own folder."""
+    if output_dir:
+        raise ConfigError("--output-dir cannot be used with --resume: a resumed run continues in its own folder",
+                          f"drop --output-dir (the run stays in {resume})")
+    folder = Path(resume)
+    try:
+        run = json.loads((folder / "run.json").read_text())
+        lock = (folder / LOCK).read_text() if (folder / LOCK).exists() else ""
+        rows = [json.loads(line) for f in sorted(folder.glob("samples*.jsonl")) for line in f.read_text().splitlines() if line.strip()]
+    except (OSError, ValueError):
+        return None
+    if not isinstance(run, dict) or lock.strip() or not all(isinstance(r, dict) for r in rows):
+        return None  # a lock naming a holder (a run that never closed) or a damaged row
+    samples = run.get("samples") or {}
+    if run.get("status") == "complete" and samples.get("done") == samples.get("planned") == len(rows) and not samples.get("errors"):
+        return (f"run {resume} is already complete ({samples.get('done')} of {samples.get('planned')} samples): nothing to resume; "
+                "its files are left untouched (`harness report` rewrites its reports)")
+    return None
