@@ -101,7 +101,7 @@ def _latency_figures(run: RunResult, samples: list[dict], step: Callable[[str], 
         png = plots.histogram([None if v is None else v * scale for v in vals], title=label, xlabel=unit,
                               # a None line is skipped by histogram (keeping the other's dash and label slot);
                               # plots.histogram's vlines annotation (dict[str, float]) does not admit that
-                              vlines={"p50": None if p50 is None else p50 * scale, "p90": None if p90 is None else p90 * scale})  # type: ignore[dict-item]
+                              vlines={"p50": None if p50 is None else p50 * scale, "p90": None if p90 is None else p90 * scale})
         n = sum(v is not None for v in vals)
         out.append(_figure(png, f"{label}: {n:,} requests · p50 {fmt.seconds(p50)} · p90 {fmt.seconds(p90)}", _unmeasured(samples, key)))
         step(f"{key} histogram")

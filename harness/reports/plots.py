@@ -72,7 +72,7 @@ def histogram(
     xlabel: str,
     highlight: Sequence[bool] | None = None,
     highlight_label: str = "",
-    vlines: dict[str, float] | None = None,
+    vlines: dict[str, float | None] | None = None,  # a None value keeps its slot (style, label place) but draws nothing
     bins: int = 30,
 ) -> bytes | None:
     """A histogram of the non-None values; None when there are none.
