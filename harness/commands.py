@@ -122,7 +122,7 @@ def cmd_cards(args) -> int:
 
             c = load_card(path)
             claims = len(getattr(c, "claims", []) or [])
-            print(f"ok    {path.stem:<28} {getattr(c, 'hub_id', None) or (c.api.model if getattr(c, 'api', None) else '')}  ({claims} claims)")
+            print(f"ok    {path.stem:<28} {getattr(c, 'hub_id', None) or (c.api.model if c.api else '')}  ({claims} claims)")
         else:
             bad += 1
             print(f"FAIL  {err}")
@@ -152,9 +152,9 @@ def cmd_report(args) -> int:
     run_dir = Path(args.run_dir)
     if (run_dir / "train.json").exists():  # a `harness bench --train` folder
         from harness.training.bench import load_result
-        from harness.training.report import write_reports
+        from harness.training.report import write_reports as write_train_reports
 
-        for p in write_reports(run_dir, load_result(run_dir), with_result=False):
+        for p in write_train_reports(run_dir, load_result(run_dir), with_result=False):
             print(p)
         return 0
     if (run_dir / "budgets.json").exists():  # a --think-budgets folder: the curve, then each run's report

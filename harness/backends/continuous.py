@@ -21,6 +21,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -28,9 +29,13 @@ from harness.core.types import Completion, Request
 from harness.errors import Interrupted
 from harness.runtime import tokens as token_meter
 
+if TYPE_CHECKING:
+    from transformers import DynamicCache
+    from transformers.generation.stopping_criteria import StopStringCriteria
+
 # A segment: rows finished since the previous report, with the time spent since then and the part
 # of it spent in prefill forwards (for run.json's prefill and decode rates, summed over the run).
-OnDone = Callable[[list[int], list[Completion], dict], None]
+OnDone = Callable[[list[int], list[Completion], dict[str, Any]], None]
 
 
 class Unsupported(Exception):
@@ -46,7 +51,7 @@ class _Row:
     start: float
     ids: list[int] = field(default_factory=list)
     marks: list[float] = field(default_factory=list)
-    stopper: object = None
+    stopper: tuple[StopStringCriteria, list[int]] | None = None  # the stop-string check and the prompt's ids
 
 
 def check_supported(model) -> None:
@@ -80,7 +85,9 @@ def run(backend, requests: Sequence[Request], slots: int, on_done: OnDone | None
     eos = sorted(backend.eos_ids)
     waiting = deque(enumerate(requests))
     rows: list[_Row] = []
-    cache = mask = None
+    # the KV cache and attention mask of the rows in flight; both None exactly when no row is in flight
+    cache: DynamicCache | None = None
+    mask: torch.Tensor | None = None
     results: dict[int, Completion] = {}
     seg = {"t0": _now(backend), "prefill_s": 0.0}
     with torch.inference_mode():
@@ -92,9 +99,12 @@ def run(backend, requests: Sequence[Request], slots: int, on_done: OnDone | None
                 group = [waiting.popleft() for _ in range(min(slots - len(rows), len(waiting)))]
                 t0 = _now(backend)
                 new_rows, new_cache, new_mask, logits = _prefill(backend, group, t0, new_generator)
-                rows, cache, mask = rows + new_rows, *_join(cache, mask, new_cache, new_mask)
+                rows = rows + new_rows
+                cache, mask = _join(cache, mask, new_cache, new_mask)
                 fresh = len(new_rows)
             else:
+                # here rows is not empty (slots >= 1), and a batch with rows in flight has its mask
+                assert mask is not None
                 last = torch.tensor([[r.ids[-1]] for r in rows], device=dev)
                 mask = torch.cat([mask, mask.new_ones(len(rows), 1)], dim=1)
                 pos = torch.tensor([[r.input_tokens + len(r.ids) - 1] for r in rows], device=dev)
@@ -113,7 +123,9 @@ def run(backend, requests: Sequence[Request], slots: int, on_done: OnDone | None
             if all(r.generator is None for r in stepping):
                 tokens = scores.argmax(dim=-1).tolist()
             else:
-                tokens = [draw(scores[i], r.req.sampling, r.generator) for i, r in enumerate(stepping)]
+                # a row without a generator is greedy: argmax, as `draw` does for it
+                tokens = [int(scores[i].argmax()) if r.generator is None else draw(scores[i], r.req.sampling, r.generator)
+                          for i, r in enumerate(stepping)]
             now = _now(backend)
             if fresh:
                 seg["prefill_s"] += now - t0

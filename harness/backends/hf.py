@@ -13,7 +13,7 @@ in compiled.py; both are recorded in `info.engine`.
 from __future__ import annotations
 
 import time
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 import torch
 from pydantic import Field
@@ -29,6 +29,11 @@ from harness.core.fingerprint import from_hf_config
 from harness.core.prompt import hf_template, render
 from harness.core.types import Completion, ModelInfo, Request
 from harness.runtime import tokens as token_meter
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
+
+    from harness.runtime.device import DeviceChoice
 
 
 class RowSampler(LogitsProcessor):
@@ -159,13 +164,19 @@ class TransformersBackend(Backend):
         info.overridden_defaults = overridden_defaults(model.generation_config)
 
     @classmethod
-    def from_options(cls, model: str, *, device, revision=None, trust_remote_code=False, allow_pickle=False,
-                     tokenizer=None, device_map=None, max_memory=None, compile="auto", **_ignored) -> TransformersBackend:
+    def from_options(cls, model: str, **options: Any) -> TransformersBackend:
+        """Load `model`; `device` (the pipeline's DeviceChoice) is required, options of other engines are ignored."""
+        return cls._load(model, **options)
+
+    @classmethod
+    def _load(cls, model: str, *, device: DeviceChoice, revision: str | None = None, trust_remote_code: bool = False,
+              allow_pickle: bool = False, tokenizer: str | None = None, device_map: str | None = None,
+              max_memory: dict[str, str] | None = None, compile: str = "auto", **_ignored: Any) -> TransformersBackend:
         dtype = getattr(torch, device.dtype)
         placement = device_map or device.torch_device
         loaded = load_model(model, torch_dtype=dtype, device_map=placement, revision=revision, trust_remote_code=trust_remote_code,
                             allow_pickle=allow_pickle, tokenizer=tokenizer, max_memory=max_memory)
-        m = loaded.model
+        m = cast("PreTrainedModel", loaded.model)  # models.load always returns a transformers model here (Loaded keeps it as object)
         cfg = m.config.get_text_config()
         n_params = sum(p.numel() for p in m.parameters())
         weight_bytes = sum(p.numel() * p.element_size() for p in m.parameters())

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.backends import backend_class, load_backend
+from harness.backends import Backend, backend_class, load_backend
 from harness.config import RunConfig
 from harness.core.spec import parse as parse_spec
 from harness.errors import Interrupted
@@ -37,7 +37,7 @@ class RunContext:
     plan: Plan
     dev: devices.DeviceChoice
     dist: parallel.Dist
-    backend: object
+    backend: Backend
     run_dir: Path
     state: rundir.RunState
     load_s: float
@@ -128,13 +128,15 @@ def _generate_and_finish(ctx: RunContext, stop: StopSignals) -> None:
     except Interrupted as e:
         status, ctx.state.signum = "interrupted", e.signum
     except BaseException as e:
-        writer.close(), batch_log.close()
+        writer.close()
+        batch_log.close()
         if ctx.dist.world == 1 and not rundir.is_empty(ctx.run_dir):         # record what was measured, so the run can resume
             status = "interrupted" if isinstance(e, KeyboardInterrupt) else "failed"
             _finish(ctx, status, time.perf_counter() - gen_start, warmup, meter)
         raise
     finally:
-        writer.close(), batch_log.close()
+        writer.close()
+        batch_log.close()
     _finish(ctx, status, time.perf_counter() - gen_start, warmup, meter, raise_signal=ctx.state.signum)
 
 

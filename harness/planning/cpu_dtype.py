@@ -53,6 +53,7 @@ def refine(dev, cfg, arch: dict | None = None, *, measure: bool = False):
         too_big = _probe_too_big(arch)
         if too_big:
             return replace(dev, dtype="bfloat16", dtype_reason=f"auto: bfloat16, the memory-cheaper dtype; generation not timed: {why_stand_in}, and {too_big}")
+    assert arch is not None  # a missing architecture sets why_stand_in, which replaces it with the stand-in's
     hit = cached(arch)
     if hit is None and not measure:
         by_profile = _from_profile(arch, dev.name)
@@ -106,7 +107,8 @@ def _probe_too_big(arch: dict) -> str | None:
     from harness.core.architecture import count_parameters
     from harness.planning.estimate import device_available, human_bytes
 
-    text = arch.get("text_config") if isinstance(arch.get("text_config"), dict) else arch
+    sub = arch.get("text_config")
+    text: dict = sub if isinstance(sub, dict) else arch
     params = count_parameters({**text, "num_hidden_layers": min(2 * LAYERS, int(text.get("num_hidden_layers") or LAYERS))})
     available, _ = device_available("cpu", None)
     if params is None or available is None or params * 4 <= PROBE_MEMORY_SHARE * available:
@@ -134,7 +136,8 @@ def architecture(spec: str) -> dict | None:
 
 
 def shape_key(arch: dict) -> str:
-    text = arch.get("text_config") if isinstance(arch.get("text_config"), dict) else arch
+    sub = arch.get("text_config")
+    text: dict = sub if isinstance(sub, dict) else arch
     return json.dumps({k: text.get(k) for k in SHAPE_KEYS if text.get(k) is not None}, sort_keys=True)
 
 

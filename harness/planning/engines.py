@@ -236,7 +236,10 @@ class EngineEstimates:
         hf, cpp = self.reads("transformers"), self.reads("llamacpp")
         if hf is None or cpp is None:
             return None
-        bound = cpp.speed(1.0, self.context) / hf.speed(1.0, self.context)
+        cpp_speed, hf_speed = cpp.speed(1.0, self.context), hf.speed(1.0, self.context)
+        if cpp_speed is None or hf_speed is None:  # a step that reads no bytes: no bound to compare
+            return None
+        bound = cpp_speed / hf_speed
         prev_hf, prev_cpp = self.previous("transformers"), self.previous("llamacpp")
         measured = prev_cpp["tokens_per_s"] / prev_hf["tokens_per_s"] if prev_hf and prev_cpp else None
         ratio = measured if measured is not None else bound
@@ -246,7 +249,7 @@ class EngineEstimates:
                 f"{est.human_bytes(cpp.weights)} per token ({8 * gguf.tensor_bytes / gguf.parameters:.1f} bits a weight, one request at a time); "
                 f"transformers dequantizes it to {self.pre.device.dtype} and reads {est.human_bytes(hf.weights)} per step "
                 f"at batch {hf.batch}; by that bound llama.cpp is {bound:.2f}x transformers")
-        if measured is not None:
+        if measured is not None and prev_hf and prev_cpp:  # measured is set exactly when both are
             line += (f"; measured in earlier runs here: llama.cpp {prev_cpp['tokens_per_s']:.3g} vs transformers "
                      f"{prev_hf['tokens_per_s']:.3g} output tok/s ({measured:.2f}x)")
         else:
@@ -264,6 +267,8 @@ class EngineEstimates:
         config = self.shape.get("config")
         kv = hf.kv_per_token * LLAMACPP_KV_BYTES // dtype_bytes(self.pre.memory["dtype"])  # the same cache in f16
         now = hf.speed(1.0, self.context)
+        if now is None:  # a step that reads no bytes: no bound to compare against
+            return None
 
         def step_bytes(bits: float) -> float:  # what one llama.cpp step (batch 1) reads at `bits` a weight
             try:
@@ -272,7 +277,12 @@ class EngineEstimates:
                 return params * bits / 8
 
         offers = [(name, bits, step_bytes(bits)) for name, bits in GGUF_OFFERS]
-        ratios = [Reads(int(b), kv, 1, name).speed(1.0, self.context) / now for name, _, b in offers]
+        ratios: list[float] = []
+        for name, _, b in offers:
+            offered = Reads(int(b), kv, 1, name).speed(1.0, self.context)
+            if offered is None:  # a step that reads no bytes: no bound to offer
+                return None
+            ratios.append(offered / now)
         sizes = " and ".join(f"{est.human_bytes(b)} as {name} ({bits:g} bits a weight)" for name, bits, b in offers)
         speeds = " and ".join(f"{r:.1f}x" for r in ratios)
         batching = f" (llama.cpp decodes one request at a time; transformers here reads its weights once per {hf.batch} tokens)" if hf.batch > 1 else ""

@@ -11,6 +11,7 @@ from __future__ import annotations
 import resource
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from harness.core.architecture import dtype_bytes, kv_bytes_or_none
 
@@ -95,20 +96,20 @@ def fits(estimate: dict, available: int | None) -> bool:
     return available is None or estimate["total"] <= available
 
 
-def previous_speed(output_dir: str | Path, model: str | list[str], device_name: str | None, backend: str | None = None) -> dict | None:
+def previous_speed(output_dir: str | Path, model: str | list[str], device_name: str | None, backend: str | None = None) -> dict[str, Any] | None:
     """Output tokens/s of the newest earlier run of `model` (or any of a list of names for the same
     architecture) on this device, from the run.json files under `output_dir`."""
     names = [model] if isinstance(model, str) else list(model)
     from harness.errors import HarnessError
     from harness.results.store import load_run
 
-    best = None
+    best: dict[str, Any] | None = None
     for path in Path(output_dir).glob("*/run.json"):
         try:
             run = load_run(path.parent)  # through the schema, like every reader of run.json
         except (HarnessError, OSError, ValueError):
             continue  # a foreign or broken folder says nothing about speed
-        tps = run.perf.output_tokens_per_s
+        tps = run.perf.output_tokens_per_s if run.perf is not None else None  # a run that never generated has no perf
         if run.model.name_or_path not in names or not tps:
             continue
         if device_name and run.device.name not in (None, device_name):

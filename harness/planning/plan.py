@@ -144,6 +144,7 @@ def choose_items(cfg: RunConfig, name: str, task: Task, items: list[Item], data_
     population = [(it.question, it.target) for it in items]
     sampled = cfg.sample is not None and cfg.sample < len(items)
     if sampled:
+        assert cfg.sample is not None  # `sampled` implies a --sample
         chosen = sorted(random.Random(cfg.seed).sample(range(len(items)), cfg.sample))
         items = [items[i] for i in chosen]
         how = f"--sample {cfg.sample} (seed {cfg.seed}) of {len(population)}"
@@ -171,7 +172,8 @@ class _Picker:
     """The first stated value of a setting, remembering where it came from."""
 
     def __init__(self, card_reasons: dict):
-        self.card_reasons, self.sources = card_reasons, {}
+        self.card_reasons = card_reasons
+        self.sources: dict[str, str] = {}
 
     def __call__(self, key: str, *candidates):
         for value, source in candidates:

@@ -16,6 +16,7 @@ import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from harness.core.architecture import count_parameters
 from harness.core.spec import parse as parse_spec
@@ -23,6 +24,9 @@ from harness.errors import ConfigError, ModelLoadError
 from harness.planning import estimate as est
 from harness.planning import fitting
 from harness.tasks.base import check_data_path
+
+if TYPE_CHECKING:
+    from harness.runtime.device import DeviceChoice
 
 PROMPT_TOKEN_MARGIN = 64  # template and special tokens around a question
 
@@ -154,7 +158,7 @@ def _cards_for(repo: str, card) -> list:
 @dataclass
 class Preflight:
     model: str
-    device: object  # DeviceChoice
+    device: DeviceChoice
     tasks: list[dict]
     memory: dict | None
     available: int | None
@@ -221,6 +225,9 @@ def assess(cfg, plan, dev, card=None, *, batch: int | None = None, context: int 
     if context is None:
         context = _prompt_tokens(plan) + max((t["max_new_tokens"] for t in tasks), default=0)
     local_name = dev.name
+    memory: dict | None
+    notes: list[str]
+    available: int | None
     if target is not None:
         from harness.planning.targets import target_choice
 
@@ -273,6 +280,7 @@ def refuse_if_too_big(pre: Preflight, force: bool, what: str = "run") -> None:
     if pre.fits or force:
         return
     m = pre.memory
+    assert m is not None  # `fits` is True without a memory estimate
     raise ConfigError(
         f"this {what} needs about {est.human_bytes(m['total'])} ({m['dtype']} weights {est.human_bytes(m['weights'])} + "
         f"KV cache {est.human_bytes(m['kv_cache'])} at batch {m['batch']} x {m['context']} tokens + margin) but "
@@ -362,10 +370,12 @@ def card_cost(card, *, price_per_hour: float | None = None, instance: str | None
     shape = model_shape(model, card)
     batch = min(int(cfg.batch_size), max(r["requests"] for r in rows) or 1)
     context = FAITHFUL_PROMPT_TOKENS + max(r["max_new_tokens"] for r in rows)
-    dev, memory, notes = fitting.fit_dtype(cfg, dev, shape, batch, context)
-    available, why = est.device_available(dev.type, dev.index)
+    fitted, memory, notes = fitting.fit_dtype(cfg, dev, shape, batch, context)
+    assert isinstance(fitted, devices.DeviceChoice)  # fit_dtype returns `dev`, or a dataclasses.replace of it
+    dev = fitted
+    available, available_why = est.device_available(dev.type, dev.index)
     from harness.measure.cost import hourly_price
 
-    pre = Preflight(model, dev, rows, memory, available, why, shape["source"], [], hourly_price(price_per_hour, instance), notes)
+    pre = Preflight(model, dev, rows, memory, available, available_why, shape["source"], [], hourly_price(price_per_hour, instance), notes)
     pre.engines = _engines(cfg, pre, shape, batch, context)
     return pre

@@ -12,8 +12,12 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from harness.sanitize import clean
+
+if TYPE_CHECKING:
+    from rich.progress import Progress, TaskID
 
 HEARTBEAT_S = 30.0
 
@@ -36,7 +40,8 @@ class RunProgress:
         self.expected_tokens = 0  # the plan's expected output tokens: the ETA's denominator
         self._unlisten: Callable[[], None] | None = None
         self.t0: float | None = None
-        self._bar = self._task = None
+        self._bar: Progress | None = None
+        self._task: TaskID | None = None
         self._stop = threading.Event()
         self._beat: threading.Thread | None = None
         self._lock = threading.Lock()
@@ -82,7 +87,7 @@ class RunProgress:
     def __call__(self, n: int) -> None:  # samples finished (generate_all's progress callback)
         with self._lock:
             self.done += n
-        if self._bar is not None:
+        if self._bar is not None and self._task is not None:  # the task is added just after the bar starts
             self._bar.update(self._task, advance=n, rate=self._rate())
 
     def tokens(self, n: int) -> None:
@@ -92,7 +97,7 @@ class RunProgress:
     def _tick(self, n: int) -> None:
         with self._lock:
             self.live_tokens += n
-        if self._bar is not None and self.live_tokens % 16 < n:  # refresh about every 16 tokens, never every step
+        if self._bar is not None and self._task is not None and self.live_tokens % 16 < n:  # refresh about every 16 tokens, never every step
             self._bar.update(self._task, rate=self._rate())
 
     def close(self) -> None:
