@@ -14,6 +14,7 @@ import queue
 import threading
 from pathlib import Path
 
+from harness.core.spec import parse as parse_spec
 from harness.errors import ConfigError
 from harness.load.schema import LoadResult, RequestRecord
 from harness.results.store import SampleWriter, create_run_dir, new_run_id, slug, utc_now, write_json_atomic
@@ -23,7 +24,7 @@ LOAD_JSON, REQUESTS, SERVER_LOG, REPORT = "load.json", "requests.jsonl", "server
 
 def new_folder(output_dir: str | Path, model: str) -> tuple[Path, str]:
     run_id = new_run_id()
-    stem = Path(model).name.removesuffix(".gguf") if "/" in model or model.endswith(".gguf") else model
+    stem = Path(model).name.removesuffix(".gguf") if "/" in model or parse_spec(model).is_gguf else model
     stamp = utc_now().replace("-", "").replace(":", "")
     name = f"{stamp}_load_{slug(stem)}_{run_id}"
     return create_run_dir(output_dir, name), run_id

@@ -25,6 +25,7 @@ import urllib.request
 from pathlib import Path
 from types import TracebackType
 
+from harness.core.spec import parse as parse_spec
 from harness.errors import ConfigError, ModelLoadError
 from harness.load.schema import Served
 
@@ -82,7 +83,7 @@ def check_engine(engine: str, model: str) -> None:
         raise ConfigError(f"--serve {engine!r} is not an engine harness can start", f"use one of {', '.join(ENGINES)}")
     if not Path(model).exists():
         raise ConfigError(f"--model {model!r} does not exist", "with --serve, --model is a local path (a .gguf for llamacpp)")
-    if engine == "llamacpp" and not str(model).endswith(".gguf"):
+    if engine == "llamacpp" and not parse_spec(str(model)).is_gguf:
         raise ConfigError(f"--serve llamacpp needs a .gguf file, got {model!r}", "pass a GGUF file, or --serve vllm for a model folder")
     import importlib.util
 

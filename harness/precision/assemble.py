@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from harness.core.spec import parse as parse_spec
 from harness.precision import divergence as div
 from harness.precision import variants as var
 from harness.precision.paired import paired_against
@@ -116,7 +117,7 @@ def _row(spec: Spec, st: VariantState, is_ref: bool, ref_run, ref_samples: list[
 
 
 def _ref_engine(spec: Spec) -> str:
-    return var.parse_one(spec.reference).engine if not spec.reference.endswith(".gguf") else "llamacpp"
+    return var.parse_one(spec.reference).engine if not parse_spec(spec.reference).is_gguf else "llamacpp"
 
 
 def _sub(a: float | None, b: float | None) -> float | None:

@@ -29,6 +29,7 @@ from importlib import util as import_util
 from pathlib import Path
 from typing import Literal
 
+from harness.core.spec import parse as parse_spec
 from harness.errors import ConfigError
 
 Kind = Literal["gguf", "hf", "quantize_on_load", "given"]
@@ -100,7 +101,7 @@ def parse_precisions(text: str | list[str]) -> list[Variant]:
 
 def parse_one(raw: str) -> Variant:
     name = raw.strip()
-    if name.lower().endswith(".gguf"):
+    if parse_spec(name).is_gguf:
         path = Path(name).expanduser()
         if not path.is_file():
             raise ConfigError(f"--precisions names a GGUF file that does not exist: {name}", "give the path to an existing .gguf")
