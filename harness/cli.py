@@ -183,10 +183,14 @@ def run_values(args: argparse.Namespace) -> dict:
 
         values = load_config_file(args.config)
     force = values.pop("force", None)  # `force` is a flag for this invocation, never stored with the run
+    from_file = set(values)
     for _flag, (key, _, _) in RUN_FLAGS.items():
         v = getattr(args, key)
         if v is not None:
             values[key] = v
+            from_file.discard(key)
+    if from_file:
+        values["from_config"] = tuple(sorted(from_file))
     for _flag, key in SWITCHES.items():
         if getattr(args, key):
             values[key] = True

@@ -28,6 +28,8 @@ class RunConfig(BaseModel):
     tasks: tuple[str, ...] = ("synthetic",)
     data_files: dict[str, str] = Field(default_factory=dict)
     task_options: dict[str, dict] = Field(default_factory=dict)
+    # settings that came from --config FILE rather than a flag: the plan labels their source; never stored
+    from_config: tuple[str, ...] = Field(default=(), exclude=True)
     limit: int | None = Field(default=None, gt=0)
     sample: int | None = Field(default=None, gt=0)  # a seeded uniform sample of N problems per task (seed: `seed`)
     batch_size: int | Literal["auto"] = 8

@@ -185,3 +185,16 @@ def test_progress_eta_from_tokens():
     line = show.line()
     show.close()
     assert "0/4 samples" in line and "100 tok" in line and "ETA ?" not in line
+
+
+def test_a_value_from_the_config_file_is_labelled_as_such(tmp_path, capsys):
+    """The plan names where each setting came from: a --config value is not a flag, and a flag beats the file."""
+    from harness.cli import main
+
+    cfg = tmp_path / "run.yaml"
+    cfg.write_text("model: random:tiny\nmax_new_tokens: 12\nlimit: 1\n")
+    assert main(["plan", "--config", str(cfg)]) == 0
+    out = capsys.readouterr().out
+    assert "max_new_tokens = 12  [--config]" in out
+    assert main(["plan", "--config", str(cfg), "--max-new-tokens", "10"]) == 0
+    assert "max_new_tokens = 10  [flag --max-new-tokens]" in capsys.readouterr().out

@@ -112,7 +112,7 @@ def make_plan(cfg: RunConfig, card=None, served=None) -> Plan:
         items = task.load(data_file, cfg.limit)
         items, data = choose_items(cfg, name, task, items, data_file)
         d, why = card_settings(card, name) if card else ({}, {})
-        pick = _Picker(why)
+        pick = _Picker(why, cfg.from_config)
         k = pick("num_samples", (cfg.num_samples, "flag"), (d.get("num_samples"), "card"), (1, "default"))
         temperature = pick("temperature", (cfg.temperature, "flag"), (d.get("temperature"), "card"),
                            (SAMPLING_DEFAULTS["temperature"] if k > 1 else 0.0, "default" + (" for k > 1 (DeepSeek-R1's)" if k > 1 else ": greedy")))
@@ -171,14 +171,18 @@ def _model_cap(model: str) -> tuple[tuple[int, str], ...]:
 class _Picker:
     """The first stated value of a setting, remembering where it came from."""
 
-    def __init__(self, card_reasons: dict):
+    def __init__(self, card_reasons: dict, from_config: tuple[str, ...] = ()):
         self.card_reasons = card_reasons
+        self.from_config = from_config
         self.sources: dict[str, str] = {}
 
     def __call__(self, key: str, *candidates):
         for value, source in candidates:
             if value is not None:
-                self.sources[key] = f"flag --{key.replace('_', '-')}" if source == "flag" else self.card_reasons.get(key, source) if source == "card" else source
+                if source == "flag":
+                    self.sources[key] = "--config" if key in self.from_config else f"flag --{key.replace('_', '-')}"
+                else:
+                    self.sources[key] = self.card_reasons.get(key, source) if source == "card" else source
                 return value
         raise ConfigError(f"no value for the decoding setting {key}", "this is a bug: please report it")
 
