@@ -152,7 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
     ex = sub.add_parser("export", help="export a run (lm-eval results) or our tasks (lm-eval task YAML + data) in lm-eval's format")
     ex.add_argument("targets", nargs="+", metavar="RUN_DIR|TASK", help="a run folder (--format lm-eval) or task names (--format lm-eval-task)")
     ex.add_argument("--format", default="lm-eval", choices=["lm-eval", "lm-eval-task"])
-    ex.add_argument("--output", help="lm-eval: the results JSON (default RUN_DIR/lm_eval_results.json); "
+    ex.add_argument("--output", help="lm-eval: the results JSON (default RUN_DIR/results_<date>.json, as lm-eval names it); "
                                      "lm-eval-task: the folder for YAML and data (default lm_eval_tasks)")
     ex.add_argument("--data-file", action="append", default=[], metavar="TASK=PATH", help="lm-eval-task: read a task's rows from a local JSONL file")
     ex.add_argument("--protocol", help="lm-eval-task: the prompt protocol to write into the tasks (default plain)")

@@ -450,9 +450,25 @@ def test_lmeval_export_default_path_and_missing_run(pipeline_run, tmp_path):
     from harness.lmeval.export import export_results
 
     path = export_results(pipeline_run)
-    assert path == pipeline_run / "lm_eval_results.json"
+    assert path.parent == pipeline_run and path.name.startswith("results_") and path.suffix == ".json"  # lm-eval's name
     doc = json.loads(path.read_text(encoding="utf-8"))
     assert doc["config"]["model"] == "harness" and doc["harness"]["status"] == "complete"
     assert doc["n-samples"][TASK] == {"original": 5, "effective": 5} and doc["n-shot"][TASK] == 0
     with pytest.raises(ConfigError, match="no run.json"):
         export_results(tmp_path)
+
+
+def test_lm_eval_export_of_a_limited_run_names_the_whole_set_as_original(shared, tmp_path, capsys):
+    """`n-samples.original` is the task's whole set (MATH-500: 500), not the problems a --limit run used; the file
+    carries lm-eval's own name, results_<date>.json."""
+    from helpers import run_cli
+
+    from harness.lmeval.export import export_results
+
+    code, _, err = run_cli(["run", "--model", "fake:echo", "--tasks", "math500", "--data-file", f"math500={shared}/data/math500/test.jsonl",
+                            "--limit", "3", "--protocol", "plain", "--output-dir", str(tmp_path), "--quiet"], capsys)
+    assert code == 0, err
+    (run_dir,) = [p for p in tmp_path.iterdir() if p.is_dir()]
+    out = export_results(run_dir)
+    doc = json.loads(out.read_text())
+    assert out.name.startswith("results_") and doc["n-samples"]["math500"] == {"original": 500, "effective": 3}

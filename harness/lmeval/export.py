@@ -29,22 +29,21 @@ from pathlib import Path
 from harness.errors import ConfigError
 from harness.results.schema import RunResult, as_run, dump
 
-DEFAULT_EXPORT_NAME = "lm_eval_results.json"
 FILTERS = (("accuracy", "strict-match", "correct", "extracted"), ("accuracy_lenient", "flexible-extract", "correct_lenient", "extracted_lenient"))
 
 
 # ---- a run as lm-eval results -------------------------------------------------------------------
 def export_results(run_dir: Path, output: Path | None = None) -> Path:
-    """Write RUN_DIR's results as lm-eval's results JSON (default RUN_DIR/lm_eval_results.json) and a
+    """Write RUN_DIR's results as lm-eval's results JSON (default RUN_DIR/results_<date>.json, lm-eval's name) and a
     samples_<task>_<date>.jsonl per task beside it; returns the results file."""
     from harness import results
 
     run_dir = Path(run_dir)
     run = dump(as_run(results.load_run(run_dir)))
     rows = results.all_samples(run_dir) if any(run_dir.glob("samples*.jsonl")) else []
-    out = Path(output) if output else run_dir / DEFAULT_EXPORT_NAME
     doc = lm_eval_document(run, rows)
     date_id = _date_id(run.get("created_utc"))
+    out = Path(output) if output else run_dir / f"results_{date_id}.json"  # lm-eval's own name beside its samples_*.jsonl
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         for ours in run.get("tasks", {}):
@@ -76,7 +75,10 @@ def lm_eval_document(run: RunResult | dict, rows: list[dict]) -> dict:
         doc["n-shot"][name] = fewshot
         doc["higher_is_better"][name] = hib
         n = int(block.get("n") or 0)
-        doc["n-samples"][name] = {"original": int(block.get("dataset_size") or n), "effective": n}
+        data = block.get("data") or {}
+        # original: the task's whole data set (the official set's size, else the data before --limit); never the problems run
+        original = data.get("n_official") or block.get("dataset_size") or n  # n only where nothing else is known
+        doc["n-samples"][name] = {"original": int(original), "effective": n}
         if task_rows:
             samples = lm_eval_samples(ours, run, task_rows)
             hashes[name] = _sha("".join(s["doc_hash"] + s["prompt_hash"] + s["target_hash"] for s in samples if s["filter"] == "strict-match"))

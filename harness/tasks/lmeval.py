@@ -19,7 +19,6 @@ from harness.tasks.base import Item, Task, letter, render_choices
 from harness.tasks.options import check_options
 
 INCLUDE_ENV = "HARNESS_LMEVAL_INCLUDE"
-DEFAULT_EXPORT_NAME = "lm_eval_results.json"
 ANSWER_TYPES = ("number", "math", "choice")
 _GENERATIVE = ("generate_until", "multiple_choice")  # multiple_choice: shown as lettered options, answered by generation
 
