@@ -229,12 +229,23 @@ def run_values(args: argparse.Namespace) -> dict:
 
 
 def _finished(values: dict) -> bool:
-    """`--resume` of a run that is already complete: say so and touch nothing (True); `--output-dir`
-    with `--resume` is refused (results/rundir.finished_run)."""
+    """`--resume` of a run that is already complete: say so and touch nothing (True), once its settings and
+    data are checked unchanged (a changed data file is refused as on any resume); `--output-dir` with
+    `--resume` is refused (results/rundir.finished_run)."""
     from harness.results.rundir import finished_run
 
     message = finished_run(str(values["resume"]), values.get("output_dir"))
     if message:
+        from harness.config import RETIRED_KEYS, make_config
+        from harness.orchestration.pipeline import card_of
+        from harness.planning.plan import make_plan
+        from harness.results.rundir import check_resume
+        from harness.results.store import read_config
+
+        stored = {k: v for k, v in read_config(values["resume"]).items() if not k.startswith("_") and k not in RETIRED_KEYS and k != "force"}
+        cfg = make_config(**{**stored, **values})
+        if not cfg.think_budgets:
+            check_resume(cfg, make_plan(cfg, card_of(cfg)))  # reads only: changed settings or data rows are refused
         print(message)
     return message is not None
 

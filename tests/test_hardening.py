@@ -198,3 +198,19 @@ def test_a_value_from_the_config_file_is_labelled_as_such(tmp_path, capsys):
     assert "max_new_tokens = 12  [--config]" in out
     assert main(["plan", "--config", str(cfg), "--max-new-tokens", "10"]) == 0
     assert "max_new_tokens = 10  [flag --max-new-tokens]" in capsys.readouterr().out
+
+
+def test_resume_of_a_finished_run_still_refuses_changed_data(tmp_path, capsys):
+    """A finished run's resume is a no-op only when its data and settings are what it ran on."""
+    from harness.cli import main
+
+    data = tmp_path / "d.jsonl"
+    data.write_text('{"question": "What is 2 + 2?", "answer": "#### 4"}\n{"question": "What is 3 + 3?", "answer": "#### 6"}\n')
+    assert main(["run", "--model", "fake:echo", "--tasks", "gsm8k", "--data-file", f"gsm8k={data}", "--output-dir", str(tmp_path / "o"),
+                 "--quiet"]) == 0
+    (run_dir,) = (tmp_path / "o").iterdir()
+    before = (run_dir / "run.json").read_bytes()
+    assert main(["run", "--resume", str(run_dir)]) == 0 and "already complete" in capsys.readouterr().out
+    data.write_text('{"question": "What is 50 + 50?", "answer": "#### 100"}\n' + data.read_text())
+    assert main(["run", "--resume", str(run_dir)]) == 2
+    assert "changed" in capsys.readouterr().err and (run_dir / "run.json").read_bytes() == before
