@@ -138,13 +138,12 @@ def test_mistyped_flag_is_one_line(capsys):
 def test_resume_of_finished_run_touches_nothing(tmp_path, capsys):
     from harness.cli import main
 
-    run = tmp_path / "r"
-    run.mkdir()
-    body = json.dumps({"status": "complete", "samples": {"done": 2, "planned": 2, "errors": 0}})
-    (run / "run.json").write_text(body)
-    (run / "samples.jsonl").write_text('{"id": "a"}\n{"id": "b"}\n')
+    assert main(["run", "--model", "fake:echo", "--limit", "2", "--output-dir", str(tmp_path / "o"), "--quiet"]) == 0
+    (run,) = (tmp_path / "o").iterdir()
+    body = (run / "run.json").read_bytes()
+    capsys.readouterr()
     assert main(["run", "--resume", str(run)]) == 0
-    assert (run / "run.json").read_text() == body
+    assert (run / "run.json").read_bytes() == body
     assert "already complete" in capsys.readouterr().out
     assert main(["run", "--resume", str(run), "--output-dir", str(tmp_path / "y")]) == 2
     assert "--output-dir cannot be used with --resume" in capsys.readouterr().err
