@@ -384,6 +384,13 @@ def paired_diff_ci(a: Sequence[Sequence[bool | float]], b: Sequence[Sequence[boo
             "MOVER of cluster-Wilson intervals, correlation 0 (the bootstrap had no spread)")
 
 
+def percentile(values: Sequence[float], q: float) -> float:
+    """The q-th percentile (0..100), linear interpolation between order statistics (numpy's default, as vLLM uses)."""
+    if not len(values):
+        raise ValueError("percentile of no values")
+    return float(np.percentile(np.asarray(values, dtype=float), q))
+
+
 def percentiles(values: Sequence[float | None]) -> dict:
     """{"mean", "p50", "p90", "p99"} of the non-None values (linear interpolation).
 

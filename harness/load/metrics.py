@@ -8,8 +8,7 @@ Definitions (docs/load.md maps them to vLLM, GuideLLM and evalscope):
 - E2EL: send to the last byte of the response.
 - duration: the level's first send to its last completion; throughputs divide by it.
 - goodput: requests that succeeded and met every SLO limit, per second (a failure never conforms).
-Percentiles interpolate linearly between order statistics (numpy's default, which vLLM uses);
-they are computed here without numpy and tested against it.
+Percentiles interpolate linearly between order statistics (numpy's default, which vLLM uses): harness.stats.percentile.
 """
 
 from __future__ import annotations
@@ -20,19 +19,10 @@ from collections.abc import Sequence
 
 from harness.errors import ConfigError
 from harness.load.schema import Dist, Goodput, LevelMetrics, RequestRecord, Saturation, Slo, Spread
+from harness.measure import timing
+from harness.stats import percentile
 
 SLO_KEYS = {"ttft": "ttft_s", "tpot": "tpot_s", "e2el": "e2el_s"}
-
-
-def percentile(xs: Sequence[float], q: float) -> float:
-    """The q-th percentile (0..100) with linear interpolation between order statistics."""
-    if not xs:
-        raise ValueError("percentile of no values")
-    s = sorted(xs)
-    pos = (len(s) - 1) * q / 100.0
-    lo = math.floor(pos)
-    hi = min(lo + 1, len(s) - 1)
-    return s[lo] + (s[hi] - s[lo]) * (pos - lo)
 
 
 def dist(xs: Sequence[float]) -> Dist:
@@ -45,10 +35,8 @@ def dist(xs: Sequence[float]) -> Dist:
 
 
 def tpot(rec: RequestRecord) -> float | None:
-    """(E2EL - TTFT) / (output tokens - 1), vLLM's TPOT; None for a failure or a single token."""
-    if not rec.ok or rec.e2el_s is None or rec.ttft_s is None or rec.output_tokens < 2:
-        return None
-    return (rec.e2el_s - rec.ttft_s) / (rec.output_tokens - 1)
+    """(E2EL - TTFT) / (output tokens - 1), vLLM's TPOT and the run's (measure.timing); None for a failure or a single token."""
+    return timing.tpot(rec.e2el_s, rec.ttft_s, rec.output_tokens) if rec.ok else None
 
 
 def error_kind(rec: RequestRecord) -> str:
