@@ -245,7 +245,7 @@ def main() -> int:
     clean_s = time.perf_counter() - t0
     clean = the_run_dir(tmp / "clean")
     ref_acc = json.loads((clean / "run.json").read_text())["tasks"]["gsm8k"]["metrics"]["accuracy"]["value"]
-    ref = {(r["id"], r["sample"]): r["output"] for r in rows_of(clean)}
+    ref = {(r["id"], r["sample"]): (r["output"], r.get("correct")) for r in rows_of(clean)}
     attempted = landed = resumed = lost = duplicated = changed = 0
     while landed < args.trials and attempted < 3 * args.trials:
         attempted += 1
@@ -259,19 +259,7 @@ def main() -> int:
         landed += 1
         run_dir = the_run_dir(out)
         before = count_rows(run_dir)
-        tries = 0
-        while not complete(run_dir) and tries < 3:
-            subprocess.run([sys.executable, "-m", "harness", "run", "--resume", str(run_dir), "--quiet"],
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            tries += 1
-        rows = rows_of(run_dir)
-        keys = [(r["id"], r["sample"]) for r in rows]
-        t_lost = len(set(ref) - set(keys))
-        t_dup = len(keys) - len(set(keys))
-        t_changed = sum(ref.get(k) != r["output"] for k, r in zip(keys, rows))
-        done = complete(run_dir)
-        acc = json.loads((run_dir / "run.json").read_text())["tasks"]["gsm8k"]["metrics"]["accuracy"]["value"] if done else None
-        t_changed += acc != ref_acc
+        done, t_lost, t_dup, t_changed, tries = check(run_dir, ref, ref_acc, "gsm8k")  # the same check as the special scenarios
         resumed += done
         lost, duplicated, changed = lost + t_lost, duplicated + t_dup, changed + t_changed
         print(f"attempt {attempted}: killed at {before} rows ({'at ' + str(target) if target else 'writing run.json'}), "
