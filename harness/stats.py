@@ -384,10 +384,8 @@ def paired_diff_ci(a: Sequence[Sequence[bool | float]], b: Sequence[Sequence[boo
             "MOVER of cluster-Wilson intervals, correlation 0 (the bootstrap had no spread)")
 
 
-def percentile(values: Sequence[float], q: float) -> float:
-    """The q-th percentile (0..100), linear interpolation between order statistics (numpy's default, as vLLM uses)."""
-    if not len(values):
-        raise ValueError("percentile of no values")
+def percentile(values: Sequence[float] | np.ndarray, q: float) -> float:
+    """The q-th percentile (0..100) of non-empty `values`, linear interpolation (numpy's default, as vLLM uses)."""
     return float(np.percentile(np.asarray(values, dtype=float), q))
 
 
@@ -399,5 +397,4 @@ def percentiles(values: Sequence[float | None]) -> dict:
     xs = np.array([float(v) for v in values if v is not None], dtype=float)
     if xs.size == 0:
         return {"mean": None, "p50": None, "p90": None, "p99": None}
-    p50, p90, p99 = np.percentile(xs, [50, 90, 99])
-    return {"mean": float(xs.mean()), "p50": float(p50), "p90": float(p90), "p99": float(p99)}
+    return {"mean": float(xs.mean()), **{f"p{q}": percentile(xs, q) for q in (50, 90, 99)}}
