@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from harness.backends.head import float32_greedy
 from harness.core.types import Completion, Request
 from harness.errors import Interrupted
 from harness.runtime import tokens as token_meter
@@ -90,7 +91,7 @@ def run(backend, requests: Sequence[Request], slots: int, on_done: OnDone | None
     mask: torch.Tensor | None = None
     results: dict[int, Completion] = {}
     seg = {"t0": _now(backend), "prefill_s": 0.0}
-    with torch.inference_mode():
+    with torch.inference_mode(), float32_greedy(model) as refiner:
         while waiting or rows:
             signum = should_stop()
             if signum:
@@ -120,6 +121,8 @@ def run(backend, requests: Sequence[Request], slots: int, on_done: OnDone | None
             for i, r in enumerate(stepping):
                 if eos and len(r.ids) < r.req.sampling.min_new_tokens:
                     scores[i, eos] = -float("inf")
+            if refiner is not None:  # greedy rows decide on float32 logits (head.py)
+                refiner.refine(scores, refiner.take(), [i for i, r in enumerate(stepping) if r.generator is None])
             if all(r.generator is None for r in stepping):
                 tokens = scores.argmax(dim=-1).tolist()
             else:

@@ -7,7 +7,7 @@ Sampling: each row draws from its own torch.Generator seeded by the request, so 
 depend on which batch it lands in; greedy decoding is plain argmax.
 Rows of one batch may have their own min/max new tokens: the batch runs to the longest target and
 each row is cut at its own. Continuous batching lives in continuous.py, compiled decoding (CUDA)
-in compiled.py; both are recorded in `info.engine`.
+in compiled.py, prepacked CPU weights in cpu_linear.py; each is recorded in `info.engine`.
 """
 
 from __future__ import annotations
@@ -22,8 +22,11 @@ from transformers import GenerationConfig, LogitsProcessor, LogitsProcessorList,
 from harness.backends.base import Backend, BackendOptions
 from harness.backends.compiled import BUCKET, generation_kwargs
 from harness.backends.compiled import decide as decide_compile
+from harness.backends.head import NOTE as HEAD_NOTE
+from harness.backends.head import applies as head_applies
+from harness.backends.head import float32_greedy
 from harness.backends.models import load as load_model
-from harness.backends.rows import cut_at_stop, draw, new_generator
+from harness.backends.rows import cut_at_stop, draw, new_generator, row_end
 from harness.core.architecture import kv_bytes_or_none
 from harness.core.fingerprint import from_hf_config
 from harness.core.prompt import hf_template, render
@@ -42,8 +45,9 @@ class RowSampler(LogitsProcessor):
     Returns scores where only the drawn token is finite, so the (greedy) generate loop picks it.
     Also masks token ids beyond the tokenizer (random models have larger embedding tables)."""
 
-    def __init__(self, requests: list[Request], vocab_limit: int | None, device, eos_ids=(), prompt_width: int = 0):
-        self.requests, self.vocab_limit = requests, vocab_limit
+    def __init__(self, requests: list[Request], vocab_limit: int | None, device, eos_ids=(), prompt_width: int = 0, refiner=None):
+        self.requests, self.vocab_limit, self.refiner = requests, vocab_limit, refiner
+        self.refined = [i for i, r in enumerate(requests) if r.sampling.greedy and r.sampling.repetition_penalty == 1.0]
         self.sample = not all(r.sampling.greedy for r in requests)
         self.generators = []
         if self.sample:
@@ -59,6 +63,8 @@ class RowSampler(LogitsProcessor):
             for i, m in enumerate(self.mins):
                 if made < m:
                     scores[i, self.eos] = -float("inf")
+        if self.refiner is not None:  # greedy rows decide on float32 logits (head.py)
+            self.refiner.refine(scores, self.refiner.take(), self.refined)
         if not self.sample:
             return scores
         out = torch.full_like(scores, -float("inf"))
@@ -141,6 +147,7 @@ class TransformersOptions(BackendOptions):
     trust_remote_code: bool = Field(False, description="run the model repository's own code")
     allow_pickle: bool = Field(False, description="load pickled (.bin) weights; safetensors only otherwise")
     compile: Literal["auto", "on", "off"] = Field("auto", description="static KV cache + torch.compile for decoding (CUDA; auto: on where it works)")
+    cpu_prepack: bool = Field(True, description="CPU: reorder bfloat16 linear weights once into oneDNN's layout (bit-identical, faster decoding)")
 
 
 class TransformersBackend(Backend):
@@ -171,7 +178,8 @@ class TransformersBackend(Backend):
     @classmethod
     def _load(cls, model: str, *, device: DeviceChoice, revision: str | None = None, trust_remote_code: bool = False,
               allow_pickle: bool = False, tokenizer: str | None = None, device_map: str | None = None,
-              max_memory: dict[str, str] | None = None, compile: str = "auto", **_ignored: Any) -> TransformersBackend:
+              max_memory: dict[str, str] | None = None, compile: str = "auto", cpu_prepack: bool = True,
+              **_ignored: Any) -> TransformersBackend:
         dtype = getattr(torch, device.dtype)
         placement = device_map or device.torch_device
         loaded = load_model(model, torch_dtype=dtype, device_map=placement, revision=revision, trust_remote_code=trust_remote_code,
@@ -194,6 +202,10 @@ class TransformersBackend(Backend):
         backend = cls(m, loaded.tokenizer, info, first_device)
         backend.compiled, why = decide_compile(compile, torch.device(first_device).type, m)
         info.engine.update(compiled=backend.compiled, compile_reason=why)
+        if torch.device(first_device).type == "cpu" and not backend.compiled:
+            from harness.backends.cpu_linear import prepack
+
+            info.engine.update(prepack(m) if cpu_prepack else {"cpu_prepack": False, "cpu_prepack_reason": "requested off: plain matmul"})
         return backend
 
     # ---- hooks ---------------------------------------------------------------------------
@@ -208,7 +220,8 @@ class TransformersBackend(Backend):
 
     def engine_sampling(self, sampling) -> dict:
         greedy = sampling.greedy
-        return {**NEUTRAL, "repetition_penalty": sampling.repetition_penalty, "decoding": "argmax" if greedy else "per-row sampler",
+        argmax = HEAD_NOTE if greedy and sampling.repetition_penalty == 1.0 and not self.compiled and head_applies(self.model) else "argmax"
+        return {**NEUTRAL, "repetition_penalty": sampling.repetition_penalty, "decoding": argmax if greedy else "per-row sampler",
                 "temperature": 0.0 if greedy else sampling.temperature, "top_p": 1.0 if greedy else sampling.top_p,
                 "top_k": 0 if greedy else sampling.top_k, "min_p": 0.0 if greedy else sampling.min_p}
 
@@ -329,9 +342,10 @@ class TransformersBackend(Backend):
                                    **{**NEUTRAL, "repetition_penalty": s0.repetition_penalty}, **static)
         if compiled:
             self._compile_shape(enc, gen_cfg)
-        sampler = RowSampler(requests, self.vocab_limit, self.device, eos_ids=self.eos_ids, prompt_width=enc.input_ids.shape[1])
         start = clock.start()
-        with torch.inference_mode():
+        with torch.inference_mode(), float32_greedy(self.model, off=compiled) as refiner:
+            sampler = RowSampler(requests, self.vocab_limit, self.device, eos_ids=self.eos_ids, prompt_width=enc.input_ids.shape[1],
+                                 refiner=refiner)
             out = self.model.generate(**enc, generation_config=gen_cfg, logits_processor=LogitsProcessorList([sampler]),
                                       stopping_criteria=StoppingCriteriaList([clock]))
         self.synchronize()
@@ -342,7 +356,7 @@ class TransformersBackend(Backend):
         for row, req in enumerate(requests):
             cap = req.sampling.max_new_tokens
             stop_step = clock.stopped_at.get(row)
-            step, reason = _row_end(new[row][:cap], self.eos_ids, stop_step if stop_step is not None and stop_step < cap else None)
+            step, reason = row_end(new[row][:cap], self.eos_ids, stop_step if stop_step is not None and stop_step < cap else None)
             generated = new[row][:step + 1]
             ids = generated[:-1] if reason == "eos" else generated  # the EOS token counts as output but is not text
             text = self.decode(ids)
@@ -368,17 +382,6 @@ class TransformersBackend(Backend):
         engine = self.info.engine
         engine["compile_warmup_s"] = engine.get("compile_warmup_s", 0.0) + time.perf_counter() - t0
         engine["compiled_shapes"] = sorted(self._compiled_shapes)
-
-
-def _row_end(ids: list[int], eos_ids: set[int], stop_step: int | None) -> tuple[int, str]:
-    """The step that produced a row's last token, and why it ended. After a row ends, generate
-    pads it (with EOS when pad = EOS), so the first EOS or the stop string, whichever came first."""
-    eos_step = next((i for i, t in enumerate(ids) if t in eos_ids), None)
-    if eos_step is not None and (stop_step is None or eos_step <= stop_step):
-        return eos_step, "eos"
-    if stop_step is not None:
-        return stop_step, "stop"
-    return len(ids) - 1, "length"
 
 
 def _layout(model):

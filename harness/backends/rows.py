@@ -36,3 +36,14 @@ def draw(scores: torch.Tensor, s, generator: torch.Generator) -> int:
 def cut_at_stop(text: str, stops) -> str:
     cuts = [text.rfind(s) for s in stops if s and s in text]
     return text[: max(cuts)] if cuts else text
+
+
+def row_end(ids: list[int], eos_ids: set[int], stop_step: int | None) -> tuple[int, str]:
+    """The step that produced a row's last token, and why it ended. After a row ends, generate
+    pads it (with EOS when pad = EOS), so the first EOS or the stop string, whichever came first."""
+    eos_step = next((i for i, t in enumerate(ids) if t in eos_ids), None)
+    if eos_step is not None and (stop_step is None or eos_step <= stop_step):
+        return eos_step, "eos"
+    if stop_step is not None:
+        return stop_step, "stop"
+    return len(ids) - 1, "length"
