@@ -26,14 +26,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -68,36 +65,6 @@ def summarise(name: str, run_json: Path, wall: float | None) -> dict:
             "output_tokens_per_s": perf.get("output_tokens_per_s"), "ttft_p50_s": (perf.get("ttft_s") or {}).get("p50"),
             "tpot_p50_s": (perf.get("tpot_s") or {}).get("p50"), "accuracy": task["metrics"]["accuracy"]["value"],
             "protocol": task["settings"].get("protocol"), "backend": run["model"]["backend"], "sampling": run["model"].get("sampling")}
-
-
-def free_port() -> int:
-    """A free TCP port on loopback."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def serve_vllm(model_dir: str, log: Path, wait_s: float) -> tuple[subprocess.Popen, str]:
-    """`vllm serve` on loopback with the settings the in-process engine uses (bf16, eager, neutral generation_config)."""
-    port = free_port()
-    env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": os.environ.get("VLLM_CPU_KVCACHE_SPACE", "2")}
-    vllm_bin = shutil.which("vllm") or str(Path(sys.executable).parent / "vllm")
-    proc = subprocess.Popen([vllm_bin, "serve", model_dir, "--host", "127.0.0.1", "--port", str(port), "--dtype", "bfloat16",
-                             "--enforce-eager", "--generation-config", "vllm", "--disable-log-requests"],
-                            stdout=log.open("w"), stderr=subprocess.STDOUT, env=env)
-    base = f"http://127.0.0.1:{port}/v1"
-    deadline = time.time() + wait_s
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"vllm serve exited ({proc.returncode}); see {log}")
-        try:
-            with urllib.request.urlopen(f"{base}/models", timeout=2) as r:
-                if r.status == 200:
-                    return proc, base
-        except OSError:
-            time.sleep(2)
-    proc.terminate()
-    raise RuntimeError(f"vllm serve was not ready in {wait_s:.0f} s; see {log}")
 
 
 def agreement(ref: dict, other: dict, model_dir: str) -> dict:
@@ -214,22 +181,16 @@ def main(argv: list[str] | None = None) -> int:
     if "openai-vllm-serve" in engines and args.reuse and served_done:
         runs["openai-vllm-serve"] = summarise("openai-vllm-serve", served_done[-1], None)
     elif "openai-vllm-serve" in engines:
-        server = None
-        try:
-            t0 = time.perf_counter()
-            server, base = serve_vllm(args.model_dir, tmp / "vllm-serve.log", wait_s=args.timeout)
-            print(f"vllm serve ready in {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
-            runs["openai-vllm-serve"] = harness_run("openai-vllm-serve", f"openai:{args.model_dir}", data, tmp, args,
-                                                    ["--base-url", base, "--batch-size", str(args.prompts)])
-        except (RuntimeError, OSError) as exc:
+        from harness.errors import HarnessError
+        from harness.load.server import ManagedServer
+
+        try:  # the launcher `harness load --serve vllm` uses: loopback, neutral generation_config, eager on CPU, always stopped
+            with ManagedServer("vllm", args.model_dir, tmp / "vllm-serve.log", ready_timeout_s=args.timeout) as server:
+                print(f"vllm serve ready in {server.ready_s:.0f} s", file=sys.stderr, flush=True)
+                runs["openai-vllm-serve"] = harness_run("openai-vllm-serve", f"openai:{args.model_dir}", data, tmp, args,
+                                                        ["--base-url", server.base_url, "--batch-size", str(args.prompts)])
+        except (HarnessError, OSError) as exc:
             runs["openai-vllm-serve"] = {"engine": "openai-vllm-serve", "error": str(exc)}
-        finally:
-            if server is not None:
-                server.terminate()
-                try:
-                    server.wait(timeout=60)
-                except subprocess.TimeoutExpired:
-                    server.kill()
     ok = {k: v for k, v in runs.items() if "run_dir" in v}
     pairs = []
     if "hf-static" in ok:

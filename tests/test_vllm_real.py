@@ -160,3 +160,21 @@ def test_loglikelihood_matches_transformers(engine, reference):
         assert g.logprob == pytest.approx(w.logprob, abs=0.15 + 0.05 * g.continuation_tokens)
         assert g.continuation_tokens == w.continuation_tokens and g.input_tokens == w.input_tokens
     assert got[0].greedy == want[0].greedy and got[0].logprob > got[1].logprob
+
+
+def test_vllm_serve_through_the_openai_engine_gives_the_in_process_greedy_outputs(engine, model_dir, tmp_path):
+    """The same model behind `vllm serve` (started as `harness load --serve vllm` starts it: neutral
+    generation_config, eager on CPU), asked through our openai: engine one request at a time, gives the
+    in-process engine's greedy tokens for the same requests one at a time; and the server was told no
+    default of the model's generation_config (Qwen's ships top_k 20, repetition_penalty 1.05...)."""
+    from harness.backends.openai import OpenAIBackend
+    from harness.load.server import ManagedServer
+
+    reqs = [_request("a"), _request("c", "Write a Python function that adds two numbers.", max_new_tokens=32)]
+    local = [engine.generate([r])[0] for r in reqs]
+    with ManagedServer("vllm", str(model_dir), tmp_path / "serve.log", ready_timeout_s=900) as server:
+        assert "--generation-config" in server.cmd and server.cmd[server.cmd.index("--generation-config") + 1] == "vllm"
+        served = OpenAIBackend(f"openai:{model_dir}", base_url=server.base_url, tokenizer=str(model_dir)).generate(reqs)
+    for r, a, b in zip(reqs, local, served):
+        assert b.text == a.text, f"{r.key}: served {b.text!r} vs in-process {a.text!r}"
+        assert b.output_tokens == a.output_tokens and b.finish_reason == a.finish_reason

@@ -25,6 +25,7 @@ import urllib.request
 from pathlib import Path
 from types import TracebackType
 
+from harness.backends.vllm_setup import cpu_kv_space_gib, cuda_present
 from harness.core.spec import parse as parse_spec
 from harness.errors import ConfigError, ModelLoadError
 from harness.load.schema import Served
@@ -60,7 +61,8 @@ def llama_crashes(model: str) -> str | None:
     return None if ok else f"{why}: served with use_extra_bufts off (harness.load.launch)"
 
 
-def command(engine: str, model: str, port: int, n_ctx: int | None, n_threads: int | None, no_extra_bufts: bool = False) -> list[str]:
+def command(engine: str, model: str, port: int, n_ctx: int | None, n_threads: int | None, no_extra_bufts: bool = False,
+            on_cpu: bool = False) -> list[str]:
     if engine == "llamacpp":
         launcher = ["-m", "harness.load.launch", "llama_cpp.server"] if no_extra_bufts else ["-m", "llama_cpp.server"]
         cmd = [sys.executable, *launcher, "--model", model, "--host", "127.0.0.1", "--port", str(port),
@@ -70,8 +72,13 @@ def command(engine: str, model: str, port: int, n_ctx: int | None, n_threads: in
         if n_threads:
             cmd += ["--n_threads", str(n_threads)]
         return cmd
+    # as the in-process engine builds it (backends/vllm.py): neutral decoding defaults, so the model's
+    # generation_config.json (Qwen's top_k 20, repetition_penalty 1.05, ...) never fills in what a
+    # request leaves unset; eager on CPU (graph capture and compile warm-up cost minutes on a few cores)
     cmd = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", model, "--host", "127.0.0.1",
-           "--port", str(port), "--disable-log-requests"]
+           "--port", str(port), "--generation-config", "vllm"]
+    if on_cpu:
+        cmd += ["--enforce-eager"]
     if n_ctx:
         cmd += ["--max-model-len", str(n_ctx)]
     return cmd
@@ -134,8 +141,12 @@ class ManagedServer:
         if self.engine == "llamacpp":
             self.note = llama_crashes(self.model)
         self.port = free_port()
-        self.cmd = command(self.engine, self.model, self.port, self.n_ctx, self.n_threads, no_extra_bufts=self.note is not None)
+        on_cpu = self.engine == "vllm" and not cuda_present()
+        self.cmd = command(self.engine, self.model, self.port, self.n_ctx, self.n_threads, no_extra_bufts=self.note is not None,
+                           on_cpu=on_cpu)
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        if on_cpu:  # the KV cache the in-process engine would size (VLLM_CPU_KVCACHE_SPACE when the user set it)
+            env["VLLM_CPU_KVCACHE_SPACE"] = str(cpu_kv_space_gib()[0])
         if self.note:  # the launcher is harness code: the child must import this harness
             import harness
 
