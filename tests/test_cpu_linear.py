@@ -1,8 +1,8 @@
 """Prepacked CPU linears (backends/cpu_linear.py): the engine's outputs do not change, only its speed.
 
 Any difference the packing made, in greedy tokens, sampled tokens, continuous batching or
-log-likelihoods, fails here; so do a shared (tied) weight being packed and a failed probe that
-still packs."""
+log-likelihoods at these (decoding-sized) shapes, fails here; so do a shared weight packed in place
+of the dense one, a head copy packed where memory is short, and a failed probe that still packs."""
 
 from __future__ import annotations
 
@@ -41,10 +41,13 @@ def test_packed_and_recorded(backends):
     packed, plain = backends
     layers = [m for m in packed.model.modules() if isinstance(m, PackedLinear)]
     assert layers and not any(isinstance(m, PackedLinear) for m in plain.model.modules())
-    assert packed.info.engine["cpu_prepack"] is True and f"{len(layers)} linear layers" in packed.info.engine["cpu_prepack_reason"]
+    notes = packed.info.engine
+    assert notes["cpu_prepack"] is True and f"{len(layers) - 1} linear layers" in notes["cpu_prepack_reason"]
     assert plain.info.engine == {**plain.info.engine, "cpu_prepack": False, "cpu_prepack_reason": "requested off: plain matmul"}
-    # the tied output head shares the embedding table, which lookups read dense
-    assert type(packed.model.lm_head) is nn.Linear and "1 kept dense" in packed.info.engine["cpu_prepack_reason"]
+    # the tied output head is packed as a copy: the embedding table it shares stays dense, for lookups and head.py
+    head, table = packed.model.lm_head, packed.model.model.embed_tokens
+    assert isinstance(head, PackedLinear) and head.weight is table.weight and type(table) is nn.Embedding
+    assert notes["cpu_prepack_head_copy_bytes"] == table.weight.numel() * 2 and "output head packed as a copy" in notes["cpu_prepack_reason"]
     assert packed.info.num_parameters == plain.info.num_parameters and packed.info.weight_bytes == plain.info.weight_bytes
 
 
@@ -76,7 +79,7 @@ def test_shared_weights_stay_dense_and_float32_is_left_alone():
         notes = prepack(model)
         assert torch.equal(model[:3](x), before)
     assert isinstance(model[0], PackedLinear) and type(model[2]) is nn.Linear and type(model[3][0]) is nn.Linear
-    assert notes["cpu_prepack"] and "1 linear layers" in notes["cpu_prepack_reason"] and "2 kept dense" in notes["cpu_prepack_reason"]
+    assert notes["cpu_prepack"] and "1 linear layers" in notes["cpu_prepack_reason"] and "2 sharing a weight" in notes["cpu_prepack_reason"]
     full = nn.Sequential(nn.Linear(4, 4))
     assert prepack(full) == {"cpu_prepack": False, "cpu_prepack_reason": "no bfloat16/float16 linear layer on the CPU to pack: plain matmul"}
     assert type(full[0]) is nn.Linear
@@ -87,3 +90,11 @@ def test_a_probe_that_disagrees_packs_nothing(monkeypatch):
     monkeypatch.setattr(cpu_linear, "_identical", lambda linear, hint: False)
     notes = prepack(model)
     assert notes["cpu_prepack"] is False and "bit for bit" in notes["cpu_prepack_reason"] and type(model[0]) is nn.Linear
+
+
+def test_the_head_stays_dense_where_a_packed_copy_would_not_fit(monkeypatch, tmp_path):
+    folder = tiny_model_folder(tmp_path / "m")
+    monkeypatch.setattr(cpu_linear, "_head_copy_fits", lambda head: False)
+    backend = TransformersBackend.from_options(str(folder), device=resolve("cpu", "bfloat16"))
+    assert type(backend.model.lm_head) is nn.Linear and "output head dense" in backend.info.engine["cpu_prepack_reason"]
+    assert "cpu_prepack_head_copy_bytes" not in backend.info.engine

@@ -1,18 +1,22 @@
-"""Prepacked linear layers for the transformers engine on CPU: the same outputs, faster decoding.
+"""Prepacked linear layers for the transformers engine on CPU: faster decoding, the same results at
+decoding shapes.
 
 PyTorch's plain `F.linear` on CPU hands a bfloat16 weight in its dense layout to oneDNN, which
 reorders it into its blocked (AMX/AVX-512) layout on every call. Decoding is a few rows against
 every weight of the model, so that reorder is paid once per weight per step. Reordering each
 weight once at load time (`torch.ops.mkldnn._reorder_linear_weight`, the same pair of ops that
 torch.compile's CPU freezing pass uses) and calling oneDNN on the packed weight
-(`torch.ops.mkldnn._linear_pointwise`) removes it: on a 2-core Xeon the Qwen2.5 0.5B decode step
-went from 121 to 95 ms at batch 8, with bit-identical outputs (docs/benchmarks.md).
+(`torch.ops.mkldnn._linear_pointwise`) removes it: Qwen2.5 0.5B, 16 GSM8K prompts x 256 tokens at
+batch 8 on a 2-core Xeon ran in 0.81 of the plain engine's time (docs/benchmarks.md).
 
-Only what keeps the numbers unchanged is packed: bfloat16/float16 `nn.Linear` layers on the CPU
-whose weight is not shared with another module (a tied embedding table is read by lookup) and
-that is not the output head (greedy decoding re-scores a few of its rows in float32, head.py),
-and only after a probe on the model's own first layer gives bit-identical results to `F.linear`. Anything else, or a torch without these
-ops, keeps PyTorch's plain matmul; the decision and its reason go to `info.engine`.
+Packed: bfloat16/float16 `nn.Linear` layers on the CPU whose weight no other module shares (a tied
+embedding table is read by lookup). The output head is packed as a copy beside its dense weight
+(the embedding or greedy re-scoring, head.py, reads the dense rows) where that copy is a small share
+of the free memory, and left dense otherwise. Only after a probe on the model's own first layer
+gives bit-identical results to `F.linear` at decoding shapes (1 to 3 x batch + 1 rows); a long
+prefill (hundreds of rows) may get another oneDNN kernel for a packed weight than for a dense one,
+which moves bfloat16 rounding as a different batch composition does. Anything else, or a torch
+without these ops, keeps PyTorch's plain matmul; the decision and its reason go to `info.engine`.
 """
 
 from __future__ import annotations
@@ -26,16 +30,20 @@ from torch import nn
 from harness.backends.head import output_head
 
 DTYPES = (torch.bfloat16, torch.float16)
+HEAD_COPY_FREE_SHARE = 8  # pack the head as a copy only where it is at most 1/8 of the free memory
 
 
 class PackedLinear(nn.Module):
-    """An `nn.Linear` whose weight is in oneDNN's blocked layout (inference only)."""
+    """An `nn.Linear` whose weight is in oneDNN's blocked layout (inference only). `keep_dense` keeps
+    the dense weight as `weight` too (the output head: its rows are re-scored in float32, head.py)."""
 
-    def __init__(self, linear: nn.Linear, batch_hint: int):
+    def __init__(self, linear: nn.Linear, batch_hint: int, keep_dense: bool = False):
         super().__init__()
         self.in_features, self.out_features = linear.in_features, linear.out_features
         self.register_buffer("packed", torch.ops.mkldnn._reorder_linear_weight(linear.weight.detach(), batch_hint), persistent=False)
         self.bias = linear.bias
+        if keep_dense:
+            self.weight = linear.weight
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.ops.mkldnn._linear_pointwise(x, self.packed, self.bias, "none", [], "")
@@ -54,24 +62,33 @@ def _why_not(model: nn.Module) -> str | None:
     return None
 
 
-def _candidates(model: nn.Module) -> tuple[list[tuple[nn.Module, str, nn.Linear]], int]:
-    """(parent, attribute, layer) for every packable linear; and how many were left dense: the output
-    head (greedy decoding re-scores its rows in float32, backends/head.py) and weights shared with
-    another module."""
+def _candidates(model: nn.Module) -> tuple[list[tuple[nn.Module, str, nn.Linear]], nn.Linear | None, int]:
+    """(parent, attribute, layer) for every packable linear but the output head; the head when it is
+    packable; and how many linears stay dense because another module shares their weight."""
     owners: dict[int, int] = {}
     for _, p in model.named_parameters(remove_duplicate=False):
         owners[p.data_ptr()] = owners.get(p.data_ptr(), 0) + 1
     head = output_head(model)
-    found, shared = [], 0
+    found, packable_head, shared = [], None, 0
     for parent in model.modules():
         for attr, child in parent.named_children():
             if type(child) is not nn.Linear or child.weight.device.type != "cpu" or child.weight.dtype not in DTYPES:
                 continue
-            if child is head or owners.get(child.weight.data_ptr(), 0) > 1:
+            if child is head:
+                packable_head = child
+            elif owners.get(child.weight.data_ptr(), 0) > 1:
                 shared += 1
-                continue
-            found.append((parent, attr, child))
-    return found, shared
+            else:
+                found.append((parent, attr, child))
+    return found, packable_head, shared
+
+
+def _head_copy_fits(head: nn.Linear) -> bool:
+    """A packed copy of the head (its dense weight stays: the embedding lookups or head.py read it) only
+    where it is a small share of the free memory."""
+    import psutil
+
+    return head.weight.numel() * head.weight.element_size() * HEAD_COPY_FREE_SHARE <= psutil.virtual_memory().available
 
 
 def _identical(linear: nn.Linear, batch_hint: int) -> bool:
@@ -89,7 +106,7 @@ def _identical(linear: nn.Linear, batch_hint: int) -> bool:
 def prepack(model: nn.Module, batch_hint: int = 8) -> dict[str, Any]:
     """Swap `model`'s packable linears for PackedLinear in place; returns the engine notes to record."""
     problem = _why_not(model)
-    found, shared = _candidates(model) if problem is None else ([], 0)
+    found, head, shared = _candidates(model) if problem is None else ([], None, 0)
     if problem is None and not found:
         problem = "no bfloat16/float16 linear layer on the CPU to pack"
     if problem is None:
@@ -104,6 +121,24 @@ def prepack(model: nn.Module, batch_hint: int = 8) -> dict[str, Any]:
         return {"cpu_prepack": False, "cpu_prepack_reason": f"{problem}: plain matmul"}
     for parent, attr, linear in found:
         setattr(parent, attr, PackedLinear(linear, batch_hint))
-    kept = f", {shared} kept dense (the output head, weights shared with another module)" if shared else ""
-    return {"cpu_prepack": True,
-            "cpu_prepack_reason": f"{len(found)} linear layers reordered once into oneDNN's blocked layout{kept} (bit-identical to F.linear)"}
+    notes: dict[str, Any] = {"cpu_prepack": True}
+    what = f"{len(found)} linear layers reordered once into oneDNN's blocked layout"
+    if head is not None and _head_copy_fits(head):
+        parent, attr = _owner(model, head)
+        setattr(parent, attr, PackedLinear(head, batch_hint, keep_dense=True))
+        notes["cpu_prepack_head_copy_bytes"] = head.weight.numel() * head.weight.element_size()
+        what += f", the output head packed as a copy beside its dense weight (+{notes['cpu_prepack_head_copy_bytes'] / 2**20:.0f} MiB)"
+    elif head is not None:
+        what += f", the output head dense (a packed copy would take over 1/{HEAD_COPY_FREE_SHARE} of the free memory)"
+    if shared:
+        what += f", {shared} sharing a weight with another module dense"
+    notes["cpu_prepack_reason"] = what + "; same results as F.linear at decoding shapes (probed)"
+    return notes
+
+
+def _owner(model: nn.Module, child: nn.Module) -> tuple[nn.Module, str]:
+    for parent in model.modules():
+        for attr, c in parent.named_children():
+            if c is child:
+                return parent, attr
+    raise ValueError("the module is not part of the model")

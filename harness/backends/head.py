@@ -40,14 +40,15 @@ def output_head(model: nn.Module) -> nn.Module | None:
 
 
 def applies(model: nn.Module) -> bool:
-    head = output_head(model)
-    return isinstance(head, nn.Linear) and head.weight.dtype in LOW_PRECISION and head.weight.device.type != "meta"
+    """A low-precision output head with a dense weight (an nn.Linear, or a packed one keeping it: cpu_linear.py)."""
+    weight = getattr(output_head(model), "weight", None)
+    return isinstance(weight, torch.Tensor) and weight.dim() == 2 and weight.dtype in LOW_PRECISION and weight.device.type != "meta"
 
 
 class Refiner:
     """Keeps the head's input of each forward (last position) while generating; `refine` fixes greedy rows."""
 
-    def __init__(self, head: nn.Linear):
+    def __init__(self, head: nn.Module):
         self.head = head
         self.seen: list[torch.Tensor] = []
 
@@ -66,7 +67,8 @@ class Refiner:
         """Overwrite, in place, the near-top scores of `rows` with their float32 logits."""
         if hidden is None or hidden.shape[0] != scores.shape[0]:
             return
-        weight, bias = self.head.weight, self.head.bias
+        weight, bias = self.head.weight, getattr(self.head, "bias", None)
+        assert isinstance(weight, torch.Tensor)  # applies() checked it
         eps = torch.finfo(weight.dtype).eps
         for i in rows:
             row = scores[i]
@@ -91,7 +93,7 @@ def float32_greedy(model: nn.Module, off: bool = False) -> Iterator[Refiner | No
         yield None
         return
     head = output_head(model)
-    assert isinstance(head, nn.Linear)  # applies() said so
+    assert head is not None  # applies() said so
     refiner = Refiner(head)
     hook = refiner.head.register_forward_hook(refiner.keep)
     try:

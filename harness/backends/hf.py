@@ -147,7 +147,7 @@ class TransformersOptions(BackendOptions):
     trust_remote_code: bool = Field(False, description="run the model repository's own code")
     allow_pickle: bool = Field(False, description="load pickled (.bin) weights; safetensors only otherwise")
     compile: Literal["auto", "on", "off"] = Field("auto", description="static KV cache + torch.compile for decoding (CUDA; auto: on where it works)")
-    cpu_prepack: bool = Field(True, description="CPU: reorder bfloat16 linear weights once into oneDNN's layout (bit-identical, faster decoding)")
+    cpu_prepack: bool = Field(True, description="CPU: reorder bfloat16 linear weights once into oneDNN's layout (faster decoding; backends/cpu_linear.py)")
 
 
 class TransformersBackend(Backend):
