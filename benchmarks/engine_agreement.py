@@ -188,7 +188,8 @@ def main(argv: list[str] | None = None) -> int:
             with ManagedServer("vllm", args.model_dir, tmp / "vllm-serve.log", ready_timeout_s=args.timeout) as server:
                 print(f"vllm serve ready in {server.ready_s:.0f} s", file=sys.stderr, flush=True)
                 runs["openai-vllm-serve"] = harness_run("openai-vllm-serve", f"openai:{args.model_dir}", data, tmp, args,
-                                                        ["--base-url", server.base_url, "--batch-size", str(args.prompts)])
+                                                        ["--base-url", server.base_url, "--batch-size", str(args.prompts),
+                                                         "--backend-option", f"tokenizer={args.model_dir}"])
         except (HarnessError, OSError) as exc:
             runs["openai-vllm-serve"] = {"engine": "openai-vllm-serve", "error": str(exc)}
     ok = {k: v for k, v in runs.items() if "run_dir" in v}

@@ -19,6 +19,7 @@ Outputs: console lines, `diff.json` and a self-contained `diff.html` in the outp
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -116,8 +117,26 @@ def check_pairable(run_a, run_b, rows_a: Sequence[dict], rows_b: Sequence[dict])
                           f"(first: {'/'.join(map(str, first))})", fix)
     differ_prompt = [k for k in ka if ka[k].get("prompt") != kb[k].get("prompt")]
     if differ_prompt:
+        first = differ_prompt[0]
+        for side, rows in (("A", ka), ("B", kb)):
+            if _as_messages(rows[first].get("prompt")):
+                raise ConfigError(f"run {side} recorded its prompts as chat messages (an openai: run without a local tokenizer), "
+                                  "so they cannot be checked against the other run's rendered prompts",
+                                  "rerun it with --backend-option tokenizer=MODEL_FOLDER (the served model's tokenizer) so its "
+                                  "prompts are recorded as the text the server's chat template makes")
         raise ConfigError(f"the runs sent different prompts for {len(differ_prompt)} of {len(ka)} sample(s) "
                           f"(first: {'/'.join(map(str, sorted(differ_prompt)[0]))}): a different protocol or chat template", fix)
+
+
+def _as_messages(prompt) -> bool:
+    """Is this recorded prompt a JSON list of chat messages (what an openai: run records without a tokenizer)?"""
+    if not isinstance(prompt, str) or not prompt.startswith("[{"):
+        return False
+    try:
+        value = json.loads(prompt)
+    except ValueError:
+        return False
+    return isinstance(value, list) and all(isinstance(m, dict) and "role" in m for m in value)
 
 
 # ---- divergence and its margin -------------------------------------------------------------------

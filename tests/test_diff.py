@@ -71,6 +71,8 @@ def test_html_escapes_model_text(tmp_path):
 @pytest.mark.parametrize("change, words", [
     ({"rows": [_row(0, "a", True)]}, "different items"),
     ({"rows": [_row(0, "a", True, prompt="another prompt"), _row(1, "b", True)]}, "different prompts"),
+    ({"rows": [_row(0, "a", True, prompt='[{"role": "user", "content": "q0"}]'), _row(1, "b", True)]},
+     "run B recorded its prompts as chat messages"),
     ({"settings": {**SETTINGS, "max_new_tokens": 16}}, "max_new_tokens 32 vs 16"),
     ({"settings": {**SETTINGS, "protocol": "plain"}}, "protocol 'qwen' vs 'plain'"),
 ])
