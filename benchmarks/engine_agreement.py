@@ -185,7 +185,8 @@ def main(argv: list[str] | None = None) -> int:
         from harness.load.server import ManagedServer
 
         try:  # the launcher `harness load --serve vllm` uses: loopback, neutral generation_config, eager on CPU, always stopped
-            with ManagedServer("vllm", args.model_dir, tmp / "vllm-serve.log", ready_timeout_s=args.timeout) as server:
+            with ManagedServer("vllm", args.model_dir, tmp / "vllm-serve.log", ready_timeout_s=args.timeout,
+                               prefix_caching=False) as server:
                 print(f"vllm serve ready in {server.ready_s:.0f} s", file=sys.stderr, flush=True)
                 runs["openai-vllm-serve"] = harness_run("openai-vllm-serve", f"openai:{args.model_dir}", data, tmp, args,
                                                         ["--base-url", server.base_url, "--batch-size", str(args.prompts),

@@ -46,3 +46,30 @@ def test_training_cost_doc_numbers_match_the_arithmetic():
                   f"{eff['peak'] / 1e12:,.0f} TFLOP/s", f"about {hours * eff['mfu'] / top / 1e6:.2f}M", f"above {100 * top:.1f}%",
                   f"about {hours * eff['mfu'] / 1e6:.2f}M"):
         assert shown in text, f"docs/training-cost.md no longer shows {shown!r}"
+
+
+def test_hf_speed_table_matches_its_raw_files():
+    """docs/benchmarks.md's transformers-vs-lm-eval table and run-1 figures, recomputed from the raw files."""
+    import statistics
+
+    text = (DOCS / "benchmarks.md").read_text(encoding="utf-8")
+    section = text[text.index("the transformers engine's CPU decoding against lm-eval"):]
+    section = section[:section.index("\n## ")] if "\n## " in section else section
+    for raw, rows in (("cpu-2026-12-07-hf-speed.json", {"harness": "prepacked linears", "harness-plain": "cpu_prepack=false",
+                                                        "lm-eval": "HFLM"}),):
+        doc = json.loads((DOCS / raw).read_text())
+        walls = doc["walls_s"]
+        for engine, label in rows.items():
+            line = next(ln for ln in section.splitlines() if ln.startswith("|") and label in ln)
+            med = statistics.median(walls[engine])
+            paired = statistics.median(a / b for a, b in zip(walls[engine], walls["lm-eval"]))
+            assert f"{med:.2f} s" in line and f"{doc['prompts'] * doc['max_new_tokens'] / med:.1f}" in line, line
+            if engine != "lm-eval":
+                assert f"{med / statistics.median(walls['lm-eval']):.3f}" in line and f"{paired:.3f}" in line, line
+    run1 = json.loads((DOCS / "cpu-2026-12-06-hf-speed-run1.json").read_text())
+    w = run1["walls_s"]
+    for shown in (f"{statistics.median(w['compiled']):.2f} s per pass", f"{run1['ratio_compiled_over_lmeval']:.3f} of lm-eval",
+                  f"paired {statistics.median(a / b for a, b in zip(w['compiled'], w['lm-eval'])):.3f}",
+                  f"{run1['compile_warmup_s']:.1f} s of compilation", f"at {run1['ratio_harness_over_lmeval']:.3f}",
+                  f"paired {statistics.median(a / b for a, b in zip(w['harness'], w['lm-eval'])):.3f}"):
+        assert shown in section, shown

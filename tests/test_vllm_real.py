@@ -143,6 +143,10 @@ def test_recorded_sampling_is_what_vllm_applied(engine):
     from harness.backends.vllm_setup import cuda_present
 
     assert "continuous" in engine.info.engine["scheduler"]
+    assert engine.info.engine["prefix_caching"] is False  # a request never reuses KV an earlier batch computed
+    cache_config = getattr(getattr(getattr(engine._llm, "llm_engine", None), "vllm_config", None), "cache_config", None)
+    if cache_config is not None:
+        assert cache_config.enable_prefix_caching is False
     if not cuda_present():  # the CPU defaults the engine sets itself
         assert engine.info.engine["compiled"] is False and engine.info.engine["kv_cache_gib"] >= 1
 
@@ -172,9 +176,10 @@ def test_vllm_serve_through_the_openai_engine_gives_the_in_process_greedy_output
 
     reqs = [_request("a"), _request("c", "Write a Python function that adds two numbers.", max_new_tokens=32)]
     local = [engine.generate([r])[0] for r in reqs]
-    with ManagedServer("vllm", str(model_dir), tmp_path / "serve.log", ready_timeout_s=900) as server:
+    with ManagedServer("vllm", str(model_dir), tmp_path / "serve.log", ready_timeout_s=900, prefix_caching=False) as server:
         assert "--generation-config" in server.cmd and server.cmd[server.cmd.index("--generation-config") + 1] == "vllm"
         served = OpenAIBackend(f"openai:{model_dir}", base_url=server.base_url, tokenizer=str(model_dir)).generate(reqs)
     for r, a, b in zip(reqs, local, served):
         assert b.text == a.text, f"{r.key}: served {b.text!r} vs in-process {a.text!r}"
         assert b.output_tokens == a.output_tokens and b.finish_reason == a.finish_reason
+

@@ -13,6 +13,9 @@ Token counts are exact: len(prompt_token_ids) and len(outputs[0].token_ids) (the
 included when sampled). Prompts are rendered here with the tokenizer's chat template and sent as
 token ids, so a template that writes its own BOS does not get a second one.
 
+Prefix caching is off unless asked (`prefix_caching`): with it, a request reuses KV that an earlier
+batch computed, and its output depends on what ran before it.
+
 Decoding: every request sets every knob explicitly and the engine is built with
 `generation_config="vllm"`, so neither vLLM's defaults nor the model's generation_config.json apply;
 run.json records the values read back from the `SamplingParams` vLLM built (after its own checks).
@@ -147,6 +150,8 @@ class VLLMOptions(BackendOptions):
     tensor_parallel_size: int = Field(1, ge=1, description="GPUs one model is split across")
     n_ctx: int | None = Field(None, gt=0, description="max_model_len (default: the model's)")
     tokenizer: str | None = Field(None, description="a tokenizer folder other than the model's")
+    prefix_caching: bool = Field(False, description="reuse earlier requests' cached KV for shared prompt prefixes (faster on "
+                                                    "repeated prompts; outputs then depend on what ran before)")
 
 
 class VLLMBackend(Backend):
@@ -166,9 +171,11 @@ class VLLMBackend(Backend):
         tensor_parallel_size: int = 1,
         n_ctx: int | None = None,
         tokenizer: str | None = None,
+        prefix_caching: bool = False,
     ):
         on_cpu = not cuda_present()
-        engine_notes: dict[str, Any] = {"scheduler": "vLLM's own continuous batching over each submitted batch of requests"}
+        engine_notes: dict[str, Any] = {"scheduler": "vLLM's own continuous batching over each submitted batch of requests",
+                                        "prefix_caching": bool(prefix_caching)}
         if on_cpu:  # vLLM reads it when the engine is built; set before import so every process sees it
             gib, why = cpu_kv_space_gib()
             os.environ["VLLM_CPU_KVCACHE_SPACE"] = str(gib)
@@ -184,6 +191,11 @@ class VLLMBackend(Backend):
             "tensor_parallel_size": int(tensor_parallel_size or 1),
             "disable_log_stats": False,  # V1 fills RequestOutput.metrics only with stats on
             "generation_config": "vllm",  # neutral defaults: the model's generation_config.json never applies
+            # off by default: a prefix's KV computed in an earlier batch (another shape, other rounding) makes a
+            # request's greedy output depend on what ran before it (measured on the CPU build: with it on, the same 2 of
+            # 6 GSM8K outputs at 128 tokens changed on every pass after the first); the llama.cpp engine does a full
+            # prefill for the same reason. vLLM's scheduling (which requests share a step) still varies with timing.
+            "enable_prefix_caching": bool(prefix_caching),
         }
         if on_cpu:
             kwargs["enforce_eager"] = True

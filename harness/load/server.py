@@ -62,7 +62,7 @@ def llama_crashes(model: str) -> str | None:
 
 
 def command(engine: str, model: str, port: int, n_ctx: int | None, n_threads: int | None, no_extra_bufts: bool = False,
-            on_cpu: bool = False) -> list[str]:
+            on_cpu: bool = False, prefix_caching: bool = True) -> list[str]:
     if engine == "llamacpp":
         launcher = ["-m", "harness.load.launch", "llama_cpp.server"] if no_extra_bufts else ["-m", "llama_cpp.server"]
         cmd = [sys.executable, *launcher, "--model", model, "--host", "127.0.0.1", "--port", str(port),
@@ -79,6 +79,8 @@ def command(engine: str, model: str, port: int, n_ctx: int | None, n_threads: in
            "--port", str(port), "--generation-config", "vllm"]
     if on_cpu:
         cmd += ["--enforce-eager"]
+    if not prefix_caching:  # each request prefills in full: its output cannot depend on what ran before
+        cmd += ["--no-enable-prefix-caching"]
     if n_ctx:
         cmd += ["--max-model-len", str(n_ctx)]
     return cmd
@@ -108,8 +110,10 @@ class ManagedServer:
     """`with ManagedServer(...) as srv:` -> srv.base_url; the server is stopped on leaving, always."""
 
     def __init__(self, engine: str, model: str, log_path: Path, *, ready_timeout_s: float = 300.0,
-                 n_ctx: int | None = None, n_threads: int | None = None):
+                 n_ctx: int | None = None, n_threads: int | None = None, prefix_caching: bool = True):
+        """`prefix_caching` (vLLM): on as deployed, for load tests; off where outputs are compared."""
         check_engine(engine, model)
+        self.prefix_caching = prefix_caching
         self.engine, self.model, self.log_path = engine, str(model), log_path
         self.ready_timeout_s = ready_timeout_s
         self.n_ctx, self.n_threads = n_ctx, n_threads
@@ -143,7 +147,7 @@ class ManagedServer:
         self.port = free_port()
         on_cpu = self.engine == "vllm" and not cuda_present()
         self.cmd = command(self.engine, self.model, self.port, self.n_ctx, self.n_threads, no_extra_bufts=self.note is not None,
-                           on_cpu=on_cpu)
+                           on_cpu=on_cpu, prefix_caching=self.prefix_caching)
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         if on_cpu:  # the KV cache the in-process engine would size (VLLM_CPU_KVCACHE_SPACE when the user set it)
             env["VLLM_CPU_KVCACHE_SPACE"] = str(cpu_kv_space_gib()[0])
