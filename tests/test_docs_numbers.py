@@ -73,3 +73,38 @@ def test_hf_speed_table_matches_its_raw_files():
                   f"{run1['compile_warmup_s']:.1f} s of compilation", f"at {run1['ratio_harness_over_lmeval']:.3f}",
                   f"paired {statistics.median(a / b for a, b in zip(w['harness'], w['lm-eval'])):.3f}"):
         assert shown in section, shown
+
+
+def _section(title_part: str) -> str:
+    text = (DOCS / "benchmarks.md").read_text(encoding="utf-8")
+    section = text[text.index(title_part):]
+    return section[:section.index("\n## ")] if "\n## " in section else section
+
+
+def test_greedy_head_and_knobs_figures_match_their_raw_files():
+    doc = json.loads((DOCS / "cpu-2026-12-07-greedy-head.json").read_text())
+    section = _section("how much of a bfloat16 greedy output the output head's rounding decides")
+    for pair in doc["pairs"]:
+        assert f"| {pair['a']} vs {pair['b']} | {pair['identical']} | {pair['identical_first_64']} |" in section, pair
+    knobs = json.loads((DOCS / "cpu-2026-12-07-hf-knobs.json").read_text())["paired_over_default"]
+    hf = _section("the transformers engine's CPU decoding against lm-eval")
+    assert f"took {knobs['1 thread']:.3f}x" in hf and f"eager attention instead of SDPA {knobs['eager attention']:.3f}x" in hf
+
+
+def test_engine_agreement_table_matches_its_raw_file():
+    import statistics
+
+    doc = json.loads((DOCS / "cpu-2026-12-07-engine-agreement.json").read_text())
+    section = _section("every engine against the others on the real model, 128 tokens")
+    rows = [ln for ln in section.splitlines() if ln.startswith("| ") and "/ 6" not in ln and "---" not in ln]
+    assert len(rows) == len(doc["agreement"])
+    shown = sorted((int(r.split("|")[2]), int(r.split("|")[3].split("(")[0]), sorted(float(x) for x in re.findall(r"\d\.\d{3}", r)))
+                   for r in rows)
+    want = sorted((p["identical"], p["near_tie"], sorted(round(d["margin"]["top2_margin"], 3) for d in p["divergences"]))
+                  for p in doc["agreement"])
+    assert shown == want
+    assert all(p["wide_margin"] == 0 and p["n"] == 6 for p in doc["agreement"])
+    v = doc["vllm_overhead"]
+    assert f"paired **{statistics.median(a / b for a, b in zip(v['harness_s'], v['direct_s'])):.3f}**" in section
+    assert f"ratio of medians {v['harness_over_direct']:.3f}" in section
+    assert f"**{doc['llamacpp_overhead']['llamacpp'][0]['engine_over_direct']:.3f}**" in section

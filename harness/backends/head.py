@@ -3,11 +3,11 @@
 A bfloat16 output head rounds each logit to 8 significant bits: between 16 and 32 the values are
 0.125 apart, so two tokens whose logits differ by less than that come out equal and argmax takes
 the lower token id. That coin flip, not the model, then decides a greedy token, and different
-kernels (another engine, another batch shape) flip it differently: on the real Qwen2.5 0.5B,
-30 GSM8K prompts, 128 tokens, the transformers engine's own output changed in 9 of 24 prompts
-between a bfloat16 and a float32 head, and it agreed with vLLM's CPU build on 18 of 30 prompts
-with a bfloat16 head against 22 of 30 when its greedy choice came from float32 logits
-(docs/benchmarks.md). llama.cpp computes its logits in float32 already.
+kernels (another engine, another batch shape) flip it differently: on the real Qwen2.5 0.5B, 30
+GSM8K prompts, 128 tokens, the head's rounding alone changed 12 of 30 of the transformers engine's
+greedy outputs, and deciding on float32 logits brought it from 15 to 25 of 30 outputs identical to
+the float32 model's (benchmarks/greedy_head.py, docs/benchmarks.md). llama.cpp computes its logits
+in float32 already.
 
 Recomputing the whole head in float32 would cost a float32 copy of the largest matrix (or 3-4x
 its time); instead only the tokens that rounding could have put on top are re-scored. With u the

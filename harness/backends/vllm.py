@@ -192,9 +192,10 @@ class VLLMBackend(Backend):
             "disable_log_stats": False,  # V1 fills RequestOutput.metrics only with stats on
             "generation_config": "vllm",  # neutral defaults: the model's generation_config.json never applies
             # off by default: a prefix's KV computed in an earlier batch (another shape, other rounding) makes a
-            # request's greedy output depend on what ran before it (measured on the CPU build: with it on, the same 2 of
-            # 6 GSM8K outputs at 128 tokens changed on every pass after the first); the llama.cpp engine does a full
-            # prefill for the same reason. vLLM's scheduling (which requests share a step) still varies with timing.
+            # request's greedy output depend on what ran before it (benchmarks/vllm_repeat.py on the CPU build: with it
+            # on, repeated passes over the same 6 GSM8K prompts changed 1-2 outputs at 128 tokens; with it off, none
+            # did); the llama.cpp engine does a full prefill for the same reason. Which requests share a scheduler
+            # step still varies with timing, so vLLM is not batch-invariant either way.
             "enable_prefix_caching": bool(prefix_caching),
         }
         if on_cpu:
