@@ -23,7 +23,9 @@ NOT_OURS = {
     "--burstiness": "vLLM bench serve's flag, named in load/arrivals.py's docstring",
     "--host": "llama_cpp.server's and vLLM's flag (load/server.py starts them)",
     "--port": "llama_cpp.server's and vLLM's flag (load/server.py starts them)",
-    "--disable-log-requests": "vLLM server's flag (load/server.py)",
+    "--generation-config": "vLLM server's flag (load/server.py)",
+    "--enforce-eager": "vLLM server's flag (load/server.py)",
+    "--no-enable-prefix-caching": "vLLM server's flag (load/server.py)",
     "--max-model-len": "vLLM server's flag (load/server.py)",
     "--no-binary": "pip's flag (backends/gguf_convert.py)",
 }

@@ -4,7 +4,8 @@ Timing: a stopping criterion runs after every decoding step; it synchronises the
 the clock, so step s has a timestamp. A row's TTFT is the first step's time (in a static batch all
 rows share the prefill), its e2e is the time of the step that produced its own last token.
 Sampling: each row draws from its own torch.Generator seeded by the request, so a sample does not
-depend on which batch it lands in; greedy decoding is plain argmax.
+depend on which batch it lands in; greedy decoding is argmax, over float32 logits when the head is
+bfloat16/float16 (head.py).
 Rows of one batch may have their own min/max new tokens: the batch runs to the longest target and
 each row is cut at its own. Continuous batching lives in continuous.py, compiled decoding (CUDA)
 in compiled.py, prepacked CPU weights in cpu_linear.py; each is recorded in `info.engine`.
