@@ -98,3 +98,41 @@ def test_the_head_stays_dense_where_a_packed_copy_would_not_fit(monkeypatch, tmp
     backend = TransformersBackend.from_options(str(folder), device=resolve("cpu", "bfloat16"))
     assert type(backend.model.lm_head) is nn.Linear and "output head dense" in backend.info.engine["cpu_prepack_reason"]
     assert "cpu_prepack_head_copy_bytes" not in backend.info.engine
+
+
+def test_packing_frees_each_dense_weight_as_it_goes(monkeypatch):
+    """Memory never holds a model's dense and packed weights together (a 7B model at 15 GiB under a
+    20 GiB limit packed at 2x ran out): every replaced layer's dense weight is gone when prepack returns,
+    and an allocation failure part-way leaves the rest dense with a note instead of failing the load."""
+    import weakref
+
+    torch.manual_seed(0)
+    model = nn.Sequential(*[nn.Linear(32, 32) for _ in range(4)]).to(torch.bfloat16)
+    dense = [weakref.ref(layer.weight) for layer in model]
+    real, alive = torch.ops.mkldnn._reorder_linear_weight, []
+
+    def counting(weight, hint):
+        alive.append(sum(ref() is not None for ref in dense))
+        return real(weight, hint)
+
+    monkeypatch.setattr(cpu_linear, "_reorder", counting)
+    assert prepack(model)["cpu_prepack"] is True
+    assert alive == [4, 4, 3, 2, 1]  # the probe, then each layer: the ones already packed are gone
+    assert all(ref() is None for ref in dense) and all(isinstance(m, PackedLinear) for m in model)
+
+    model = nn.Sequential(*[nn.Linear(32, 32) for _ in range(4)]).to(torch.bfloat16)
+    calls = []
+
+    def failing(weight, hint):
+        calls.append(1)
+        if len(calls) > 3:  # the probe's, then two layers, then "out of memory"
+            raise RuntimeError("DefaultCPUAllocator: can't allocate memory")
+        return real(weight, hint)
+
+    monkeypatch.setattr(cpu_linear, "_reorder", failing)
+    notes = prepack(model)
+    assert notes["cpu_prepack"] is True and notes["cpu_prepack_reason"].startswith("2 of 4 linear layers packed")
+    assert sum(isinstance(m, PackedLinear) for m in model) == 2
+    x = torch.randn(3, 32, dtype=torch.bfloat16)
+    with torch.no_grad():
+        model(x)  # half packed, half dense: still a working model

@@ -33,6 +33,10 @@ DTYPES = (torch.bfloat16, torch.float16)
 HEAD_COPY_FREE_SHARE = 8  # pack the head as a copy only where it is at most 1/8 of the free memory
 
 
+def _reorder(weight: torch.Tensor, batch_hint: int) -> torch.Tensor:
+    return torch.ops.mkldnn._reorder_linear_weight(weight, batch_hint)
+
+
 class PackedLinear(nn.Module):
     """An `nn.Linear` whose weight is in oneDNN's blocked layout (inference only). `keep_dense` keeps
     the dense weight as `weight` too (the output head: its rows are re-scored in float32, head.py)."""
@@ -40,7 +44,7 @@ class PackedLinear(nn.Module):
     def __init__(self, linear: nn.Linear, batch_hint: int, keep_dense: bool = False):
         super().__init__()
         self.in_features, self.out_features = linear.in_features, linear.out_features
-        self.register_buffer("packed", torch.ops.mkldnn._reorder_linear_weight(linear.weight.detach(), batch_hint), persistent=False)
+        self.register_buffer("packed", _reorder(linear.weight.detach(), batch_hint), persistent=False)
         self.bias = linear.bias
         if keep_dense:
             self.weight = linear.weight
@@ -85,10 +89,19 @@ def _candidates(model: nn.Module) -> tuple[list[tuple[nn.Module, str, nn.Linear]
 
 def _head_copy_fits(head: nn.Linear) -> bool:
     """A packed copy of the head (its dense weight stays: the embedding lookups or head.py read it) only
-    where it is a small share of the free memory."""
+    where it is a small share of the free memory, and of the address space left under a ulimit -v."""
     import psutil
 
-    return head.weight.numel() * head.weight.element_size() * HEAD_COPY_FREE_SHARE <= psutil.virtual_memory().available
+    free = psutil.virtual_memory().available
+    try:
+        import resource
+
+        limit = resource.getrlimit(resource.RLIMIT_AS)[0]
+    except (ImportError, OSError, ValueError):
+        limit = -1
+    if limit not in (-1, getattr(resource, "RLIM_INFINITY", -1)):
+        free = min(free, limit - psutil.Process().memory_info().vms)
+    return head.weight.numel() * head.weight.element_size() * HEAD_COPY_FREE_SHARE <= free
 
 
 def _identical(linear: nn.Linear, batch_hint: int) -> bool:
@@ -119,10 +132,19 @@ def prepack(model: nn.Module, batch_hint: int = 8) -> dict[str, Any]:
                 problem = "oneDNN's packed linear did not reproduce F.linear bit for bit on this machine"
     if problem is not None:
         return {"cpu_prepack": False, "cpu_prepack_reason": f"{problem}: plain matmul"}
-    for parent, attr, linear in found:
-        setattr(parent, attr, PackedLinear(linear, batch_hint))
+    total, done = len(found), 0
+    while found:  # pop as we go: a replaced layer's dense weight is freed at once, so memory never holds both copies
+        parent, attr, linear = found.pop()
+        try:
+            packed = PackedLinear(linear, batch_hint)
+        except RuntimeError as exc:  # out of memory (or a limit) part-way: the rest stay dense, and say so
+            return {"cpu_prepack": done > 0, "cpu_prepack_reason": f"{done} of {total} linear layers packed, then oneDNN's "
+                    f"reorder failed ({str(exc).splitlines()[0][:120]}): the rest use plain matmul"}
+        setattr(parent, attr, packed)
+        del linear, packed
+        done += 1
     notes: dict[str, Any] = {"cpu_prepack": True}
-    what = f"{len(found)} linear layers reordered once into oneDNN's blocked layout"
+    what = f"{total} linear layers reordered once into oneDNN's blocked layout"
     if head is not None and _head_copy_fits(head):
         parent, attr = _owner(model, head)
         setattr(parent, attr, PackedLinear(head, batch_hint, keep_dense=True))
