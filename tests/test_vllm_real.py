@@ -166,7 +166,7 @@ def test_loglikelihood_matches_transformers(engine, reference):
     assert got[0].greedy == want[0].greedy and got[0].logprob > got[1].logprob
 
 
-def test_vllm_serve_through_the_openai_engine_gives_the_in_process_greedy_outputs(engine, model_dir, tmp_path):
+def test_vllm_serve_gives_the_in_process_greedy_outputs(engine, model_dir, tmp_path):
     """The same model behind `vllm serve` (started as `harness load --serve vllm` starts it: neutral
     generation_config, eager on CPU), asked through our openai: engine one request at a time, gives the
     in-process engine's greedy tokens for the same requests one at a time; and the server was told no
