@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from harness.backends.head import float32_greedy
+from harness.backends.head import decides, float32_greedy
 from harness.core.types import Completion, Request
 from harness.errors import Interrupted
 from harness.runtime import tokens as token_meter
@@ -122,7 +122,7 @@ def run(backend, requests: Sequence[Request], slots: int, on_done: OnDone | None
                 if eos and len(r.ids) < r.req.sampling.min_new_tokens:
                     scores[i, eos] = -float("inf")
             if refiner is not None:  # greedy rows decide on float32 logits (head.py)
-                refiner.refine(scores, refiner.take(), [i for i, r in enumerate(stepping) if r.generator is None])
+                refiner.refine(scores, refiner.take(), [i for i, r in enumerate(stepping) if decides(r.req.sampling)])
             if all(r.generator is None for r in stepping):
                 tokens = scores.argmax(dim=-1).tolist()
             else:

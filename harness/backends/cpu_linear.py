@@ -66,20 +66,25 @@ def _why_not(model: nn.Module) -> str | None:
     return None
 
 
-def _candidates(model: nn.Module) -> tuple[list[tuple[nn.Module, str, nn.Linear]], nn.Linear | None, int]:
-    """(parent, attribute, layer) for every packable linear but the output head; the head when it is
-    packable; and how many linears stay dense because another module shares their weight."""
+Place = tuple[nn.Module, str, nn.Linear]  # (parent, attribute, layer)
+
+
+def _candidates(model: nn.Module) -> tuple[list[Place], Place | None, int]:
+    """Every packable linear but the output head; the head's place when it is packable; and how many
+    linears stay dense because another module shares their weight."""
     owners: dict[int, int] = {}
     for _, p in model.named_parameters(remove_duplicate=False):
         owners[p.data_ptr()] = owners.get(p.data_ptr(), 0) + 1
     head = output_head(model)
-    found, packable_head, shared = [], None, 0
+    found: list[Place] = []
+    packable_head: Place | None = None
+    shared = 0
     for parent in model.modules():
         for attr, child in parent.named_children():
             if type(child) is not nn.Linear or child.weight.device.type != "cpu" or child.weight.dtype not in DTYPES:
                 continue
             if child is head:
-                packable_head = child
+                packable_head = (parent, attr, child)
             elif owners.get(child.weight.data_ptr(), 0) > 1:
                 shared += 1
             else:
@@ -145,10 +150,10 @@ def prepack(model: nn.Module, batch_hint: int = 8) -> dict[str, Any]:
         done += 1
     notes: dict[str, Any] = {"cpu_prepack": True}
     what = f"{total} linear layers reordered once into oneDNN's blocked layout"
-    if head is not None and _head_copy_fits(head):
-        parent, attr = _owner(model, head)
-        setattr(parent, attr, PackedLinear(head, batch_hint, keep_dense=True))
-        notes["cpu_prepack_head_copy_bytes"] = head.weight.numel() * head.weight.element_size()
+    if head is not None and _head_copy_fits(head[2]):
+        parent, attr, linear = head
+        setattr(parent, attr, PackedLinear(linear, batch_hint, keep_dense=True))
+        notes["cpu_prepack_head_copy_bytes"] = linear.weight.numel() * linear.weight.element_size()
         what += f", the output head packed as a copy beside its dense weight (+{notes['cpu_prepack_head_copy_bytes'] / 2**20:.0f} MiB)"
     elif head is not None:
         what += f", the output head dense (a packed copy would take over 1/{HEAD_COPY_FREE_SHARE} of the free memory)"
@@ -157,10 +162,3 @@ def prepack(model: nn.Module, batch_hint: int = 8) -> dict[str, Any]:
     notes["cpu_prepack_reason"] = what + "; same results as F.linear at decoding shapes (probed)"
     return notes
 
-
-def _owner(model: nn.Module, child: nn.Module) -> tuple[nn.Module, str]:
-    for parent in model.modules():
-        for attr, c in parent.named_children():
-            if c is child:
-                return parent, attr
-    raise ValueError("the module is not part of the model")

@@ -45,6 +45,12 @@ def applies(model: nn.Module) -> bool:
     return isinstance(weight, torch.Tensor) and weight.dim() == 2 and weight.dtype in LOW_PRECISION and weight.device.type != "meta"
 
 
+def decides(sampling) -> bool:
+    """Does this row take its token from float32 logits? Greedy rows without a repetition penalty
+    (a penalised score is no longer the head's logit)."""
+    return bool(sampling.greedy and sampling.repetition_penalty == 1.0)
+
+
 class Refiner:
     """Keeps the head's input of each forward (last position) while generating; `refine` fixes greedy rows."""
 

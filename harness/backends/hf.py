@@ -25,6 +25,7 @@ from harness.backends.compiled import BUCKET, generation_kwargs
 from harness.backends.compiled import decide as decide_compile
 from harness.backends.head import NOTE as HEAD_NOTE
 from harness.backends.head import applies as head_applies
+from harness.backends.head import decides as head_decides
 from harness.backends.head import float32_greedy
 from harness.backends.models import load as load_model
 from harness.backends.rows import cut_at_stop, draw, new_generator, row_end
@@ -48,7 +49,7 @@ class RowSampler(LogitsProcessor):
 
     def __init__(self, requests: list[Request], vocab_limit: int | None, device, eos_ids=(), prompt_width: int = 0, refiner=None):
         self.requests, self.vocab_limit, self.refiner = requests, vocab_limit, refiner
-        self.refined = [i for i, r in enumerate(requests) if r.sampling.greedy and r.sampling.repetition_penalty == 1.0]
+        self.refined = [i for i, r in enumerate(requests) if head_decides(r.sampling)]
         self.sample = not all(r.sampling.greedy for r in requests)
         self.generators = []
         if self.sample:
@@ -221,7 +222,7 @@ class TransformersBackend(Backend):
 
     def engine_sampling(self, sampling) -> dict:
         greedy = sampling.greedy
-        argmax = HEAD_NOTE if greedy and sampling.repetition_penalty == 1.0 and not self.compiled and head_applies(self.model) else "argmax"
+        argmax = HEAD_NOTE if head_decides(sampling) and not self.compiled and head_applies(self.model) else "argmax"
         return {**NEUTRAL, "repetition_penalty": sampling.repetition_penalty, "decoding": argmax if greedy else "per-row sampler",
                 "temperature": 0.0 if greedy else sampling.temperature, "top_p": 1.0 if greedy else sampling.top_p,
                 "top_k": 0 if greedy else sampling.top_k, "min_p": 0.0 if greedy else sampling.min_p}
