@@ -79,22 +79,23 @@ def agreement(ref: dict, other: dict, model_dir: str) -> dict:
                              "why_unknown": p.margin_unknown} for p in d.pairs if not p.identical]}
 
 
-def vllm_overhead(model_dir: str, data: Path, args) -> dict:
-    """The harness's vLLM engine vs vllm.LLM.generate on the same ids and SamplingParams, alternating."""
+def gsm8k_requests(data: Path, n: int, sampling) -> list:
+    """The first `n` GSM8K items as `harness run --tasks gsm8k` asks a Qwen chat model for them (protocol qwen)."""
     from harness import protocols
-    from harness.backends.vllm import VLLMBackend, sampling_kwargs
-    from harness.planning.plan import request_for
+    from harness.planning.plan import TaskPlan, request_for
     from harness.tasks.gsm8k import GSM8K  # type: ignore[attr-defined]
 
     task = GSM8K()
-    items = task.load(str(data), args.prompts)
-    backend = VLLMBackend(model_dir, dtype="bfloat16")
-    from harness.backends.base import Sampling
-    from harness.planning.plan import TaskPlan
+    items = task.load(str(data), n)
+    plan = TaskPlan("gsm8k", task, items, 1, sampling, str(data), {"seed": 1234})
+    return [request_for(protocols.get("qwen"), plan, item, 0) for item in items]
 
-    sampling = Sampling(max_new_tokens=args.max_new_tokens)
-    tp = TaskPlan("gsm8k", task, items, 1, sampling, str(data), {"seed": 1234})
-    reqs = [request_for(protocols.get("qwen"), tp, item, 0) for item in items]
+
+def harness_and_direct(backend, reqs: list):
+    """Two ways to run `reqs` on one vLLM engine, each returning (seconds, token ids per request):
+    the harness's engine (`VLLMBackend.generate`) and `vllm.LLM.generate` on the same ids and SamplingParams."""
+    from harness.backends.vllm import sampling_kwargs
+
     ids = [{"prompt_token_ids": backend.prompt_ids(r)} for r in reqs]
     params = [backend._vllm.SamplingParams(**sampling_kwargs(r.sampling, r.seed)) for r in reqs]
 
@@ -108,6 +109,16 @@ def vllm_overhead(model_dir: str, data: Path, args) -> dict:
         out = backend._llm.generate(ids, params, use_tqdm=False)
         return time.perf_counter() - t0, [list(o.outputs[0].token_ids) for o in out]
 
+    return through_harness, direct
+
+
+def vllm_overhead(model_dir: str, data: Path, args) -> dict:
+    """The harness's vLLM engine vs vllm.LLM.generate on the same ids and SamplingParams, alternating."""
+    from harness.backends.base import Sampling
+    from harness.backends.vllm import VLLMBackend
+
+    backend = VLLMBackend(model_dir, dtype="bfloat16")
+    through_harness, direct = harness_and_direct(backend, gsm8k_requests(data, args.prompts, Sampling(max_new_tokens=args.max_new_tokens)))
     _, first = through_harness()  # warm-up, not timed; its tokens are what every later pass must give
     h: list[float] = []
     d: list[float] = []

@@ -33,19 +33,14 @@ SHARED = REPO.parent / "shared"
 
 def prompts(model_dir: str, data: Path, n: int) -> list[str]:
     """The prompts `harness run --tasks gsm8k` sends this model (protocol qwen: its chat template)."""
+    from engine_agreement import gsm8k_requests
     from transformers import AutoTokenizer
 
-    from harness import protocols
     from harness.backends.base import Sampling
     from harness.core.prompt import hf_template, render
-    from harness.planning.plan import TaskPlan, request_for
-    from harness.tasks.gsm8k import GSM8K  # type: ignore[attr-defined]
 
-    task = GSM8K()
-    items = task.load(str(data), n)
-    plan = TaskPlan("gsm8k", task, items, 1, Sampling(), str(data), {"seed": 1234})
     template = hf_template(AutoTokenizer.from_pretrained(model_dir))
-    return [render(request_for(protocols.get("qwen"), plan, item, 0), template) for item in items]
+    return [render(r, template) for r in gsm8k_requests(data, n, Sampling())]
 
 
 def transformers_variants(model_dir: str, texts: list[str], n_new: int) -> dict[str, list[list[int]]]:

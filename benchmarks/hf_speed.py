@@ -2,8 +2,9 @@
 
     python benchmarks/hf_speed.py --model-dir QWEN_BF16_FOLDER --out docs/cpu-<date>-hf-speed.json
 
-Work: the first --prompts GSM8K questions (16), rendered once by the harness (chat template) and
-given to both as the same text, greedy, every row forced to --max-new-tokens (256: min = max, so
+Work: the first --prompts GSM8K questions (16), each one user message with a step-by-step
+instruction, rendered once by the harness's renderer (the model's chat template; not the gsm8k
+task's system-prompt protocol) and given to both as the same text, greedy, every row forced to --max-new-tokens (256: min = max, so
 EOS cannot end a row early and both do exactly prompts x tokens decode steps' worth), bfloat16,
 batches of --batch-size (8) in lm-eval's order (longest prompt first), one process, each model
 loaded once. Passes alternate which engine goes first; the figures are harness / lm-eval as the
@@ -27,7 +28,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import sys
 import time
@@ -38,14 +38,6 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 SHARED = REPO.parent / "shared"
 INSTRUCTION = "\nPlease reason step by step, and put your final answer within \\boxed{}."
-
-
-def cpu_name() -> str:
-    try:
-        lines = Path("/proc/cpuinfo").read_text().splitlines()
-    except OSError:
-        return platform.processor() or platform.machine()
-    return next((ln.split(":", 1)[1].strip() for ln in lines if ln.startswith("model name")), platform.machine())
 
 
 def questions(path: Path, n: int) -> list[str]:
@@ -74,7 +66,7 @@ def main() -> int:
 
     from harness.backends.hf import TransformersBackend
     from harness.core.types import Request, Sampling
-    from harness.runtime.device import resolve
+    from harness.runtime.device import cpu_name, resolve
 
     n_new = args.max_new_tokens
     device = resolve("cpu", "bfloat16")
@@ -138,7 +130,7 @@ def main() -> int:
     }
     if "compiled" in med:
         doc["ratio_compiled_over_lmeval"] = med["compiled"] / med["lm-eval"]
-    print(f"\n{len(texts)} prompts x {n_new} tokens, batch {args.batch_size}, bfloat16, {doc['machine']['cpu']} ({os.cpu_count()} cores)")
+    print(f"\n{len(texts)} prompts x {n_new} tokens, batch {args.batch_size}, bfloat16, {doc['machine']['cpu']}")
     for name in names:
         print(f"  {name:14s} median {med[name]:7.2f} s  {tokens / med[name]:6.1f} tok/s  / lm-eval {med[name] / med['lm-eval']:.3f}")
     print(f"  harness vs harness-plain outputs identical: {same}/{len(texts)}")
@@ -154,6 +146,8 @@ def main() -> int:
 def knobs(backend, run_backend, args) -> int:
     """The harness engine at 64 tokens with its default settings, one intra-op thread, and eager attention."""
     import torch
+
+    from harness.runtime.device import cpu_name
 
     threads = torch.get_num_threads()
     default_attn = backend.model.config._attn_implementation

@@ -22,25 +22,16 @@ SHARED = REPO.parent / "shared"
 
 
 def passes(model_dir: str, data: Path, n: int, n_new: int, rounds: int, prefix_caching: bool) -> list[dict]:
-    from harness import protocols
-    from harness.backends.base import Sampling
-    from harness.backends.vllm import VLLMBackend, sampling_kwargs
-    from harness.planning.plan import TaskPlan, request_for
-    from harness.tasks.gsm8k import GSM8K  # type: ignore[attr-defined]
+    from engine_agreement import gsm8k_requests, harness_and_direct
 
-    task = GSM8K()
-    items = task.load(str(data), n)
+    from harness.backends.base import Sampling
+    from harness.backends.vllm import VLLMBackend
+
     backend = VLLMBackend(model_dir, dtype="bfloat16", prefix_caching=prefix_caching)
-    plan = TaskPlan("gsm8k", task, items, 1, Sampling(max_new_tokens=n_new), str(data), {"seed": 1234})
-    reqs = [request_for(protocols.get("qwen"), plan, item, 0) for item in items]
-    ids = [{"prompt_token_ids": backend.prompt_ids(r)} for r in reqs]
-    params = [backend._vllm.SamplingParams(**sampling_kwargs(r.sampling, r.seed)) for r in reqs]
+    through_harness, direct = harness_and_direct(backend, gsm8k_requests(data, n, Sampling(max_new_tokens=n_new)))
     found = []
     for i in range(rounds):
-        if i % 2 == 0:
-            toks = [c.token_ids for c in backend.generate(reqs)]
-        else:
-            toks = [list(o.outputs[0].token_ids) for o in backend._llm.generate(ids, params, use_tqdm=False)]
+        _, toks = (through_harness if i % 2 == 0 else direct)()
         found.append({"pass": i + 1, "through": "harness" if i % 2 == 0 else "direct", "tokens": toks})
     backend.close()
     first = found[0]["tokens"]
